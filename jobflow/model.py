@@ -1,0 +1,379 @@
+"""The JobFlow API (``workflow.kube-zen.io/v1alpha1``) as pydantic v2 models.
+
+These models are the single description of the API: the CRD schema is generated from them
+(``jobflow.crd``), the validation layer uses their field sets to report unknown fields, and the
+CLI/controller may use them as a typed view of a flow.
+
+Wire rules:
+- Field names are camelCase on the wire (``alias_generator``) and snake_case in Python
+  (``populate_by_name``). Dump with ``model_dump(by_alias=True, exclude_none=True, mode="json")``
+  so a round trip gives back what came in: optional fields default to ``None``, never to ``[]``.
+- Spec structures forbid unknown fields (a typo such as ``dependsOn`` is a user's mistake that
+  must be reported with its path). Embedded Kubernetes objects (``steps[].template``, the
+  resourceTemplates items, ``metadata``) are kept whole as JSON.
+- Status structures are an observation written by the controller; they accept and keep unknown
+  fields (and the CRD preserves them) so a newer controller's status is never pruned or
+  rejected by an older schema (the seed lost ``jobRef`` and outputs to pruning).
+- Enumerations are ``StrEnum``s; the CRD enums are generated from them, so every phase a
+  controller can write is accepted by the API server.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic.alias_generators import to_camel
+
+JsonObject = dict[str, JsonValue]
+
+
+class FlowPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    PAUSED = "Paused"
+    SUSPENDED = "Suspended"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+TERMINAL_FLOW_PHASES = frozenset({FlowPhase.SUCCEEDED, FlowPhase.FAILED})
+
+
+class StepPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+    PENDING_APPROVAL = "PendingApproval"
+
+
+TERMINAL_STEP_PHASES = frozenset({StepPhase.SUCCEEDED, StepPhase.FAILED, StepPhase.SKIPPED})
+
+
+class StepType(StrEnum):
+    JOB = "Job"
+    MANUAL = "Manual"
+
+
+class ConcurrencyPolicy(StrEnum):
+    ALLOW = "Allow"
+    FORBID = "Forbid"
+    REPLACE = "Replace"
+
+
+class BackoffType(StrEnum):
+    FIXED = "Fixed"
+    LINEAR = "Linear"
+    EXPONENTIAL = "Exponential"
+
+
+class PodFailureAction(StrEnum):
+    FAIL_JOB = "FailJob"
+    IGNORE = "Ignore"
+    COUNT = "Count"
+
+
+class ExitCodeOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+
+
+class ArchiveFormat(StrEnum):
+    TAR = "tar"
+    ZIP = "zip"
+
+
+class ArchiveCompression(StrEnum):
+    NONE = "none"
+    GZIP = "gzip"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class ConditionType(StrEnum):
+    ACCEPTED = "Accepted"
+    PROGRESSING = "Progressing"
+    COMPLETE = "Complete"
+    FAILED = "Failed"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    QUEUED = "Queued"
+
+
+class SpecModel(BaseModel):
+    """Base of every spec structure: camelCase on the wire, unknown fields are errors."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_enum_values=False,
+    )
+
+
+class StatusModel(BaseModel):
+    """Base of every status structure: camelCase on the wire, unknown fields kept."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+
+# --- spec.executionPolicy ------------------------------------------------------------------
+
+
+class OnExitCodes(SpecModel):
+    container_name: str | None = Field(
+        default=None, description="Container whose exit code is compared (default main)."
+    )
+    operator: ExitCodeOperator
+    values: list[int] = Field(description="Exit codes, each 0..255.")
+
+
+class PodFailurePolicyRule(SpecModel):
+    action: PodFailureAction
+    on_exit_codes: OnExitCodes
+
+
+class PodFailurePolicy(SpecModel):
+    rules: list[PodFailurePolicyRule]
+
+
+class ExecutionPolicy(SpecModel):
+    concurrency_policy: ConcurrencyPolicy | None = Field(
+        default=None, description="Allow, Forbid (default) or Replace, within concurrencyKey."
+    )
+    concurrency_key: str | None = Field(
+        default=None,
+        description="Flows of one namespace sharing this key form one concurrency group.",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, description="Delete the flow this long after completionTime (86400)."
+    )
+    pod_failure_policy: PodFailurePolicy | None = None
+    backoff_limit: int | None = Field(
+        default=None, description="Cap on the sum of retries over all steps (default 6)."
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None, description="The flow fails (DeadlineExceeded) this long after start."
+    )
+
+
+# --- spec.resourceTemplates ----------------------------------------------------------------
+
+
+class ResourceTemplates(SpecModel):
+    volume_claim_templates: list[JsonObject] | None = Field(
+        default=None, description="PersistentVolumeClaims created as <flow>-<metadata.name>."
+    )
+    config_map_templates: list[JsonObject] | None = Field(
+        default=None, description="ConfigMaps created as <flow>-<metadata.name>."
+    )
+
+
+# --- spec.steps[] --------------------------------------------------------------------------
+
+
+class StepMetadata(SpecModel):
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class Backoff(SpecModel):
+    type: BackoffType | None = None
+    factor: float | None = Field(default=None, description="Exponential factor (default 2.0).")
+    duration: str | None = Field(default=None, description="Go duration, e.g. 10s or 1m30s.")
+
+
+class RetryPolicy(SpecModel):
+    limit: int | None = Field(default=None, description="Retries after the first attempt (3).")
+    backoff: Backoff | None = None
+
+
+class KeySelector(SpecModel):
+    name: str
+    key: str
+    optional: bool | None = None
+
+
+class StepOutputRef(SpecModel):
+    """An output parameter of another step (an ancestor of the consuming step)."""
+
+    step: str
+    parameter: str
+
+
+class ParameterValueFrom(SpecModel):
+    """Exactly one source. ``jsonPath`` is the seed's ``<step>:$.expr`` into that step's Job."""
+
+    json_path: str | None = None
+    config_map_key_ref: KeySelector | None = None
+    secret_key_ref: KeySelector | None = None
+    step_output_ref: StepOutputRef | None = None
+
+
+class InputParameter(SpecModel):
+    name: str
+    value: str | None = None
+    value_from: ParameterValueFrom | None = None
+
+
+class HttpSource(SpecModel):
+    url: str
+    headers: dict[str, str] | None = None
+
+
+class InputArtifact(SpecModel):
+    name: str
+    from_: str | None = Field(default=None, alias="from", description="<step>[/<artifact>]")
+    path: str | None = None
+    http: HttpSource | None = None
+
+
+class OutputValueFrom(SpecModel):
+    json_path: str | None = Field(default=None, description="JSONPath into the step's own Job.")
+    termination_message_key: str | None = Field(
+        default=None,
+        description="Key in the container's termination message (key=value lines or JSON).",
+    )
+
+
+class OutputParameter(SpecModel):
+    name: str
+    value_from: OutputValueFrom | None = Field(
+        default=None,
+        description="Absent: the termination-message key of the same name as the parameter.",
+    )
+
+
+class Archive(SpecModel):
+    format: ArchiveFormat | None = None
+    compression: ArchiveCompression | None = None
+
+
+class SecretRef(SpecModel):
+    name: str
+    key: str | None = None
+
+
+class S3Location(SpecModel):
+    endpoint: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    access_key_id_secret_ref: SecretRef | None = Field(default=None, alias="accessKeyIDSecretRef")
+    secret_access_key_secret_ref: SecretRef | None = None
+
+
+class OutputArtifact(SpecModel):
+    name: str
+    path: str
+    optional: bool | None = None
+    archive: Archive | None = None
+    s3: S3Location | None = None
+
+
+class StepInputs(SpecModel):
+    parameters: list[InputParameter] | None = None
+    artifacts: list[InputArtifact] | None = None
+
+
+class StepOutputs(SpecModel):
+    parameters: list[OutputParameter] | None = None
+    artifacts: list[OutputArtifact] | None = None
+
+
+class Step(SpecModel):
+    name: str = Field(description="DNS-1123 label, unique within the flow.")
+    type: StepType | None = Field(default=None, description="Job (default) or Manual.")
+    message: str | None = Field(default=None, description="Shown while a Manual step waits.")
+    metadata: StepMetadata | None = None
+    dependencies: list[str] | None = None
+    retry_policy: RetryPolicy | None = None
+    timeout_seconds: int | None = Field(default=None, description="At most 30 days.")
+    when: str | None = Field(
+        default=None, description="always|never|true|false or a CEL expression over ancestors."
+    )
+    continue_on_failure: bool | None = None
+    template: JsonObject | None = Field(
+        default=None, description="A full batch/v1 Job manifest (Job steps only)."
+    )
+    inputs: StepInputs | None = None
+    outputs: StepOutputs | None = None
+
+
+class JobFlowSpec(SpecModel):
+    execution_policy: ExecutionPolicy | None = None
+    suspend: bool | None = Field(default=None, description="Start no new steps while true.")
+    resource_templates: ResourceTemplates | None = None
+    steps: list[Step]
+
+
+# --- status --------------------------------------------------------------------------------
+
+
+class Condition(StatusModel):
+    type: str
+    status: ConditionStatus
+    reason: str | None = None
+    message: str | None = None
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class JobRef(StatusModel):
+    name: str
+    namespace: str | None = None
+    uid: str | None = None
+
+
+class ArtifactStatus(StatusModel):
+    name: str
+    path: str | None = None
+
+
+class StepOutputsStatus(StatusModel):
+    parameters: dict[str, str] | None = None
+    artifacts: list[ArtifactStatus] | None = None
+
+
+class StepStatus(StatusModel):
+    name: str
+    phase: StepPhase
+    attempts: int | None = Field(default=None, description="Jobs created so far.")
+    job_ref: JobRef | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    outputs: StepOutputsStatus | None = None
+
+
+class Progress(StatusModel):
+    completed: int = 0
+    total: int = 0
+    succeeded: int | None = None
+    failed: int | None = None
+    skipped: int | None = None
+    display: str | None = Field(default=None, description='"done/total" for kubectl get.')
+
+
+class JobFlowStatus(StatusModel):
+    phase: FlowPhase | None = None
+    observed_generation: int | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    steps: list[StepStatus] | None = None
+    progress: Progress | None = None
+    conditions: list[Condition] | None = None
+
+
+class JobFlow(SpecModel):
+    api_version: str = "workflow.kube-zen.io/v1alpha1"
+    kind: str = "JobFlow"
+    metadata: JsonObject | None = None
+    spec: JobFlowSpec
+    status: JobFlowStatus | None = None

@@ -1,0 +1,97 @@
+"""Names, labels and annotation keys shared by the webhook, the controller and the CLI.
+
+Invariants:
+- ``job_name`` is a pure function of (flow name, flow uid, step, attempt): a reconcile pass that
+  runs twice computes the same name and finds the Job already there (adoption, not duplication).
+- Every name it returns is a valid DNS-1123 label of at most 63 characters, because the Job
+  controller copies the Job name into the ``job-name`` label of its pods (a label value is
+  limited to 63 characters; the seed's ``<flow>-<step>-<uid8>`` broke on long names).
+- Two different attempts (or steps, or flows with different uids) never share a name: the
+  suffix carries the attempt number and a hash of (uid, step, attempt).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Final
+
+GROUP: Final = "workflow.kube-zen.io"
+VERSION: Final = "v1alpha1"
+KIND: Final = "JobFlow"
+LIST_KIND: Final = "JobFlowList"
+PLURAL: Final = "jobflows"
+SINGULAR: Final = "jobflow"
+SHORT_NAMES: Final = ("jf", "flow")
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+CRD_NAME: Final = f"{PLURAL}.{GROUP}"
+
+LABEL_FLOW: Final = "workflow.kube-zen.io/flow"
+LABEL_STEP: Final = "workflow.kube-zen.io/step"
+LABEL_ATTEMPT: Final = "workflow.kube-zen.io/attempt"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY: Final = "zen-flow"
+# One annotation per Manual step on the JobFlow: "<prefix><step>": "true" approves, "false"
+# rejects. The seed used "workflow.kube-zen.io/approved/<step>", which has two slashes and is
+# rejected by the API server.
+APPROVE_ANNOTATION_PREFIX: Final = "approve.workflow.kube-zen.io/"
+
+# Kubernetes limits: a label value and a DNS-1123 label are at most 63 characters.
+MAX_LABEL_LENGTH: Final = 63
+# Hex digits of sha256 kept in generated names: 8 hex = 32 bits, collisions only matter between
+# the attempts of one flow, which also differ in the visible attempt number.
+_HASH_LENGTH: Final = 8
+
+_NOT_LABEL_CHARS = re.compile(r"[^a-z0-9-]+")
+
+
+def approve_annotation(step: str) -> str:
+    """The annotation key that approves (``"true"``) or rejects (``"false"``) a Manual step."""
+    return f"{APPROVE_ANNOTATION_PREFIX}{step}"
+
+
+def _digest(*parts: str) -> str:
+    joined = "\x00".join(parts).encode()
+    return hashlib.sha256(joined).hexdigest()[:_HASH_LENGTH]
+
+
+def _label_safe(text: str) -> str:
+    """Lower-case and map every character outside [a-z0-9-] to '-' (dots included)."""
+    return _NOT_LABEL_CHARS.sub("-", text.lower())
+
+
+def job_name(flow_name: str, flow_uid: str, step: str, attempt: int) -> str:
+    """The deterministic name of the Job that runs ``attempt`` (0-based) of ``step``.
+
+    Shape: ``<flow>-<step>-<attempt>-<hash8>``, with ``<flow>-<step>`` cut so the whole name fits
+    in 63 characters. The hash covers the uid, so a flow deleted and re-created under the same
+    name does not collide with Jobs of its predecessor that are still being garbage-collected.
+    """
+    if attempt < 0:
+        raise ValueError(f"attempt must be >= 0, got {attempt}")
+    suffix = f"-{attempt}-{_digest(flow_uid, step, str(attempt))}"
+    prefix = _label_safe(f"{flow_name}-{step}")[: MAX_LABEL_LENGTH - len(suffix)]
+    # A DNS-1123 label must start and end with an alphanumeric character.
+    prefix = prefix.strip("-") or "job"
+    return f"{prefix}{suffix}"
+
+
+def label_value(value: str) -> str:
+    """``value`` if it fits in a label value, else a readable cut plus a hash of the whole.
+
+    Flow names are DNS-1123 subdomains (up to 253 characters, dots allowed) but label values
+    stop at 63; the controller selects a flow's Jobs by ``LABEL_FLOW=label_value(flow name)``.
+    """
+    if len(value) <= MAX_LABEL_LENGTH and _LABEL_VALUE.fullmatch(value):
+        return value
+    suffix = f"-{_digest(value)}"
+    prefix = _label_safe(value)[: MAX_LABEL_LENGTH - len(suffix)].strip("-") or "x"
+    return f"{prefix}{suffix}"
+
+
+def resource_name(flow_name: str, template_name: str) -> str:
+    """The real name of a resourceTemplates object: ``<flow>-<name>``."""
+    return f"{flow_name}-{template_name}"
+
+
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?")
