@@ -1,0 +1,118 @@
+"""Defaults of the JobFlow API, as a filled copy and as an RFC 6902 JSONPatch.
+
+One table (``_defaults``) produces both forms, so the mutating webhook (which returns
+``default_patch``) and the controller (which applies ``apply_defaults`` in memory to flows
+admitted while the webhook was down) can never disagree. The invariant the tests check:
+applying ``default_patch(obj)`` to ``obj`` gives exactly ``apply_defaults(obj)``.
+
+The defaults (DESIGN section 3): executionPolicy concurrencyPolicy Forbid,
+ttlSecondsAfterFinished 86400, backoffLimit 6; step type Job; retryPolicy.limit 3 when a
+retryPolicy is given without a limit (an explicit 0 means no retries); backoff factor 2.0 when
+a backoff is given without a factor.
+
+Parts of the object with the wrong shape (e.g. ``steps`` that is not a list) are left alone:
+defaulting never fails, validation reports the problem.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Final
+
+from pydantic import JsonValue
+
+DEFAULT_CONCURRENCY_POLICY: Final = "Forbid"
+DEFAULT_TTL_SECONDS_AFTER_FINISHED: Final = 86400  # one day, as the seed
+DEFAULT_BACKOFF_LIMIT: Final = 6  # the seed's (and batch/v1 Job's) default
+DEFAULT_STEP_TYPE: Final = "Job"
+DEFAULT_RETRY_LIMIT: Final = 3
+DEFAULT_BACKOFF_FACTOR: Final = 2.0
+
+_EXECUTION_POLICY_DEFAULTS: Final[tuple[tuple[str, JsonValue], ...]] = (
+    ("concurrencyPolicy", DEFAULT_CONCURRENCY_POLICY),
+    ("ttlSecondsAfterFinished", DEFAULT_TTL_SECONDS_AFTER_FINISHED),
+    ("backoffLimit", DEFAULT_BACKOFF_LIMIT),
+)
+
+# A default is (path of parent objects from the root, key, value). Parents listed in the path
+# all exist in the input, except possibly the last one for executionPolicy, which is handled
+# by emitting one "add" of the whole object (a JSONPatch "add" fails on a missing parent).
+_Default = tuple[tuple[str | int, ...], str, JsonValue]
+
+
+def escape_pointer_token(token: str | int) -> str:
+    """Escape one RFC 6901 reference token: '~' becomes '~0' and '/' becomes '~1'."""
+    return str(token).replace("~", "~0").replace("/", "~1")
+
+
+def _pointer(parts: tuple[str | int, ...]) -> str:
+    return "".join("/" + escape_pointer_token(p) for p in parts)
+
+
+def _is_absent(parent: Mapping[str, object], key: str) -> bool:
+    # An explicit null is treated as absent: the API server drops nulls from objects anyway.
+    return parent.get(key) is None
+
+
+def _step_defaults(step: Mapping[str, object], index: int) -> list[_Default]:
+    found: list[_Default] = []
+    base: tuple[str | int, ...] = ("spec", "steps", index)
+    if _is_absent(step, "type"):
+        found.append((base, "type", DEFAULT_STEP_TYPE))
+    retry = step.get("retryPolicy")
+    if isinstance(retry, Mapping):
+        if _is_absent(retry, "limit"):
+            found.append(((*base, "retryPolicy"), "limit", DEFAULT_RETRY_LIMIT))
+        backoff = retry.get("backoff")
+        if isinstance(backoff, Mapping) and _is_absent(backoff, "factor"):
+            found.append(((*base, "retryPolicy", "backoff"), "factor", DEFAULT_BACKOFF_FACTOR))
+    return found
+
+
+def _defaults(obj: Mapping[str, object]) -> list[_Default]:
+    spec = obj.get("spec")
+    if not isinstance(spec, Mapping):
+        return []
+    found: list[_Default] = []
+    policy = spec.get("executionPolicy")
+    if policy is None:
+        whole: dict[str, JsonValue] = dict(_EXECUTION_POLICY_DEFAULTS)
+        found.append((("spec",), "executionPolicy", whole))
+    elif isinstance(policy, Mapping):
+        for key, value in _EXECUTION_POLICY_DEFAULTS:
+            if _is_absent(policy, key):
+                found.append((("spec", "executionPolicy"), key, value))
+    steps = spec.get("steps")
+    if isinstance(steps, list):
+        for index, step in enumerate(steps):
+            if isinstance(step, Mapping):
+                found.extend(_step_defaults(step, index))
+    return found
+
+
+def default_patch(obj: Mapping[str, object]) -> list[dict[str, JsonValue]]:
+    """RFC 6902 operations that fill exactly the missing defaults of ``obj`` (may be empty).
+
+    Every operation is an ``add`` whose parent exists in ``obj`` (``add`` replaces an explicit
+    null value, which the API server would drop anyway).
+    """
+    return [
+        {"op": "add", "path": _pointer((*parent, key)), "value": copy.deepcopy(value)}
+        for parent, key, value in _defaults(obj)
+    ]
+
+
+def apply_defaults(obj: Mapping[str, object]) -> dict[str, object]:
+    """A deep copy of ``obj`` with the defaults filled in; ``obj`` is not modified."""
+    result: dict[str, object] = copy.deepcopy(dict(obj))
+    for parent_path, key, value in _defaults(obj):
+        parent: object = result
+        for part in parent_path:
+            if isinstance(parent, dict) and isinstance(part, str):
+                parent = parent[part]
+            elif isinstance(parent, list) and isinstance(part, int):
+                parent = parent[part]
+        if isinstance(parent, dict):
+            parent[key] = copy.deepcopy(value)
+    return result
