@@ -21,11 +21,19 @@ Wire rules:
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
 
-JsonObject = dict[str, JsonValue]
+# Embedded Kubernetes objects are kept whole and not validated here (validation.py checks the
+# parts that matter); ``object`` keeps pydantic from walking them, which is most of a flow.
+JsonObject = dict[str, object]
+
+_E = TypeVar("_E")
+# Models are strict (no "5" for 5, no 1 for true: the API server would refuse those too),
+# except enumerations, which arrive as plain strings from decoded JSON.
+Lax = Annotated[_E, Strict(False)]
 
 
 class FlowPhase(StrEnum):
@@ -112,14 +120,16 @@ class SpecModel(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         extra="forbid",
-        use_enum_values=False,
+        strict=True,
     )
 
 
 class StatusModel(BaseModel):
     """Base of every status structure: camelCase on the wire, unknown fields kept."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="allow", strict=True
+    )
 
 
 # --- spec.executionPolicy ------------------------------------------------------------------
@@ -129,12 +139,12 @@ class OnExitCodes(SpecModel):
     container_name: str | None = Field(
         default=None, description="Container whose exit code is compared (default main)."
     )
-    operator: ExitCodeOperator
+    operator: Lax[ExitCodeOperator]
     values: list[int] = Field(description="Exit codes, each 0..255.")
 
 
 class PodFailurePolicyRule(SpecModel):
-    action: PodFailureAction
+    action: Lax[PodFailureAction]
     on_exit_codes: OnExitCodes
 
 
@@ -143,7 +153,7 @@ class PodFailurePolicy(SpecModel):
 
 
 class ExecutionPolicy(SpecModel):
-    concurrency_policy: ConcurrencyPolicy | None = Field(
+    concurrency_policy: Lax[ConcurrencyPolicy] | None = Field(
         default=None, description="Allow, Forbid (default) or Replace, within concurrencyKey."
     )
     concurrency_key: str | None = Field(
@@ -183,7 +193,7 @@ class StepMetadata(SpecModel):
 
 
 class Backoff(SpecModel):
-    type: BackoffType | None = None
+    type: Lax[BackoffType] | None = None
     factor: float | None = Field(default=None, description="Exponential factor (default 2.0).")
     duration: str | None = Field(default=None, description="Go duration, e.g. 10s or 1m30s.")
 
@@ -250,8 +260,8 @@ class OutputParameter(SpecModel):
 
 
 class Archive(SpecModel):
-    format: ArchiveFormat | None = None
-    compression: ArchiveCompression | None = None
+    format: Lax[ArchiveFormat] | None = None
+    compression: Lax[ArchiveCompression] | None = None
 
 
 class SecretRef(SpecModel):
@@ -287,7 +297,7 @@ class StepOutputs(SpecModel):
 
 class Step(SpecModel):
     name: str = Field(description="DNS-1123 label, unique within the flow.")
-    type: StepType | None = Field(default=None, description="Job (default) or Manual.")
+    type: Lax[StepType] | None = Field(default=None, description="Job (default) or Manual.")
     message: str | None = Field(default=None, description="Shown while a Manual step waits.")
     metadata: StepMetadata | None = None
     dependencies: list[str] | None = None
@@ -316,7 +326,7 @@ class JobFlowSpec(SpecModel):
 
 class Condition(StatusModel):
     type: str
-    status: ConditionStatus
+    status: Lax[ConditionStatus]
     reason: str | None = None
     message: str | None = None
     last_transition_time: str | None = None
@@ -341,7 +351,7 @@ class StepOutputsStatus(StatusModel):
 
 class StepStatus(StatusModel):
     name: str
-    phase: StepPhase
+    phase: Lax[StepPhase]
     attempts: int | None = Field(default=None, description="Jobs created so far.")
     job_ref: JobRef | None = None
     start_time: str | None = None
@@ -362,7 +372,7 @@ class Progress(StatusModel):
 
 
 class JobFlowStatus(StatusModel):
-    phase: FlowPhase | None = None
+    phase: Lax[FlowPhase] | None = None
     observed_generation: int | None = None
     start_time: str | None = None
     completion_time: str | None = None
