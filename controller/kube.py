@@ -1,0 +1,484 @@
+"""The Kubernetes API as the controller sees it: the ONLY module in controller/ importing `kubernetes`.
+
+Design:
+- The official client builds the connection (kubeconfig or in-cluster service account: TLS, CA,
+  bearer token, exec plugins) and its `ApiClient.call_api` sends requests. We skip its model
+  (de)serialisation: objects are plain JSON dicts, decoded once with `json.loads`. That keeps the
+  controller's per-request CPU small and lets custom and built-in kinds share one code path.
+- Every failure is mapped once onto our own hierarchy, and the class says what happens next:
+  NotFound / AlreadyExists / Conflict / Gone / Invalid / Forbidden are permanent answers the caller
+  decides on; Transient (5xx, 429, timeouts, connection errors) means "retry later".
+- A token bucket caps the request rate (QPS with a burst), like client-go's client-side limiter,
+  so a burst of reconciles cannot flood the API server. Long-running watch streams take one token
+  when they open.
+- Each request is reported to an observer as (verb, code) so metrics can count API requests
+  without this module knowing about Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+
+log = logging.getLogger(__name__)
+
+JSONDict = dict[str, Any]
+RequestObserver = Callable[[str, str], None]  # (verb, code) -> None
+
+# Reads that outlive this are treated as a stalled connection (Transient), not waited on forever.
+DEFAULT_REQUEST_TIMEOUT = 30.0
+# Slack added to a watch's server-side timeoutSeconds before the client gives up on the socket.
+WATCH_READ_SLACK = 15.0
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+class ApiError(Exception):
+    """An API request failed. ``code`` is the HTTP status (0 when no response arrived)."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, code: int = 0, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+
+
+class NotFound(ApiError):
+    """404: the object (or its namespace) does not exist."""
+
+
+class AlreadyExists(ApiError):
+    """409 AlreadyExists on create: an object with that name exists."""
+
+
+class Conflict(ApiError):
+    """409 Conflict: a stale resourceVersion; re-read and try again."""
+
+    retryable = True
+
+
+class Gone(ApiError):
+    """410: the resourceVersion is too old (watch/list must start over)."""
+
+
+class Invalid(ApiError):
+    """400/422: the request or object was rejected as malformed or invalid."""
+
+
+class Forbidden(ApiError):
+    """401/403: the service account lacks permission; fix RBAC."""
+
+
+class Transient(ApiError):
+    """5xx, 429, timeouts, connection errors: the same request may succeed later."""
+
+    retryable = True
+
+
+def _error_for(code: int, body: bytes | str | None, fallback: str) -> ApiError:
+    message, reason = fallback, ""
+    if body:
+        try:
+            status = json.loads(body)
+            message = str(status.get("message") or fallback)
+            reason = str(status.get("reason") or "")
+        except (ValueError, AttributeError):
+            message = (body.decode(errors="replace") if isinstance(body, bytes) else body)[:300]
+    cls: type[ApiError]
+    if code == 404:
+        cls = NotFound
+    elif code == 409:
+        cls = AlreadyExists if reason == "AlreadyExists" else Conflict
+    elif code == 410:
+        cls = Gone
+    elif code in (400, 422):
+        cls = Invalid
+    elif code in (401, 403):
+        cls = Forbidden
+    else:
+        cls = Transient
+    return cls(message, code=code, reason=reason)
+
+
+# --------------------------------------------------------------------------------------------
+# Resources
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Resource:
+    """One API resource: where its collection lives."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    def path(
+        self, namespace: str | None = None, name: str | None = None, subresource: str | None = None
+    ) -> str:
+        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{name}"
+            if subresource:
+                base += f"/{subresource}"
+        return base
+
+
+JOBFLOWS = Resource("workflow.kube-zen.io", "v1alpha1", "jobflows")
+JOBS = Resource("batch", "v1", "jobs")
+PODS = Resource("", "v1", "pods")
+EVENTS = Resource("", "v1", "events")
+LEASES = Resource("coordination.k8s.io", "v1", "leases")
+PVCS = Resource("", "v1", "persistentvolumeclaims")
+CONFIGMAPS = Resource("", "v1", "configmaps")
+
+# Kinds a plan may ask us to create as resourceTemplates, by (apiVersion, kind).
+RESOURCE_BY_KIND: Mapping[tuple[str, str], Resource] = {
+    ("v1", "PersistentVolumeClaim"): PVCS,
+    ("v1", "ConfigMap"): CONFIGMAPS,
+    ("batch/v1", "Job"): JOBS,
+}
+
+# Every (apiGroup, resource, verbs) the controller uses. The Helm chart's RBAC must grant exactly
+# these (a chart test compares the two); keep this table in step with the calls in controller/.
+REQUIRED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("workflow.kube-zen.io", "jobflows", ("get", "list", "watch", "delete")),
+    ("workflow.kube-zen.io", "jobflows/status", ("get", "update")),
+    ("batch", "jobs", ("get", "list", "watch", "create", "delete")),
+    ("", "pods", ("list",)),
+    ("", "events", ("create",)),
+    ("", "persistentvolumeclaims", ("get", "create")),
+    ("", "configmaps", ("get", "create")),
+    ("coordination.k8s.io", "leases", ("get", "create", "update")),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Client-side rate limit
+# --------------------------------------------------------------------------------------------
+class TokenBucket:
+    """QPS limiter with a burst, as client-go's flowcontrol: ``acquire`` blocks until a token is
+    free. ``qps <= 0`` disables limiting. Thread-safe; tokens are handed out in order of the
+    reservation (each caller reserves a slot, then sleeps outside the lock)."""
+
+    def __init__(
+        self,
+        qps: float,
+        burst: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.qps = qps
+        self.burst = max(1, burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = float(self.burst)
+        self._last = clock()
+
+    def reserve(self) -> float:
+        """Take one token and return how long the caller must wait before using it."""
+        if self.qps <= 0:
+            return 0.0
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
+            self._last = now
+            self._tokens -= 1.0
+            if self._tokens >= 0:
+                return 0.0
+            return -self._tokens / self.qps
+
+    def acquire(self) -> float:
+        wait = self.reserve()
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+# --------------------------------------------------------------------------------------------
+# Watch stream
+# --------------------------------------------------------------------------------------------
+class WatchStream:
+    """Iterates (type, object) events of one watch request; ``close()`` from another thread ends
+    the iteration promptly (it shuts the socket down)."""
+
+    def __init__(self, response: urllib3.BaseHTTPResponse, on_error: Callable[[], None]) -> None:
+        self._response = response
+        self._on_error = on_error
+        self._closed = False
+
+    def __iter__(self) -> Iterator[tuple[str, JSONDict]]:
+        buf = b""
+        try:
+            for chunk in self._response.stream(65536, decode_content=True):
+                buf += chunk
+                # One event per line ("\n"-terminated JSON); a chunk may hold several or a part.
+                while True:
+                    nl = buf.find(b"\n")
+                    if nl < 0:
+                        break
+                    line, buf = buf[:nl], buf[nl + 1 :]
+                    if line.strip():
+                        event = json.loads(line)
+                        yield str(event.get("type", "")), event.get("object") or {}
+        except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
+            if not self._closed:
+                self._on_error()
+                raise Transient(f"watch stream broken: {exc}") from exc
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._response.shutdown()
+        except Exception:  # best effort: the socket may already be gone
+            log.debug("watch shutdown failed", exc_info=True)
+        self._response.release_conn()
+
+
+# --------------------------------------------------------------------------------------------
+# The client
+# --------------------------------------------------------------------------------------------
+class Kube:
+    """Thin JSON client over ``kubernetes.client.ApiClient``. Thread-safe (urllib3 pool)."""
+
+    def __init__(
+        self,
+        api_client: k8s_client.ApiClient,
+        *,
+        qps: float = 50.0,
+        burst: int = 100,
+        observer: RequestObserver | None = None,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    ) -> None:
+        self.api_client = api_client
+        self.limiter = TokenBucket(qps, burst)
+        self.observer = observer
+        self.request_timeout = request_timeout
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def connect(
+        cls,
+        kubeconfig: str | None = None,
+        *,
+        context: str | None = None,
+        qps: float = 50.0,
+        burst: int = 100,
+        observer: RequestObserver | None = None,
+        pool_size: int = 16,
+    ) -> Kube:
+        """Build a client from a kubeconfig file, or from the in-cluster service account when
+        ``kubeconfig`` is None and we run in a pod, else from the default kubeconfig."""
+        cfg = k8s_client.Configuration()
+        if kubeconfig:
+            k8s_config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=cfg
+            )
+        else:
+            try:
+                k8s_config.load_incluster_config(client_configuration=cfg)
+            except k8s_config.ConfigException:
+                k8s_config.load_kube_config(context=context, client_configuration=cfg)
+        # Enough pooled connections for every worker plus the watches, so none waits on a socket.
+        cfg.connection_pool_maxsize = pool_size
+        return cls(k8s_client.ApiClient(cfg), qps=qps, burst=burst, observer=observer)
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _observe(self, verb: str, code: int | str) -> None:
+        if self.observer is not None:
+            self.observer(verb, str(code))
+
+    def _send(
+        self,
+        verb: str,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, Any]] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        timeout: float | tuple[float, float] | None = None,
+    ) -> urllib3.BaseHTTPResponse:
+        self.limiter.acquire()
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        elif body is not None:
+            headers["Content-Type"] = "application/json"
+        _, url, headers, _, _ = self.api_client.param_serialize(
+            method,
+            path,
+            query_params=query or None,
+            header_params=headers,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            rest = self.api_client.call_api(
+                method,
+                url,
+                header_params=headers,
+                body=body,
+                _request_timeout=timeout or self.request_timeout,
+            )
+        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+            self._observe(verb, "error")
+            raise Transient(f"{method} {path}: {exc}") from exc
+        response = rest.response
+        self._observe(verb, response.status)
+        if response.status >= 300:
+            try:
+                data = response.data
+            finally:
+                response.release_conn()
+            raise _error_for(response.status, data, f"{method} {path}: HTTP {response.status}")
+        return response
+
+    def _json(self, verb: str, method: str, path: str, **kwargs: Any) -> JSONDict:
+        response = self._send(verb, method, path, **kwargs)
+        try:
+            data = response.data
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise Transient(f"{method} {path}: reading the body failed: {exc}") from exc
+        finally:
+            response.release_conn()
+        if not data:
+            return {}
+        result: JSONDict = json.loads(data)
+        return result
+
+    # -- verbs ---------------------------------------------------------------------------
+    def get(
+        self, res: Resource, namespace: str | None, name: str, *, subresource: str | None = None
+    ) -> JSONDict:
+        return self._json("get", "GET", res.path(namespace, name, subresource))
+
+    def list_all(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int = 500,
+    ) -> JSONDict:
+        """List every matching object (following ``continue`` pages). Returns a dict with
+        ``items`` and ``metadata.resourceVersion`` (that of the first page, as client-go)."""
+        query: list[tuple[str, Any]] = [("limit", limit)]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        items: list[JSONDict] = []
+        rv = ""
+        cont = ""
+        while True:
+            q = query + ([("continue", cont)] if cont else [])
+            page = self._json("list", "GET", res.path(namespace), query=q)
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            rv = rv or str(meta.get("resourceVersion") or "")
+            cont = str(meta.get("continue") or "")
+            if not cont:
+                return {"items": items, "metadata": {"resourceVersion": rv}}
+
+    def create(self, res: Resource, namespace: str | None, body: Mapping[str, Any]) -> JSONDict:
+        return self._json("create", "POST", res.path(namespace), body=dict(body))
+
+    def replace(
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        body: Mapping[str, Any],
+        *,
+        subresource: str | None = None,
+    ) -> JSONDict:
+        """PUT (optimistic concurrency: a stale metadata.resourceVersion raises Conflict)."""
+        return self._json("update", "PUT", res.path(namespace, name, subresource), body=dict(body))
+
+    def patch(
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        body: Any,
+        *,
+        subresource: str | None = None,
+        patch_type: str = "application/merge-patch+json",
+    ) -> JSONDict:
+        return self._json(
+            "patch",
+            "PATCH",
+            res.path(namespace, name, subresource),
+            body=body,
+            content_type=patch_type,
+        )
+
+    def delete(
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        *,
+        propagation_policy: str | None = None,
+        uid: str | None = None,
+    ) -> None:
+        """DELETE; ``uid`` adds a precondition so a re-created namesake is never deleted."""
+        body: JSONDict | None = None
+        if propagation_policy or uid:
+            body = {"apiVersion": "v1", "kind": "DeleteOptions"}
+            if propagation_policy:
+                body["propagationPolicy"] = propagation_policy
+            if uid:
+                body["preconditions"] = {"uid": uid}
+        self._json("delete", "DELETE", res.path(namespace, name), body=body)
+
+    def watch(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        *,
+        resource_version: str,
+        label_selector: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> WatchStream:
+        """Open a watch from ``resource_version`` with bookmarks; iterate the returned stream."""
+        query: list[tuple[str, Any]] = [
+            ("watch", "true"),
+            ("allowWatchBookmarks", "true"),
+            ("resourceVersion", resource_version),
+            ("timeoutSeconds", timeout_seconds),
+        ]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        response = self._send(
+            "watch",
+            "GET",
+            res.path(namespace),
+            query=query,
+            timeout=(10.0, timeout_seconds + WATCH_READ_SLACK),
+        )
+        return WatchStream(response, on_error=lambda: self._observe("watch", "error"))

@@ -1,0 +1,115 @@
+"""Prometheus metrics of the controller, all named ``zenflow_*`` and registered on an injected
+``CollectorRegistry`` (building two controllers in one process, as tests do, must not collide).
+
+Label values are bounded: phases, verbs, HTTP codes, results. Never flow or step names.
+The flows-by-phase gauge is not incremented and decremented (that drifts when an event is
+missed, the seed's bug): a custom collector recounts the watch cache at every scrape.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as TallyCounter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+FLOW_PHASES = ("Pending", "Running", "Paused", "Suspended", "Succeeded", "Failed")
+
+# Dispatch is a controller-internal latency: tens of milliseconds when healthy.
+DISPATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Steps run from seconds to hours.
+STEP_DURATION_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 12 * 3600)
+RECONCILE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class FlowPhaseCollector(Collector):
+    """``zenflow_flows{phase}``: the JobFlows in the cache by status.phase, counted at scrape."""
+
+    def __init__(self, flows: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+        self._flows = flows
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        tally: TallyCounter[str] = TallyCounter()
+        for flow in self._flows():
+            phase = str((flow.get("status") or {}).get("phase") or "Pending")
+            tally[phase if phase in FLOW_PHASES else "Unknown"] += 1
+        family = GaugeMetricFamily(
+            "zenflow_flows", "JobFlows known to the controller by phase", labels=["phase"]
+        )
+        for phase in (*FLOW_PHASES, *(["Unknown"] if tally["Unknown"] else [])):
+            family.add_metric([phase], tally[phase])
+        yield family
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())  # unchecked collector: the registry calls collect() only at scrape time
+
+
+class ControllerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.api_requests = Counter(
+            "zenflow_api_requests_total",
+            "Kubernetes API requests made by the controller, by verb and HTTP code",
+            ["verb", "code"],
+            registry=registry,
+        )
+        self.step_transitions = Counter(
+            "zenflow_step_transitions_total",
+            "Step phase transitions written to status, by the phase entered",
+            ["phase"],
+            registry=registry,
+        )
+        self.step_duration = Histogram(
+            "zenflow_step_duration_seconds",
+            "Time from a step's start to its completion, by final phase",
+            ["phase"],
+            buckets=STEP_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.dispatch_latency = Histogram(
+            "zenflow_dispatch_latency_seconds",
+            "From the controller seeing an upstream step's Job finish to the dependant Job created",
+            buckets=DISPATCH_BUCKETS,
+            registry=registry,
+        )
+        self.reconcile_duration = Histogram(
+            "zenflow_reconcile_duration_seconds",
+            "Duration of one reconcile pass",
+            buckets=RECONCILE_BUCKETS,
+            registry=registry,
+        )
+        self.reconcile_errors = Counter(
+            "zenflow_reconcile_errors_total",
+            "Reconcile passes that failed and were requeued with backoff, by error class",
+            ["error"],
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "zenflow_queue_depth", "Keys ready in the work queue", registry=registry
+        )
+        self.events_dropped = Counter(
+            "zenflow_events_dropped_total",
+            "Kubernetes Events not written (queue full or API error)",
+            registry=registry,
+        )
+        self.is_leader = Gauge(
+            "zenflow_leader", "1 when this replica holds the leader Lease", registry=registry
+        )
+        self._phase_collector: FlowPhaseCollector | None = None
+
+    def observe_request(self, verb: str, code: str) -> None:
+        self.api_requests.labels(verb=verb, code=code).inc()
+
+    def track_flows(self, flows: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
+        """Register the recounting phase gauge over ``flows`` (once per registry)."""
+        if self._phase_collector is None:
+            self._phase_collector = FlowPhaseCollector(flows)
+            self.registry.register(self._phase_collector)
+        else:
+            self._phase_collector._flows = flows
+
+    def set_queue_depth_source(self, depth: Callable[[], int]) -> None:
+        self.queue_depth.set_function(lambda: float(depth()))

@@ -1,0 +1,410 @@
+"""One reconcile pass: read the world from the caches, ask the pure planner, apply its Plan.
+
+``reconcile(key)`` receives only a key (``namespace/name``), never an event, and returns the
+seconds after which it wants to run again (or None); an exception means "retry with backoff".
+
+Invariants:
+- Idempotent: applying a Plan twice changes nothing the second time. Job names are
+  deterministic, so AlreadyExists for a Job this flow owns is adoption (the Job is put into the
+  cache), never a second attempt. Deletes treat NotFound as done.
+- Order: resourceTemplates objects, then Jobs, then deletes, then status, then Events, then the
+  TTL delete. Status is written last among the flow's writes so it never claims a Job that was
+  not created; if a create fails the pass fails before status is written and the next pass
+  adopts what was created.
+- Status goes through the status subresource with PUT (carrying the resourceVersion we read),
+  and only when the desired status differs from the cached one: a stale read fails with Conflict
+  instead of overwriting a newer status.
+- Our own writes are put into the caches at once (write-through, ordered by resourceVersion), so
+  the next pass sees them even before the watch event arrives.
+- The pods of a Job are read only when the planner names that Job in ``needs_pod_details``;
+  the answer is remembered per Job uid (a finished Job's pods do not change).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from controller import cache as cache_mod
+from controller.events import EventRecorder
+from controller.kube import (
+    JOBFLOWS,
+    JOBS,
+    PODS,
+    RESOURCE_BY_KIND,
+    AlreadyExists,
+    ApiError,
+    JSONDict,
+    Kube,
+    NotFound,
+)
+from controller.metrics import ControllerMetrics
+from jobflow import names, planning
+
+log = logging.getLogger(__name__)
+
+FLOW_INDEX = "flow"  # jobs: "<namespace>/<flow label value>"
+CONCURRENCY_INDEX = "concurrency"  # flows: "<namespace>/<concurrencyKey>"
+DEFAULT_CONTAINER = "main"
+TERMINAL_STEP_PHASES = frozenset({"Succeeded", "Failed", "Skipped"})
+# Recent dispatch latencies kept for benchmarks and debugging (the histogram is the metric).
+DISPATCH_SAMPLES = 100_000
+
+
+class ForeignObject(ApiError):
+    """An object with the name we need exists but is not owned by this flow."""
+
+
+# -- index functions --------------------------------------------------------------------------
+def job_flow_index(job: JSONDict) -> list[str]:
+    meta = job.get("metadata") or {}
+    value = (meta.get("labels") or {}).get(names.LABEL_FLOW)
+    return [f"{meta.get('namespace')}/{value}"] if value else []
+
+
+def flow_concurrency_index(flow: JSONDict) -> list[str]:
+    policy = (flow.get("spec") or {}).get("executionPolicy") or {}
+    key = policy.get("concurrencyKey")
+    ns = (flow.get("metadata") or {}).get("namespace")
+    return [f"{ns}/{key}"] if key else []
+
+
+def owner_flow_key(obj: JSONDict) -> str | None:
+    """``namespace/name`` of the JobFlow controlling ``obj``, from its ownerReference."""
+    meta = obj.get("metadata") or {}
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("kind") == names.KIND and ref.get("controller"):
+            return f"{meta.get('namespace')}/{ref.get('name')}"
+    return None
+
+
+def is_owned_by(obj: Mapping[str, Any], uid: str) -> bool:
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or ()
+    return any(ref.get("uid") == uid for ref in refs)
+
+
+def job_finished(job: JSONDict | None) -> bool:
+    if not job:
+        return False
+    for cond in (job.get("status") or {}).get("conditions") or ():
+        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
+            return True
+    return False
+
+
+def _normalise(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def _parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class PodDetails:
+    exit_code: int | None
+    termination_message: str | None
+
+
+class Reconciler:
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        flows: cache_mod.Informer,
+        jobs: cache_mod.Informer,
+        recorder: EventRecorder,
+        metrics: ControllerMetrics,
+        enqueue: Callable[[str], None],
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.kube = kube
+        self.flows = flows
+        self.jobs = jobs
+        self.recorder = recorder
+        self.metrics = metrics
+        self.enqueue = enqueue
+        self.now = now
+        self._lock = threading.Lock()
+        self._pod_details: dict[str, PodDetails] = {}  # job uid -> what its failed pod said
+        self._finished_at: dict[str, float] = {}  # job key -> monotonic time we saw it finish
+        self.dispatch_samples: deque[float] = deque(maxlen=DISPATCH_SAMPLES)
+        self.writes = 0  # create/update/delete calls made (benchmarks read it)
+
+    # -- cache handlers (called from informer threads; must stay cheap) ----------------------
+    def on_flow_change(self, old: JSONDict | None, new: JSONDict | None) -> None:
+        obj = new or old
+        if obj is None:
+            return
+        self.enqueue(cache_mod.key_of(obj))
+        old_phase = ((old or {}).get("status") or {}).get("phase")
+        new_phase = ((new or {}).get("status") or {}).get("phase")
+        if old is None or new is None or old_phase != new_phase:
+            self.enqueue_peers(obj)
+
+    def enqueue_peers(self, flow: JSONDict) -> None:
+        own = cache_mod.key_of(flow)
+        for value in flow_concurrency_index(flow):
+            for peer in self.flows.by_index(CONCURRENCY_INDEX, value):
+                key = cache_mod.key_of(peer)
+                if key != own:
+                    self.enqueue(key)
+
+    def on_job_change(self, old: JSONDict | None, new: JSONDict | None) -> None:
+        obj = new or old
+        if obj is None:
+            return
+        key = cache_mod.key_of(obj)
+        if new is None:
+            with self._lock:
+                self._finished_at.pop(key, None)
+                uid = (obj.get("metadata") or {}).get("uid")
+                if uid:
+                    self._pod_details.pop(uid, None)
+        elif job_finished(new) and not job_finished(old):
+            with self._lock:
+                self._finished_at[key] = time.monotonic()
+        flow_key = owner_flow_key(obj)
+        if flow_key:
+            self.enqueue(flow_key)
+
+    # -- the pass ----------------------------------------------------------------------------
+    def reconcile(self, key: str) -> float | None:
+        flow = self.flows.get(key)
+        if flow is None:
+            return None  # deleted: owner references clean up its objects
+        meta = flow.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            return None
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        uid = str(meta.get("uid"))
+        observed = self._observed_jobs(flow)
+        peers = [
+            p
+            for value in flow_concurrency_index(flow)
+            for p in self.flows.by_index(CONCURRENCY_INDEX, value)
+            if (p.get("metadata") or {}).get("uid") != uid
+        ]
+        now = self.now()
+        result = planning.plan(flow, observed, now, peers=peers)
+        if result.needs_pod_details:
+            self._read_pod_details(flow, observed, result.needs_pod_details)
+            observed = self._observed_jobs(flow)
+            result = planning.plan(flow, observed, now, peers=peers)
+
+        for obj in result.create_objects:
+            self._create_owned(flow, dict(obj))
+        for job in result.create_jobs:
+            self._create_job(flow, dict(job), observed)
+        for job_name in result.delete_jobs:
+            self._delete_job(str(namespace), job_name)
+
+        old_status = flow.get("status") or {}
+        new_status = _normalise(result.status)
+        if new_status != old_status:
+            body = {**flow, "status": new_status}
+            updated = self.kube.replace(JOBFLOWS, namespace, name, body, subresource="status")
+            self.writes += 1
+            self.flows.upsert(updated, notify=False)
+            self._observe_transitions(old_status, new_status)
+            if old_status.get("phase") != new_status.get("phase"):
+                self.enqueue_peers(flow)
+        for event in result.events:
+            self.recorder.record(flow, type_=event.type, reason=event.reason, message=event.message)
+
+        if result.delete_flow:
+            try:
+                self.kube.delete(
+                    JOBFLOWS, namespace, name, propagation_policy="Background", uid=uid
+                )
+                self.writes += 1
+                log.info("deleted finished flow (TTL)", extra={"flow": key})
+            except NotFound:
+                pass
+            return None
+        return None if result.requeue_after is None else float(result.requeue_after)
+
+    # -- reading -----------------------------------------------------------------------------
+    def _observed_jobs(self, flow: JSONDict) -> list[planning.ObservedJob]:
+        meta = flow.get("metadata") or {}
+        uid = meta.get("uid") or ""
+        index = f"{meta.get('namespace')}/{names.label_value(str(meta.get('name')))}"
+        observed = []
+        with self._lock:
+            details = dict(self._pod_details)
+        for job in self.jobs.by_index(FLOW_INDEX, index):
+            if not is_owned_by(job, uid):
+                continue  # a namesake flow's leftovers, not ours
+            found = details.get((job.get("metadata") or {}).get("uid") or "")
+            observed.append(
+                planning.ObservedJob(
+                    job=job,
+                    exit_code=found.exit_code if found else None,
+                    termination_message=found.termination_message if found else None,
+                )
+            )
+        observed.sort(key=lambda o: str((o.job.get("metadata") or {}).get("name")))
+        return observed
+
+    def _container_name(self, flow: JSONDict) -> str:
+        policy = ((flow.get("spec") or {}).get("executionPolicy") or {}).get("podFailurePolicy")
+        for rule in (policy or {}).get("rules") or ():
+            name = (rule.get("onExitCodes") or {}).get("containerName")
+            if name:
+                return str(name)
+        return DEFAULT_CONTAINER
+
+    def _read_pod_details(
+        self, flow: JSONDict, observed: Sequence[planning.ObservedJob], wanted: Sequence[str]
+    ) -> None:
+        namespace = (flow.get("metadata") or {}).get("namespace")
+        container = self._container_name(flow)
+        by_name = {str((o.job.get("metadata") or {}).get("name")): o.job for o in observed}
+        for job_name in wanted:
+            job = by_name.get(job_name)
+            if job is None:
+                continue
+            selector = (job.get("spec") or {}).get("selector") or {}
+            labels = selector.get("matchLabels") or {"job-name": job_name}
+            label_selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+            pods = self.kube.list_all(PODS, namespace, label_selector=label_selector).get("items")
+            details = pick_pod_details(pods or [], container=container)
+            uid = (job.get("metadata") or {}).get("uid") or ""
+            with self._lock:
+                self._pod_details[uid] = details
+
+    # -- writing -----------------------------------------------------------------------------
+    def _create_owned(self, flow: JSONDict, obj: JSONDict) -> None:
+        resource = RESOURCE_BY_KIND.get((str(obj.get("apiVersion")), str(obj.get("kind"))))
+        if resource is None:
+            raise ApiError(f"cannot create a {obj.get('kind')}: not a resourceTemplates kind")
+        meta = obj.get("metadata") or {}
+        namespace = (flow.get("metadata") or {}).get("namespace")
+        uid = str((flow.get("metadata") or {}).get("uid"))
+        try:
+            self.kube.create(resource, namespace, obj)
+            self.writes += 1
+        except AlreadyExists:
+            existing = self.kube.get(resource, namespace, str(meta.get("name")))
+            if not is_owned_by(existing, uid):
+                raise ForeignObject(
+                    f"{obj.get('kind')} {namespace}/{meta.get('name')} exists and is not owned "
+                    "by this flow; delete or rename it"
+                ) from None
+
+    def _create_job(
+        self, flow: JSONDict, job: JSONDict, observed: Sequence[planning.ObservedJob]
+    ) -> None:
+        namespace = (flow.get("metadata") or {}).get("namespace")
+        uid = str((flow.get("metadata") or {}).get("uid"))
+        job_name = str((job.get("metadata") or {}).get("name"))
+        try:
+            created = self.kube.create(JOBS, namespace, job)
+            self.writes += 1
+        except AlreadyExists:
+            created = self.kube.get(JOBS, namespace, job_name)
+            if not is_owned_by(created, uid):
+                raise ForeignObject(
+                    f"Job {namespace}/{job_name} exists and is not owned by this flow"
+                ) from None
+            log.info("adopted existing job", extra={"job": job_name, "ns": namespace})
+        self.jobs.upsert(created, notify=False)
+        self._observe_dispatch(flow, job, observed)
+
+    def _delete_job(self, namespace: str, job_name: str) -> None:
+        try:
+            self.kube.delete(JOBS, namespace, job_name, propagation_policy="Background")
+            self.writes += 1
+        except NotFound:
+            pass
+
+    # -- metrics -----------------------------------------------------------------------------
+    def _observe_transitions(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        before = {s.get("name"): s.get("phase") for s in old.get("steps") or ()}
+        for step in new.get("steps") or ():
+            phase = step.get("phase")
+            if not phase or before.get(step.get("name")) == phase:
+                continue
+            self.metrics.step_transitions.labels(phase=str(phase)).inc()
+            if phase in TERMINAL_STEP_PHASES:
+                start = _parse_time(step.get("startTime"))
+                end = _parse_time(step.get("completionTime"))
+                if start and end:
+                    self.metrics.step_duration.labels(phase=str(phase)).observe(
+                        max(0.0, (end - start).total_seconds())
+                    )
+
+    def _observe_dispatch(
+        self, flow: JSONDict, job: JSONDict, observed: Sequence[planning.ObservedJob]
+    ) -> None:
+        labels = (job.get("metadata") or {}).get("labels") or {}
+        if labels.get(names.LABEL_ATTEMPT, "0") != "0":
+            return  # a retry waits on its own backoff, not on an upstream step
+        step_name = labels.get(names.LABEL_STEP)
+        deps: list[str] = []
+        for step in (flow.get("spec") or {}).get("steps") or ():
+            if step.get("name") == step_name:
+                deps = list(step.get("dependencies") or ())
+        if not deps:
+            return
+        namespace = (flow.get("metadata") or {}).get("namespace")
+        latest: float | None = None
+        with self._lock:
+            for o in observed:
+                meta = o.job.get("metadata") or {}
+                if (meta.get("labels") or {}).get(names.LABEL_STEP) in deps:
+                    seen = self._finished_at.get(f"{namespace}/{meta.get('name')}")
+                    if seen is not None and (latest is None or seen > latest):
+                        latest = seen
+        if latest is not None:
+            latency = time.monotonic() - latest
+            self.metrics.dispatch_latency.observe(latency)
+            self.dispatch_samples.append(latency)
+
+
+def pick_pod_details(pods: Sequence[JSONDict], *, container: str) -> PodDetails:
+    """Exit code and termination message of ``container`` in the most recent finished pod
+    (Failed pods first: the planner asks about failed attempts). Falls back to the first
+    terminated container with a non-zero exit code when no container has that name."""
+
+    def finished_key(pod: JSONDict) -> tuple[int, str]:
+        phase = (pod.get("status") or {}).get("phase")
+        created = str((pod.get("metadata") or {}).get("creationTimestamp") or "")
+        return (1 if phase == "Failed" else 0, created)
+
+    candidates = [
+        p for p in pods if (p.get("status") or {}).get("phase") in ("Failed", "Succeeded")
+    ]
+    for pod in sorted(candidates, key=finished_key, reverse=True):
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        chosen = next((s for s in statuses if s.get("name") == container), None)
+        if chosen is None:
+            chosen = next(
+                (
+                    s
+                    for s in statuses
+                    if ((s.get("state") or {}).get("terminated") or {}).get("exitCode")
+                ),
+                None,
+            )
+        if chosen is None:
+            continue
+        terminated = (chosen.get("state") or {}).get("terminated") or {}
+        if "exitCode" in terminated:
+            return PodDetails(
+                exit_code=int(terminated["exitCode"]),
+                termination_message=terminated.get("message"),
+            )
+    return PodDetails(exit_code=None, termination_message=None)
