@@ -1,0 +1,314 @@
+"""The resource types kubesim serves: built-in kinds plus the versions of every CRD.
+
+A ``ResourceType`` is everything the server needs to route, store, validate and describe one
+group/version/resource. Objects are stored per ``(group, resource)`` (the storage key), so every
+served version of a CRD shares one set of objects (no conversion: versions are assumed to be
+schema-compatible, which is what single-version CRDs and trivially versioned ones need).
+
+The ``Registry`` is mutated only by the Store under its lock (CRD create/update/delete); readers
+take a consistent snapshot through ``types()``. ``generation`` increases on every change so the
+HTTP layer can cache discovery and OpenAPI documents and change the OpenAPI hash.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from kubesim.errors import ApiError, unknown_path
+
+
+class GVR(NamedTuple):
+    group: str  # "" for the core group
+    version: str
+    resource: str  # plural, e.g. "jobs", "pods"
+
+
+ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str
+    version: str
+    resource: str
+    kind: str
+    singular: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    has_status: bool = False
+    has_generation: bool = False
+    builtin: bool = True  # strategic merge patch allowed; built-in validation applies
+    subresources: tuple[str, ...] = ()  # besides "status": e.g. "log"
+    schema: dict | None = None  # openAPIV3Schema for CRDs
+    printer_columns: tuple[dict, ...] = ()  # CRD additionalPrinterColumns
+    storage_version: str = ""  # for CRDs: the version objects are stored as
+    verbs: tuple[str, ...] = ALL_VERBS
+    description: str = ""
+    extra: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def gvr(self) -> GVR:
+        return GVR(self.group, self.version, self.resource)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.group, self.resource)
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind(self) -> str:
+        return self.kind + "List"
+
+    @property
+    def group_version(self) -> str:
+        return self.api_version
+
+
+def _t(
+    group: str, version: str, resource: str, kind: str, *, namespaced: bool = True, **kw: object
+) -> ResourceType:
+    singular = str(kw.pop("singular", kind.lower()))
+    return ResourceType(group, version, resource, kind, singular, namespaced, **kw)  # type: ignore[arg-type]
+
+
+BUILTINS: tuple[ResourceType, ...] = (
+    _t(
+        "",
+        "v1",
+        "namespaces",
+        "Namespace",
+        namespaced=False,
+        short_names=("ns",),
+        has_status=True,
+        description="Namespace provides a scope for Names.",
+    ),
+    _t(
+        "",
+        "v1",
+        "configmaps",
+        "ConfigMap",
+        short_names=("cm",),
+        description="ConfigMap holds configuration data for pods to consume.",
+    ),
+    _t("", "v1", "secrets", "Secret", description="Secret holds secret data of a certain type."),
+    _t(
+        "",
+        "v1",
+        "serviceaccounts",
+        "ServiceAccount",
+        short_names=("sa",),
+        description="ServiceAccount binds together a name, a principal and a set of secrets.",
+    ),
+    _t(
+        "",
+        "v1",
+        "services",
+        "Service",
+        short_names=("svc",),
+        categories=("all",),
+        has_status=True,
+        description="Service is a named abstraction of software service.",
+    ),
+    _t(
+        "",
+        "v1",
+        "pods",
+        "Pod",
+        short_names=("po",),
+        categories=("all",),
+        has_status=True,
+        subresources=("log",),
+        description="Pod is a collection of containers that can run on a host.",
+    ),
+    _t(
+        "",
+        "v1",
+        "persistentvolumeclaims",
+        "PersistentVolumeClaim",
+        short_names=("pvc",),
+        has_status=True,
+        description="PersistentVolumeClaim is a user's request for and claim to a persistent volume.",
+    ),
+    _t(
+        "",
+        "v1",
+        "events",
+        "Event",
+        short_names=("ev",),
+        description="Event is a report of an event somewhere in the cluster.",
+    ),
+    _t(
+        "batch",
+        "v1",
+        "jobs",
+        "Job",
+        categories=("all",),
+        has_status=True,
+        has_generation=True,
+        description="Job represents the configuration of a single job.",
+    ),
+    _t(
+        "coordination.k8s.io", "v1", "leases", "Lease", description="Lease defines a lease concept."
+    ),
+    _t(
+        "events.k8s.io",
+        "v1",
+        "events",
+        "Event",
+        short_names=("ev",),
+        description="Event is a report of an event somewhere in the cluster.",
+    ),
+    _t(
+        "apiextensions.k8s.io",
+        "v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        namespaced=False,
+        short_names=("crd", "crds"),
+        categories=("api-extensions",),
+        has_status=True,
+        has_generation=True,
+        description="CustomResourceDefinition represents a resource that should be exposed on the API server.",
+    ),
+    _t(
+        "admissionregistration.k8s.io",
+        "v1",
+        "mutatingwebhookconfigurations",
+        "MutatingWebhookConfiguration",
+        namespaced=False,
+        categories=("api-extensions",),
+        has_generation=True,
+        description="MutatingWebhookConfiguration describes the configuration of an admission webhook.",
+    ),
+    _t(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        "ValidatingWebhookConfiguration",
+        namespaced=False,
+        categories=("api-extensions",),
+        has_generation=True,
+        description="ValidatingWebhookConfiguration describes the configuration of an admission webhook.",
+    ),
+)
+
+# Discovery order of the built-in named groups (kubectl takes the first match for short names).
+BUILTIN_GROUP_ORDER = (
+    "apiextensions.k8s.io",
+    "admissionregistration.k8s.io",
+    "batch",
+    "coordination.k8s.io",
+    "events.k8s.io",
+)
+
+
+def crd_types(crd: dict) -> list[ResourceType]:
+    """The ResourceTypes one CRD object serves (one per served version)."""
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    group = str(spec.get("group", ""))
+    plural = str(names.get("plural", ""))
+    kind = str(names.get("kind", ""))
+    singular = str(names.get("singular") or kind.lower())
+    namespaced = spec.get("scope", "Namespaced") == "Namespaced"
+    versions = spec.get("versions") or []
+    storage = next((str(v.get("name")) for v in versions if v.get("storage")), "")
+    out: list[ResourceType] = []
+    for v in versions:
+        if not v.get("served", True):
+            continue
+        sub = v.get("subresources") or {}
+        schema = ((v.get("schema") or {}).get("openAPIV3Schema")) or {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": True,
+        }
+        out.append(
+            ResourceType(
+                group=group,
+                version=str(v.get("name")),
+                resource=plural,
+                kind=kind,
+                singular=singular,
+                namespaced=namespaced,
+                short_names=tuple(names.get("shortNames") or ()),
+                categories=tuple(names.get("categories") or ()),
+                has_status="status" in sub,
+                has_generation=True,
+                builtin=False,
+                schema=schema,
+                printer_columns=tuple(v.get("additionalPrinterColumns") or ()),
+                storage_version=storage,
+                description=str(schema.get("description", "")),
+                extra={"scale": sub.get("scale")} if sub.get("scale") else {},
+            )
+        )
+    return out
+
+
+class Registry:
+    """Thread-safe map of served resource types; CRD versions come and go at run time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._by_gvr: dict[GVR, ResourceType] = {t.gvr: t for t in BUILTINS}
+        self._crd_types: dict[str, list[ResourceType]] = {}  # CRD name -> its types
+        self.generation = 0
+
+    def get(self, gvr: GVR) -> ResourceType:
+        t = self._by_gvr.get(gvr)
+        if t is None:
+            raise unknown_path()
+        return t
+
+    def find(self, gvr: GVR) -> ResourceType | None:
+        return self._by_gvr.get(gvr)
+
+    def types(self) -> list[ResourceType]:
+        with self._lock:
+            return list(self._by_gvr.values())
+
+    def by_kind(self, group: str, version: str, kind: str) -> ResourceType | None:
+        for t in self.types():
+            if t.group == group and t.version == version and t.kind == kind:
+                return t
+        return None
+
+    def for_key(self, key: tuple[str, str]) -> ResourceType | None:
+        """The type objects of storage key (group, resource) are stored as."""
+        best: ResourceType | None = None
+        for t in self.types():
+            if t.key == key:
+                if not t.storage_version or t.version == t.storage_version:
+                    return t
+                best = best or t
+        return best
+
+    def register_crd(self, name: str, crd: dict) -> None:
+        with self._lock:
+            for t in self._crd_types.pop(name, []):
+                self._by_gvr.pop(t.gvr, None)
+            types = crd_types(crd)
+            for t in types:
+                existing = self._by_gvr.get(t.gvr)
+                if existing is not None and existing.builtin:
+                    raise ApiError(
+                        422, "Invalid", f"{t.resource}.{t.group} collides with a built-in resource"
+                    )
+            for t in types:
+                self._by_gvr[t.gvr] = t
+            self._crd_types[name] = types
+            self.generation += 1
+
+    def unregister_crd(self, name: str) -> list[ResourceType]:
+        with self._lock:
+            types = self._crd_types.pop(name, [])
+            for t in types:
+                self._by_gvr.pop(t.gvr, None)
+            self.generation += 1
+            return types

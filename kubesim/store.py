@@ -1,0 +1,997 @@
+"""The in-memory object store: the single source of truth of a kubesim cluster.
+
+Invariants (everything else in kubesim relies on them):
+
+* One global ``resourceVersion`` counter. Every persisted change (create, update, status write,
+  deletion mark, final removal) takes the next value, and the watch event for it carries the same
+  value; events are appended to one bounded history in that order. A write that changes nothing
+  (ignoring managedFields timestamps) is not persisted: same resourceVersion, no event.
+* Stored objects are never mutated in place: each commit stores a new dict. Public methods hand
+  out deep copies, so callers (the runner, tests) may modify what they get.
+* All reads and writes hold one re-entrant lock; subscriber callbacks run synchronously under
+  it, right after the commit, in resourceVersion order. They must not block (hand work to a
+  queue): the HTTP watch fan-out does ``loop.call_soon_threadsafe``.
+* Writes by in-process components (the runner) go through the same defaulting, validation,
+  resourceVersion, finalizer and garbage-collection logic as HTTP writes, but not through
+  admission webhooks (the HTTP layer calls those before it calls the store).
+* Garbage collection is synchronous: when an object is finally removed, dependents whose owners
+  are all gone are deleted (background propagation); ``Foreground`` marks the owner with the
+  ``foregroundDeletion`` finalizer until dependents with ``blockOwnerDeletion`` are gone;
+  ``Orphan`` strips the owner reference. Deleting a namespace marks it Terminating, deletes its
+  content and removes it when empty. Deleting a CRD deletes its custom resources.
+* With ``data_dir`` the whole store (objects, counter, pod logs) is written to
+  ``<data_dir>/store.json`` (atomically, at most once per ``PERSIST_INTERVAL`` while dirty, and on
+  ``close()``) and loaded again on start, so a restarted server keeps its objects. Watch history
+  does not survive a restart: watches from an older resourceVersion then get 410 Expired.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import logging
+import os
+import random
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubesim import kinds, schema, selectors
+from kubesim.errors import ApiError, already_exists, conflict, expired, invalid, not_found
+from kubesim.errors import required as required_cause
+from kubesim.resources import GVR, Registry, ResourceType
+
+__all__ = ["GVR", "ApiError", "Event", "ResourceType", "Store", "WatchHandle", "now_rfc3339"]
+
+log = logging.getLogger(__name__)
+
+FIRST_RESOURCE_VERSION = 100  # arbitrary start, as a real etcd never starts at 0 either
+HISTORY_SIZE = 20_000  # watch events kept for resumption; older resourceVersions get 410
+PERSIST_INTERVAL = 0.5  # seconds between snapshots while dirty (bounded write amplification)
+GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's alphabet (no vowels)
+GENERATE_NAME_SUFFIX = 5
+SEEDED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
+CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
+NS_KEY = ("", "namespaces")
+POD_KEY = ("", "pods")
+_SERVER_META = (
+    "uid",
+    "creationTimestamp",
+    "resourceVersion",
+    "generation",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+)
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One committed change, as kept in the watch history."""
+
+    rv: int
+    type: str  # ADDED | MODIFIED | DELETED
+    key: tuple[str, str]
+    namespace: str
+    obj: dict  # the stored (shared, never mutated) new state; for DELETED the last state
+    old: dict | None  # the previous state (selector transitions need it)
+
+
+class WatchHandle:
+    """A registered watch listener; ``cancel()`` unregisters it."""
+
+    def __init__(self, store: Store, listener: _Listener) -> None:
+        self._store = store
+        self._listener = listener
+
+    def cancel(self) -> None:
+        self._store._remove_listener(self._listener)
+
+
+@dataclass
+class _Listener:
+    key: tuple[str, str] | None
+    namespace: str | None
+    callback: Callable[[Event], None]
+
+
+def _meta(obj: dict) -> dict:
+    m = obj.get("metadata")
+    if not isinstance(m, dict):
+        m = {}
+        obj["metadata"] = m
+    return m
+
+
+def _strip_volatile(obj: dict) -> dict:
+    """The object without fields a no-op comparison must ignore."""
+    out = dict(obj)
+    meta = dict(out.get("metadata") or {})
+    mf = meta.get("managedFields")
+    if isinstance(mf, list):
+        meta["managedFields"] = [
+            {k: v for k, v in e.items() if k != "time"} for e in mf if isinstance(e, dict)
+        ]
+    meta.pop("resourceVersion", None)
+    out["metadata"] = meta
+    return out
+
+
+def _spec_part(obj: dict, has_status: bool) -> dict:
+    """What counts for metadata.generation: everything but metadata (and status if a subresource)."""
+    return {k: v for k, v in obj.items() if k != "metadata" and not (has_status and k == "status")}
+
+
+class Store:
+    """Thread-safe in-memory Kubernetes object store (see module docstring for invariants)."""
+
+    def __init__(
+        self, *, data_dir: str | os.PathLike[str] | None = None, history_size: int = HISTORY_SIZE
+    ) -> None:
+        self.registry = Registry()
+        self._lock = threading.RLock()
+        self._objects: dict[tuple[str, str], dict[str, dict[str, dict]]] = {}
+        self._rv = FIRST_RESOURCE_VERSION
+        self._history: deque[Event] = deque(maxlen=history_size)
+        self._compacted_rv = FIRST_RESOURCE_VERSION  # watches from an older RV get 410
+        self._listeners: list[_Listener] = []
+        self._subscribers: list[Callable[[str, GVR, dict], None]] = []
+        self._logs: dict[tuple[str, str], str] = {}
+        self._by_uid: dict[str, tuple[tuple[str, str], str, str]] = {}
+        self._dependents: dict[str, set[tuple[tuple[str, str], str, str]]] = {}
+        self._data_dir = Path(data_dir) if data_dir else None
+        self._dirty = False
+        self._closed = threading.Event()
+        self._persist_thread: threading.Thread | None = None
+        loaded = self._data_dir is not None and self._load()
+        if not loaded:
+            for ns in SEEDED_NAMESPACES:
+                self.create(GVR("", "v1", "namespaces"), {"metadata": {"name": ns}})
+        if self._data_dir is not None:
+            self._persist_thread = threading.Thread(
+                target=self._persist_loop, name="kubesim-persist", daemon=True
+            )
+            self._persist_thread.start()
+
+    # ------------------------------------------------------------------ public API (iface)
+
+    def create(
+        self,
+        gvr: GVR,
+        obj: dict,
+        *,
+        namespace: str | None = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+    ) -> dict:
+        rt = self.registry.get(gvr)
+        with self._lock:
+            return copy.deepcopy(
+                self._create(
+                    rt, copy.deepcopy(obj), namespace, dry_run=dry_run, field_manager=field_manager
+                )
+            )
+
+    def get(self, gvr: GVR, name: str, *, namespace: str | None = None) -> dict:
+        rt = self.registry.get(gvr)
+        with self._lock:
+            return self._present(rt, copy.deepcopy(self._get_ref(rt, name, namespace)))
+
+    def update(
+        self,
+        gvr: GVR,
+        obj: dict,
+        *,
+        namespace: str | None = None,
+        subresource: str | None = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+    ) -> dict:
+        rt = self.registry.get(gvr)
+        with self._lock:
+            return copy.deepcopy(
+                self._update(
+                    rt,
+                    copy.deepcopy(obj),
+                    namespace,
+                    subresource=subresource,
+                    dry_run=dry_run,
+                    field_manager=field_manager,
+                )
+            )
+
+    def delete(
+        self,
+        gvr: GVR,
+        name: str,
+        *,
+        namespace: str | None = None,
+        propagation: str = "Background",
+        preconditions: dict | None = None,
+        dry_run: bool = False,
+    ) -> dict:
+        rt = self.registry.get(gvr)
+        with self._lock:
+            obj, _gone = self._delete(
+                rt,
+                name,
+                namespace,
+                propagation=propagation,
+                preconditions=preconditions,
+                dry_run=dry_run,
+            )
+            return copy.deepcopy(obj)
+
+    def list(
+        self,
+        gvr: GVR,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict]:
+        rt = self.registry.get(gvr)
+        pred = selectors.compile_selectors(label_selector, field_selector)
+        with self._lock:
+            return [
+                self._present(rt, copy.deepcopy(o))
+                for o in self._iter(rt.key, namespace)
+                if pred is None or pred(o)
+            ]
+
+    def subscribe(self, callback: Callable[[str, GVR, dict], None]) -> Callable[[], None]:
+        """callback(type, gvr, obj) after each committed change, synchronously; returns unsubscribe."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def set_pod_log(self, namespace: str, name: str, text: str, *, append: bool = False) -> None:
+        with self._lock:
+            key = (namespace, name)
+            self._logs[key] = (self._logs.get(key, "") + text) if append else text
+            self._dirty = True
+
+    def get_pod_log(self, namespace: str, name: str) -> str:
+        with self._lock:
+            rt = self.registry.get(GVR("", "v1", "pods"))
+            self._get_ref(rt, name, namespace)
+            return self._logs.get((namespace, name), "")
+
+    # ------------------------------------------------------------------ extras for the HTTP layer
+
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    def get_ref(self, rt: ResourceType, name: str, namespace: str | None) -> dict:
+        """The stored object itself (read-only!) for serialisation without a copy."""
+        with self._lock:
+            return self._get_ref(rt, name, namespace)
+
+    def list_refs(
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        predicate: Callable[[dict], bool] | None = None,
+    ) -> tuple[list[dict], int]:
+        """Stored objects (read-only!) sorted by (namespace, name), and the list resourceVersion."""
+        with self._lock:
+            items = [o for o in self._iter(rt.key, namespace) if predicate is None or predicate(o)]
+            return items, self._rv
+
+    def watch(
+        self,
+        rt: ResourceType,
+        *,
+        namespace: str | None,
+        since: int | None,
+        callback: Callable[[Event], None],
+    ) -> tuple[list[Event], int, WatchHandle]:
+        """Register a listener atomically with the events it must see first.
+
+        ``since=None``: synthetic ADDED events for every current object. ``since=N``: every
+        recorded change after N (410 if N is older than the history). Returns (initial events,
+        current resourceVersion, handle).
+        """
+        with self._lock:
+            if since is None:
+                initial = [
+                    Event(
+                        int(o["metadata"]["resourceVersion"]),
+                        "ADDED",
+                        rt.key,
+                        o["metadata"].get("namespace", ""),
+                        o,
+                        None,
+                    )
+                    for o in self._iter(rt.key, namespace)
+                ]
+            else:
+                if since < self._compacted_rv:
+                    raise expired(f"too old resource version: {since} ({self._compacted_rv})")
+                initial = [
+                    e
+                    for e in self._history
+                    if e.rv > since
+                    and e.key == rt.key
+                    and (namespace is None or e.namespace == namespace)
+                ]
+            listener = _Listener(rt.key, namespace, callback)
+            self._listeners.append(listener)
+            return initial, self._rv, WatchHandle(self, listener)
+
+    def compact(self) -> None:
+        """Forget the watch history (a testing hook: every older resourceVersion now gets 410)."""
+        with self._lock:
+            self._history.clear()
+            self._compacted_rv = self._rv
+
+    def check_continue_rv(self, rv: int) -> None:
+        if rv < self._compacted_rv:
+            raise expired(
+                "The provided continue parameter is too old to display a consistent list result. "
+                "You can start a new list without the continue parameter, or use the continue token "
+                "in this response to retrieve the remainder of the results."
+            )
+
+    def prepare(
+        self,
+        rt: ResourceType,
+        obj: dict,
+        *,
+        old: dict | None = None,
+        field_validation: str = "Ignore",
+    ) -> list[str]:
+        """Prune, default (in place) and report unknown fields per fieldValidation; returns warnings.
+
+        Strict raises 400 BadRequest with upstream's strict decoding message.
+        """
+        warnings: list[str] = []
+        if rt.schema is not None:
+            unknown = self._prune(rt, obj)
+            if unknown and field_validation == "Strict":
+                fields = ", ".join(f'unknown field "{u}"' for u in unknown)
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                    f"strict decoding error: {fields}",
+                    details={},
+                )
+            if field_validation != "Ignore":
+                warnings += [f'unknown field "{u}"' for u in unknown]
+            schema.apply_defaults(rt.schema, obj)
+        kinds.default(rt, obj, old)
+        return warnings
+
+    def validate(self, rt: ResourceType, obj: dict, *, old: dict | None = None) -> None:
+        """Raise 422 Invalid with every cause if obj is not a valid object of rt."""
+        meta = obj.get("metadata") or {}
+        causes = []
+        name = meta.get("name") or ""
+        if not name and not meta.get("generateName"):
+            causes.append(required_cause("metadata.name", "name or generateName is required"))
+        elif name:
+            causes += kinds.validate_name(rt, name)
+        causes += kinds.validate_metadata(meta)
+        if rt.schema is not None:
+            causes += schema.validate(rt.schema, obj)
+        causes += kinds.validate(rt, obj, old)
+        if causes:
+            raise invalid(rt.kind, rt.group, name, causes)
+
+    # ------------------------------------------------------------------ internals: reads
+
+    def _iter(self, key: tuple[str, str], namespace: str | None) -> Iterator[dict]:
+        by_ns = self._objects.get(key)
+        if not by_ns:
+            return
+        if namespace is not None:
+            objs = by_ns.get(namespace) or {}
+            for name in sorted(objs):
+                yield objs[name]
+            return
+        for ns in sorted(by_ns):
+            objs = by_ns[ns]
+            for name in sorted(objs):
+                yield objs[name]
+
+    def _ns_for(self, rt: ResourceType, namespace: str | None) -> str:
+        if rt.namespaced:
+            if not namespace:
+                raise ApiError(
+                    400, "BadRequest", "the namespace of the object is required", details={}
+                )
+            return namespace
+        return ""
+
+    def _get_ref(self, rt: ResourceType, name: str, namespace: str | None) -> dict:
+        ns = self._ns_for(rt, namespace)
+        obj = self._objects.get(rt.key, {}).get(ns, {}).get(name)
+        if obj is None:
+            raise not_found(rt.resource, rt.group, name)
+        return obj
+
+    def _find(self, key: tuple[str, str], ns: str, name: str) -> dict | None:
+        return self._objects.get(key, {}).get(ns, {}).get(name)
+
+    def _present(self, rt: ResourceType, obj: dict) -> dict:
+        """Set apiVersion/kind for the version asked (CRD versions share storage)."""
+        obj["apiVersion"] = rt.api_version
+        obj["kind"] = rt.kind
+        return obj
+
+    def _rt_for_key(self, key: tuple[str, str]) -> ResourceType | None:
+        return self.registry.for_key(key)
+
+    # ------------------------------------------------------------------ internals: writes
+
+    def _check_namespace(self, rt: ResourceType, ns: str) -> None:
+        if not rt.namespaced:
+            return
+        nso = self._find(NS_KEY, "", ns)
+        if nso is None:
+            raise not_found("namespaces", "", ns)
+        if (nso.get("metadata") or {}).get("deletionTimestamp"):
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'{rt.resource} "{(rt.kind)}" is forbidden: unable to create new content in namespace '
+                f"{ns} because it is being terminated",
+                details={
+                    "name": ns,
+                    "kind": "namespaces",
+                    "causes": [
+                        {
+                            "reason": "NamespaceTerminating",
+                            "message": f"namespace {ns} is being terminated",
+                            "field": "metadata.namespace",
+                        }
+                    ],
+                },
+            )
+
+    def _create(
+        self,
+        rt: ResourceType,
+        obj: dict,
+        namespace: str | None,
+        *,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+        field_validation: str = "Ignore",
+    ) -> dict:
+        meta = _meta(obj)
+        ns = self._ns_for(rt, namespace or meta.get("namespace"))
+        if rt.namespaced:
+            if meta.get("namespace") and meta["namespace"] != ns:
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    "the namespace of the provided object does not match the "
+                    "namespace sent on the request",
+                    details={},
+                )
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        obj["apiVersion"] = rt.api_version
+        obj["kind"] = rt.kind
+        for f in _SERVER_META:
+            if f != "managedFields":
+                meta.pop(f, None)
+        self.prepare(rt, obj, field_validation=field_validation)
+        self.validate(rt, obj)
+        self._check_namespace(rt, ns)
+        if not meta.get("name"):
+            meta["name"] = self._generate_name(rt.key, ns, str(meta.get("generateName")))
+        name = meta["name"]
+        if self._find(rt.key, ns, name) is not None:
+            raise already_exists(rt.resource, rt.group, name)
+        if rt.key == CRD_KEY:
+            kinds.crd_prepare(obj)
+        meta["uid"] = meta.get("uid") or str(uuid.uuid4())  # the Job defaulter may have picked it
+        meta["creationTimestamp"] = now_rfc3339()
+        if rt.has_generation:
+            meta["generation"] = 1
+        if field_manager:
+            from kubesim import managed
+
+            managed.record_update(
+                obj,
+                None,
+                manager=field_manager,
+                api_version=rt.api_version,
+                has_status=rt.has_status,
+                subresource=None,
+            )
+        if dry_run:
+            meta["resourceVersion"] = str(self._rv)
+            return obj
+        if rt.key == CRD_KEY:
+            self.registry.register_crd(name, obj)
+        self._commit(rt.key, ns, name, obj, None, "ADDED")
+        return obj
+
+    def _generate_name(self, key: tuple[str, str], ns: str, prefix: str) -> str:
+        for _ in range(100):
+            candidate = prefix + "".join(
+                random.choices(GENERATE_NAME_ALPHABET, k=GENERATE_NAME_SUFFIX)
+            )
+            if self._find(key, ns, candidate) is None:
+                return candidate
+        raise ApiError(
+            500, "InternalError", "Internal error occurred: could not generate a unique name"
+        )
+
+    def _update(
+        self,
+        rt: ResourceType,
+        obj: dict,
+        namespace: str | None,
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+        field_validation: str = "Ignore",
+        require_resource_version: bool = False,
+        managed_override: list | None = None,
+    ) -> dict:
+        meta_in = _meta(obj)
+        ns = self._ns_for(rt, namespace or meta_in.get("namespace"))
+        name = meta_in.get("name")
+        if not name:
+            raise invalid(
+                rt.kind,
+                rt.group,
+                "",
+                [required_cause("metadata.name", "name or generateName is required")],
+            )
+        cur = self._find(rt.key, ns, name)
+        if cur is None:
+            raise not_found(rt.resource, rt.group, name)
+        cur_meta = cur["metadata"]
+        rv_in = meta_in.get("resourceVersion")
+        if rv_in:
+            if str(rv_in) != cur_meta["resourceVersion"]:
+                raise conflict(rt.resource, rt.group, name)
+        elif require_resource_version:
+            raise invalid(rt.kind, rt.group, name, [invalid_rv_cause()])
+        if subresource == "status":
+            new = copy.deepcopy(cur)
+            if "status" in obj:
+                new["status"] = obj["status"]
+            else:
+                new.pop("status", None)
+        elif subresource:
+            raise ApiError(
+                404, "NotFound", "the server could not find the requested resource", details={}
+            )
+        else:
+            new = obj
+            if rt.has_status:
+                if "status" in cur:
+                    new["status"] = copy.deepcopy(cur["status"])
+                else:
+                    new.pop("status", None)
+        new["apiVersion"] = rt.api_version
+        new["kind"] = rt.kind
+        meta = _meta(new)
+        meta["name"] = name
+        if rt.namespaced:
+            meta["namespace"] = ns
+        for f in _SERVER_META:
+            if f in cur_meta and f not in ("resourceVersion", "managedFields"):
+                meta[f] = copy.deepcopy(cur_meta[f])
+            elif f != "managedFields":
+                meta.pop(f, None)
+        if "managedFields" not in meta and "managedFields" in cur_meta:
+            meta["managedFields"] = copy.deepcopy(cur_meta["managedFields"])
+        if managed_override is not None:
+            meta["managedFields"] = managed_override
+        if cur_meta.get("deletionTimestamp"):
+            added = set(meta.get("finalizers") or []) - set(cur_meta.get("finalizers") or [])
+            if added:
+                raise invalid(
+                    rt.kind,
+                    rt.group,
+                    name,
+                    [
+                        kinds.forbidden_cause(
+                            "metadata.finalizers",
+                            "no new finalizers can be added if the object is being deleted, "
+                            f"found new finalizers {sorted(added)!r}",
+                        )
+                    ],
+                )
+        self.prepare(rt, new, old=cur, field_validation=field_validation)
+        self.validate(rt, new, old=cur)
+        if rt.has_generation and _spec_part(new, rt.has_status) != _spec_part(cur, rt.has_status):
+            meta["generation"] = int(cur_meta.get("generation", 1)) + 1
+        if field_manager and managed_override is None:
+            from kubesim import managed
+
+            managed.record_update(
+                new,
+                cur,
+                manager=field_manager,
+                api_version=rt.api_version,
+                has_status=rt.has_status,
+                subresource=subresource,
+            )
+        if rt.key == CRD_KEY:
+            kinds.crd_prepare(new)
+        meta["resourceVersion"] = cur_meta["resourceVersion"]
+        if _strip_volatile(new) == _strip_volatile(cur):
+            return cur  # no-op: same resourceVersion, no event
+        if dry_run:
+            return new
+        if rt.key == CRD_KEY:
+            self.registry.register_crd(name, new)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            return self._remove(rt.key, ns, name, new)
+        self._commit(rt.key, ns, name, new, cur, "MODIFIED")
+        if rt.key != NS_KEY and cur_meta.get("deletionTimestamp"):
+            pass
+        return new
+
+    def _commit(
+        self, key: tuple[str, str], ns: str, name: str, obj: dict, old: dict | None, typ: str
+    ) -> None:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        self._objects.setdefault(key, {}).setdefault(ns, {})[name] = obj
+        self._index(key, ns, name, obj, old)
+        self._emit(Event(self._rv, typ, key, ns, obj, old))
+
+    def _index(
+        self, key: tuple[str, str], ns: str, name: str, obj: dict | None, old: dict | None
+    ) -> None:
+        ref = (key, ns, name)
+        if old is not None:
+            for o in old["metadata"].get("ownerReferences") or []:
+                deps = self._dependents.get(str(o.get("uid")))
+                if deps is not None:
+                    deps.discard(ref)
+                    if not deps:
+                        del self._dependents[str(o.get("uid"))]
+        if obj is not None:
+            self._by_uid[obj["metadata"]["uid"]] = ref
+            for o in obj["metadata"].get("ownerReferences") or []:
+                self._dependents.setdefault(str(o.get("uid")), set()).add(ref)
+        elif old is not None:
+            self._by_uid.pop(old["metadata"]["uid"], None)
+
+    def _emit(self, event: Event) -> None:
+        if len(self._history) == self._history.maxlen and self._history:
+            self._compacted_rv = self._history[0].rv
+        self._history.append(event)
+        self._dirty = True
+        for listener in list(self._listeners):
+            if listener.key == event.key and (
+                listener.namespace is None or listener.namespace == event.namespace
+            ):
+                try:
+                    listener.callback(event)
+                except Exception:  # a broken watcher must not break the write path
+                    log.exception("watch listener failed", extra={"resource": event.key[1]})
+        if self._subscribers:
+            rt = self._rt_for_key(event.key)
+            if rt is None:
+                return
+            for sub in list(self._subscribers):
+                try:
+                    sub(event.type, rt.gvr, copy.deepcopy(event.obj))
+                except Exception:
+                    log.exception("store subscriber failed", extra={"resource": event.key[1]})
+
+    def _remove_listener(self, listener: _Listener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    # ------------------------------------------------------------------ deletion and GC
+
+    def _delete(
+        self,
+        rt: ResourceType,
+        name: str,
+        namespace: str | None,
+        *,
+        propagation: str = "Background",
+        preconditions: dict | None = None,
+        dry_run: bool = False,
+    ) -> tuple[dict, bool]:
+        ns = self._ns_for(rt, namespace)
+        cur = self._get_ref(rt, name, ns)
+        meta = cur["metadata"]
+        if preconditions:
+            puid = preconditions.get("uid")
+            if puid and puid != meta["uid"]:
+                raise conflict(
+                    rt.resource,
+                    rt.group,
+                    name,
+                    f"Precondition failed: UID in precondition: {puid}, UID in object meta: {meta['uid']}",
+                )
+            prv = preconditions.get("resourceVersion")
+            if prv and str(prv) != meta["resourceVersion"]:
+                raise conflict(
+                    rt.resource,
+                    rt.group,
+                    name,
+                    f"Precondition failed: ResourceVersion in precondition: {prv}, "
+                    f"ResourceVersion in object meta: {meta['resourceVersion']}",
+                )
+        if propagation not in ("Background", "Foreground", "Orphan"):
+            raise invalid(
+                "DeleteOptions",
+                "meta.k8s.io",
+                "",
+                [
+                    kinds.not_supported_cause(
+                        "propagationPolicy", propagation, ["Foreground", "Background", "Orphan"]
+                    )
+                ],
+            )
+        if dry_run:
+            return cur, not meta.get("finalizers")
+        if meta.get("deletionTimestamp"):
+            return cur, False
+        uid = meta["uid"]
+        if rt.key == NS_KEY:
+            return self._delete_namespace(cur), self._find(NS_KEY, "", name) is None
+        deps = self._live_dependents(uid)
+        if propagation == "Orphan" or ORPHAN in (meta.get("finalizers") or []):
+            for dkey, dns, dname in deps:
+                self._strip_owner(dkey, dns, dname, uid)
+            if ORPHAN in (meta.get("finalizers") or []):
+                cur = self._set_finalizers(
+                    rt.key, ns, name, [f for f in meta["finalizers"] if f != ORPHAN]
+                )
+            deps = []
+        if propagation == "Foreground" and deps:
+            marked = copy.deepcopy(cur)
+            mm = marked["metadata"]
+            mm["deletionTimestamp"] = now_rfc3339()
+            mm["deletionGracePeriodSeconds"] = 0
+            mm["finalizers"] = [*(mm.get("finalizers") or []), FOREGROUND]
+            self._commit(rt.key, ns, name, marked, cur, "MODIFIED")
+            for dkey, dns, dname in deps:
+                drt = self._rt_for_key(dkey)
+                if drt is not None and self._find(dkey, dns, dname) is not None:
+                    self._delete(drt, dname, dns or None, propagation="Foreground")
+            self._try_finish_foreground(uid)
+            final = self._find(rt.key, ns, name)
+            return (final, False) if final is not None else (marked, True)
+        if meta.get("finalizers"):
+            marked = copy.deepcopy(cur)
+            marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+            marked["metadata"]["deletionGracePeriodSeconds"] = 0
+            self._commit(rt.key, ns, name, marked, cur, "MODIFIED")
+            return marked, False
+        return self._remove(rt.key, ns, name, cur), True
+
+    def _live_dependents(self, uid: str) -> list[tuple[tuple[str, str], str, str]]:
+        return sorted(d for d in self._dependents.get(uid, ()) if self._find(*d) is not None)
+
+    def _strip_owner(self, key: tuple[str, str], ns: str, name: str, owner_uid: str) -> None:
+        cur = self._find(key, ns, name)
+        if cur is None:
+            return
+        new = copy.deepcopy(cur)
+        refs = [
+            r for r in (new["metadata"].get("ownerReferences") or []) if r.get("uid") != owner_uid
+        ]
+        if refs:
+            new["metadata"]["ownerReferences"] = refs
+        else:
+            new["metadata"].pop("ownerReferences", None)
+        self._commit(key, ns, name, new, cur, "MODIFIED")
+
+    def _set_finalizers(
+        self, key: tuple[str, str], ns: str, name: str, finalizers: list[str]
+    ) -> dict:
+        cur = self._find(key, ns, name)
+        assert cur is not None
+        new = copy.deepcopy(cur)
+        if finalizers:
+            new["metadata"]["finalizers"] = finalizers
+        else:
+            new["metadata"].pop("finalizers", None)
+        if new["metadata"].get("deletionTimestamp") and not finalizers:
+            return self._remove(key, ns, name, new)
+        self._commit(key, ns, name, new, cur, "MODIFIED")
+        return new
+
+    def _remove(self, key: tuple[str, str], ns: str, name: str, last: dict) -> dict:
+        """Final removal: DELETED event, then garbage collection and deferred completions."""
+        cur = self._objects.get(key, {}).get(ns, {}).pop(name, None)
+        self._rv += 1
+        final = last if last is not cur else copy.deepcopy(last)
+        final["metadata"]["resourceVersion"] = str(self._rv)
+        self._index(key, ns, name, None, cur if cur is not None else last)
+        self._emit(Event(self._rv, "DELETED", key, ns, final, cur))
+        uid = final["metadata"]["uid"]
+        if key == POD_KEY:
+            self._logs.pop((ns, name), None)
+        if key == CRD_KEY:
+            for t in self.registry.unregister_crd(name):
+                self._drop_all(t.key)
+        # background garbage collection of dependents whose owners are all gone
+        for dkey, dns, dname in self._live_dependents(uid):
+            dep = self._find(dkey, dns, dname)
+            if dep is None:
+                continue
+            others = [
+                r
+                for r in (dep["metadata"].get("ownerReferences") or [])
+                if r.get("uid") != uid and r.get("uid") in self._by_uid
+            ]
+            drt = self._rt_for_key(dkey)
+            if not others and drt is not None:
+                self._delete(drt, dname, dns or None, propagation="Background")
+        self._dependents.pop(uid, None)
+        for ref in final["metadata"].get("ownerReferences") or []:
+            self._try_finish_foreground(str(ref.get("uid")))
+        if ns:
+            self._try_finish_namespace(ns)
+        return final
+
+    def _drop_all(self, key: tuple[str, str]) -> None:
+        for ns, objs in list(self._objects.get(key, {}).items()):
+            for name in list(objs):
+                self._remove(key, ns, name, objs[name])
+        self._objects.pop(key, None)
+
+    def _try_finish_foreground(self, owner_uid: str) -> None:
+        ref = self._by_uid.get(owner_uid)
+        if ref is None:
+            return
+        owner = self._find(*ref)
+        if owner is None or FOREGROUND not in (owner["metadata"].get("finalizers") or []):
+            return
+        for dref in self._live_dependents(owner_uid):
+            dep = self._find(*dref)
+            if dep is None:
+                continue
+            for r in dep["metadata"].get("ownerReferences") or []:
+                if r.get("uid") == owner_uid and r.get("blockOwnerDeletion"):
+                    return
+        self._set_finalizers(
+            ref[0], ref[1], ref[2], [f for f in owner["metadata"]["finalizers"] if f != FOREGROUND]
+        )
+
+    def _delete_namespace(self, cur: dict) -> dict:
+        name = cur["metadata"]["name"]
+        marked = copy.deepcopy(cur)
+        marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+        marked["metadata"]["deletionGracePeriodSeconds"] = 0
+        marked.setdefault("spec", {})["finalizers"] = ["kubernetes"]
+        marked.setdefault("status", {})["phase"] = "Terminating"
+        self._commit(NS_KEY, "", name, marked, cur, "MODIFIED")
+        for key, by_ns in list(self._objects.items()):
+            objs = by_ns.get(name)
+            if not objs:
+                continue
+            rt = self._rt_for_key(key)
+            if rt is None:
+                continue
+            for oname in sorted(objs):
+                if self._find(key, name, oname) is not None:
+                    self._delete(rt, oname, name, propagation="Background")
+        self._try_finish_namespace(name)
+        return self._find(NS_KEY, "", name) or marked
+
+    def _try_finish_namespace(self, ns: str) -> None:
+        nso = self._find(NS_KEY, "", ns)
+        if nso is None or not nso["metadata"].get("deletionTimestamp"):
+            return
+        for by_ns in self._objects.values():
+            if by_ns.get(ns):
+                return
+        final = copy.deepcopy(nso)
+        final.get("spec", {}).pop("finalizers", None)
+        self._remove(NS_KEY, "", ns, final)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _prune(self, rt: ResourceType, obj: dict) -> list[str]:
+        assert rt.schema is not None
+        return schema.prune(rt.schema, obj)
+
+    def _snapshot(self) -> dict:
+        objs = []
+        crds = []
+        for key, by_ns in self._objects.items():
+            for objmap in by_ns.values():
+                for o in objmap.values():
+                    (crds if key == CRD_KEY else objs).append([key[0], key[1], o])
+        return {
+            "resourceVersion": self._rv,
+            "objects": crds + objs,
+            "logs": [[ns, n, t] for (ns, n), t in self._logs.items()],
+        }
+
+    def flush(self) -> None:
+        """Write the snapshot now (no-op without data_dir)."""
+        if self._data_dir is None:
+            return
+        with self._lock:
+            data = json.dumps(self._snapshot(), separators=(",", ":"))
+            self._dirty = False
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._data_dir / "store.json.tmp"
+        tmp.write_text(data)
+        os.replace(tmp, self._data_dir / "store.json")
+
+    def _persist_loop(self) -> None:
+        while not self._closed.wait(PERSIST_INTERVAL):
+            if self._dirty:
+                try:
+                    self.flush()
+                except OSError:
+                    log.exception(
+                        "kubesim could not persist its store",
+                        extra={"data_dir": str(self._data_dir)},
+                    )
+
+    def _load(self) -> bool:
+        assert self._data_dir is not None
+        path = self._data_dir / "store.json"
+        if not path.exists():
+            return False
+        data = json.loads(path.read_text())
+        with self._lock:
+            for group, resource, obj in data.get("objects", []):
+                key = (group, resource)
+                meta = obj["metadata"]
+                ns = meta.get("namespace", "")
+                if key == CRD_KEY:
+                    self.registry.register_crd(meta["name"], obj)
+                self._objects.setdefault(key, {}).setdefault(ns, {})[meta["name"]] = obj
+                self._index(key, ns, meta["name"], obj, None)
+            for ns, n, text in data.get("logs", []):
+                self._logs[(ns, n)] = text
+            self._rv = int(data.get("resourceVersion", FIRST_RESOURCE_VERSION))
+            self._compacted_rv = self._rv
+        return True
+
+    def close(self) -> None:
+        """Stop the persistence thread after a final snapshot."""
+        self._closed.set()
+        if self._persist_thread is not None:
+            self._persist_thread.join(timeout=5)
+            self._persist_thread = None
+        if self._data_dir is not None:
+            self.flush()
+
+
+def invalid_rv_cause() -> object:
+    from kubesim.errors import Cause
+
+    return Cause(
+        "FieldValueInvalid",
+        "metadata.resourceVersion",
+        "Invalid value: 0x0: must be specified for an update",
+    )
