@@ -1,0 +1,117 @@
+"""Typed reads from decoded JSON (``Mapping[str, object]``) without ``Any``.
+
+The planner works on the JSON dicts the API server sends (a JobFlow, its Jobs). Those are
+untrusted shapes: a field may be missing, ``null`` or of the wrong type (a template keeps
+unknown fields). Every accessor here narrows one value and falls back to a neutral default
+instead of raising, so a malformed field degrades to "absent" rather than crashing a reconcile
+pass; validation (``jobflow.validation``) is where wrong shapes are reported to the user.
+
+Also the RFC 3339 timestamp format used in status: UTC, second precision, trailing ``Z``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+EMPTY: Mapping[str, object] = {}
+
+
+def mapping(value: object) -> Mapping[str, object]:
+    """``value`` if it is a JSON object, else an empty mapping."""
+    if isinstance(value, Mapping):
+        return value
+    return EMPTY
+
+
+def items(value: object) -> list[Mapping[str, object]]:
+    """The JSON objects in ``value`` if it is a list (other elements are dropped)."""
+    if isinstance(value, list | tuple):
+        return [v for v in value if isinstance(v, Mapping)]
+    return []
+
+
+def strings(value: object) -> list[str]:
+    """The strings in ``value`` if it is a list."""
+    if isinstance(value, list | tuple):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def string(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def integer(value: object) -> int | None:
+    # bool is an int subclass; a JSON true is not a number.
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def boolean(value: object) -> bool:
+    return value is True
+
+
+def path(obj: object, *keys: str) -> object:
+    """``obj[k1][k2]...`` or None when any level is missing or not an object."""
+    current: object = obj
+    for key in keys:
+        if not isinstance(current, Mapping):
+            return None
+        current = current.get(key)
+    return current
+
+
+def string_map(value: object) -> dict[str, str]:
+    """A ``{str: str}`` view of a labels/annotations-like object (non-string values dropped)."""
+    return {k: v for k, v in mapping(value).items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def thaw(value: Mapping[str, object]) -> dict[str, object]:
+    """A deep, mutable copy of a JSON object (manifests are built by editing a copy)."""
+    copied = copy.deepcopy(dict(value))
+    return copied
+
+
+def thaw_list(value: Sequence[object]) -> list[object]:
+    return copy.deepcopy(list(value))
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339, UTC, second precision, trailing Z (what status and conditions carry)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: object) -> datetime | None:
+    """Parse an RFC 3339 timestamp as Kubernetes writes it; None when absent or malformed."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def truncate(moment: datetime) -> datetime:
+    """``moment`` at second precision in UTC, so computed times equal their stored form."""
+    return moment.astimezone(UTC).replace(microsecond=0)

@@ -1,0 +1,282 @@
+"""Building the objects a flow owns (Jobs, PVCs, ConfigMaps) and reading a Job's outcome.
+
+Invariants of every manifest built here:
+- ``metadata.namespace`` is the flow's namespace, whatever the template says: nothing a flow
+  declares can create objects outside its namespace.
+- ``metadata.ownerReferences`` is exactly one controller reference to the flow with
+  ``blockOwnerDeletion``, so deleting the flow removes everything it created.
+- Job names come from ``names.job_name`` (deterministic per flow uid/step/attempt) and every
+  Job and its pod template carry the flow/step/attempt/managed-by labels; user labels from the
+  template or ``step.metadata`` never override ours (the controller selects Jobs by them).
+- A template without ``spec.backoffLimit`` gets 0: a step's retries are its retryPolicy's, each
+  visible as its own Job.
+
+A Job's outcome is read from its conditions (``Complete``/``Failed`` with status True), never
+from the ``succeeded``/``failed`` counters, which count pods and move while the Job is still
+retrying internally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal
+
+from jobflow import decoded, names
+
+JOB_API_VERSION: Final = "batch/v1"
+# Metadata the API server owns; copying it from a template would make the create fail or lie.
+_SERVER_METADATA: Final = (
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+    "generateName",
+)
+
+
+def owner_reference(flow_name: str, flow_uid: str) -> dict[str, object]:
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": names.KIND,
+        "name": flow_name,
+        "uid": flow_uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def flow_labels(flow_name: str, step: str, attempt: int) -> dict[str, str]:
+    return {
+        names.LABEL_FLOW: names.label_value(flow_name),
+        names.LABEL_STEP: step,
+        names.LABEL_ATTEMPT: str(attempt),
+        names.LABEL_MANAGED_BY: names.MANAGED_BY,
+    }
+
+
+@dataclass(frozen=True)
+class FlowRef:
+    """What every built object needs to know about the flow that owns it."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+def _own_metadata(meta: Mapping[str, object], *, flow: FlowRef, name: str) -> dict[str, object]:
+    out = {k: v for k, v in decoded.thaw(meta).items() if k not in _SERVER_METADATA}
+    out["name"] = name
+    out["namespace"] = flow.namespace
+    out["ownerReferences"] = [owner_reference(flow.name, flow.uid)]
+    return out
+
+
+def resource_objects(
+    resource_templates: Mapping[str, object], *, flow: FlowRef
+) -> list[dict[str, object]]:
+    """The PVCs, then the ConfigMaps, of ``spec.resourceTemplates``, ready to create."""
+    out: list[dict[str, object]] = []
+    for key, api_version, kind in (
+        ("volumeClaimTemplates", "v1", "PersistentVolumeClaim"),
+        ("configMapTemplates", "v1", "ConfigMap"),
+    ):
+        for template in decoded.items(resource_templates.get(key)):
+            meta = decoded.mapping(template.get("metadata"))
+            short = decoded.string(meta.get("name"))
+            if not short:
+                continue  # validation reports it; nothing sensible to create
+            obj = {k: v for k, v in decoded.thaw(template).items() if k != "status"}
+            obj["apiVersion"] = api_version
+            obj["kind"] = kind
+            obj["metadata"] = _own_metadata(
+                meta, flow=flow, name=names.resource_name(flow.name, short)
+            )
+            out.append(obj)
+    return out
+
+
+def resource_renames(resource_templates: Mapping[str, object], flow_name: str) -> Renames:
+    """Template name -> real object name, per kind, for rewriting Job templates."""
+    claims: dict[str, str] = {}
+    config_maps: dict[str, str] = {}
+    for key, target in (("volumeClaimTemplates", claims), ("configMapTemplates", config_maps)):
+        for template in decoded.items(resource_templates.get(key)):
+            short = decoded.string(decoded.path(template, "metadata", "name"))
+            if short:
+                target[short] = names.resource_name(flow_name, short)
+    return Renames(claims=claims, config_maps=config_maps)
+
+
+@dataclass(frozen=True)
+class Renames:
+    claims: Mapping[str, str]
+    config_maps: Mapping[str, str]
+
+    def is_empty(self) -> bool:
+        return not self.claims and not self.config_maps
+
+
+def _rename(obj: object, key: str, table: Mapping[str, str]) -> None:
+    if isinstance(obj, dict):
+        current = obj.get(key)
+        if isinstance(current, str) and current in table:
+            obj[key] = table[current]
+
+
+def _rewrite_containers(containers: object, renames: Renames) -> None:
+    if not isinstance(containers, list):
+        return
+    for container in containers:
+        if not isinstance(container, dict):
+            continue
+        env_from = container.get("envFrom")
+        if isinstance(env_from, list):
+            for source in env_from:
+                if isinstance(source, dict):
+                    _rename(source.get("configMapRef"), "name", renames.config_maps)
+        env = container.get("env")
+        if isinstance(env, list):
+            for var in env:
+                value_from = var.get("valueFrom") if isinstance(var, dict) else None
+                if isinstance(value_from, dict):
+                    _rename(value_from.get("configMapKeyRef"), "name", renames.config_maps)
+
+
+def rewrite_references(pod_spec: dict[str, object], renames: Renames) -> None:
+    """Point the pod's references to resourceTemplates names at the real ``<flow>-<name>``.
+
+    Covers volumes (persistentVolumeClaim.claimName, configMap.name, projected configMap
+    sources) and containers/initContainers (envFrom configMapRef, env configMapKeyRef). Names
+    that are not resourceTemplates are left alone: they may be the user's own objects.
+    """
+    volumes = pod_spec.get("volumes")
+    if isinstance(volumes, list):
+        for volume in volumes:
+            if not isinstance(volume, dict):
+                continue
+            _rename(volume.get("persistentVolumeClaim"), "claimName", renames.claims)
+            _rename(volume.get("configMap"), "name", renames.config_maps)
+            projected = volume.get("projected")
+            sources = projected.get("sources") if isinstance(projected, dict) else None
+            if isinstance(sources, list):
+                for source in sources:
+                    if isinstance(source, dict):
+                        _rename(source.get("configMap"), "name", renames.config_maps)
+    for key in ("containers", "initContainers"):
+        _rewrite_containers(pod_spec.get(key), renames)
+
+
+def build_job(
+    step: Mapping[str, object],
+    *,
+    flow: FlowRef,
+    attempt: int,
+    renames: Renames,
+    extra_annotations: Mapping[str, str] | None = None,
+) -> dict[str, object]:
+    """The batch/v1 Job manifest for ``attempt`` (0-based) of a Job ``step``."""
+    step_name = decoded.string(step.get("name")) or ""
+    template = decoded.mapping(step.get("template"))
+    job = {k: v for k, v in decoded.thaw(template).items() if k != "status"}
+    ours = flow_labels(flow.name, step_name, attempt)
+    step_meta = decoded.mapping(step.get("metadata"))
+    template_meta = decoded.mapping(template.get("metadata"))
+
+    meta = _own_metadata(
+        template_meta, flow=flow, name=names.job_name(flow.name, flow.uid, step_name, attempt)
+    )
+    # Our labels are applied last: the controller finds its Jobs by them (the seed let
+    # step.metadata.labels override them).
+    meta["labels"] = {
+        **decoded.string_map(template_meta.get("labels")),
+        **decoded.string_map(step_meta.get("labels")),
+        **ours,
+    }
+    annotations = {
+        **decoded.string_map(template_meta.get("annotations")),
+        **decoded.string_map(step_meta.get("annotations")),
+        **(extra_annotations or {}),
+    }
+    if annotations:
+        meta["annotations"] = annotations
+    else:
+        meta.pop("annotations", None)
+    job["apiVersion"] = JOB_API_VERSION
+    job["kind"] = "Job"
+    job["metadata"] = meta
+
+    spec = job.get("spec")
+    spec = decoded.thaw(spec) if isinstance(spec, Mapping) else {}
+    if spec.get("backoffLimit") is None:
+        spec["backoffLimit"] = 0
+    pod_template = spec.get("template")
+    pod_template = decoded.thaw(pod_template) if isinstance(pod_template, Mapping) else {}
+    pod_meta = decoded.mapping(pod_template.get("metadata"))
+    pod_meta_out = {
+        k: v for k, v in decoded.thaw(pod_meta).items() if k not in ("name", "namespace")
+    }
+    pod_meta_out["labels"] = {**decoded.string_map(pod_meta.get("labels")), **ours}
+    pod_template["metadata"] = pod_meta_out
+    pod_spec = pod_template.get("spec")
+    if isinstance(pod_spec, dict):
+        rewrite_references(pod_spec, renames)
+    spec["template"] = pod_template
+    job["spec"] = spec
+    return job
+
+
+# --- reading a Job --------------------------------------------------------------------------
+
+JobState = Literal["running", "succeeded", "failed"]
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    state: JobState
+    finished_at: datetime | None  # when the terminal condition became true
+    reason: str | None  # the terminal condition's reason (e.g. BackoffLimitExceeded)
+    message: str | None
+
+
+def _condition(job: Mapping[str, object], kind: str) -> Mapping[str, object] | None:
+    for cond in decoded.items(decoded.path(job, "status", "conditions")):
+        if cond.get("type") == kind and cond.get("status") == "True":
+            return cond
+    return None
+
+
+def job_outcome(job: Mapping[str, object]) -> JobOutcome:
+    """Terminal state from the Job's ``Complete``/``Failed`` conditions (never counters)."""
+    for kind, state in (("Complete", "succeeded"), ("Failed", "failed")):
+        cond = _condition(job, kind)
+        if cond is None:
+            continue
+        at = decoded.parse_time(cond.get("lastTransitionTime")) or decoded.parse_time(
+            decoded.path(job, "status", "completionTime")
+        )
+        outcome_state: JobState = "succeeded" if state == "succeeded" else "failed"
+        return JobOutcome(
+            state=outcome_state,
+            finished_at=decoded.truncate(at) if at else None,
+            reason=decoded.string(cond.get("reason")),
+            message=decoded.string(cond.get("message")),
+        )
+    return JobOutcome(state="running", finished_at=None, reason=None, message=None)
+
+
+def job_labels(job: Mapping[str, object]) -> dict[str, str]:
+    return decoded.string_map(decoded.path(job, "metadata", "labels"))
+
+
+def job_attempt(job: Mapping[str, object]) -> int | None:
+    """The attempt index from the attempt label; None if absent or not a number."""
+    text = job_labels(job).get(names.LABEL_ATTEMPT)
+    if text is None or not text.isdigit():
+        return None
+    return int(text)

@@ -1,0 +1,1193 @@
+"""The planner: one pure function from (flow, its Jobs, now, peers) to what should happen next.
+
+``plan()`` reads the JobFlow (with defaults applied in memory), the Jobs labelled with the
+flow, the clock and the other flows of its concurrency group, and returns a ``Plan``: objects
+and Jobs to create, Jobs to delete, the complete desired ``.status``, events, the next wake-up
+and whether the flow's TTL has expired. It performs no I/O; ``controller`` applies the plan.
+
+Memory across passes. The only memory is ``.status`` plus the Jobs themselves:
+- ``status.steps[].attempts`` is how many Jobs a step got (attempt ``n`` is the Job
+  ``names.job_name(flow, uid, step, n)`` labelled ``attempt=n``); ``retries`` counts the
+  retries charged to the retry limit and the flow ``backoffLimit`` (pod-failure-policy
+  ``Ignore`` retries are not charged); ``nextAttemptTime`` is when a retry is due.
+- If a status write was lost after Jobs were created, the Jobs win: a Job for attempt ``n`` of
+  a step whose status says fewer attempts is adopted (the step is Running that attempt), so a
+  restarted controller never creates a second Job for an attempt.
+- Time-derived failures use deterministic times, not "now": a step timeout fails at
+  ``startTime + timeoutSeconds``, a retry is due at the failed Job's ``Failed`` condition time
+  plus the backoff delay. Recomputing after a lost write gives the same answer.
+
+Idempotence (what the runtime relies on): applying a plan and planning again on the resulting
+world yields no creates or deletes, the same status and no events. Events are emitted only on
+transitions computed in this pass, so they are not repeated.
+
+resourceTemplates: the PVCs/ConfigMaps are in ``create_objects`` on every pass until the status
+carries condition ``ResourcesCreated=True``, which the same plan sets. The runtime applies
+``create_objects`` first (AlreadyExists for an object owned by this flow is success), then the
+Jobs and deletions, and writes the status last; if anything before fails it does not write the
+status, so the condition is only ever recorded once the objects exist.
+
+Terminal flows (Succeeded/Failed) are frozen: their phase, steps and completionTime never
+change again; the planner only watches the TTL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
+
+from jobflow import backoff, conditions, decoded, defaults, jobs, names, status, validation
+from jobflow.errors import Problem
+from jobflow.model import FlowPhase, StepPhase
+
+logger = logging.getLogger(__name__)
+
+# Safety net for pod-failure-policy Ignore: those retries are not charged to any limit, so a
+# step that always fails with an ignored exit code would otherwise loop forever.
+MAX_IGNORED_RETRIES: Final = 20
+# Output parameter values live in status (etcd objects are limited to ~1.5 MiB): cap each one.
+MAX_OUTPUT_VALUE_BYTES: Final = 4096
+# How many validation problems the Accepted=False message lists before "and N more".
+MAX_PROBLEMS_IN_MESSAGE: Final = 10
+
+RETRY_BACKOFF: Final = "RetryBackoff"  # step reason while waiting for its next attempt
+UPSTREAM_FAILED: Final = "UpstreamFailed"
+FLOW_FAILED: Final = "FlowFailed"
+TIMEOUT: Final = "Timeout"
+DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
+REPLACED: Final = "Replaced"
+REJECTED: Final = "Rejected"
+APPROVED: Final = "Approved"
+CONDITION_FALSE: Final = "ConditionFalse"
+CONDITION_ERROR: Final = "ConditionError"
+POD_FAILURE_POLICY: Final = "PodFailurePolicy"
+JOB_FAILED: Final = "JobFailed"
+
+_TERMINAL_FLOW: Final = frozenset({FlowPhase.SUCCEEDED.value, FlowPhase.FAILED.value})
+_TERMINAL_STEP: Final = frozenset(
+    {StepPhase.SUCCEEDED.value, StepPhase.FAILED.value, StepPhase.SKIPPED.value}
+)
+
+PodFailureAction = Literal["FailJob", "Ignore", "Count"]
+
+
+@dataclass(frozen=True)
+class ObservedJob:
+    """A Job of this flow as the runtime sees it, plus what it read from the Job's pods."""
+
+    job: Mapping[str, object]  # the batch/v1 Job JSON from the watch cache
+    exit_code: int | None = None  # the failed pod's container exit code, when read
+    termination_message: str | None = None  # that container's termination message
+    # True once the runtime looked at the pods, even if it found no exit code or message (pods
+    # already gone): the planner then stops asking for them and decides without.
+    pod_details_read: bool = False
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    create_objects: tuple[Mapping[str, object], ...]
+    create_jobs: tuple[Mapping[str, object], ...]
+    delete_jobs: tuple[str, ...]
+    status: Mapping[str, object]
+    events: tuple[Event, ...]
+    requeue_after: float | None
+    delete_flow: bool
+    needs_pod_details: tuple[str, ...]
+
+    @property
+    def is_noop(self) -> bool:
+        """Nothing to create or delete and nothing to say (the status may still differ)."""
+        return not (
+            self.create_objects
+            or self.create_jobs
+            or self.delete_jobs
+            or self.events
+            or self.delete_flow
+            or self.needs_pod_details
+        )
+
+
+def plan(
+    flow: Mapping[str, object],
+    observed_jobs: Sequence[ObservedJob],
+    now: datetime,
+    *,
+    peers: Sequence[Mapping[str, object]] = (),
+) -> Plan:
+    """Decide the next actions for ``flow``; see the module docstring for the contract."""
+    if now.tzinfo is None:
+        raise ValueError("plan() needs a timezone-aware 'now'")
+    obj = defaults.apply_defaults(flow)
+    meta = decoded.mapping(obj.get("metadata"))
+    prior = decoded.mapping(obj.get("status"))
+    if meta.get("deletionTimestamp"):
+        # Being deleted: owner references remove the Jobs; nothing to add.
+        return _plan(status=prior)
+    if decoded.string(prior.get("phase")) in _TERMINAL_FLOW:
+        return _finished(obj, now)
+    problems = validation.validate(obj)
+    if problems:
+        return _invalid(obj, problems, now)
+    return _Pass(obj, observed_jobs, now, peers).run()
+
+
+def _plan(
+    *,
+    status: Mapping[str, object],
+    create_objects: Sequence[Mapping[str, object]] = (),
+    create_jobs: Sequence[Mapping[str, object]] = (),
+    delete_jobs: Sequence[str] = (),
+    events: Sequence[Event] = (),
+    requeue_after: float | None = None,
+    delete_flow: bool = False,
+    needs_pod_details: Sequence[str] = (),
+) -> Plan:
+    return Plan(
+        create_objects=tuple(create_objects),
+        create_jobs=tuple(create_jobs),
+        delete_jobs=tuple(dict.fromkeys(delete_jobs)),
+        status=status,
+        events=tuple(events),
+        requeue_after=requeue_after,
+        delete_flow=delete_flow,
+        needs_pod_details=tuple(dict.fromkeys(needs_pod_details)),
+    )
+
+
+def _generation(meta: Mapping[str, object]) -> int | None:
+    return decoded.integer(meta.get("generation"))
+
+
+def _finished(obj: Mapping[str, object], now: datetime) -> Plan:
+    """A Succeeded/Failed flow: frozen status; delete it once its TTL has passed."""
+    meta = decoded.mapping(obj.get("metadata"))
+    prior = decoded.mapping(obj.get("status"))
+    new_status = dict(prior)
+    generation = _generation(meta)
+    if generation is not None:
+        new_status["observedGeneration"] = generation
+    completed = decoded.parse_time(prior.get("completionTime"))
+    if completed is None:
+        # Written by something that did not record it: fix it now, once.
+        completed = decoded.truncate(now)
+        new_status["completionTime"] = decoded.format_time(completed)
+    policy = decoded.mapping(decoded.path(obj, "spec", "executionPolicy"))
+    ttl = decoded.integer(policy.get("ttlSecondsAfterFinished"))
+    if ttl is None:
+        return _plan(status=new_status)
+    expiry = completed + timedelta(seconds=max(ttl, 0))
+    if now >= expiry:
+        return _plan(status=new_status, delete_flow=True)
+    return _plan(status=new_status, requeue_after=(expiry - now).total_seconds())
+
+
+def _invalid(obj: Mapping[str, object], problems: Sequence[Problem], now: datetime) -> Plan:
+    """An invalid spec reached the controller: say so once (Accepted=False), start nothing."""
+    meta = decoded.mapping(obj.get("metadata"))
+    prior = decoded.mapping(obj.get("status"))
+    shown = [str(p) for p in problems[:MAX_PROBLEMS_IN_MESSAGE]]
+    if len(problems) > MAX_PROBLEMS_IN_MESSAGE:
+        shown.append(f"and {len(problems) - MAX_PROBLEMS_IN_MESSAGE} more")
+    message = "; ".join(shown)
+    previous = decoded.items(prior.get("conditions"))
+    kept = [
+        status.Desired(
+            type=t,
+            status=decoded.string(c.get("status")) == "True",
+            reason=decoded.string(c.get("reason")) or "",
+            message=decoded.string(c.get("message")) or "",
+        )
+        for c in previous
+        for t in (decoded.string(c.get("type")),)
+        if t is not None and t != status.ACCEPTED
+    ]
+    desired = [status.Desired(status.ACCEPTED, False, "InvalidSpec", message), *kept]
+    generation = _generation(meta)
+    new_status = dict(prior)
+    new_status["phase"] = decoded.string(prior.get("phase")) or FlowPhase.PENDING.value
+    if generation is not None:
+        new_status["observedGeneration"] = generation
+    new_status["conditions"] = status.merge_conditions(
+        previous, desired, now=now, generation=generation
+    )
+    events: list[Event] = []
+    old_accepted = [c for c in previous if c.get("type") == status.ACCEPTED]
+    if (
+        not old_accepted
+        or old_accepted[0].get("status") != "False"
+        or (old_accepted[0].get("message") != message)
+    ):
+        events.append(Event("Warning", "InvalidSpec", f"spec rejected: {message}"))
+    return _plan(status=new_status, events=events)
+
+
+# --- the main pass --------------------------------------------------------------------------
+
+
+@dataclass
+class _Step:
+    """One step's working state during a pass (its status entry, being updated)."""
+
+    name: str
+    index: int
+    spec: Mapping[str, object]
+    dependencies: list[str]
+    is_manual: bool
+    continue_on_failure: bool
+    timeout_seconds: int | None
+    retry_policy: Mapping[str, object] | None
+    phase: str = StepPhase.PENDING.value
+    attempts: int = 0
+    retries: int = 0
+    job_name: str | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    next_attempt_time: str | None = None
+    outputs: dict[str, str] | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.phase in _TERMINAL_STEP
+
+    @property
+    def is_waiting_retry(self) -> bool:
+        return self.phase == StepPhase.PENDING.value and self.reason == RETRY_BACKOFF
+
+    @property
+    def is_blocking_failure(self) -> bool:
+        """Failed for good without continueOnFailure: the flow will fail."""
+        return self.phase == StepPhase.FAILED.value and not self.continue_on_failure
+
+    @property
+    def satisfies_dependants(self) -> bool:
+        return self.phase in (StepPhase.SUCCEEDED.value, StepPhase.SKIPPED.value) or (
+            self.phase == StepPhase.FAILED.value and self.continue_on_failure
+        )
+
+    def to_status(self, namespace: str) -> dict[str, object]:
+        out: dict[str, object] = {"name": self.name, "phase": self.phase}
+        out["attempts"] = self.attempts
+        if self.retries:
+            out["retries"] = self.retries
+        if self.job_name is not None:
+            out["jobRef"] = {"name": self.job_name, "namespace": namespace}
+        optional: dict[str, object | None] = {
+            "startTime": self.start_time,
+            "completionTime": self.completion_time,
+            "exitCode": self.exit_code,
+            "reason": self.reason,
+            "message": self.message,
+            "nextAttemptTime": self.next_attempt_time,
+        }
+        out.update({k: v for k, v in optional.items() if v is not None})
+        if self.outputs is not None:
+            out["outputs"] = {"parameters": dict(self.outputs)}
+        return out
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A finished-badly attempt seen in this pass, before retries are decided."""
+
+    step: _Step
+    at: datetime
+    reason: str
+    message: str
+    action: PodFailureAction
+
+
+def _step_from_spec(spec: Mapping[str, object], index: int) -> _Step:
+    retry = spec.get("retryPolicy")
+    timeout = decoded.integer(spec.get("timeoutSeconds"))
+    return _Step(
+        name=decoded.string(spec.get("name")) or f"step-{index}",
+        index=index,
+        spec=spec,
+        dependencies=decoded.strings(spec.get("dependencies")),
+        is_manual=spec.get("type") == "Manual",
+        continue_on_failure=decoded.boolean(spec.get("continueOnFailure")),
+        timeout_seconds=timeout,
+        retry_policy=retry if isinstance(retry, Mapping) else None,
+    )
+
+
+def _restore(step: _Step, entry: Mapping[str, object]) -> None:
+    phase = decoded.string(entry.get("phase"))
+    if phase in {p.value for p in StepPhase}:
+        step.phase = phase
+    step.attempts = max(decoded.integer(entry.get("attempts")) or 0, 0)
+    step.retries = max(decoded.integer(entry.get("retries")) or 0, 0)
+    step.job_name = decoded.string(decoded.path(entry, "jobRef", "name"))
+    step.start_time = decoded.string(entry.get("startTime"))
+    step.completion_time = decoded.string(entry.get("completionTime"))
+    step.exit_code = decoded.integer(entry.get("exitCode"))
+    step.reason = decoded.string(entry.get("reason"))
+    step.message = decoded.string(entry.get("message"))
+    step.next_attempt_time = decoded.string(entry.get("nextAttemptTime"))
+    params = decoded.path(entry, "outputs", "parameters")
+    if isinstance(params, Mapping):
+        step.outputs = decoded.string_map(params)
+
+
+def _creation_key(obj: Mapping[str, object]) -> tuple[datetime, str]:
+    meta = decoded.mapping(obj.get("metadata"))
+    created = decoded.parse_time(meta.get("creationTimestamp")) or datetime.max.replace(tzinfo=UTC)
+    return created, decoded.string(meta.get("name")) or ""
+
+
+def _ceil_seconds(moment: datetime) -> datetime:
+    """``moment`` rounded up to a whole second (stored times have second precision)."""
+    if moment.microsecond:
+        return moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment
+
+
+class _Pass:
+    def __init__(
+        self,
+        obj: Mapping[str, object],
+        observed_jobs: Sequence[ObservedJob],
+        now: datetime,
+        peers: Sequence[Mapping[str, object]],
+    ) -> None:
+        self.obj = obj
+        self.now = now
+        self.now_text = decoded.format_time(now)
+        self.peers = peers
+        meta = decoded.mapping(obj.get("metadata"))
+        self.meta = meta
+        self.name = decoded.string(meta.get("name")) or ""
+        self.namespace = decoded.string(meta.get("namespace")) or "default"
+        self.uid = decoded.string(meta.get("uid")) or ""
+        self.generation = _generation(meta)
+        self.annotations = decoded.string_map(meta.get("annotations"))
+        self.spec = decoded.mapping(obj.get("spec"))
+        self.policy = decoded.mapping(self.spec.get("executionPolicy"))
+        self.prior = decoded.mapping(obj.get("status"))
+        self.prior_phase = decoded.string(self.prior.get("phase"))
+        self.prior_conditions = decoded.items(self.prior.get("conditions"))
+        self.suspended = decoded.boolean(self.spec.get("suspend"))
+        self.flow_ref = jobs.FlowRef(name=self.name, namespace=self.namespace, uid=self.uid)
+        templates = decoded.mapping(self.spec.get("resourceTemplates"))
+        self.resource_templates = templates
+        self.renames = jobs.resource_renames(templates, self.name)
+        self.steps = [
+            _step_from_spec(s, i) for i, s in enumerate(decoded.items(self.spec.get("steps")))
+        ]
+        self.by_name = {s.name: s for s in self.steps}
+        self.observed: dict[str, dict[int, ObservedJob]] = {}
+        for observed in observed_jobs:
+            labels = jobs.job_labels(observed.job)
+            attempt = jobs.job_attempt(observed.job)
+            step_name = labels.get(names.LABEL_STEP)
+            if step_name is None or attempt is None:
+                continue
+            self.observed.setdefault(step_name, {})[attempt] = observed
+
+        self.create_objects: list[Mapping[str, object]] = []
+        self.creates: list[tuple[int, Mapping[str, object]]] = []
+        self.deletes: list[str] = []
+        self.events: list[Event] = []
+        self.needs_details: list[str] = []
+        self.wakeups: list[datetime] = []
+        self.failures: list[_Failure] = []
+        self.stop_reason: str | None = None
+        self.stop_message: str = ""
+
+    # -- small tools --
+
+    def event(self, kind: Literal["Normal", "Warning"], reason: str, message: str) -> None:
+        self.events.append(Event(kind, reason, message))
+
+    def wake_at(self, moment: datetime) -> None:
+        self.wakeups.append(moment)
+
+    # -- loading --
+
+    def load_steps(self) -> None:
+        entries = {decoded.string(e.get("name")): e for e in decoded.items(self.prior.get("steps"))}
+        for step in self.steps:
+            entry = entries.get(step.name)
+            if entry is not None:
+                _restore(step, entry)
+            self._adopt(step)
+
+    def _adopt(self, step: _Step) -> None:
+        """Jobs newer than the status knows (a lost status write): they are the truth."""
+        observed = self.observed.get(step.name)
+        if not observed or step.is_terminal or step.is_manual:
+            return
+        top = max(observed)
+        if top < step.attempts:
+            return
+        job = observed[top].job
+        created = decoded.parse_time(decoded.path(job, "metadata", "creationTimestamp"))
+        step.attempts = top + 1
+        step.phase = StepPhase.RUNNING.value
+        step.job_name = decoded.string(decoded.path(job, "metadata", "name")) or names.job_name(
+            self.name, self.uid, step.name, top
+        )
+        step.start_time = decoded.format_time(created) if created else self.now_text
+        step.completion_time = None
+        step.reason = None
+        step.message = None
+        step.next_attempt_time = None
+        step.exit_code = None
+
+    # -- concurrency --
+
+    def _concurrency_key(self) -> str | None:
+        return decoded.string(self.policy.get("concurrencyKey")) or None
+
+    def _group(self) -> list[Mapping[str, object]]:
+        key = self._concurrency_key()
+        if key is None:
+            return []
+        own = _creation_key(self.obj)
+        out = []
+        for peer in self.peers:
+            meta = decoded.mapping(peer.get("metadata"))
+            if meta.get("deletionTimestamp"):
+                continue
+            if decoded.string(meta.get("uid")) == self.uid and self.uid:
+                continue
+            if (
+                decoded.string(meta.get("name")) == self.name
+                and (decoded.string(meta.get("namespace")) or self.namespace) == self.namespace
+            ):
+                continue
+            peer_key = decoded.path(peer, "spec", "executionPolicy", "concurrencyKey")
+            if peer_key != key or _creation_key(peer) == own:
+                continue
+            out.append(peer)
+        return out
+
+    def replacing_peer(self) -> str | None:
+        """A newer flow of the group with policy Replace: this flow must stop."""
+        own = _creation_key(self.obj)
+        for peer in self._group():
+            policy = decoded.path(peer, "spec", "executionPolicy", "concurrencyPolicy")
+            if policy == "Replace" and _creation_key(peer) > own:
+                return decoded.string(decoded.path(peer, "metadata", "name")) or "?"
+        return None
+
+    def blocking_peer(self) -> str | None:
+        """With Forbid, an older unfinished flow of the group that this one must wait for."""
+        if self.policy.get("concurrencyPolicy", "Forbid") != "Forbid":
+            return None
+        if self.prior.get("startTime"):
+            return None  # already started: never queued again
+        own = _creation_key(self.obj)
+        older = [
+            p
+            for p in self._group()
+            if _creation_key(p) < own
+            and decoded.string(decoded.path(p, "status", "phase")) not in _TERMINAL_FLOW
+        ]
+        if not older:
+            return None
+        first = min(older, key=_creation_key)
+        return decoded.string(decoded.path(first, "metadata", "name")) or "?"
+
+    # -- running steps --
+
+    def refresh(self) -> None:
+        for step in self.steps:
+            if step.phase == StepPhase.RUNNING.value and not step.is_manual:
+                self._refresh_job_step(step)
+
+    def _refresh_job_step(self, step: _Step) -> None:
+        attempt = step.attempts - 1
+        if attempt < 0:
+            # Running without a Job recorded: status from elsewhere; start attempt 0 properly.
+            step.phase = StepPhase.PENDING.value
+            return
+        observed = self.observed.get(step.name, {}).get(attempt)
+        job_name = names.job_name(self.name, self.uid, step.name, attempt)
+        step.job_name = step.job_name or job_name
+        outcome = jobs.job_outcome(observed.job) if observed is not None else None
+        started = decoded.parse_time(step.start_time)
+        deadline = (
+            started + timedelta(seconds=step.timeout_seconds)
+            if started is not None and step.timeout_seconds is not None
+            else None
+        )
+        if observed is not None and outcome is not None and outcome.state == "succeeded":
+            self._succeed(step, observed, outcome)
+            return
+        if observed is not None and outcome is not None and outcome.state == "failed":
+            action = self._failure_action(observed, outcome)
+            if action is None:
+                self.needs_details.append(step.job_name)
+                return
+            if observed.exit_code is not None:
+                step.exit_code = observed.exit_code
+            detail = outcome.message or outcome.reason or "the Job failed"
+            if observed.exit_code is not None:
+                detail = f"{detail} (exit code {observed.exit_code})"
+            self.failures.append(
+                _Failure(
+                    step=step,
+                    at=outcome.finished_at or decoded.truncate(self.now),
+                    reason=JOB_FAILED if action != "FailJob" else POD_FAILURE_POLICY,
+                    message=detail
+                    if action != "FailJob"
+                    else f"exit code {observed.exit_code} matched a FailJob rule: not retried",
+                    action=action,
+                )
+            )
+            return
+        # Still running (or its Job is not visible).
+        if deadline is not None and self.now >= deadline:
+            self.deletes.append(step.job_name)
+            self.event(
+                "Warning",
+                "StepTimedOut",
+                f"step {step.name} exceeded timeoutSeconds={step.timeout_seconds}; "
+                f"deleting Job {step.job_name}",
+            )
+            self.failures.append(
+                _Failure(
+                    step=step,
+                    at=deadline,
+                    reason=TIMEOUT,
+                    message=f"exceeded timeoutSeconds={step.timeout_seconds}",
+                    action="Count",
+                )
+            )
+            return
+        if observed is None:
+            # The Job of a Running step is missing (deleted by hand, or the cache has not caught
+            # up with our own create): ensure it exists under its deterministic name. If it does
+            # exist, the create is AlreadyExists, which the runtime treats as adoption.
+            self.creates.append((step.index, self._job_manifest(step, attempt)))
+        if deadline is not None:
+            self.wake_at(deadline)
+
+    def _failure_action(
+        self, observed: ObservedJob, outcome: jobs.JobOutcome
+    ) -> PodFailureAction | None:
+        """The pod failure policy's verdict; None while the exit code is needed but unread."""
+        rules = decoded.items(decoded.path(self.policy, "podFailurePolicy", "rules"))
+        if not rules:
+            return "Count"
+        if outcome.reason == "DeadlineExceeded":
+            return "Count"  # the Job's own activeDeadlineSeconds: no pod exit code to match
+        code = observed.exit_code
+        if code is None:
+            return "Count" if observed.pod_details_read else None
+        for rule in rules:
+            on_codes = decoded.mapping(rule.get("onExitCodes"))
+            values = {
+                v
+                for v in (decoded.integer(x) for x in _list(on_codes.get("values")))
+                if v is not None
+            }
+            operator = on_codes.get("operator", "In")
+            matched = code in values if operator == "In" else code not in values
+            if matched:
+                action = rule.get("action")
+                if action == "FailJob":
+                    return "FailJob"
+                if action == "Ignore":
+                    return "Ignore"
+                return "Count"
+        return "Count"
+
+    def _succeed(self, step: _Step, observed: ObservedJob, outcome: jobs.JobOutcome) -> None:
+        outputs = self._outputs(step, observed)
+        if outputs is None:
+            self.needs_details.append(step.job_name or "")
+            return
+        step.phase = StepPhase.SUCCEEDED.value
+        step.completion_time = decoded.format_time(outcome.finished_at or self.now)
+        step.reason = None
+        step.message = None
+        step.next_attempt_time = None
+        if observed.exit_code is not None:
+            step.exit_code = observed.exit_code
+        if outputs:
+            step.outputs = outputs
+        self.event("Normal", "StepSucceeded", f"step {step.name} succeeded")
+
+    def _outputs(self, step: _Step, observed: ObservedJob) -> dict[str, str] | None:
+        """Output parameters of a succeeded step; None while the termination message is needed."""
+        declared = decoded.items(decoded.path(step.spec, "outputs", "parameters"))
+        if not declared:
+            return {}
+        values: dict[str, str] = {}
+        message: dict[str, str] | None = None
+        for param in declared:
+            pname = decoded.string(param.get("name"))
+            if not pname:
+                continue
+            value_from = decoded.mapping(param.get("valueFrom"))
+            json_path = decoded.string(value_from.get("jsonPath"))
+            if json_path:
+                found = _json_path(observed.job, json_path)
+                if found is not None:
+                    values[pname] = _cap(found)
+                continue
+            key = decoded.string(value_from.get("terminationMessageKey")) or pname
+            if message is None:
+                if observed.termination_message is None and not observed.pod_details_read:
+                    return None
+                message = _parse_termination_message(observed.termination_message or "")
+            if key in message:
+                values[pname] = _cap(message[key])
+        return values
+
+    # -- failures and retries --
+
+    def decide_failures(self) -> None:
+        total_retries = sum(s.retries for s in self.steps)
+        backoff_limit = decoded.integer(self.policy.get("backoffLimit"))
+        if backoff_limit is None:
+            backoff_limit = defaults.DEFAULT_BACKOFF_LIMIT
+        retrying: list[tuple[_Failure, bool]] = []
+        final: list[_Failure] = []
+        for failure in sorted(self.failures, key=lambda f: f.step.index):
+            step = failure.step
+            step.phase = StepPhase.FAILED.value
+            step.reason = failure.reason
+            step.message = failure.message
+            step.completion_time = decoded.format_time(failure.at)
+            step.next_attempt_time = None
+            if failure.action == "FailJob":
+                final.append(failure)
+                continue
+            if failure.action == "Ignore":
+                ignored = step.attempts - 1 - step.retries
+                if ignored < MAX_IGNORED_RETRIES:
+                    retrying.append((failure, False))
+                else:
+                    step.message += f"; {MAX_IGNORED_RETRIES} ignored failures, giving up"
+                    final.append(failure)
+                continue
+            limit = self._retry_limit(step)
+            if step.retries < limit and total_retries < backoff_limit:
+                total_retries += 1
+                retrying.append((failure, True))
+                continue
+            if step.retries < limit:
+                step.message += f"; flow backoffLimit {backoff_limit} reached"
+            elif limit:
+                step.message += f"; retry limit {limit} reached"
+            final.append(failure)
+
+        failing = self.is_failing()
+        for failure, counted in retrying:
+            step = failure.step
+            if failing:
+                step.message = f"{step.message}; not retried: the flow is failing"
+                final.append(failure)
+                continue
+            delay = backoff.retry_delay(step.retry_policy or {}, step.attempts - 1)
+            due = _ceil_seconds(failure.at + timedelta(seconds=delay))
+            if counted:
+                step.retries += 1
+            step.phase = StepPhase.PENDING.value
+            step.reason = RETRY_BACKOFF
+            step.next_attempt_time = decoded.format_time(due)
+            step.message = (
+                f"attempt {step.attempts} failed ({failure.reason}: {failure.message}); "
+                f"next attempt at {step.next_attempt_time}"
+            )
+            charged = (
+                f"retry {step.retries}/{self._retry_limit(step)}"
+                if counted
+                else ("retry not counted (pod failure policy Ignore)")
+            )
+            self.event(
+                "Normal",
+                "StepRetrying",
+                f"step {step.name} attempt {step.attempts} failed ({failure.reason}); "
+                f"{charged} at {step.next_attempt_time}",
+            )
+        for failure in sorted(final, key=lambda f: f.step.index):
+            self.event(
+                "Warning",
+                "StepFailed",
+                f"step {failure.step.name} failed ({failure.step.reason}): {failure.step.message}",
+            )
+
+    def _retry_limit(self, step: _Step) -> int:
+        if step.retry_policy is None:
+            return 0
+        limit = decoded.integer(step.retry_policy.get("limit"))
+        return defaults.DEFAULT_RETRY_LIMIT if limit is None else max(limit, 0)
+
+    def is_failing(self) -> bool:
+        return self.stop_reason is not None or any(s.is_blocking_failure for s in self.steps)
+
+    # -- stopping the whole flow (deadline, replaced) --
+
+    def stop(self, reason: str, message: str) -> None:
+        self.stop_reason = reason
+        self.stop_message = message
+        self.creates.clear()  # nothing starts (or restarts) in a flow that stops
+        for step in self.steps:
+            if step.phase == StepPhase.RUNNING.value and not step.is_manual:
+                self.deletes.append(
+                    step.job_name
+                    or names.job_name(self.name, self.uid, step.name, max(step.attempts - 1, 0))
+                )
+                step.phase = StepPhase.FAILED.value
+                step.reason = reason
+                step.message = message
+                step.completion_time = self.now_text
+                self.event("Warning", "StepFailed", f"step {step.name} stopped: {message}")
+            elif step.is_waiting_retry:
+                step.phase = StepPhase.FAILED.value
+                step.message = f"{step.message}; not retried: {message}"
+                step.reason = reason
+                step.next_attempt_time = None
+                self.event("Warning", "StepFailed", f"step {step.name} not retried: {message}")
+            elif not step.is_terminal:
+                self._skip(step, reason, message)
+
+    def _skip(self, step: _Step, reason: str, message: str) -> None:
+        step.phase = StepPhase.SKIPPED.value
+        step.reason = reason
+        step.message = message
+        step.completion_time = self.now_text
+        step.next_attempt_time = None
+        self.event("Normal", "StepSkipped", f"step {step.name} skipped ({reason}): {message}")
+
+    # -- starting steps --
+
+    def _job_manifest(self, step: _Step, attempt: int) -> dict[str, object]:
+        return jobs.build_job(step.spec, flow=self.flow_ref, attempt=attempt, renames=self.renames)
+
+    def _start_job(self, step: _Step) -> None:
+        attempt = step.attempts
+        manifest = self._job_manifest(step, attempt)
+        self.creates.append((step.index, manifest))
+        step.attempts = attempt + 1
+        step.phase = StepPhase.RUNNING.value
+        step.job_name = names.job_name(self.name, self.uid, step.name, attempt)
+        step.start_time = self.now_text
+        step.completion_time = None
+        step.reason = None
+        step.message = None
+        step.next_attempt_time = None
+        step.exit_code = None
+        step.outputs = None
+        self.event(
+            "Normal",
+            "StepStarted",
+            f"step {step.name} started (attempt {attempt + 1}, Job {step.job_name})",
+        )
+        if step.timeout_seconds is not None:
+            self.wake_at(decoded.truncate(self.now) + timedelta(seconds=step.timeout_seconds))
+
+    def _failed_ancestor(self, step: _Step) -> str | None:
+        seen: set[str] = set()
+        stack = list(step.dependencies)
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            dep = self.by_name.get(name)
+            if dep is None:
+                continue
+            if dep.is_blocking_failure:
+                return dep.name
+            stack.extend(dep.dependencies)
+        return None
+
+    def _approval(self, step: _Step) -> bool | None:
+        value = self.annotations.get(names.approve_annotation(step.name))
+        if value is None:
+            return None
+        text = value.strip().lower()
+        if text == "true":
+            return True
+        if text == "false":
+            return False
+        return None
+
+    def _settle_manual(self, step: _Step) -> bool:
+        """Apply an approval/rejection to a ready Manual step; True if its phase changed."""
+        verdict = self._approval(step)
+        key = names.approve_annotation(step.name)
+        if verdict is True:
+            step.phase = StepPhase.SUCCEEDED.value
+            step.reason = APPROVED
+            step.message = f"approved by annotation {key}"
+            step.start_time = step.start_time or self.now_text
+            step.completion_time = self.now_text
+            self.event("Normal", "StepApproved", f"step {step.name} approved")
+            return True
+        if verdict is False:
+            step.phase = StepPhase.FAILED.value
+            step.reason = REJECTED
+            step.message = f"rejected by annotation {key}"
+            step.start_time = step.start_time or self.now_text
+            step.completion_time = self.now_text
+            self.event("Warning", "StepRejected", f"step {step.name} rejected")
+            return True
+        if step.phase != StepPhase.PENDING_APPROVAL.value:
+            step.phase = StepPhase.PENDING_APPROVAL.value
+            step.reason = "AwaitingApproval"
+            text = decoded.string(step.spec.get("message")) or (
+                f"waiting for manual approval of step {step.name}"
+            )
+            step.message = f'{text} (annotate {key}="true" to approve, "false" to reject)'
+            step.start_time = self.now_text
+            self.event("Normal", "AwaitingApproval", f"step {step.name}: {text}")
+            return True
+        return False
+
+    def _evaluate_when(self, step: _Step) -> bool | str:
+        """The step's ``when``: True/False, or an error message."""
+        expression = decoded.string(step.spec.get("when"))
+        if expression is None:
+            return True
+        context = conditions.build_context(
+            self.name, [s.to_status(self.namespace) for s in self.steps]
+        )
+        try:
+            return conditions.evaluate(expression, context)
+        except conditions.ConditionError as exc:
+            return str(exc)
+
+    def schedule(self) -> None:
+        """Settle every step that can move without a Job finishing; start the ready ones."""
+        changed = True
+        while changed:
+            changed = False
+            for step in self.steps:
+                if self._advance(step):
+                    changed = True
+
+    def _advance(self, step: _Step) -> bool:
+        failing = self.is_failing()
+        if step.phase == StepPhase.PENDING_APPROVAL.value:
+            if failing:
+                self._skip(step, FLOW_FAILED, "not approved before the flow failed")
+                return True
+            return self._settle_manual(step)
+        if step.phase != StepPhase.PENDING.value:
+            return False
+        if step.is_waiting_retry:
+            if failing:
+                step.phase = StepPhase.FAILED.value
+                step.message = f"{step.message}; not retried: the flow is failing"
+                step.next_attempt_time = None
+                self.event("Warning", "StepFailed", f"step {step.name} not retried: flow failing")
+                return True
+            due = decoded.parse_time(step.next_attempt_time) or self.now
+            if self.suspended:
+                return False
+            if self.now >= due:
+                self._start_job(step)
+                return True
+            self.wake_at(due)
+            return False
+        if failing:
+            upstream = self._failed_ancestor(step)
+            if upstream is not None:
+                self._skip(step, UPSTREAM_FAILED, f"upstream step {upstream} failed")
+            else:
+                self._skip(step, FLOW_FAILED, "not started: another step failed")
+            return True
+        deps = [self.by_name.get(d) for d in step.dependencies]
+        if not all(d is not None and d.satisfies_dependants for d in deps):
+            return False
+        if self.suspended:
+            return False
+        verdict = self._evaluate_when(step)
+        if verdict is False:
+            self._skip(step, CONDITION_FALSE, "when condition is false")
+            return True
+        if isinstance(verdict, str):
+            step.phase = StepPhase.FAILED.value
+            step.reason = CONDITION_ERROR
+            step.message = verdict
+            step.completion_time = self.now_text
+            self.event("Warning", "StepFailed", f"step {step.name}: when failed: {verdict}")
+            return True
+        if step.is_manual:
+            return self._settle_manual(step)
+        self._start_job(step)
+        return True
+
+    # -- the whole pass --
+
+    def run(self) -> Plan:
+        self.load_steps()
+        replaced_by = self.replacing_peer()
+        blocking = None if replaced_by else self.blocking_peer()
+        if blocking is not None:
+            return self._queued(blocking)
+
+        start_text = decoded.string(self.prior.get("startTime"))
+        if start_text is None:
+            start_text = self.now_text
+            self.event("Normal", "FlowStarted", f"flow {self.name} started")
+        started = decoded.parse_time(start_text) or decoded.truncate(self.now)
+
+        if replaced_by is not None:
+            self.stop(REPLACED, f"replaced by newer flow {replaced_by} (concurrencyPolicy Replace)")
+        else:
+            self.refresh()
+            deadline_seconds = decoded.integer(self.policy.get("activeDeadlineSeconds"))
+            deadline = (
+                started + timedelta(seconds=deadline_seconds)
+                if deadline_seconds is not None
+                else None
+            )
+            if deadline is not None and self.now >= deadline:
+                self.failures.clear()  # the deadline decides every running step's fate
+                self.needs_details.clear()
+                self.stop(
+                    DEADLINE_EXCEEDED, f"flow exceeded activeDeadlineSeconds={deadline_seconds}"
+                )
+            else:
+                self.decide_failures()
+                self.schedule()
+                if deadline is not None:
+                    self.wake_at(deadline)
+        resources_done = self._resources()
+        return self._finish(start_text, resources_done=resources_done)
+
+    def _resources(self) -> bool | None:
+        """Emit the resourceTemplates objects until ResourcesCreated is recorded.
+
+        None when the flow declares none (no condition); False when the flow stopped before
+        creating them; True once they are (or, in this plan, will be) created.
+        """
+        objects = jobs.resource_objects(self.resource_templates, flow=self.flow_ref)
+        if not objects:
+            return None
+        if status.condition_status(self.prior_conditions, status.RESOURCES_CREATED) == "True":
+            return True
+        if self.stop_reason is not None:
+            return False
+        self.create_objects.extend(objects)
+        return True
+
+    def _queued(self, blocking: str) -> Plan:
+        for step in self.steps:
+            step.phase = StepPhase.PENDING.value
+        key = self._concurrency_key()
+        message = f"waiting for flow {blocking} (concurrencyKey {key}, policy Forbid)"
+        if status.condition_status(self.prior_conditions, status.QUEUED) != "True":
+            self.event("Normal", "FlowQueued", message)
+        phases = [s.phase for s in self.steps]
+        desired = [
+            status.Desired(status.ACCEPTED, True, "Valid", "the spec is valid"),
+            status.Desired(status.PROGRESSING, False, "Queued", message),
+            status.Desired(status.COMPLETE, False, "Queued", "not started"),
+            status.Desired(status.FAILED, False, "Queued", "not started"),
+            status.Desired(status.AWAITING_APPROVAL, False, "NoneWaiting", "no step waits"),
+            status.Desired(status.QUEUED, True, "ConcurrencyForbid", message),
+        ]
+        new_status: dict[str, object] = {"phase": FlowPhase.PENDING.value}
+        if self.generation is not None:
+            new_status["observedGeneration"] = self.generation
+        new_status["steps"] = [s.to_status(self.namespace) for s in self.steps]
+        new_status["progress"] = status.progress(phases)
+        new_status["conditions"] = status.merge_conditions(
+            self.prior_conditions, desired, now=self.now, generation=self.generation
+        )
+        return _plan(status=new_status, events=self.events)
+
+    def _flow_phase(self) -> tuple[str, str, str]:
+        """(phase, failure reason, failure message)."""
+        if self.stop_reason is not None:
+            return FlowPhase.FAILED.value, self.stop_reason, self.stop_message
+        blocking = [s for s in self.steps if s.is_blocking_failure]
+        active = any(s.phase == StepPhase.RUNNING.value or s.is_waiting_retry for s in self.steps)
+        if all(s.is_terminal for s in self.steps) or (blocking and not active):
+            if blocking:
+                failed = ", ".join(s.name for s in blocking)
+                return FlowPhase.FAILED.value, "StepFailed", f"step(s) failed: {failed}"
+            return FlowPhase.SUCCEEDED.value, "", ""
+        if blocking:
+            return FlowPhase.RUNNING.value, "", ""  # running steps finish first
+        if self.suspended:
+            return FlowPhase.SUSPENDED.value, "", ""
+        if not active and any(s.phase == StepPhase.PENDING_APPROVAL.value for s in self.steps):
+            return FlowPhase.PAUSED.value, "", ""
+        return FlowPhase.RUNNING.value, "", ""
+
+    def _finish(self, start_text: str, *, resources_done: bool | None) -> Plan:
+        phase, fail_reason, fail_message = self._flow_phase()
+        terminal = phase in _TERMINAL_FLOW
+        prior_phase = self.prior_phase
+        if phase != prior_phase:
+            self._flow_event(prior_phase, phase, fail_message)
+
+        phases = [s.phase for s in self.steps]
+        progress = status.progress(phases)
+        waiting = [s.name for s in self.steps if s.phase == StepPhase.PENDING_APPROVAL.value]
+        desired = [
+            status.Desired(status.ACCEPTED, True, "Valid", "the spec is valid"),
+            status.Desired(
+                status.PROGRESSING,
+                phase == FlowPhase.RUNNING.value,
+                phase,
+                f"{progress['display']} steps done",
+            ),
+            status.Desired(
+                status.COMPLETE,
+                phase == FlowPhase.SUCCEEDED.value,
+                "Succeeded" if phase == FlowPhase.SUCCEEDED.value else phase,
+                "all steps finished" if phase == FlowPhase.SUCCEEDED.value else "not complete",
+            ),
+            status.Desired(
+                status.FAILED,
+                phase == FlowPhase.FAILED.value,
+                fail_reason or phase,
+                fail_message or "no failure",
+            ),
+            status.Desired(
+                status.AWAITING_APPROVAL,
+                bool(waiting),
+                "ManualApproval" if waiting else "NoneWaiting",
+                f"waiting for approval of: {', '.join(waiting)}" if waiting else "no step waits",
+            ),
+            status.Desired(status.QUEUED, False, "NotQueued", "not waiting for other flows"),
+        ]
+        if resources_done is not None:
+            desired.append(
+                status.Desired(
+                    status.RESOURCES_CREATED,
+                    resources_done,
+                    "Created" if resources_done else "NotCreated",
+                    "resourceTemplates objects created"
+                    if resources_done
+                    else "resourceTemplates objects not created",
+                )
+            )
+        new_status: dict[str, object] = {"phase": phase}
+        if self.generation is not None:
+            new_status["observedGeneration"] = self.generation
+        new_status["startTime"] = start_text
+        completion_text: str | None = None
+        if terminal:
+            completion_text = self.now_text
+            new_status["completionTime"] = completion_text
+        new_status["steps"] = [s.to_status(self.namespace) for s in self.steps]
+        new_status["progress"] = progress
+        new_status["conditions"] = status.merge_conditions(
+            self.prior_conditions, desired, now=self.now, generation=self.generation
+        )
+
+        delete_flow = False
+        if terminal:
+            self.wakeups.clear()
+            ttl = decoded.integer(self.policy.get("ttlSecondsAfterFinished"))
+            if ttl is not None:
+                expiry = decoded.truncate(self.now) + timedelta(seconds=max(ttl, 0))
+                if self.now >= expiry:
+                    delete_flow = True
+                else:
+                    self.wake_at(expiry)
+        requeue = None
+        if self.wakeups:
+            requeue = max((min(self.wakeups) - self.now).total_seconds(), 0.0)
+        creates = [m for _, m in sorted(self.creates, key=lambda pair: pair[0])]
+        return _plan(
+            status=new_status,
+            create_objects=self.create_objects,
+            create_jobs=creates,
+            delete_jobs=self.deletes,
+            events=self.events,
+            requeue_after=requeue,
+            delete_flow=delete_flow,
+            needs_pod_details=[n for n in self.needs_details if n],
+        )
+
+    def _flow_event(self, before: str | None, after: str, fail_message: str) -> None:
+        if after == FlowPhase.SUCCEEDED.value:
+            self.event("Normal", "FlowSucceeded", f"flow {self.name} succeeded")
+        elif after == FlowPhase.FAILED.value:
+            self.event("Warning", "FlowFailed", f"flow {self.name} failed: {fail_message}")
+        elif after == FlowPhase.SUSPENDED.value:
+            self.event("Normal", "FlowSuspended", f"flow {self.name} suspended (spec.suspend)")
+        elif after == FlowPhase.PAUSED.value:
+            self.event("Normal", "FlowPaused", f"flow {self.name} waits for manual approval")
+        elif after == FlowPhase.RUNNING.value and before in (
+            FlowPhase.SUSPENDED.value,
+            FlowPhase.PAUSED.value,
+        ):
+            self.event("Normal", "FlowResumed", f"flow {self.name} resumed")
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+
+def _list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else []
+
+
+def _cap(value: str) -> str:
+    raw = value.encode()
+    if len(raw) <= MAX_OUTPUT_VALUE_BYTES:
+        return value
+    return raw[:MAX_OUTPUT_VALUE_BYTES].decode(errors="ignore")
+
+
+def _parse_termination_message(text: str) -> dict[str, str]:
+    """A JSON object (values as text; non-strings as compact JSON) or ``key=value`` lines."""
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            loaded: object = json.loads(stripped)
+        except ValueError:
+            loaded = None
+        if isinstance(loaded, dict):
+            return {
+                str(k): v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+                for k, v in loaded.items()
+            }
+    out: dict[str, str] = {}
+    for line in stripped.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip():
+            out[key.strip()] = value.strip()
+    return out
+
+
+def _json_path(obj: Mapping[str, object], expression: str) -> str | None:
+    """A small JSONPath subset into the Job: ``$.a.b[0].c`` or kubectl's ``{.a.b}``."""
+    text = expression.strip()
+    if text.startswith("{") and text.endswith("}"):
+        text = text[1:-1].strip()
+    text = text.removeprefix("$")
+    current: object = obj
+    for token in re.findall(r"\.([^.\[]+)|\[(-?\d+)\]", text):
+        key, index = token
+        if key:
+            current = current.get(key) if isinstance(current, Mapping) else None
+        else:
+            elements = _list(current)
+            position = int(index)
+            in_range = -len(elements) <= position < len(elements)
+            current = elements[position] if in_range else None
+        if current is None:
+            return None
+    if isinstance(current, str):
+        return current
+    if isinstance(current, bool):
+        return "true" if current else "false"
+    return json.dumps(current, separators=(",", ":"))
