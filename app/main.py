@@ -1,0 +1,110 @@
+"""FastAPI application factories: the HTTPS webhook app and the HTTP probes/metrics app.
+
+Nothing is built at import time. Each factory takes what it needs (settings, the Prometheus
+registry, the TLS reloader, the readiness checks) so tests build a fresh app per test, and two
+apps in one process never share hidden state.
+
+- `create_app(settings, registry=..., tls=...)`: POST /validate and /mutate. Its lifespan owns the
+  TLS reloader's watcher thread (started with the server, stopped with it). HTTP metrics of these
+  routes come from prometheus-fastapi-instrumentator on the injected registry (prefix
+  `zenflow_webhook_`), admission metrics from `webhook.metrics` on the same registry.
+- `create_ops_app(registry=..., readiness=...)`: GET /healthz (the process and its event loop
+  answer), /readyz (every readiness check true: certificate loaded, controller ready when it
+  runs), /metrics (the registry, exposed by the instrumentator).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
+from prometheus_fastapi_instrumentator import Instrumentator
+
+from app.settings import Settings
+from certs.rotation import ReloadingTLS
+from webhook import routes
+from webhook.metrics import AdmissionMetrics
+
+logger = logging.getLogger(__name__)
+
+
+class Readiness:
+    """Named boolean checks behind /readyz; checks are called on each probe and must not block."""
+
+    def __init__(self) -> None:
+        self._checks: dict[str, Callable[[], bool]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, name: str, check: Callable[[], bool]) -> None:
+        with self._lock:
+            self._checks[name] = check
+
+    def results(self) -> dict[str, bool]:
+        with self._lock:
+            checks = dict(self._checks)
+        out: dict[str, bool] = {}
+        for name, check in checks.items():
+            try:
+                out[name] = bool(check())
+            except Exception:  # a probe must answer; a broken check means not ready
+                logger.exception("readiness check failed", extra={"check": name})
+                out[name] = False
+        return out
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    registry: CollectorRegistry | None = None,
+    tls: ReloadingTLS | None = None,
+) -> FastAPI:
+    """The webhook app (served over HTTPS by `zen-flow serve`)."""
+    settings = settings or Settings()
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = AdmissionMetrics(registry)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if tls is not None:
+            tls.start()
+        try:
+            yield
+        finally:
+            if tls is not None:
+                tls.stop()
+
+    app = FastAPI(
+        title="zen-flow webhook", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.include_router(
+        routes.build_router(max_request_bytes=settings.max_request_bytes, metrics=metrics)
+    )
+    Instrumentator(registry=registry, should_group_status_codes=False).instrument(
+        app, metric_namespace="zenflow", metric_subsystem="webhook"
+    )
+    return app
+
+
+def create_ops_app(*, registry: CollectorRegistry, readiness: Readiness) -> FastAPI:
+    """The probes and metrics app (plain HTTP, cluster-internal)."""
+    app = FastAPI(title="zen-flow ops", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        checks = readiness.results()
+        ready = bool(checks) and all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    Instrumentator(registry=registry).expose(app, endpoint="/metrics", include_in_schema=False)
+    return app

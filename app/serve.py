@@ -1,0 +1,312 @@
+"""`zen-flow serve`: the webhook (HTTPS), the probes and metrics (HTTP) and the controller, in one
+process.
+
+```
+HTTPS webhook_port  create_app()      POST /validate /mutate   (TLS >= 1.2, cert re-read on change)
+HTTP  metrics_port  create_ops_app()  GET /healthz /readyz /metrics
+controller threads  started after both servers listen; stopped first on shutdown
+```
+Both uvicorn servers run on one asyncio loop. Sockets are bound before the loop starts, so a
+port in use is one clear line at start-up and tests can ask for port 0 and read the real port.
+Signals are handled once for the process (uvicorn's own per-server signal capture is disabled):
+SIGTERM or SIGINT stops the controller (bounded by `shutdown_timeout`; it releases its Lease),
+flips /readyz to false, then closes both servers, which finish in-flight requests first.
+
+The controller seam: `controller_factory()` is the one place the controller is wired in. It
+returns a callable `(settings, *, registry) -> Controller` (see the `Controller` protocol:
+start(), stop(timeout), is_ready()). Until it returns one, `serve` needs `--webhook-only`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from app import main as app_main
+from app import settings as settings_mod
+from app.logging import configure as configure_logging
+from app.settings import Settings, SettingsError
+from certs.rotation import ReloadingTLS, TLSLoadError
+
+logger = logging.getLogger(__name__)
+
+
+class Controller(Protocol):
+    """What `serve` needs from the controller (implemented in controller/)."""
+
+    def start(self) -> None:
+        """Start the background threads (leader election, watches, workers); returns at once."""
+
+    def stop(self, timeout: float) -> None:
+        """Stop taking work, finish in-flight reconciles within ``timeout``, release the Lease."""
+
+    def is_ready(self) -> bool:
+        """True when this replica can do its job (a non-leader is ready; the leader once its
+        watch caches have synced)."""
+
+
+ControllerFactory = Callable[..., Controller]  # (settings, *, registry) -> Controller
+
+
+def controller_factory() -> ControllerFactory | None:
+    """The controller class, or None while it is not built yet.
+
+    Controller engineer: replace the body with the import, e.g.
+    `from controller import manager; return manager.Controller`.
+    """
+    return None
+
+
+class ServeError(RuntimeError):
+    """A start-up failure the user can fix; str() is the one line shown."""
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The process handles SIGTERM/SIGINT once for both servers and the controller.
+        yield
+
+
+def _bind(host: str, port: int, *, what: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(
+            f"cannot listen on {host}:{port} for the {what}: {exc.strerror}; choose another port"
+        ) from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class Servers:
+    """The two servers (and the controller) of one `serve` process, ready to run on a loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        controller: Controller | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.controller = controller
+        self.tls = ReloadingTLS(
+            settings.tls_cert_file, settings.tls_key_file, interval=settings.cert_reload_interval
+        )
+        try:
+            self.tls.load()
+        except TLSLoadError as exc:
+            raise ServeError(
+                f"{exc}; create them with `zen-flow certs --out DIR --dns NAME` "
+                "and pass --cert-dir DIR"
+            ) from None
+        self._stopping = False
+        self.readiness = app_main.Readiness()
+        self.readiness.add("certificate", lambda: self.tls.is_loaded)
+        self.readiness.add("serving", lambda: not self._stopping)
+        if controller is not None:
+            self.readiness.add("controller", controller.is_ready)
+        webhook_app = app_main.create_app(settings, registry=self.registry, tls=self.tls)
+        ops_app = app_main.create_ops_app(registry=self.registry, readiness=self.readiness)
+        self._webhook_sock = _bind(settings.webhook_host, settings.webhook_port, what="webhook")
+        try:
+            self._ops_sock = _bind(settings.metrics_host, settings.metrics_port, what="probes")
+        except ServeError:
+            self._webhook_sock.close()
+            raise
+        common = {
+            "log_config": None,
+            "access_log": False,
+            "lifespan": "on",
+            "timeout_graceful_shutdown": settings.shutdown_timeout,
+        }
+        tls = self.tls
+        self.webhook = _Server(
+            uvicorn.Config(
+                webhook_app,
+                ssl_context_factory=lambda _config, _default: tls.server_context(),
+                **common,
+            )
+        )
+        self.ops = _Server(uvicorn.Config(ops_app, **common))
+        self.webhook_port: int = self._webhook_sock.getsockname()[1]
+        self.metrics_port: int = self._ops_sock.getsockname()[1]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set (or a server dies), then shut down in order."""
+        tasks = [
+            asyncio.create_task(self.webhook.serve(sockets=[self._webhook_sock])),
+            asyncio.create_task(self.ops.serve(sockets=[self._ops_sock])),
+        ]
+        stop_wait = asyncio.create_task(stop.wait())
+        try:
+            while not (self.webhook.started and self.ops.started):
+                if any(t.done() for t in tasks):
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                logger.info(
+                    "serving",
+                    extra={
+                        "webhook_port": self.webhook_port,
+                        "metrics_port": self.metrics_port,
+                        "controller": self.controller is not None,
+                    },
+                )
+                if self.controller is not None:
+                    await asyncio.to_thread(self.controller.start)
+            await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._stopping = True
+            logger.info("shutting down")
+            if self.controller is not None:
+                try:
+                    await asyncio.to_thread(self.controller.stop, self.settings.shutdown_timeout)
+                except Exception:  # shutdown boundary: still close the servers
+                    logger.exception("controller stop failed")
+            self.webhook.should_exit = True
+            self.ops.should_exit = True
+            stop_wait.cancel()
+            reaper = asyncio.create_task(self._reap_closing_connections())
+            await asyncio.gather(*tasks, return_exceptions=True)
+            reaper.cancel()
+            self.tls.stop()
+            for sock in (self._webhook_sock, self._ops_sock):
+                sock.close()
+            logger.info("stopped")
+
+    async def _reap_closing_connections(self) -> None:
+        # On shutdown uvicorn closes idle keep-alive connections; over TLS, close() then waits
+        # up to 30 s for the peer's close_notify, which an idle pooled client never sends, and
+        # uvicorn waits for every connection to go. A connection we already closed has nothing
+        # left to deliver, so drop it at once; busy ones still finish within shutdown_timeout.
+        while True:
+            await asyncio.sleep(0.1)
+            for server in (self.webhook, self.ops):
+                for connection in list(server.server_state.connections):
+                    transport = getattr(connection, "transport", None)
+                    if transport is not None and transport.is_closing():
+                        transport.abort()
+
+
+class RunningServers:
+    """`Servers` running on their own loop in a background thread (tests and benchmarks)."""
+
+    def __init__(self, servers: Servers) -> None:
+        self.servers = servers
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._thread = threading.Thread(target=self._main, name="zen-flow-serve", daemon=True)
+        self._ready = threading.Event()
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("servers did not start within 10 s")
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            task = asyncio.create_task(self.servers.run(self._stop))
+            while (
+                not (self.servers.webhook.started and self.servers.ops.started) and not task.done()
+            ):
+                await asyncio.sleep(0.01)
+            self._ready.set()
+            await task
+
+        self._loop.run_until_complete(main())
+        self._loop.close()
+
+    @property
+    def webhook_url(self) -> str:
+        return f"https://127.0.0.1:{self.servers.webhook_port}"
+
+    @property
+    def ops_url(self) -> str:
+        return f"http://127.0.0.1:{self.servers.metrics_port}"
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=30)
+
+    def __enter__(self) -> RunningServers:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def start_in_thread(settings: Settings, *, controller: Controller | None = None) -> RunningServers:
+    """Start both servers in a background thread and return once they accept connections."""
+    return RunningServers(Servers(settings, controller=controller))
+
+
+def run(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit code. Raises ServeError for start-up errors."""
+    registry = CollectorRegistry()
+    controller: Controller | None = None
+    if settings.runs_controller:
+        factory = controller_factory()
+        if factory is None:
+            raise ServeError(
+                "the controller is not available in this build; run `zen-flow serve --webhook-only`"
+            )
+        controller = factory(settings, registry=registry)
+    servers = Servers(settings, controller=controller, registry=registry)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await servers.run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+# -- the CLI subcommand ---------------------------------------------------------------------------
+def _command(args: argparse.Namespace) -> int:
+    prog = "zen-flow serve"
+    try:
+        settings = settings_mod.load(args)
+    except SettingsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(level=settings.log_level, fmt=settings.log_format.value)
+    try:
+        return run(settings)
+    except ServeError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the admission webhook, probes/metrics and the controller",
+        description="Run the admission webhook (HTTPS), /healthz /readyz /metrics (HTTP) and "
+        "the controller. Every flag can also be set as ZEN_FLOW_<FLAG> in the environment.",
+    )
+    settings_mod.add_arguments(parser)
+    parser.set_defaults(func=_command)

@@ -1,0 +1,204 @@
+"""What the webhook decides: pure functions from an AdmissionRequest to an AdmissionResponse.
+
+- `review_validate`: CREATE and UPDATE of JobFlows are checked by `jobflow.validation.validate`,
+  the same call `zen-flow validate` makes offline. A denial carries *every* problem: all of them in
+  `status.message` (what `kubectl` prints), one `status.details.causes[]` entry per problem with
+  the field path in `field` and the problem's stable kebab-case code in `reason`. Code 422
+  (Invalid), as the API server's own validation uses.
+- UPDATE rules: a flow that has started (status.startTime set, or a phase other than Pending)
+  keeps its steps; any change to `spec.steps` is refused with a clear message, while
+  `spec.suspend`, approval annotations and other metadata edits stay allowed. Problems the stored
+  object already had are not held against an update (ratcheting, as CRD validation does), so a
+  flow admitted while the webhook was down can still be suspended, approved or have its
+  finalizers removed.
+- `review_mutate`: a JSONPatch of the defaults (`jobflow.defaults.default_patch`), nothing else;
+  it never denies a JobFlow for being invalid (that is the validating webhook's job).
+- Warnings (validate only) point at risky but valid specs; they never change the decision.
+
+Anything that is not a JobFlow CREATE/UPDATE of the main resource is allowed untouched: the
+webhook configurations only route those here, and failing open on a misrouted request is safer
+than blocking an unrelated write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jobflow import defaults, names, validation
+from jobflow.errors import Problem
+from webhook import review
+
+REVIEWED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
+MAX_WARNINGS = 10  # warnings become HTTP headers; keep them few and short
+STEPS_IMMUTABLE = "steps-immutable"
+NOT_AN_OBJECT = "not-an-object"
+
+
+def _is_jobflow(request: review.AdmissionRequest) -> bool:
+    kind = request.kind
+    return kind.kind == names.KIND and kind.group == names.GROUP and request.sub_resource == ""
+
+
+def _name(request: review.AdmissionRequest, obj: Mapping[str, Any]) -> str:
+    if request.name:
+        return request.name
+    meta = obj.get("metadata")
+    if isinstance(meta, Mapping):
+        for key in ("name", "generateName"):
+            if isinstance(meta.get(key), str) and meta[key]:
+                return str(meta[key])
+    return ""
+
+
+def _get(obj: object, *keys: str) -> object:
+    for key in keys:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+# -- UPDATE rules -----------------------------------------------------------------------------
+def has_started(obj: Mapping[str, Any]) -> bool:
+    """A flow has started once the controller stamped startTime or moved it past Pending."""
+    status = obj.get("status")
+    if not isinstance(status, Mapping):
+        return False
+    phase = status.get("phase")
+    return bool(status.get("startTime")) or (phase not in (None, "", "Pending"))
+
+
+def _steps(obj: Mapping[str, Any]) -> object:
+    # Compare defaulted forms: an object stored before the mutating webhook existed lacks the
+    # defaults the new one carries, which is not a change the user made.
+    return _get(defaults.apply_defaults(obj), "spec", "steps")
+
+
+def update_problems(old: object, new: Mapping[str, Any]) -> list[Problem]:
+    """Problems that only exist because of what this UPDATE changes."""
+    if not isinstance(old, Mapping) or not has_started(old):
+        return []
+    if _steps(old) == _steps(new):
+        return []
+    phase = _get(old, "status", "phase") or "started"
+    return [
+        Problem(
+            STEPS_IMMUTABLE,
+            "spec.steps",
+            f"steps cannot change once the flow has started (phase {phase}); spec.suspend, "
+            "approval annotations and metadata may still change; to run different steps, "
+            "create a new JobFlow",
+        )
+    ]
+
+
+# -- warnings ---------------------------------------------------------------------------------
+def _containers(template: object) -> list[tuple[int, Mapping[str, Any]]]:
+    found = _get(template, "spec", "template", "spec", "containers")
+    if not isinstance(found, list):
+        return []
+    return [(i, c) for i, c in enumerate(found) if isinstance(c, Mapping)]
+
+
+def _floating_image(image: str) -> bool:
+    if "@" in image:
+        return False  # pinned by digest
+    last = image.rsplit("/", 1)[-1]
+    return ":" not in last or last.endswith(":latest")
+
+
+def risk_warnings(obj: Mapping[str, Any]) -> list[str]:
+    """Valid but risky choices, one short sentence each (at most MAX_WARNINGS)."""
+    found: list[str] = []
+    policy = _get(obj, "spec", "executionPolicy")
+    if isinstance(policy, Mapping):
+        if policy.get("ttlSecondsAfterFinished") == 0:
+            found.append(
+                "spec.executionPolicy.ttlSecondsAfterFinished is 0: the flow, its Jobs and their "
+                "logs are deleted as soon as it finishes"
+            )
+        if policy.get("concurrencyPolicy") == "Replace" and not policy.get("concurrencyKey"):
+            found.append(
+                "spec.executionPolicy.concurrencyPolicy Replace has no effect without "
+                "spec.executionPolicy.concurrencyKey"
+            )
+    steps = _get(obj, "spec", "steps")
+    for index, step in enumerate(steps if isinstance(steps, list) else []):
+        if not isinstance(step, Mapping):
+            continue
+        at = f"spec.steps[{index}]"
+        retry = step.get("retryPolicy")
+        if step.get("timeoutSeconds") is not None and not isinstance(retry, Mapping):
+            found.append(
+                f"{at}.timeoutSeconds is set without a retryPolicy: a timed-out step fails at "
+                "once; add a retryPolicy to retry it"
+            )
+        template = step.get("template")
+        job_backoff = _get(template, "spec", "backoffLimit")
+        if isinstance(retry, Mapping) and isinstance(job_backoff, int) and job_backoff > 0:
+            found.append(
+                f"{at}.template.spec.backoffLimit {job_backoff} multiplies the retryPolicy: "
+                "every step attempt may restart its pod that often; remove it to let the "
+                "retryPolicy count"
+            )
+        for cindex, container in _containers(template):
+            image = container.get("image")
+            if isinstance(image, str) and image and _floating_image(image):
+                found.append(
+                    f"{at}.template.spec.template.spec.containers[{cindex}].image {image!r} has "
+                    "no tag or uses :latest; a retry may run a different image"
+                )
+    return found[:MAX_WARNINGS]
+
+
+# -- the reviews ------------------------------------------------------------------------------
+def _denial(
+    request: review.AdmissionRequest,
+    name: str,
+    problems: Sequence[Problem],
+    *,
+    warnings: Sequence[str] = (),
+) -> review.AdmissionResponse:
+    summary = "; ".join(str(p) for p in problems)
+    subject = f'JobFlow "{name}"' if name else "JobFlow"
+    count = f"{len(problems)} problems: " if len(problems) > 1 else ""
+    causes = [review.StatusCause(reason=p.code, message=p.message, field=p.path) for p in problems]
+    return review.deny(
+        request.uid,
+        f"{subject} is invalid: {count}{summary}",
+        code=422,
+        reason="Invalid",
+        causes=causes,
+        details_name=name or None,
+        warnings=warnings,
+    )
+
+
+def review_validate(request: review.AdmissionRequest) -> review.AdmissionResponse:
+    if not _is_jobflow(request) or request.operation not in REVIEWED_OPERATIONS:
+        return review.allow(request.uid)
+    obj = request.object
+    if not isinstance(obj, Mapping):
+        problem = Problem(NOT_AN_OBJECT, "", "request.object must be a JobFlow object")
+        return _denial(request, request.name, [problem])
+    name = _name(request, obj)
+    problems = validation.validate(obj)
+    if request.operation == "UPDATE" and isinstance(request.old_object, Mapping):
+        already = {(p.code, p.path) for p in validation.validate(request.old_object)}
+        problems = [p for p in problems if (p.code, p.path) not in already]
+        problems = update_problems(request.old_object, obj) + problems
+    warnings = risk_warnings(obj)
+    if problems:
+        return _denial(request, name, problems, warnings=warnings)
+    return review.allow(request.uid, warnings=warnings)
+
+
+def review_mutate(request: review.AdmissionRequest) -> review.AdmissionResponse:
+    if not _is_jobflow(request) or request.operation not in REVIEWED_OPERATIONS:
+        return review.allow(request.uid)
+    obj = request.object
+    if not isinstance(obj, Mapping):
+        problem = Problem(NOT_AN_OBJECT, "", "request.object must be a JobFlow object")
+        return _denial(request, request.name, [problem])
+    return review.allow_with_patch(request.uid, defaults.default_patch(obj))

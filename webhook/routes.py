@@ -1,0 +1,185 @@
+"""HTTP layer of the webhook: POST /validate and POST /mutate (AdmissionReview v1).
+
+Answers, in the order they are decided:
+- 415 when Content-Type is not application/json (the API server always sends it);
+- 413 when Content-Length, or the body actually streamed, exceeds `max_request_bytes`; the
+  stream is cut at the limit, so a client that lies about (or omits) Content-Length cannot make
+  the server buffer more than the limit;
+- 400 when the body is not JSON or not an AdmissionReview v1 with a `request.uid`;
+- otherwise 200 with an AdmissionReview whose `response.uid` echoes the request.
+Invariant: no input yields a 5xx. A failure inside a review (a bug) is caught here, logged once
+with the uid, and answered as a denial with `status.code` 500, so the API server shows the user
+a message (and applies failurePolicy Fail) instead of a failed call.
+
+Error bodies are metav1.Status objects, which is what Kubernetes clients expect to parse.
+Reviews of large bodies run in a worker thread so a multi-megabyte flow cannot stall the event
+loop (which also serves the probes); small ones run inline, which is faster.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+import anyio.to_thread
+from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
+
+from webhook import handlers, review
+from webhook.metrics import AdmissionMetrics
+
+logger = logging.getLogger(__name__)
+
+INLINE_LIMIT = 64 * 1024  # bytes; a 20-step flow is ~10 KiB, reviews below this take < 1 ms
+JSON_MEDIA_TYPE = "application/json"
+
+Handler = Callable[[review.AdmissionRequest], review.AdmissionResponse]
+
+
+class _Refused(Exception):
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+    def response(self) -> Response:
+        body = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        return Response(json.dumps(body), status_code=self.code, media_type=JSON_MEDIA_TYPE)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != JSON_MEDIA_TYPE:
+        raise _Refused(
+            415,
+            "UnsupportedMediaType",
+            f"content type {media or 'none'!r} is not supported; send application/json",
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise _Refused(400, "BadRequest", "Content-Length is not a number")
+        if int(declared) > limit:
+            raise _Refused(
+                413,
+                "RequestEntityTooLarge",
+                f"body of {int(declared)} bytes exceeds the limit of {limit} bytes",
+            )
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise _Refused(413, "RequestEntityTooLarge", f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(body: bytes) -> review.AdmissionRequest:
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        raise _Refused(400, "BadRequest", "body is not JSON") from None
+    try:
+        return review.AdmissionReviewRequest.model_validate(data).request
+    except (ValidationError, RecursionError) as exc:
+        where = "body"
+        if isinstance(exc, ValidationError) and exc.errors():
+            first = exc.errors(include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            where = f"{where}: {first['msg']}"
+        raise _Refused(
+            400,
+            "BadRequest",
+            f"body is not an AdmissionReview (apiVersion admission.k8s.io/v1 with request.uid): {where}",
+        ) from None
+
+
+def _result(answer: review.AdmissionResponse) -> str:
+    if answer.allowed:
+        return "allowed"
+    return "error" if answer.status is not None and answer.status.code >= 500 else "denied"
+
+
+def _review(handler: Handler, request: review.AdmissionRequest, webhook: str) -> tuple[bytes, str]:
+    try:
+        answer = handler(request)
+    except Exception:  # request boundary: answer the review, log the bug once
+        logger.exception(
+            "review failed",
+            extra={"webhook": webhook, "uid": request.uid, "operation": request.operation},
+        )
+        answer = review.deny(
+            request.uid,
+            "internal error in the zen-flow webhook; see its log",
+            code=500,
+            reason="InternalError",
+        )
+    return review.AdmissionReviewResponse(response=answer).to_json(), _result(answer)
+
+
+def build_router(*, max_request_bytes: int, metrics: AdmissionMetrics) -> APIRouter:
+    """The /validate and /mutate routes; everything they need is passed in (no globals)."""
+    router = APIRouter()
+
+    def endpoint(handler: Handler, webhook: str) -> Callable[[Request], object]:
+        async def serve(request: Request) -> Response:
+            try:
+                body = await _read_body(request, max_request_bytes)
+                started = time.perf_counter()
+                parsed = _parse(body)
+            except _Refused as refused:
+                metrics.reject(webhook=webhook, code=refused.code)
+                logger.info(
+                    "request refused",
+                    extra={"webhook": webhook, "code": refused.code, "reason": refused.message},
+                )
+                return refused.response()
+            if len(body) <= INLINE_LIMIT:
+                encoded, result = _review(handler, parsed, webhook)
+            else:
+                encoded, result = await anyio.to_thread.run_sync(_review, handler, parsed, webhook)
+            metrics.observe(
+                webhook=webhook,
+                operation=parsed.operation,
+                result=result,
+                seconds=time.perf_counter() - started,
+            )
+            if result != "allowed":
+                logger.info(
+                    "review denied",
+                    extra={
+                        "webhook": webhook,
+                        "uid": parsed.uid,
+                        "operation": parsed.operation,
+                        "namespace": parsed.namespace,
+                        "flow": parsed.name,
+                    },
+                )
+            return Response(encoded, media_type=JSON_MEDIA_TYPE)
+
+        serve.__name__ = webhook
+        return serve
+
+    router.add_api_route(
+        "/validate",
+        endpoint(handlers.review_validate, "validate"),
+        methods=["POST"],
+        include_in_schema=False,
+    )
+    router.add_api_route(
+        "/mutate",
+        endpoint(handlers.review_mutate, "mutate"),
+        methods=["POST"],
+        include_in_schema=False,
+    )
+    return router
