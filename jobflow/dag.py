@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
 _SATISFIED_PHASES = frozenset({"Succeeded", "Skipped"})
+_SHORT = 8  # dependency lists up to this length are de-duplicated with a list scan
 
 
 class CycleError(ValueError):
@@ -60,14 +61,26 @@ def build(steps: Iterable[tuple[str, Sequence[str]]]) -> Graph:
         index.setdefault(name, position)
     deps: list[tuple[int, ...]] = []
     dependants: list[list[int]] = [[] for _ in pairs]
+    lookup = index.get
     for position, (_, names) in enumerate(pairs):
-        seen: dict[int, None] = {}
+        targets: list[int] = []
+        # A short list beats a set for the usual handful of dependencies; long lists use a
+        # set so a step with thousands of dependencies stays linear.
+        seen: set[int] | None = set() if len(names) > _SHORT else None
         for dep in names:
-            target = index.get(dep)
-            if target is not None and target != position and target not in seen:
-                seen[target] = None
-                dependants[target].append(position)
-        deps.append(tuple(seen))
+            target = lookup(dep)
+            if target is None or target == position:
+                continue
+            if seen is None:
+                if target in targets:
+                    continue
+            elif target in seen:
+                continue
+            else:
+                seen.add(target)
+            targets.append(target)
+            dependants[target].append(position)
+        deps.append(tuple(targets))
     return Graph(
         names=tuple(name for name, _ in pairs),
         deps=tuple(deps),
