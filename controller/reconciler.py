@@ -253,6 +253,7 @@ class Reconciler:
                     job=job,
                     exit_code=found.exit_code if found else None,
                     termination_message=found.termination_message if found else None,
+                    pod_details_read=found is not None,
                 )
             )
         observed.sort(key=lambda o: str((o.job.get("metadata") or {}).get("name")))

@@ -265,6 +265,10 @@ class Controller:
         term = self._term
         return term is None or term.synced
 
+    def is_ready(self) -> bool:
+        """The readiness check `zen-flow serve` registers for /readyz."""
+        return self.ready
+
     @property
     def reconciler(self) -> Reconciler | None:
         term = self._term
@@ -327,3 +331,22 @@ class Controller:
 
     def close(self) -> None:
         self.kube.close()
+
+
+def from_settings(settings: Any, *, registry: CollectorRegistry) -> Controller:
+    """The `zen-flow serve` seam: build a Controller from app.settings.Settings (duck-typed, so
+    controller/ does not import app/). Metrics go to the process's shared registry."""
+    config = ControllerConfig(
+        workers=settings.workers,
+        resync_period=settings.resync_period,
+        leader_elect=settings.leader_elect,
+        lease_name=settings.lease_name,
+        lease_namespace=settings.lease_namespace,
+        timings=LeaderTimings(
+            settings.lease_duration, settings.renew_deadline, settings.retry_period
+        ),
+    )
+    kubeconfig = str(settings.kubeconfig) if settings.kubeconfig is not None else None
+    return Controller.connect(
+        kubeconfig, config, qps=settings.kube_qps, burst=settings.kube_burst, registry=registry
+    )

@@ -1,0 +1,198 @@
+"""Pure parts of the controller runtime: the token bucket (burst, then the QPS rate), the mapping
+of HTTP answers onto our error classes, resource paths, the RBAC table's shape, choosing the exit
+code of a failed pod, Job-finished detection, the index functions, and the flows-by-phase
+collector (recounted at scrape time on an injected registry)."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from controller import kube
+from controller.metrics import ControllerMetrics
+from controller.reconciler import (
+    flow_concurrency_index,
+    job_finished,
+    job_flow_index,
+    owner_flow_key,
+    pick_pod_details,
+)
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_token_bucket_allows_burst_then_paces_at_qps() -> None:
+    t = FakeTime()
+    bucket = kube.TokenBucket(10, 5, clock=t.clock, sleep=t.sleep)
+    waits = [bucket.acquire() for _ in range(8)]
+    assert waits[:5] == [0, 0, 0, 0, 0]
+    assert waits[5:] == pytest.approx([0.1, 0.1, 0.1])
+    assert t.now == pytest.approx(0.3)
+
+
+def test_token_bucket_refills_while_idle_up_to_burst() -> None:
+    t = FakeTime()
+    bucket = kube.TokenBucket(10, 3, clock=t.clock, sleep=t.sleep)
+    for _ in range(3):
+        bucket.acquire()
+    t.now += 100
+    assert [bucket.acquire() for _ in range(3)] == [0, 0, 0]
+    assert bucket.acquire() == pytest.approx(0.1)
+
+
+def test_token_bucket_disabled_with_zero_qps() -> None:
+    t = FakeTime()
+    bucket = kube.TokenBucket(0, 1, clock=t.clock, sleep=t.sleep)
+    assert all(bucket.acquire() == 0 for _ in range(100))
+
+
+@pytest.mark.parametrize(
+    ("code", "body", "cls"),
+    [
+        (404, b'{"reason":"NotFound","message":"jobs \\"x\\" not found"}', kube.NotFound),
+        (409, b'{"reason":"AlreadyExists","message":"exists"}', kube.AlreadyExists),
+        (409, b'{"reason":"Conflict","message":"stale"}', kube.Conflict),
+        (410, b'{"reason":"Expired"}', kube.Gone),
+        (422, b'{"reason":"Invalid"}', kube.Invalid),
+        (400, b"not json", kube.Invalid),
+        (403, b"{}", kube.Forbidden),
+        (429, b"{}", kube.Transient),
+        (500, None, kube.Transient),
+        (503, b"", kube.Transient),
+    ],
+)
+def test_http_errors_map_to_our_classes(code: int, body: bytes | None, cls: type) -> None:
+    err = kube._error_for(code, body, "fallback")
+    assert type(err) is cls
+    assert err.code == code
+    assert err.retryable == (cls in (kube.Conflict, kube.Transient))
+
+
+def test_error_message_comes_from_status_body() -> None:
+    err = kube._error_for(404, b'{"message":"jobs \\"x\\" not found"}', "fallback")
+    assert str(err) == 'jobs "x" not found'
+
+
+@pytest.mark.parametrize(
+    ("res", "args", "path"),
+    [
+        (
+            kube.JOBFLOWS,
+            ("ns", None, None),
+            "/apis/workflow.kube-zen.io/v1alpha1/namespaces/ns/jobflows",
+        ),
+        (
+            kube.JOBFLOWS,
+            ("ns", "f", "status"),
+            "/apis/workflow.kube-zen.io/v1alpha1/namespaces/ns/jobflows/f/status",
+        ),
+        (kube.JOBS, (None, None, None), "/apis/batch/v1/jobs"),
+        (kube.PODS, ("ns", "p", None), "/api/v1/namespaces/ns/pods/p"),
+    ],
+)
+def test_resource_paths(res: kube.Resource, args: tuple, path: str) -> None:
+    assert res.path(*args) == path
+
+
+def test_required_permissions_cover_every_resource_we_touch() -> None:
+    table = {(g, r): set(v) for g, r, v in kube.REQUIRED_PERMISSIONS}
+    assert {"list", "watch"} <= table[("workflow.kube-zen.io", "jobflows")]
+    assert "update" in table[("workflow.kube-zen.io", "jobflows/status")]
+    assert {"create", "delete", "list", "watch"} <= table[("batch", "jobs")]
+    assert "create" in table[("", "events")]
+    assert {"get", "create", "update"} <= table[("coordination.k8s.io", "leases")]
+    assert ("", "secrets") not in table
+
+
+def _pod(phase: str, created: str, containers: list[tuple[str, int, str | None]]) -> dict:
+    return {
+        "metadata": {"creationTimestamp": created},
+        "status": {
+            "phase": phase,
+            "containerStatuses": [
+                {"name": n, "state": {"terminated": {"exitCode": c, "message": m}}}
+                for n, c, m in containers
+            ],
+        },
+    }
+
+
+def test_pick_pod_details_prefers_latest_failed_pod_and_named_container() -> None:
+    pods = [
+        _pod("Failed", "2026-01-01T00:00:00Z", [("main", 1, "old")]),
+        _pod("Failed", "2026-01-01T00:01:00Z", [("side", 0, None), ("main", 42, "boom")]),
+        _pod("Running", "2026-01-01T00:02:00Z", []),
+    ]
+    details = pick_pod_details(pods, container="main")
+    assert (details.exit_code, details.termination_message) == (42, "boom")
+
+
+def test_pick_pod_details_falls_back_to_a_nonzero_container() -> None:
+    pods = [_pod("Failed", "t", [("side", 0, None), ("work", 3, None)])]
+    assert pick_pod_details(pods, container="main").exit_code == 3
+
+
+def test_pick_pod_details_without_finished_pods() -> None:
+    details = pick_pod_details([_pod("Running", "t", [])], container="main")
+    assert details.exit_code is None
+
+
+def test_job_finished_reads_conditions_not_counters() -> None:
+    assert not job_finished({"status": {"failed": 1}})
+    assert job_finished({"status": {"conditions": [{"type": "Failed", "status": "True"}]}})
+    assert job_finished({"status": {"conditions": [{"type": "Complete", "status": "True"}]}})
+    assert not job_finished({"status": {"conditions": [{"type": "Complete", "status": "False"}]}})
+    assert not job_finished(None)
+
+
+def test_index_functions() -> None:
+    job = {
+        "metadata": {
+            "namespace": "ns",
+            "labels": {"workflow.kube-zen.io/flow": "f"},
+            "ownerReferences": [{"kind": "JobFlow", "name": "f", "uid": "u", "controller": True}],
+        }
+    }
+    assert job_flow_index(job) == ["ns/f"]
+    assert owner_flow_key(job) == "ns/f"
+    assert owner_flow_key({"metadata": {"namespace": "ns"}}) is None
+    flow = {"metadata": {"namespace": "ns"}, "spec": {"executionPolicy": {"concurrencyKey": "k"}}}
+    assert flow_concurrency_index(flow) == ["ns/k"]
+    assert flow_concurrency_index({"metadata": {"namespace": "ns"}, "spec": {}}) == []
+
+
+def test_flow_phase_gauge_is_recounted_at_scrape() -> None:
+    registry = CollectorRegistry()
+    metrics = ControllerMetrics(registry)
+    flows = [{"status": {"phase": "Running"}}, {"status": {}}, {"status": {"phase": "Running"}}]
+    metrics.track_flows(lambda: flows)
+
+    def value(phase: str) -> float | None:
+        return registry.get_sample_value("zenflow_flows", {"phase": phase})
+
+    assert value("Running") == 2
+    assert value("Pending") == 1
+    flows[0] = {"status": {"phase": "Succeeded"}}
+    assert value("Running") == 1
+    assert value("Succeeded") == 1
+    metrics.observe_request("create", "201")
+    assert (
+        registry.get_sample_value("zenflow_api_requests_total", {"verb": "create", "code": "201"})
+        == 1
+    )
+
+
+def test_two_metric_sets_on_separate_registries_do_not_collide() -> None:
+    ControllerMetrics(CollectorRegistry())
+    ControllerMetrics(CollectorRegistry())
