@@ -62,10 +62,11 @@ ControllerFactory = Callable[..., Controller]  # (settings, *, registry) -> Cont
 def controller_factory() -> ControllerFactory | None:
     """The controller class, or None while it is not built yet.
 
-    Controller engineer: replace the body with the import, e.g.
-    `from controller import manager; return manager.Controller`.
+    The controller is built by `controller.runner.from_settings(settings, registry=...)`.
     """
-    return None
+    from controller import runner  # imported here: webhook-only processes never load it
+
+    return runner.from_settings
 
 
 class ServeError(RuntimeError):
