@@ -690,7 +690,10 @@ class _Pass:
                 step.message += f"; retry limit {limit} reached"
             final.append(failure)
 
-        failing = self.is_failing()
+        retrying_steps = {id(f.step) for f, _ in retrying}
+        failing = self.stop_reason is not None or any(
+            s.is_blocking_failure for s in self.steps if id(s) not in retrying_steps
+        )
         for failure, counted in retrying:
             step = failure.step
             if failing:
