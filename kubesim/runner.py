@@ -326,6 +326,14 @@ def finished_condition(status: Mapping[str, Any]) -> str | None:
     return None
 
 
+def finish_time(status: Mapping[str, Any]) -> float | None:
+    """When the Job finished: the transition time of its Complete or Failed condition."""
+    for cond in status.get("conditions") or []:
+        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
+            return parse_rfc3339(str(cond.get("lastTransitionTime") or ""))
+    return None
+
+
 def format_indexes(indexes: set[int]) -> str:
     """Upstream's completedIndexes: sorted, consecutive runs as ranges ("0-2,4")."""
     parts: list[str] = []
@@ -775,16 +783,34 @@ class JobRunner:
             self._jobs[key] = st
         with self._lock:
             self._generations[uid] = meta.get("generation")
-        if st.finished:
-            return
         if meta.get("deletionTimestamp"):
             self._stop_runs(st, delete=False)
             return
-        if finished_condition(job.get("status") or {}):
+        if not st.finished and finished_condition(job.get("status") or {}):
             st.finished = True
             self._stop_runs(st, delete=True)
+        if not st.finished:
+            self._reconcile(key, job, st)
+        if st.finished:
+            self._expire(key, job)
+
+    def _expire(self, key: Key, job: dict[str, Any]) -> None:
+        """The TTL-after-finished controller: delete a finished Job once its TTL has passed."""
+        ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+        if ttl is None:
             return
-        self._reconcile(key, job, st)
+        finished_at = finish_time(job.get("status") or {})
+        if finished_at is None:
+            return
+        wait = finished_at + float(ttl) - time.time()
+        if wait > 0:
+            self._timers.at(time.monotonic() + wait, key)
+            return
+        try:
+            self.store.delete(JOBS, key[1], namespace=key[0], propagation="Background")
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
 
     def _adopt(self, job: dict[str, Any]) -> _JobState:
         """State for a Job first seen: counts from its status; pods left running by a previous
