@@ -498,6 +498,11 @@ class _Pass:
             for p in self._group()
             if _creation_key(p) < own
             and decoded.string(decoded.path(p, "status", "phase")) not in _TERMINAL_FLOW
+            # An invalid flow (Accepted=False) never runs: waiting for it would be forever.
+            and status.condition_status(
+                decoded.items(decoded.path(p, "status", "conditions")), status.ACCEPTED
+            )
+            != "False"
         ]
         if not older:
             return None
@@ -876,12 +881,13 @@ class _Pass:
         changed = True
         while changed:
             changed = False
+            failing = self.is_failing()  # once per sweep: O(steps), not O(steps^2)
             for step in self.steps:
-                if self._advance(step):
+                if self._advance(step, failing=failing):
                     changed = True
+                    failing = failing or step.is_blocking_failure
 
-    def _advance(self, step: _Step) -> bool:
-        failing = self.is_failing()
+    def _advance(self, step: _Step, *, failing: bool) -> bool:
         if step.phase == StepPhase.PENDING_APPROVAL.value:
             if failing:
                 self._skip(step, FLOW_FAILED, "not approved before the flow failed")

@@ -26,9 +26,11 @@ from datetime import timedelta
 import pytest
 
 from jobflow import names
+from jobflow.model import JobFlowStatus
 from jobflow.planning import Plan
 from tests.unit.planning_world import (
     T0,
+    PodResult,
     World,
     assert_noop,
     flow,
@@ -126,6 +128,8 @@ def check_linear_second(result: Plan, world: World) -> None:
     assert reasons(result) == ["StepSucceeded", "StepStarted"]
     assert world.step_status("a")["completionTime"] == ts(T0 + timedelta(seconds=5))
     assert world.status["progress"]["display"] == "1/3"  # type: ignore[index]
+    # Still Running: the condition did not transition, its time did not move.
+    assert world.condition("Progressing")["lastTransitionTime"] == ts(T0)
 
 
 def diamond() -> dict[str, object]:
@@ -1007,6 +1011,139 @@ ROWS = [
 ]
 
 
+# --- more edges ------------------------------------------------------------------------------
+
+
+def earliest_flow() -> dict[str, object]:
+    return flow(step("a", timeoutSeconds=30), policy={"activeDeadlineSeconds": 20})
+
+
+def check_earliest(result: Plan, world: World) -> None:
+    assert result.requeue_after == 20
+
+
+def retry_and_timeout() -> dict[str, object]:
+    policy = {"limit": 1, "backoff": {"type": "Fixed", "duration": "10s"}}
+    return flow(step("a", retryPolicy=policy), step("x", timeoutSeconds=300))
+
+
+def check_retry_before_timeout(result: Plan, world: World) -> None:
+    assert world.step_status("a")["reason"] == "RetryBackoff"
+    assert result.requeue_after == 10
+
+
+def prep_add_step(world: World) -> None:
+    start(world)
+    steps = list(world.flow["spec"]["steps"])  # type: ignore[index]
+    world.set_spec("steps", [*steps, step("z")])
+
+
+def check_added_step(result: Plan, world: World) -> None:
+    assert created_steps(result) == ["z"]
+    assert world.status["observedGeneration"] == 2
+    assert world.status["progress"]["total"] == 4  # type: ignore[index]
+
+
+def when_error_flow() -> dict[str, object]:
+    return flow(step("a"), step("b", "a", when="steps['a'].outputs.parameters['nope'] == 'x'"))
+
+
+def check_when_error(result: Plan, world: World) -> None:
+    b = world.step_status("b")
+    assert (b["phase"], b["reason"]) == ("Failed", "ConditionError")
+    assert world.phase == "Failed"
+
+
+def prep_retry_due_suspended(world: World) -> None:
+    prep_fail_a(world)
+    world.reconcile()
+    world.set_spec("suspend", True)
+    world.advance(60)
+
+
+def check_suspended_retry_waits(result: Plan, world: World) -> None:
+    assert result.create_jobs == ()
+    assert world.phase == "Suspended"
+    assert world.step_status("a")["reason"] == "RetryBackoff"
+    assert result.requeue_after is None
+
+
+def manual_cof_flow() -> dict[str, object]:
+    return flow(step("gate", type="Manual", continueOnFailure=True), step("after", "gate"))
+
+
+def prep_reject_now(world: World) -> None:
+    world.annotate(names.approve_annotation("gate"), "false")
+
+
+def check_rejected_continue(result: Plan, world: World) -> None:
+    assert world.step_status("gate")["reason"] == "Rejected"
+    assert created_steps(result) == ["after"]
+
+
+def prep_pods_gone(world: World) -> None:
+    start(world)
+    fail(world, "a")
+    world.pods[world.job_of("a")] = PodResult()  # read, but nothing found
+
+
+def check_pods_gone_counts(result: Plan, world: World) -> None:
+    assert result.needs_pod_details == ()
+    assert world.step_status("a")["retries"] == 1
+
+
+def prep_deadline_during_retry(world: World) -> None:
+    prep_fail_a(world)
+    world.reconcile()
+    world.advance(7)
+
+
+def check_deadline_cancels_retry(result: Plan, world: World) -> None:
+    a = world.step_status("a")
+    assert (a["phase"], a["reason"]) == ("Failed", "DeadlineExceeded")
+    assert world.condition("Failed")["reason"] == "DeadlineExceeded"
+    assert result.delete_jobs == ()
+
+
+def invalid_peer() -> dict[str, object]:
+    obj = peer("Forbid", phase="Pending", minutes=0)
+    obj["status"]["conditions"] = [{"type": "Accepted", "status": "False"}]  # type: ignore[index]
+    return obj
+
+
+def roots() -> dict[str, object]:
+    return flow(*(step(n) for n in ["m", "c", "x", "a"]))
+
+
+def check_roots_order(result: Plan, world: World) -> None:
+    assert created_steps(result) == ["m", "c", "x", "a"]
+
+
+MORE_ROWS = [
+    Row("requeue-earliest-deadline", earliest_flow, nothing, check_earliest),
+    Row("requeue-retry-before-timeout", retry_and_timeout, prep_fail_a, check_retry_before_timeout),
+    Row("spec-step-added", three, prep_add_step, check_added_step),
+    Row("when-error-fails-step", when_error_flow, prep_a_ok, check_when_error),
+    Row("suspend-holds-retry", retry_flow(), prep_retry_due_suspended, check_suspended_retry_waits),
+    Row("rejected-continue-on-failure", manual_cof_flow, prep_reject_now, check_rejected_continue),
+    Row("pfp-pods-gone-counts", pfp_flow("FailJob"), prep_pods_gone, check_pods_gone_counts),
+    Row(
+        "deadline-cancels-retry",
+        retry_flow(policy={"activeDeadlineSeconds": 12}),
+        prep_deadline_during_retry,
+        check_deadline_cancels_retry,
+    ),
+    Row(
+        "forbid-ignores-invalid-peer",
+        keyed("Forbid", minutes=1),
+        with_peers(invalid_peer()),
+        check_started,
+    ),
+    Row("roots-in-spec-order", roots, nothing, check_roots_order),
+]
+ROWS.extend(MORE_ROWS)
+
+
 def run_ok_after_start(world: World, *steps_: str) -> None:
     start(world)
     world.advance(5)
@@ -1021,5 +1158,6 @@ def test_plan(row: Row) -> None:
     result = world.plan()
     world.apply(result)
     row.check(result, world)
+    JobFlowStatus.model_validate(result.status)  # the status fits the API (CRD) model
     if not result.delete_flow:
         assert_noop(world.plan(), result)
