@@ -1,0 +1,101 @@
+"""The `zen-flow` command line (entry point ``app.cli:main``).
+
+Each subcommand lives in its own module exposing ``register(subparsers)``, which adds its
+parser and ``set_defaults(func=handler)``; ``handler(args) -> int`` returns the exit code.
+To add a command, add ONE line to ``COMMANDS`` below (name -> module).
+
+Only the module of the command being run is imported (``zen-flow validate`` does not pay for
+the server's imports); ``--help`` and unknown commands import them all to list them.
+
+Error contract (DESIGN section 7): a user's mistake is one line on stderr (what, where, what
+to do), never a traceback. Handlers raise ``CommandError`` for that; anything unexpected is
+reported as one line too, with the traceback only when ZEN_FLOW_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Final
+
+PROG: Final = "zen-flow"
+
+# name -> module with register(subparsers). Keep in the order `zen-flow --help` shows them.
+COMMANDS: Final[dict[str, str]] = {
+    "validate": "app.validate_cmd",
+    "graph": "app.graph_cmd",
+    "crd": "app.crd_cmd",
+    "certs": "app.certs_cmd",
+    "serve": "app.serve",
+}
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_INTERRUPTED: Final = 130
+
+
+class CommandError(Exception):
+    """A user's mistake: printed as ``zen-flow <command>: <message>``, exit ``exit_code``."""
+
+    def __init__(self, message: str, *, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Kubernetes-native DAG orchestrator: JobFlow steps run as batch/v1 Jobs.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    modules = [COMMANDS[selected]] if selected in COMMANDS else list(COMMANDS.values())
+    for module_name in modules:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # a command whose module is not written yet
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    selected = args_list[0] if args_list and args_list[0] in COMMANDS else None
+    parser = build_parser(selected)
+    args = parser.parse_args(args_list)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return handler(args)
+    except CommandError as exc:
+        print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `zen-flow crd | head`: the reader went away; nothing left to say.
+        sys.stderr.close()
+        return EXIT_FAILED
+    except Exception as exc:  # the process boundary: one line, traceback on request
+        if os.environ.get("ZEN_FLOW_DEBUG") == "1":
+            traceback.print_exc()
+        print(
+            f"{PROG} {args.command}: internal error: {type(exc).__name__}: {exc}"
+            " (set ZEN_FLOW_DEBUG=1 for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""`zen-flow graph FILE [--format text|mermaid|dot]`: draw a JobFlow's step graph.
+
+The file must hold exactly one JobFlow. Problems that make the graph meaningless (unknown or
+self dependencies, duplicate names, cycles) are printed like `zen-flow validate` does and exit 1;
+other problems (say, a missing image) do not stop the drawing.
+
+- text: one line per level, each step with what it waits for;
+- mermaid: a ``flowchart TD`` (Manual steps are hexagons, conditional steps are marked ``?``);
+- dot: a Graphviz digraph, edges from a dependency to its dependant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+from app import documents
+from app.cli import EXIT_FAILED, EXIT_OK, CommandError
+from jobflow import dag, validation
+
+# Problems that change the graph itself.
+_GRAPH_CODES: Final = frozenset(
+    {"duplicate-step-name", "unknown-dependency", "self-dependency", "dependency-cycle", "no-steps"}
+)
+
+
+class _StepInfo:
+    def __init__(self, step: Mapping[str, object]) -> None:
+        self.is_manual = step.get("type") == "Manual"
+        when = step.get("when")
+        self.when = (
+            when if isinstance(when, str) and when.strip() not in ("", "always", "true") else None
+        )
+        self.continue_on_failure = step.get("continueOnFailure") is True
+
+
+def _label(name: str, info: _StepInfo) -> str:
+    marks = []
+    if info.is_manual:
+        marks.append("manual")
+    if info.when is not None:
+        marks.append(f"when {info.when}")
+    if info.continue_on_failure:
+        marks.append("continueOnFailure")
+    return f"{name} [{', '.join(marks)}]" if marks else name
+
+
+def render_text(flow_name: str, graph: dag.Graph, info: Mapping[str, _StepInfo]) -> str:
+    levels = dag.levels(graph)
+    lines = [f"JobFlow {flow_name}: {len(graph)} steps, {len(levels)} levels"]
+    for number, level in enumerate(levels):
+        lines.append(f"level {number}:")
+        for name in level:
+            deps = graph.dependencies_of(name)
+            after = f"  <- {', '.join(deps)}" if deps else ""
+            lines.append(f"  {_label(name, info[name])}{after}")
+    return "\n".join(lines) + "\n"
+
+
+def _quoted(text: str) -> str:
+    return json.dumps(text)  # a double-quoted string with \" and \\ escaped
+
+
+def render_mermaid(flow_name: str, graph: dag.Graph, info: Mapping[str, _StepInfo]) -> str:
+    ids = {name: f"s{i}" for i, name in enumerate(graph.names)}
+    lines = ["flowchart TD", f"  %% JobFlow {flow_name}"]
+    for name in graph.names:
+        # Mermaid labels use #quot; for a double quote inside "..."
+        label = _label(name, info[name]).replace('"', "#quot;")
+        if info[name].is_manual:
+            lines.append(f'  {ids[name]}{{{{"{label}"}}}}')
+        elif info[name].when is not None:
+            lines.append(f'  {ids[name]}{{"{label} ?"}}')
+        else:
+            lines.append(f'  {ids[name]}["{label}"]')
+    for name in graph.names:
+        for dep in graph.dependencies_of(name):
+            lines.append(f"  {ids[dep]} --> {ids[name]}")
+    return "\n".join(lines) + "\n"
+
+
+def render_dot(flow_name: str, graph: dag.Graph, info: Mapping[str, _StepInfo]) -> str:
+    lines = [f"digraph {_quoted(flow_name)} {{", "  rankdir=TB;", "  node [shape=box];"]
+    for name in graph.names:
+        attrs = [f"label={_quoted(_label(name, info[name]))}"]
+        if info[name].is_manual:
+            attrs.append("shape=hexagon")
+        elif info[name].when is not None:
+            attrs.append("shape=diamond")
+        lines.append(f"  {_quoted(name)} [{', '.join(attrs)}];")
+    for name in graph.names:
+        for dep in graph.dependencies_of(name):
+            lines.append(f"  {_quoted(dep)} -> {_quoted(name)};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+_RENDERERS: Final = {"text": render_text, "mermaid": render_mermaid, "dot": render_dot}
+
+
+def _the_flow(docs: Sequence[documents.Document], source: str) -> documents.Document:
+    for doc in docs:
+        if doc.parse_error is not None:
+            raise CommandError(f"{doc.label}: {doc.parse_error}", exit_code=EXIT_FAILED)
+    flows = [doc for doc in docs if doc.is_jobflow]
+    if len(flows) != 1:
+        raise CommandError(
+            f"{source}: holds {len(flows)} JobFlows; graph draws exactly one (split the file)",
+            exit_code=EXIT_FAILED,
+        )
+    return flows[0]
+
+
+def _command(args: argparse.Namespace) -> int:
+    source: str = args.file
+    doc = _the_flow(documents.load(source), source)
+    content = doc.content
+    assert isinstance(content, dict)
+    blocking = [p for p in validation.validate(content) if p.code in _GRAPH_CODES]
+    if blocking:
+        for problem in blocking:
+            print(f"{doc.label}: {problem.path}: {problem.message}")
+        return EXIT_FAILED
+    steps = [s for s in content["spec"]["steps"] if isinstance(s, dict)]
+    graph = dag.from_steps(steps)
+    info = {name: _StepInfo(step) for name, step in zip(graph.names, steps, strict=True)}
+    print(_RENDERERS[args.format](doc.name or "unnamed", graph, info), end="")
+    return EXIT_OK
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "graph",
+        help="draw a JobFlow's step graph (text, Mermaid or Graphviz dot)",
+        description="Draw the dependency graph of the one JobFlow in FILE ('-' for stdin).",
+    )
+    parser.add_argument("file", metavar="FILE", help="manifest file, or - for stdin")
+    parser.add_argument(
+        "-f",
+        "--format",
+        choices=tuple(_RENDERERS),
+        default="text",
+        help="text (default), mermaid or dot",
+    )
+    parser.set_defaults(func=_command)
