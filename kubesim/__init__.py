@@ -1,1 +1,241 @@
-"""kubesim."""
+"""kubesim: an embedded Kubernetes API server that real kubectl and the official client accept.
+
+``start()`` builds one cluster: a ``Store`` (the objects), ``Admission`` (webhook calls),
+``Faults`` (injected errors), a ``JobRunner`` (Job controller + kubelet) and the HTTPS API
+server, on its own event-loop thread. The returned ``Handle`` carries what a client needs
+(``url``, ``kubeconfig`` path with mode 0600, ``ca_file``, ``token``) and the in-process parts
+(``store``, ``faults``, ``admission``) for tests. kubesim imports nothing of zen-flow.
+
+With ``data_dir`` the store is persisted there and the CA, serving certificate, token and
+kubeconfig are kept too, so a restarted server keeps its objects and its clients' kubeconfig
+stays valid (a restart on ``port=0`` still gets a new port; the kubeconfig is rewritten).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import ssl
+import tempfile
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from kubesim import tls
+from kubesim.errors import ApiError
+from kubesim.resources import GVR
+from kubesim.store import Store
+
+__all__ = ["GVR", "ApiError", "Handle", "Store", "start"]
+
+log = logging.getLogger(__name__)
+
+STARTUP_TIMEOUT = 30.0  # seconds to wait for the server thread to bind
+SHUTDOWN_TIMEOUT = 5.0  # seconds granted to in-flight requests on stop()
+
+
+class Handle:
+    """A running kubesim; ``stop()`` (or leaving the ``with`` block) shuts it down."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.host = ""
+        self.port = 0
+        self.kubeconfig = ""
+        self.ca_file = ""
+        self.token = ""
+        self.store: Store
+        self.faults: Any = None
+        self.admission: Any = None
+        self.runner: Any = None
+        self.server: Any = None
+        self.state_dir: Path
+        self._owns_state_dir = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
+        self._app_runner: Any = None
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self.runner is not None:
+            try:
+                self.runner.stop()
+            except Exception:
+                log.exception("kubesim runner did not stop cleanly")
+        loop = self._loop
+        if loop is not None and self._thread is not None:
+            fut = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
+            try:
+                fut.result(timeout=SHUTDOWN_TIMEOUT + 5)
+            except Exception:
+                log.exception("kubesim server did not stop cleanly")
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join(timeout=10)
+        if self.server is not None:
+            self.server.pool.shutdown(wait=False, cancel_futures=True)
+        self.store.close()
+        if self._owns_state_dir:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    async def _shutdown(self) -> None:
+        self.server.shutdown()
+        if self._app_runner is not None:
+            await self._app_runner.cleanup()
+
+    def __enter__(self) -> Handle:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"<kubesim {self.url} kubeconfig={self.kubeconfig}>"
+
+
+def _load_or_make_pki(state: Path, host: str, *, persist: bool) -> tuple[tls.Pki, str]:
+    files = {n: state / n for n in ("ca.crt", "tls.crt", "tls.key", "token")}
+    if persist and all(p.exists() for p in files.values()):
+        pki = tls.Pki(
+            files["ca.crt"].read_bytes(),
+            files["tls.crt"].read_bytes(),
+            files["tls.key"].read_bytes(),
+        )
+        return pki, files["token"].read_text().strip()
+    pki = tls.make_pki([host])
+    token = tls.new_token()
+    tls.write_private(files["ca.crt"], pki.ca_pem)
+    tls.write_private(files["tls.crt"], pki.cert_pem)
+    tls.write_private(files["tls.key"], pki.key_pem)
+    tls.write_private(files["token"], token)
+    return pki, token
+
+
+def start(
+    *,
+    exec_mode: str = "sim",
+    host: str = "127.0.0.1",
+    port: int = 0,
+    data_dir: str | Path | None = None,
+    runner: bool = True,
+    auth: bool = True,
+    state_dir: str | Path | None = None,
+) -> Handle:
+    """Start a kubesim cluster and return its Handle once it accepts connections.
+
+    ``exec_mode``: "sim" (simulated Jobs) or "local" (run container commands as processes).
+    ``data_dir``: persist objects (and keep the CA/token) there. ``runner=False`` serves the API
+    without a Job runner. ``auth=False`` accepts requests without the bearer token.
+    """
+    h = Handle()
+    persist = data_dir is not None
+    if state_dir is not None:
+        h.state_dir = Path(state_dir)
+    elif persist:
+        h.state_dir = Path(data_dir) / "kubesim"  # type: ignore[arg-type]
+    else:
+        h.state_dir = Path(tempfile.mkdtemp(prefix="kubesim-"))
+        h._owns_state_dir = True
+    h.state_dir.mkdir(parents=True, exist_ok=True)
+    pki, token = _load_or_make_pki(h.state_dir, host, persist=persist)
+    h.token = token
+    h.ca_file = str(h.state_dir / "ca.crt")
+    cert_file, key_file = h.state_dir / "tls.crt", h.state_dir / "tls.key"
+    h.store = Store(data_dir=Path(data_dir) / "store" if persist else None)  # type: ignore[arg-type]
+
+    from kubesim import server as server_mod
+
+    try:
+        from kubesim.faults import Faults
+
+        h.faults = Faults()
+    except ImportError:
+        h.faults = None
+    try:
+        from kubesim.admission import Admission
+
+        h.admission = Admission(h.store)
+    except ImportError:
+        h.admission = None
+    h.server = server_mod.ApiServer(
+        h.store,
+        token=token if auth else None,
+        admission=h.admission,
+        faults=h.faults,
+        server_address=f"{host}:{port}",
+    )
+    ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ssl_ctx.load_cert_chain(str(cert_file), str(key_file))
+
+    ready = threading.Event()
+    failure: list[BaseException] = []
+
+    def serve() -> None:
+        from aiohttp import web
+
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        h._loop = loop
+        try:
+            app_runner = web.AppRunner(h.server.app(), access_log=None, handle_signals=False)
+            loop.run_until_complete(app_runner.setup())
+            site = web.TCPSite(
+                app_runner,
+                host,
+                port,
+                ssl_context=ssl_ctx,
+                shutdown_timeout=SHUTDOWN_TIMEOUT,
+                backlog=1024,
+            )
+            loop.run_until_complete(site.start())
+            h._app_runner = app_runner
+            sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+            h.port = int(sockets[0].getsockname()[1])
+        except BaseException as exc:
+            failure.append(exc)
+            ready.set()
+            loop.close()
+            return
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    h._thread = threading.Thread(target=serve, name="kubesim-server", daemon=True)
+    h._thread.start()
+    if not ready.wait(STARTUP_TIMEOUT) or failure:
+        h.store.close()
+        if failure:
+            raise RuntimeError(
+                f"kubesim could not listen on {host}:{port}: {failure[0]}"
+            ) from failure[0]
+        raise RuntimeError("kubesim did not start in time")
+    h.host = host
+    url_host = f"[{host}]" if ":" in host else host
+    h.url = f"https://{url_host}:{h.port}"
+    h.server.server_address = f"{host}:{h.port}"
+    kc = h.state_dir / "kubeconfig"
+    tls.write_private(kc, tls.kubeconfig_yaml(url=h.url, ca_pem=pki.ca_pem, token=token))
+    h.kubeconfig = str(kc)
+    if runner:
+        try:
+            from kubesim.runner import JobRunner
+        except ImportError:
+            h.runner = None
+        else:
+            work = h.state_dir / "runner"
+            work.mkdir(exist_ok=True)
+            h.runner = JobRunner(h.store, exec_mode=exec_mode, work_dir=work)
+            h.runner.start()
+    log.info("kubesim started", extra={"url": h.url, "kubeconfig": h.kubeconfig})
+    return h

@@ -1,0 +1,1192 @@
+"""The HTTP face of kubesim: an aiohttp application speaking the Kubernetes REST API over TLS.
+
+Why aiohttp: watches are long-lived streams (kubectl, informers and the runner keep many open at
+once) and an event loop holds thousands of them for the cost of a coroutine each, with chunked
+writes flushed per event; a thread-per-connection server would spend a thread per watch. Reads
+(get, list, discovery, OpenAPI) run on the loop (the store is in-memory and its lock is held for
+microseconds); writes run in a worker pool because admission webhooks are blocking HTTPS calls.
+
+Request path: authenticate (bearer token; 401 Status otherwise) -> route (discovery, OpenAPI,
+/version, or /api|/apis/.../{resource}[/{name}[/{sub}]]) -> faults (resource requests only) ->
+verb handler. Every error is an ``ApiError`` answered as a ``Status`` body with its code. Writes
+follow kube-apiserver's order: decode -> (patch against the live object) -> defaulting ->
+mutating admission -> schema/built-in validation -> validating admission -> persist; a patch
+without a resourceVersion precondition is retried on a write conflict (GuaranteedUpdate).
+
+Watch framing: one JSON event per line, ``\\n``-terminated, flushed at once. WatchList
+(``sendInitialEvents=true``) is implemented: synthetic ADDED events, then a BOOKMARK annotated
+``k8s.io/initial-events-end``, then live events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import copy
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from kubesim import discovery, managed, openapi, selectors, tables
+from kubesim.errors import ApiError, Cause, bad_request, invalid, method_not_allowed, unknown_path
+from kubesim.patch import json_patch, merge_patch, strategic_merge
+from kubesim.resources import GVR, ResourceType
+from kubesim.store import Event, Store
+
+log = logging.getLogger(__name__)
+
+VERSION_INFO = {
+    "major": "1",
+    "minor": "37",
+    "gitVersion": "v1.37.1-kubesim",
+    "gitCommit": "0000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.26.8",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+    "emulationMajor": "1",
+    "emulationMinor": "37",
+}
+TABLE_CONTENT_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+DEFAULT_WATCH_TIMEOUT = 1800.0  # seconds; real servers pick 30-60 min when the client sets none
+BOOKMARK_INTERVAL = 10.0  # seconds between bookmarks when the client allows them
+PATCH_RETRIES = 8  # GuaranteedUpdate-style retries of a patch racing other writers
+LOG_FOLLOW_POLL = 0.1  # seconds between checks of a followed pod log
+WRITE_WORKERS = 16  # threads for writes (webhook calls block)
+MAX_BODY = 16 * 1024 * 1024
+USER = {
+    "username": "kubesim-admin",
+    "uid": "",
+    "groups": ["system:masters", "system:authenticated"],
+}
+INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+
+_PATCH_TYPES = {
+    "application/merge-patch+json": "merge",
+    "application/json-patch+json": "json",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+    "application/apply-patch+cbor": "apply-cbor",
+}
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+class _NoAdmission:
+    def mutate(self, attrs: Any) -> tuple[dict, list[str]]:
+        return attrs.obj, []
+
+    def validate(self, attrs: Any) -> list[str]:
+        return []
+
+
+class _Route:
+    __slots__ = ("name", "namespace", "rt", "subresource")
+
+    def __init__(
+        self, rt: ResourceType, namespace: str | None, name: str | None, subresource: str | None
+    ) -> None:
+        self.rt = rt
+        self.namespace = namespace
+        self.name = name
+        self.subresource = subresource
+
+
+class ApiServer:
+    """Request handling; one instance per running kubesim (see module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        token: str | None,
+        admission: Any = None,
+        faults: Any = None,
+        server_address: str = "127.0.0.1:0",
+    ) -> None:
+        self.store = store
+        self.token = token
+        self.admission = admission or _NoAdmission()
+        self.faults = faults
+        self.server_address = server_address
+        self.pool = ThreadPoolExecutor(
+            max_workers=WRITE_WORKERS, thread_name_prefix="kubesim-write"
+        )
+        self.openapi = openapi.OpenApiCache()
+        self._disc_cache: dict[str, tuple[int, bytes]] = {}
+        self._watch_queues: set[asyncio.Queue] = set()
+        self.closing = asyncio.Event()
+
+    def shutdown(self) -> None:
+        """Ask every open watch to end (call on the loop)."""
+        self.closing.set()
+        for q in list(self._watch_queues):
+            q.put_nowait(None)
+
+    # ------------------------------------------------------------------ app
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            if self.token is not None:
+                auth = request.headers.get("Authorization", "")
+                if auth != f"Bearer {self.token}":
+                    raise ApiError(401, "Unauthorized", "Unauthorized", details={})
+            return await self._dispatch(request)
+        except ApiError as e:
+            return self._error(e)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # request boundary: answer 500, log once with context
+            log.exception(
+                "kubesim request failed", extra={"method": request.method, "path": request.path}
+            )
+            return self._error(
+                ApiError(
+                    500,
+                    "InternalError",
+                    f"Internal error occurred: {exc}",
+                    details={"causes": [{"message": str(exc)}]},
+                )
+            )
+
+    def _error(self, e: ApiError) -> web.Response:
+        resp = web.Response(body=_dumps(e.status()), status=e.code, content_type="application/json")
+        for k, v in e.headers.items():
+            resp.headers[k] = v
+        return resp
+
+    def _json(
+        self,
+        body: Any,
+        status: int = 200,
+        *,
+        content_type: str = "application/json",
+        warnings: list[str] | None = None,
+        raw: bytes | None = None,
+    ) -> web.Response:
+        resp = web.Response(body=raw if raw is not None else _dumps(body), status=status)
+        resp.headers["Content-Type"] = content_type
+        resp.headers["Cache-Control"] = "no-cache, private"
+        resp.headers["Audit-Id"] = str(uuid.uuid4())
+        for w in warnings or []:
+            resp.headers.add(
+                "Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            )
+        return resp
+
+    # ------------------------------------------------------------------ routing
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            return self._json(
+                {"paths": ["/api", "/api/v1", "/apis", "/openapi/v3", "/version", "/healthz"]}
+            )
+        head = parts[0]
+        if head in ("healthz", "livez", "readyz") and len(parts) == 1:
+            return web.Response(text="ok", content_type="text/plain")
+        if head == "version" and len(parts) == 1:
+            return self._json(VERSION_INFO)
+        if head == "openapi":
+            return self._openapi(request, parts)
+        if head not in ("api", "apis"):
+            raise unknown_path()
+        if head == "api":
+            if len(parts) == 1:
+                return self._discovery(request, "api")
+            group, version, rest = "", parts[1], parts[2:]
+        else:
+            if len(parts) == 1:
+                return self._discovery(request, "apis")
+            if len(parts) == 2:
+                doc = discovery.api_group(self.store.registry.types(), parts[1])
+                if doc is None:
+                    raise unknown_path()
+                return self._json(doc)
+            group, version, rest = parts[1], parts[2], parts[3:]
+        if not rest:
+            doc = discovery.api_resource_list(self.store.registry.types(), group, version)
+            if doc is None:
+                raise unknown_path()
+            return self._json(doc)
+        route = self._route(group, version, rest)
+        return await self._resource(request, route)
+
+    def _route(self, group: str, version: str, rest: list[str]) -> _Route:
+        reg = self.store.registry
+        namespace: str | None = None
+        if rest[0] == "namespaces" and len(rest) >= 3 and rest[2] not in ("status", "finalize"):
+            namespace = rest[1]
+            rest = rest[2:]
+        resource = rest[0]
+        rt = reg.find(GVR(group, version, resource))
+        if rt is None:
+            raise unknown_path()
+        name = rest[1] if len(rest) >= 2 else None
+        sub = rest[2] if len(rest) >= 3 else None
+        if len(rest) > 3:
+            raise unknown_path()
+        if namespace is not None and not rt.namespaced:
+            raise unknown_path()
+        if rt.namespaced and name is not None and namespace is None:
+            raise unknown_path()
+        if sub is not None and not ((sub == "status" and rt.has_status) or sub in rt.subresources):
+            raise unknown_path()
+        return _Route(rt, namespace, name, sub)
+
+    # ------------------------------------------------------------------ discovery / openapi
+
+    def _discovery(self, request: web.Request, which: str) -> web.Response:
+        accept = request.headers.get("Accept", "")
+        types = self.store.registry.types()
+        if (
+            "as=APIGroupDiscoveryList" in accept
+            and "apidiscovery.k8s.io" in accept
+            and "v=v2" in accept
+        ):
+            gen = self.store.registry.generation
+            cached = self._disc_cache.get(which)
+            if cached is None or cached[0] != gen:
+                cached = (gen, _dumps(discovery.aggregated(types, core=which == "api")))
+                self._disc_cache[which] = cached
+            return self._json(None, raw=cached[1], content_type=discovery.AGGREGATED_CONTENT_TYPE)
+        if which == "api":
+            return self._json(discovery.api_versions(self.server_address))
+        return self._json(discovery.api_group_list(types))
+
+    def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
+        if len(parts) < 2 or parts[1] != "v3":
+            raise unknown_path()  # /openapi/v2: kubectl only takes protobuf there; 404 is what it tolerates
+        self.openapi.refresh(self.store.registry.types(), self.store.registry.generation)
+        if len(parts) == 2:
+            raw, etag = self.openapi.index()
+            if request.headers.get("If-None-Match") == etag:
+                return web.Response(status=304, headers={"ETag": etag})
+            resp = self._json(None, raw=raw)
+            resp.headers["ETag"] = etag
+            return resp
+        found = self.openapi.get("/".join(parts[2:]))
+        if found is None:
+            raise unknown_path()
+        raw, digest = found
+        resp = self._json(None, raw=raw)
+        if request.query.get("hash") == digest:
+            resp.headers["Cache-Control"] = "public, immutable"
+            resp.headers["Expires"] = "Fri, 01 Jan 2100 00:00:00 GMT"
+        resp.headers["Etag"] = f'"{digest}"'
+        return resp
+
+    # ------------------------------------------------------------------ resources
+
+    async def _resource(self, request: web.Request, route: _Route) -> web.StreamResponse:
+        method = request.method
+        q = request.query
+        if method == "GET":
+            if route.name is None:
+                verb = "watch" if q.get("watch") in ("true", "1") else "list"
+            else:
+                verb = "get"
+        else:
+            verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+                method, ""
+            )
+            if not verb:
+                raise method_not_allowed()
+            if verb == "create" and route.name is not None:
+                raise method_not_allowed()
+            if verb in ("update", "patch") and route.name is None:
+                raise method_not_allowed()
+        if self.faults is not None:
+            delay = float(getattr(self.faults, "latency", 0.0) or 0.0)
+            if delay > 0:
+                await asyncio.sleep(delay)
+            err = self.faults.decide(verb if verb != "delete" or route.name else "delete")
+            if err is not None:
+                raise err
+        if verb == "watch":
+            return await self._watch(request, route)
+        if verb == "get":
+            if route.subresource == "log":
+                return await self._log(request, route)
+            return self._get(request, route)
+        if verb == "list":
+            return self._list(request, route)
+        body = await request.read()
+        loop = asyncio.get_running_loop()
+        fn: Callable[[], web.Response]
+        if verb == "create":
+            fn = lambda: self._create(request, route, body)  # noqa: E731
+        elif verb == "update":
+            fn = lambda: self._update(request, route, body)  # noqa: E731
+        elif verb == "patch":
+            fn = lambda: self._patch(request, route, body)  # noqa: E731
+        elif route.name is None:
+            fn = lambda: self._delete_collection(request, route, body)  # noqa: E731
+        else:
+            fn = lambda: self._delete(request, route, body)  # noqa: E731
+        return await loop.run_in_executor(self.pool, fn)
+
+    # -------- reads
+
+    def _wants_table(self, request: web.Request) -> bool:
+        accept = request.headers.get("Accept", "")
+        return "as=Table" in accept and "meta.k8s.io" in accept
+
+    def _present(self, rt: ResourceType, obj: dict) -> dict:
+        if obj.get("apiVersion") != rt.api_version or obj.get("kind") != rt.kind:
+            obj = dict(obj)
+            obj["apiVersion"] = rt.api_version
+            obj["kind"] = rt.kind
+        return obj
+
+    def _get(self, request: web.Request, route: _Route) -> web.Response:
+        assert route.name is not None
+        obj = self._present(route.rt, self.store.get_ref(route.rt, route.name, route.namespace))
+        if self._wants_table(request):
+            table = tables.to_table(
+                route.rt,
+                [obj],
+                resource_version=obj["metadata"].get("resourceVersion", ""),
+                include_object=request.query.get("includeObject", "Metadata"),
+            )
+            return self._json(table, content_type=TABLE_CONTENT_TYPE)
+        return self._json(obj)
+
+    def _list(self, request: web.Request, route: _Route) -> web.Response:
+        q = request.query
+        pred = selectors.compile_selectors(q.get("labelSelector"), q.get("fieldSelector"))
+        items, rv = self.store.list_refs(route.rt, route.namespace, pred)
+        cont_in = q.get("continue")
+        if cont_in:
+            try:
+                token = json.loads(base64.urlsafe_b64decode(cont_in.encode()))
+                start = (str(token["start"][0]), str(token["start"][1]))
+                self.store.check_continue_rv(int(token["rv"]))
+            except ApiError:
+                raise
+            except Exception as exc:
+                raise bad_request("invalid continue token") from exc
+            items = [
+                o
+                for o in items
+                if (o["metadata"].get("namespace", ""), o["metadata"]["name"]) > start
+            ]
+        limit = q.get("limit")
+        cont_out = ""
+        remaining = 0
+        if limit and limit.isdigit() and int(limit) > 0 and len(items) > int(limit):
+            n = int(limit)
+            last = items[n - 1]["metadata"]
+            remaining = len(items) - n
+            items = items[:n]
+            cont_out = base64.urlsafe_b64encode(
+                _dumps({"rv": rv, "start": [last.get("namespace", ""), last["name"]]})
+            ).decode()
+        rt = route.rt
+        items = [self._present(rt, o) for o in items]
+        if self._wants_table(request):
+            table = tables.to_table(
+                rt,
+                items,
+                resource_version=str(rv),
+                cont=cont_out,
+                include_object=q.get("includeObject", "Metadata"),
+                remaining=remaining,
+            )
+            return self._json(table, content_type=TABLE_CONTENT_TYPE)
+        meta: dict = {"resourceVersion": str(rv)}
+        if cont_out:
+            meta["continue"] = cont_out
+            meta["remainingItemCount"] = remaining
+        return self._json(
+            {"apiVersion": rt.api_version, "kind": rt.list_kind, "metadata": meta, "items": items}
+        )
+
+    async def _log(self, request: web.Request, route: _Route) -> web.StreamResponse:
+        assert route.name is not None and route.namespace is not None
+        ns, name = route.namespace, route.name
+        text = self.store.get_pod_log(ns, name)
+        q = request.query
+        if q.get("follow") not in ("true", "1"):
+            return web.Response(text=_tail(text, q.get("tailLines")), content_type="text/plain")
+        resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        sent = _tail(text, q.get("tailLines"))
+        await resp.write(sent.encode())
+        offset = len(text)
+        while not self.closing.is_set():
+            try:
+                pod = self.store.get_ref(route.rt, name, ns)
+                text = self.store.get_pod_log(ns, name)
+            except ApiError:
+                break
+            if len(text) > offset:
+                await resp.write(text[offset:].encode())
+                offset = len(text)
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                break
+            await asyncio.sleep(LOG_FOLLOW_POLL)
+        with contextlib.suppress(ConnectionResetError):
+            await resp.write_eof()
+        return resp
+
+    # -------- watch
+
+    async def _watch(self, request: web.Request, route: _Route) -> web.StreamResponse:
+        q = request.query
+        rt = route.rt
+        lreqs = selectors.parse_label_selector(q.get("labelSelector"))
+        freqs = selectors.parse_field_selector(q.get("fieldSelector"))
+        if route.name is not None:
+            freqs = (*freqs, selectors.FieldRequirement(("metadata", "name"), False, route.name))
+
+        def match(o: dict | None) -> bool:
+            return (
+                o is not None
+                and selectors.match_labels(lreqs, o)
+                and selectors.match_fields(freqs, o)
+            )
+
+        send_initial = q.get("sendInitialEvents")
+        bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
+        rv_param = q.get("resourceVersion", "")
+        if send_initial is not None:
+            causes = []
+            if q.get("resourceVersionMatch") != "NotOlderThan":
+                causes.append(
+                    Cause(
+                        "FieldValueForbidden",
+                        "resourceVersionMatch",
+                        "Forbidden: sendInitialEvents requires setting resourceVersionMatch to "
+                        "NotOlderThan",
+                    )
+                )
+            if send_initial == "true" and not bookmarks:
+                causes.append(
+                    Cause(
+                        "FieldValueForbidden",
+                        "allowWatchBookmarks",
+                        "Forbidden: sendInitialEvents requires allowWatchBookmarks=true",
+                    )
+                )
+            if causes:
+                raise invalid("ListOptions", "meta.k8s.io", "", causes)
+        initial_events = send_initial == "true"
+        since: int | None
+        if initial_events or rv_param in ("", "0"):
+            since = None
+        else:
+            try:
+                since = int(rv_param)
+            except ValueError as exc:
+                raise bad_request(f"invalid resource version: {rv_param!r}") from exc
+        try:
+            timeout = float(q.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
+        except ValueError:
+            timeout = DEFAULT_WATCH_TIMEOUT
+        if self.faults is not None:
+            deadline = self.faults.watch_deadline()
+            if deadline:
+                timeout = min(timeout, float(deadline))
+        as_table = self._wants_table(request)
+        include = q.get("includeObject", "Metadata")
+
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._watch_queues.add(queue)
+
+        def on_event(ev: Event) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, ev)
+
+        expired: ApiError | None = None
+        handle = None
+        initial: list[Event] = []
+        current_rv = self.store.resource_version
+        if since is not None and self.faults is not None and self.faults.force_expired():
+            expired = ApiError(
+                410, "Expired", f"too old resource version: {since} ({current_rv})", details={}
+            )
+        else:
+            try:
+                initial, current_rv, handle = self.store.watch(
+                    rt, namespace=route.namespace, since=since, callback=on_event
+                )
+            except ApiError as e:
+                if e.code != 410:
+                    raise
+                expired = e
+
+        resp = web.StreamResponse(status=200)
+        resp.headers["Content-Type"] = TABLE_CONTENT_TYPE if as_table else "application/json"
+        resp.headers["Cache-Control"] = "no-cache, private"
+        resp.enable_chunked_encoding()
+        first_table = [True]
+
+        def encode(typ: str, obj: dict) -> bytes:
+            obj = self._present(rt, obj)
+            if as_table and typ in ("ADDED", "MODIFIED", "DELETED"):
+                table = tables.to_table(
+                    rt,
+                    [obj],
+                    resource_version=obj["metadata"].get("resourceVersion", ""),
+                    include_object=include,
+                    with_columns=first_table[0],
+                )
+                first_table[0] = False
+                obj = table
+            return _dumps({"type": typ, "object": obj}) + b"\n"
+
+        def bookmark(rv: int, *, end: bool = False) -> bytes:
+            meta: dict = {"resourceVersion": str(rv), "creationTimestamp": None}
+            if end:
+                meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+            return (
+                _dumps(
+                    {
+                        "type": "BOOKMARK",
+                        "object": {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta},
+                    }
+                )
+                + b"\n"
+            )
+
+        try:
+            await resp.prepare(request)
+            if expired is not None:
+                await resp.write(_dumps({"type": "ERROR", "object": expired.status()}) + b"\n")
+                await resp.write_eof()
+                return resp
+            buf = bytearray()
+            for ev in initial:
+                item = self._translate(ev, match)
+                if item is not None:
+                    buf += encode(item[0], item[1])
+            if initial_events:
+                buf += bookmark(current_rv, end=True)
+            if buf:
+                await resp.write(bytes(buf))
+            last_rv = current_rv
+            end_at = time.monotonic() + timeout
+            next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
+            while not self.closing.is_set():
+                now = time.monotonic()
+                if now >= end_at:
+                    break
+                wait = min(end_at, next_bookmark if bookmarks else end_at) - now
+                try:
+                    ev = await asyncio.wait_for(queue.get(), timeout=max(wait, 0.0))
+                except TimeoutError:
+                    if bookmarks and time.monotonic() >= next_bookmark:
+                        await resp.write(bookmark(last_rv))
+                        next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
+                    continue
+                if ev is None:
+                    break
+                out = bytearray()
+                while ev is not None:
+                    last_rv = max(last_rv, ev.rv)
+                    item = self._translate(ev, match)
+                    if item is not None:
+                        out += encode(item[0], item[1])
+                    try:
+                        ev = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        ev = None
+                if out:
+                    await resp.write(bytes(out))
+            with contextlib.suppress(ConnectionResetError):
+                await resp.write_eof()
+        except (ConnectionResetError, ConnectionError):
+            pass
+        finally:
+            self._watch_queues.discard(queue)
+            if handle is not None:
+                handle.cancel()
+        return resp
+
+    @staticmethod
+    def _translate(ev: Event, match: Callable[[dict | None], bool]) -> tuple[str, dict] | None:
+        """Apply selector transitions: entering the selection is ADDED, leaving it DELETED."""
+        new_m = match(ev.obj)
+        if ev.type == "ADDED":
+            return ("ADDED", ev.obj) if new_m else None
+        if ev.type == "DELETED":
+            return ("DELETED", ev.obj) if (new_m or match(ev.old)) else None
+        old_m = match(ev.old)
+        if new_m and old_m:
+            return ("MODIFIED", ev.obj)
+        if new_m:
+            return ("ADDED", ev.obj)
+        if old_m:
+            return ("DELETED", ev.obj)
+        return None
+
+    # -------- writes (worker threads)
+
+    def _decode(self, request: web.Request, body: bytes, *, yaml_ok: bool = False) -> Any:
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if not body:
+            raise bad_request("the body of the request was empty")
+        try:
+            if ctype in ("application/yaml", "application/apply-patch+yaml") or (
+                yaml_ok and ctype.endswith("yaml")
+            ):
+                return yaml.safe_load(body)
+            if ctype in ("", "application/json", "*/*") or ctype.endswith("+json"):
+                return json.loads(body)
+        except (ValueError, yaml.YAMLError) as exc:
+            raise bad_request(f"the body of the request could not be decoded: {exc}") from exc
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            "the body of the request was in an unknown format - accepted media types include: "
+            "application/json, application/yaml",
+            details={},
+        )
+
+    def _options(self, request: web.Request) -> tuple[bool, str, str]:
+        q = request.query
+        dry_run = "All" in q.getall("dryRun", [])
+        manager = (
+            q.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0]
+        )
+        fv = q.get("fieldValidation", "Warn")
+        if fv not in ("Strict", "Warn", "Ignore"):
+            raise invalid(
+                "CreateOptions",
+                "meta.k8s.io",
+                "",
+                [
+                    Cause(
+                        "FieldValueNotSupported",
+                        "fieldValidation",
+                        f'Unsupported value: "{fv}": supported values: "Ignore", "Strict", "Warn"',
+                    )
+                ],
+            )
+        return dry_run, manager, fv
+
+    def _attrs(
+        self,
+        op: str,
+        route: _Route,
+        obj: dict | None,
+        old: dict | None,
+        *,
+        name: str,
+        subresource: str = "",
+        dry_run: bool = False,
+        options: dict | None = None,
+    ) -> Any:
+        from kubesim import admission as adm
+
+        rt = route.rt
+        return adm.Attributes(
+            operation=op,
+            gvr=rt.gvr,
+            kind={"group": rt.group, "version": rt.version, "kind": rt.kind},
+            namespace=route.namespace,
+            name=name,
+            obj=obj,
+            old_obj=old,
+            subresource=subresource,
+            dry_run=dry_run,
+            user=dict(USER),
+            options=options,
+        )
+
+    def _check_identity(self, route: _Route, obj: Any) -> dict:
+        rt = route.rt
+        if not isinstance(obj, dict):
+            raise bad_request(
+                f"json: cannot unmarshal {type(obj).__name__} into Go value of type "
+                f"map[string]interface {{}}"
+            )
+        av = obj.get("apiVersion")
+        if av and av != rt.api_version:
+            # other served versions of the same CRD share storage
+            grp, _, ver = str(av).rpartition("/")
+            if not (
+                grp == rt.group and self.store.registry.find(GVR(grp, ver, rt.resource)) is not None
+            ):
+                raise bad_request(
+                    f"the API version in the data ({av}) does not match the expected API version "
+                    f"({rt.api_version})"
+                )
+        kind = obj.get("kind")
+        if kind and kind != rt.kind:
+            raise bad_request(
+                f"the kind in the data ({kind}) does not match the expected kind ({rt.kind})"
+            )
+        meta = obj.get("metadata")
+        if meta is None:
+            obj["metadata"] = meta = {}
+        if not isinstance(meta, dict):
+            raise bad_request("metadata must be an object")
+        if (
+            rt.namespaced
+            and meta.get("namespace")
+            and route.namespace
+            and meta["namespace"] != route.namespace
+        ):
+            raise bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        return obj
+
+    def _create(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
+        rt = route.rt
+        if route.namespace is None and rt.namespaced:
+            raise method_not_allowed()
+        obj = self._check_identity(route, self._decode(request, body, yaml_ok=True))
+        dry_run, manager, fv = self._options(request)
+        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        if rt.namespaced:
+            obj["metadata"]["namespace"] = route.namespace
+        warnings = self.store.prepare(rt, obj, field_validation=fv)
+        name = str(obj["metadata"].get("name") or "")
+        opts = {
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "CreateOptions",
+            "fieldManager": manager,
+            "fieldValidation": fv,
+        }
+        obj, w = self.admission.mutate(
+            self._attrs("CREATE", route, obj, None, name=name, dry_run=dry_run, options=opts)
+        )
+        warnings += w
+        self.store.prepare(rt, obj, field_validation="Ignore")
+        self.store.validate(rt, obj)
+        warnings += self.admission.validate(
+            self._attrs("CREATE", route, obj, None, name=name, dry_run=dry_run, options=opts)
+        )
+        with self.store.lock:
+            created = self.store._create(
+                rt, obj, route.namespace, dry_run=dry_run, field_manager=manager
+            )
+            out = _dumps(self._present(rt, created))
+        return self._json(None, 201, raw=out, warnings=warnings)
+
+    def _update(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
+        rt = route.rt
+        assert route.name is not None
+        obj = self._check_identity(route, self._decode(request, body, yaml_ok=True))
+        dry_run, manager, fv = self._options(request)
+        meta = obj["metadata"]
+        if meta.get("name") and meta["name"] != route.name:
+            raise bad_request(
+                f"the name of the object ({meta['name']}) does not match the name on the URL "
+                f"({route.name})"
+            )
+        meta["name"] = route.name
+        if rt.namespaced:
+            meta["namespace"] = route.namespace
+        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        sub = route.subresource or ""
+        old = copy.deepcopy(self.store.get_ref(rt, route.name, route.namespace))
+        warnings = self.store.prepare(rt, obj, old=old, field_validation=fv)
+        opts = {
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "UpdateOptions",
+            "fieldManager": manager,
+            "fieldValidation": fv,
+        }
+        obj, w = self.admission.mutate(
+            self._attrs(
+                "UPDATE",
+                route,
+                obj,
+                old,
+                name=route.name,
+                subresource=sub,
+                dry_run=dry_run,
+                options=opts,
+            )
+        )
+        warnings += w
+        warnings += self.admission.validate(
+            self._attrs(
+                "UPDATE",
+                route,
+                obj,
+                old,
+                name=route.name,
+                subresource=sub,
+                dry_run=dry_run,
+                options=opts,
+            )
+        )
+        with self.store.lock:
+            updated = self.store._update(
+                rt,
+                obj,
+                route.namespace,
+                subresource=route.subresource,
+                dry_run=dry_run,
+                field_manager=manager,
+                require_resource_version=not rt.builtin,
+            )
+            out = _dumps(self._present(rt, updated))
+        return self._json(None, raw=out, warnings=warnings)
+
+    def _patch(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
+        rt = route.rt
+        assert route.name is not None
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        ptype = _PATCH_TYPES.get(ctype)
+        q = request.query
+        accepted = (
+            "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+            + (", application/strategic-merge-patch+json" if rt.builtin else "")
+        )
+        if ptype is None or ptype == "apply-cbor" or (ptype == "strategic" and not rt.builtin):
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"{accepted}",
+                details={},
+            )
+        dry_run, manager, fv = self._options(request)
+        force = q.get("force")
+        if ptype == "apply":
+            if not q.get("fieldManager"):
+                raise invalid(
+                    "PatchOptions",
+                    "meta.k8s.io",
+                    "",
+                    [
+                        Cause(
+                            "FieldValueRequired",
+                            "fieldManager",
+                            "Required value: is required for apply patch",
+                        )
+                    ],
+                )
+            try:
+                patch_body = yaml.safe_load(body) if body else None
+            except yaml.YAMLError as exc:
+                raise bad_request(f"error decoding YAML: {exc}") from exc
+            if not isinstance(patch_body, dict):
+                raise bad_request("apply patch must be an object")
+            if not patch_body.get("apiVersion") or not patch_body.get("kind"):
+                raise bad_request("apiVersion and kind must be set in an apply configuration")
+            self._check_identity(route, patch_body)
+            pmeta = patch_body.get("metadata") or {}
+            if pmeta.get("name") and pmeta["name"] != route.name:
+                raise bad_request(
+                    f"the name of the object ({pmeta['name']}) does not match the name on the URL "
+                    f"({route.name})"
+                )
+        else:
+            if force is not None:
+                raise invalid(
+                    "PatchOptions",
+                    "meta.k8s.io",
+                    "",
+                    [
+                        Cause(
+                            "FieldValueForbidden",
+                            "force",
+                            "Forbidden: may not be specified for non-apply patch",
+                        )
+                    ],
+                )
+            try:
+                patch_body = json.loads(body) if body else None
+            except ValueError as exc:
+                raise bad_request(f"the body of the request could not be decoded: {exc}") from exc
+            if ptype in ("merge", "strategic") and not isinstance(patch_body, dict):
+                raise bad_request(
+                    "json: cannot unmarshal array into Go value of type map[string]interface {}"
+                )
+        has_rv_precondition = (
+            ptype != "json"
+            and isinstance(patch_body, dict)
+            and bool((patch_body.get("metadata") or {}).get("resourceVersion"))
+        )
+        sub = route.subresource or ""
+        opts = {
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "PatchOptions",
+            "fieldManager": manager,
+            "fieldValidation": fv,
+        }
+        for attempt in range(PATCH_RETRIES):
+            try:
+                cur = self.store.get_ref(rt, route.name, route.namespace)
+            except ApiError as e:
+                if e.code == 404 and ptype == "apply" and not sub:
+                    return self._apply_create(
+                        request,
+                        route,
+                        patch_body,
+                        manager=manager,
+                        dry_run=dry_run,
+                        fv=fv,
+                        force=force == "true",
+                    )
+                raise
+            cur_copy = copy.deepcopy(cur)
+            managed_override = None
+            if ptype == "merge":
+                new = merge_patch(cur_copy, patch_body)
+            elif ptype == "json":
+                new = json_patch(cur_copy, patch_body)
+            elif ptype == "strategic":
+                new = strategic_merge(cur_copy, patch_body)
+            else:
+                assert isinstance(patch_body, dict)
+                new = managed.apply(
+                    cur_copy,
+                    patch_body,
+                    manager=manager,
+                    force=force == "true",
+                    api_version=rt.api_version,
+                    has_status=rt.has_status,
+                    subresource=route.subresource,
+                )
+                managed_override = new["metadata"].get("managedFields", [])
+            if not isinstance(new, dict):
+                raise bad_request("the patch produced a non-object document")
+            new.setdefault("metadata", {})
+            if not isinstance(new["metadata"], dict):
+                raise bad_request("metadata must be an object")
+            if new["metadata"].get("name") != route.name:
+                raise bad_request("the name of the object cannot be changed by a patch")
+            if ptype == "json":
+                new["metadata"].setdefault("resourceVersion", cur["metadata"]["resourceVersion"])
+            elif not has_rv_precondition:
+                new["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
+            new["apiVersion"], new["kind"] = rt.api_version, rt.kind
+            warnings = self.store.prepare(rt, new, old=cur_copy, field_validation=fv)
+            new, w = self.admission.mutate(
+                self._attrs(
+                    "UPDATE",
+                    route,
+                    new,
+                    cur_copy,
+                    name=route.name,
+                    subresource=sub,
+                    dry_run=dry_run,
+                    options=opts,
+                )
+            )
+            warnings += w
+            warnings += self.admission.validate(
+                self._attrs(
+                    "UPDATE",
+                    route,
+                    new,
+                    cur_copy,
+                    name=route.name,
+                    subresource=sub,
+                    dry_run=dry_run,
+                    options=opts,
+                )
+            )
+            try:
+                with self.store.lock:
+                    updated = self.store._update(
+                        rt,
+                        new,
+                        route.namespace,
+                        subresource=route.subresource,
+                        dry_run=dry_run,
+                        field_manager=None if ptype == "apply" else manager,
+                        managed_override=managed_override,
+                    )
+                    out = _dumps(self._present(rt, updated))
+            except ApiError as e:
+                if (
+                    e.code == 409
+                    and e.reason == "Conflict"
+                    and not has_rv_precondition
+                    and attempt + 1 < PATCH_RETRIES
+                ):
+                    continue
+                raise
+            return self._json(None, raw=out, warnings=warnings)
+        raise ApiError(409, "Conflict", "too many conflicts", details={})
+
+    def _apply_create(
+        self,
+        request: web.Request,
+        route: _Route,
+        applied: dict,
+        *,
+        manager: str,
+        dry_run: bool,
+        fv: str,
+        force: bool,
+    ) -> web.Response:
+        rt = route.rt
+        obj = managed.apply(
+            None,
+            applied,
+            manager=manager,
+            force=force,
+            api_version=rt.api_version,
+            has_status=rt.has_status,
+            subresource=None,
+        )
+        meta = obj.setdefault("metadata", {})
+        meta["name"] = route.name
+        if rt.namespaced:
+            meta["namespace"] = route.namespace
+        obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        warnings = self.store.prepare(rt, obj, field_validation=fv)
+        opts = {
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "PatchOptions",
+            "fieldManager": manager,
+            "fieldValidation": fv,
+        }
+        obj, w = self.admission.mutate(
+            self._attrs(
+                "CREATE", route, obj, None, name=str(route.name), dry_run=dry_run, options=opts
+            )
+        )
+        warnings += w
+        self.store.prepare(rt, obj, field_validation="Ignore")
+        self.store.validate(rt, obj)
+        warnings += self.admission.validate(
+            self._attrs(
+                "CREATE", route, obj, None, name=str(route.name), dry_run=dry_run, options=opts
+            )
+        )
+        with self.store.lock:
+            created = self.store._create(
+                rt, obj, route.namespace, dry_run=dry_run, field_manager=None
+            )
+            out = _dumps(self._present(rt, created))
+        return self._json(None, 201, raw=out, warnings=warnings)
+
+    def _delete_options(self, request: web.Request, body: bytes) -> dict:
+        opts: dict = {}
+        if body.strip():
+            try:
+                parsed = json.loads(body)
+            except ValueError as exc:
+                raise bad_request(f"the body of the request could not be decoded: {exc}") from exc
+            if isinstance(parsed, dict):
+                opts.update(parsed)
+        q = request.query
+        if q.get("propagationPolicy"):
+            opts["propagationPolicy"] = q["propagationPolicy"]
+        if "All" in q.getall("dryRun", []):
+            opts["dryRun"] = ["All"]
+        if q.get("orphanDependents") in ("true", "false") and "propagationPolicy" not in opts:
+            opts["propagationPolicy"] = (
+                "Orphan" if q["orphanDependents"] == "true" else "Background"
+            )
+        if opts.get("orphanDependents") is True and "propagationPolicy" not in opts:
+            opts["propagationPolicy"] = "Orphan"
+        return opts
+
+    def _delete(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
+        rt = route.rt
+        assert route.name is not None
+        if route.subresource:
+            raise method_not_allowed()
+        opts = self._delete_options(request, body)
+        dry_run = "All" in (opts.get("dryRun") or [])
+        cur = copy.deepcopy(self.store.get_ref(rt, route.name, route.namespace))
+        warnings = self.admission.validate(
+            self._attrs(
+                "DELETE",
+                route,
+                None,
+                cur,
+                name=route.name,
+                dry_run=dry_run,
+                options={"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions", **opts},
+            )
+        )
+        propagation = opts.get("propagationPolicy") or "Background"
+        with self.store.lock:
+            obj, gone = self.store._delete(
+                rt,
+                route.name,
+                route.namespace,
+                propagation=propagation,
+                preconditions=opts.get("preconditions"),
+                dry_run=dry_run,
+            )
+            if gone:
+                details: dict = {"name": route.name}
+                if rt.group:
+                    details["group"] = rt.group
+                details["kind"] = rt.resource
+                details["uid"] = obj["metadata"]["uid"]
+                out = _dumps(
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "details": details,
+                    }
+                )
+            else:
+                out = _dumps(self._present(rt, obj))
+        return self._json(None, raw=out, warnings=warnings)
+
+    def _delete_collection(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
+        rt = route.rt
+        q = request.query
+        opts = self._delete_options(request, body)
+        dry_run = "All" in (opts.get("dryRun") or [])
+        pred = selectors.compile_selectors(q.get("labelSelector"), q.get("fieldSelector"))
+        items, _rv = self.store.list_refs(rt, route.namespace, pred)
+        deleted = []
+        for o in items:
+            with self.store.lock:
+                try:
+                    obj, _gone = self.store._delete(
+                        rt,
+                        o["metadata"]["name"],
+                        o["metadata"].get("namespace"),
+                        propagation=opts.get("propagationPolicy") or "Background",
+                        dry_run=dry_run,
+                    )
+                except ApiError as e:
+                    if e.code == 404:
+                        continue
+                    raise
+                deleted.append(self._present(rt, obj))
+        return self._json(
+            {
+                "apiVersion": rt.api_version,
+                "kind": rt.list_kind,
+                "metadata": {"resourceVersion": str(self.store.resource_version)},
+                "items": deleted,
+            }
+        )
+
+
+def _tail(text: str, tail_lines: str | None) -> str:
+    if tail_lines and tail_lines.lstrip("-").isdigit():
+        n = int(tail_lines)
+        if n >= 0:
+            lines = text.splitlines(keepends=True)
+            return "".join(lines[-n:]) if n else ""
+    return text
