@@ -116,7 +116,10 @@ class AdmissionReviewResponse(_Wire):
     response: AdmissionResponse
 
     def to_json(self) -> bytes:
-        return self.model_dump_json(by_alias=True, exclude_none=True).encode()
+        # stdlib json with ensure_ascii: a lone surrogate (legal as an escape in the request's
+        # JSON, e.g. in a uid) is echoed as an escape instead of failing to encode as UTF-8.
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 # -- builders ---------------------------------------------------------------------------------

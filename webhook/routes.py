@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 
@@ -34,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 INLINE_LIMIT = 64 * 1024  # bytes; a 20-step flow is ~10 KiB, reviews below this take < 1 ms
 JSON_MEDIA_TYPE = "application/json"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 Handler = Callable[[review.AdmissionRequest], review.AdmissionResponse]
 
@@ -84,11 +86,26 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _has_lone_surrogate(body: bytes, data: object) -> bool:
+    # JSON may escape a UTF-16 surrogate on its own ("\udc80"); that is no Unicode text, no API
+    # server sends it (Go writes U+FFFD), and much of Python (UTF-8 encoding, pydantic-core)
+    # cannot handle it. The byte scan keeps the common case free of a second encoding pass.
+    if _SURROGATE_ESCAPE.search(body) is None:
+        return False
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _parse(body: bytes) -> review.AdmissionRequest:
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
         raise _Refused(400, "BadRequest", "body is not JSON") from None
+    if _has_lone_surrogate(body, data):
+        raise _Refused(400, "BadRequest", "body is not valid Unicode text (lone surrogate escape)")
     try:
         return review.AdmissionReviewRequest.model_validate(data).request
     except (ValidationError, RecursionError) as exc:
@@ -113,6 +130,7 @@ def _result(answer: review.AdmissionResponse) -> str:
 def _review(handler: Handler, request: review.AdmissionRequest, webhook: str) -> tuple[bytes, str]:
     try:
         answer = handler(request)
+        return review.AdmissionReviewResponse(response=answer).to_json(), _result(answer)
     except Exception:  # request boundary: answer the review, log the bug once
         logger.exception(
             "review failed",
@@ -124,7 +142,7 @@ def _review(handler: Handler, request: review.AdmissionRequest, webhook: str) ->
             code=500,
             reason="InternalError",
         )
-    return review.AdmissionReviewResponse(response=answer).to_json(), _result(answer)
+        return review.AdmissionReviewResponse(response=answer).to_json(), _result(answer)
 
 
 def build_router(*, max_request_bytes: int, metrics: AdmissionMetrics) -> APIRouter:
