@@ -33,15 +33,25 @@ change again; the planner only watches the TTL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
-from jobflow import backoff, conditions, decoded, defaults, jobs, names, status, validation
+from jobflow import (
+    backoff,
+    conditions,
+    decoded,
+    defaults,
+    jobs,
+    names,
+    parameters,
+    status,
+    validation,
+)
 from jobflow.errors import Problem
 from jobflow.model import FlowPhase, StepPhase
 
@@ -67,6 +77,7 @@ CONDITION_FALSE: Final = "ConditionFalse"
 CONDITION_ERROR: Final = "ConditionError"
 POD_FAILURE_POLICY: Final = "PodFailurePolicy"
 JOB_FAILED: Final = "JobFailed"
+INPUT_ERROR: Final = "InputError"
 
 _TERMINAL_FLOW: Final = frozenset({FlowPhase.SUCCEEDED.value, FlowPhase.FAILED.value})
 _TERMINAL_STEP: Final = frozenset(
@@ -580,7 +591,9 @@ class _Pass:
             # The Job of a Running step is missing (deleted by hand, or the cache has not caught
             # up with our own create): ensure it exists under its deterministic name. If it does
             # exist, the create is AlreadyExists, which the runtime treats as adoption.
-            self.creates.append((step.index, self._job_manifest(step, attempt)))
+            # Its inputs resolved when it first started; if they no longer do, leave it be.
+            with contextlib.suppress(parameters.ParameterError):
+                self.creates.append((step.index, self._job_manifest(step, attempt)))
         if deadline is not None:
             self.wake_at(deadline)
 
@@ -644,7 +657,7 @@ class _Pass:
             value_from = decoded.mapping(param.get("valueFrom"))
             json_path = decoded.string(value_from.get("jsonPath"))
             if json_path:
-                found = _json_path(observed.job, json_path)
+                found = parameters.json_path(observed.job, json_path)
                 if found is not None:
                     values[pname] = _cap(found)
                 continue
@@ -780,11 +793,36 @@ class _Pass:
     # -- starting steps --
 
     def _job_manifest(self, step: _Step, attempt: int) -> dict[str, object]:
-        return jobs.build_job(step.spec, flow=self.flow_ref, attempt=attempt, renames=self.renames)
+        """The Job for ``attempt``; raises ParameterError when an input cannot be used."""
+        latest = {
+            name: by_attempt[max(by_attempt)].job
+            for name, by_attempt in self.observed.items()
+            if by_attempt
+        }
+        inputs = parameters.resolve(
+            step.spec,
+            outputs={s.name: s.outputs or {} for s in self.steps},
+            jobs=latest,
+            config_map_renames=self.renames.config_maps,
+        )
+        template = parameters.apply(decoded.mapping(step.spec.get("template")), inputs)
+        spec = {**step.spec, "template": template}
+        return jobs.build_job(spec, flow=self.flow_ref, attempt=attempt, renames=self.renames)
 
     def _start_job(self, step: _Step) -> None:
         attempt = step.attempts
-        manifest = self._job_manifest(step, attempt)
+        try:
+            manifest = self._job_manifest(step, attempt)
+        except parameters.ParameterError as exc:
+            # Deterministic: retrying cannot help, so the step fails at once (no Job).
+            step.phase = StepPhase.FAILED.value
+            step.reason = INPUT_ERROR
+            step.message = str(exc)
+            step.start_time = step.start_time or self.now_text
+            step.completion_time = self.now_text
+            step.next_attempt_time = None
+            self.event("Warning", "StepFailed", f"step {step.name}: {exc}")
+            return
         self.creates.append((step.index, manifest))
         step.attempts = attempt + 1
         step.phase = StepPhase.RUNNING.value
@@ -1175,28 +1213,3 @@ def _parse_termination_message(text: str) -> dict[str, str]:
         if sep and key.strip():
             out[key.strip()] = value.strip()
     return out
-
-
-def _json_path(obj: Mapping[str, object], expression: str) -> str | None:
-    """A small JSONPath subset into the Job: ``$.a.b[0].c`` or kubectl's ``{.a.b}``."""
-    text = expression.strip()
-    if text.startswith("{") and text.endswith("}"):
-        text = text[1:-1].strip()
-    text = text.removeprefix("$")
-    current: object = obj
-    for token in re.findall(r"\.([^.\[]+)|\[(-?\d+)\]", text):
-        key, index = token
-        if key:
-            current = current.get(key) if isinstance(current, Mapping) else None
-        else:
-            elements = _list(current)
-            position = int(index)
-            in_range = -len(elements) <= position < len(elements)
-            current = elements[position] if in_range else None
-        if current is None:
-            return None
-    if isinstance(current, str):
-        return current
-    if isinstance(current, bool):
-        return "true" if current else "false"
-    return json.dumps(current, separators=(",", ":"))

@@ -1144,6 +1144,104 @@ MORE_ROWS = [
 ROWS.extend(MORE_ROWS)
 
 
+# --- input parameters ------------------------------------------------------------------------
+
+
+def params_flow() -> dict[str, object]:
+    consumer = job_template()
+    container = consumer["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    container["args"] = [
+        "--lit={{ parameters.greeting }}",
+        "--from-output={{parameters.version}}",
+        "--from-job={{ parameters.done }}",
+        "--from-cm={{ parameters.region }}",
+    ]
+    container["env"] = [{"name": "GREETING", "value": "user-defined wins"}]
+    return flow(
+        step("a", outputs={"parameters": [{"name": "version"}]}),
+        step(
+            "b",
+            "a",
+            template=consumer,
+            inputs={
+                "parameters": [
+                    {"name": "greeting", "value": "hello"},
+                    {
+                        "name": "version",
+                        "valueFrom": {"stepOutputRef": {"step": "a", "parameter": "version"}},
+                    },
+                    {"name": "done", "valueFrom": {"jsonPath": "a:$.status.succeeded"}},
+                    {
+                        "name": "region",
+                        "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "region"}},
+                    },
+                ]
+            },
+        ),
+        resourceTemplates={"configMapTemplates": [{"metadata": {"name": "settings"}}]},
+    )
+
+
+def check_params(result: Plan, world: World) -> None:
+    (job,) = result.create_jobs
+    container = job["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    assert container["args"] == [
+        "--lit=hello",
+        "--from-output=2",
+        "--from-job=1",
+        "--from-cm=$(REGION)",
+    ]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["GREETING"] == {"name": "GREETING", "value": "user-defined wins"}
+    assert env["VERSION"] == {"name": "VERSION", "value": "2"}
+    assert env["REGION"]["valueFrom"] == {
+        "configMapKeyRef": {"name": "f-settings", "key": "region"}
+    }
+
+
+def bad_param_flow(where: str) -> Callable[[], dict[str, object]]:
+    def build() -> dict[str, object]:
+        template = job_template()
+        container = template["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+        if where == "image":
+            container["image"] = "busybox:{{ parameters.tag }}"
+        else:
+            container["args"] = ["{{ parameters.nope }}"]
+        return flow(
+            step(
+                "a",
+                template=template,
+                inputs={
+                    "parameters": [
+                        {
+                            "name": "tag",
+                            "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "tag"}},
+                        }
+                    ]
+                },
+            ),
+            step("b", "a"),
+        )
+
+    return build
+
+
+def check_param_error(result: Plan, world: World) -> None:
+    assert result.create_jobs == ()
+    a = world.step_status("a")
+    assert (a["phase"], a["reason"]) == ("Failed", "InputError")
+    assert "parameters." in str(a["message"])
+    assert world.phase == "Failed"
+
+
+PARAM_ROWS = [
+    Row("input-parameters", params_flow, prep_outputs, check_params),
+    Row("input-configmap-outside-command", bad_param_flow("image"), nothing, check_param_error),
+    Row("input-unresolved", bad_param_flow("args"), nothing, check_param_error),
+]
+ROWS.extend(PARAM_ROWS)
+
+
 def run_ok_after_start(world: World, *steps_: str) -> None:
     start(world)
     world.advance(5)

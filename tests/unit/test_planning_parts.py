@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobflow import backoff, jobs, status
-from jobflow.planning import _json_path, _parse_termination_message
+from jobflow.parameters import json_path as _json_path
+from jobflow.planning import _parse_termination_message
 
 
 @pytest.mark.parametrize(
