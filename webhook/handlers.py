@@ -3,8 +3,8 @@
 - `review_validate`: CREATE and UPDATE of JobFlows are checked by `jobflow.validation.validate`,
   the same call `zen-flow validate` makes offline. A denial carries *every* problem: all of them in
   `status.message` (what `kubectl` prints), one `status.details.causes[]` entry per problem with
-  the field path in `field` and the problem's stable kebab-case code in `reason`. Code 422
-  (Invalid), as the API server's own validation uses.
+  the field path in `field` and the problem's stable kebab-case code in `reason`. Code 422,
+  reason Forbidden (see DENIAL_REASON for why not Invalid).
 - UPDATE rules: a flow that has started (status.startTime set, or a phase other than Pending)
   keeps its steps; any change to `spec.steps` is refused with a clear message, while
   `spec.suspend`, approval annotations and other metadata edits stay allowed. Problems the stored
@@ -32,6 +32,12 @@ from webhook import review
 REVIEWED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
 MAX_WARNINGS = 10  # warnings become HTTP headers; keep them few and short
 STEPS_IMMUTABLE = "steps-immutable"
+# Denials are code 422 with reason Forbidden, not Invalid: for reason Invalid (or an unknown
+# reason with 422) kubectl prints only its own rendering of details.causes ("The jobflows "x"
+# is invalid: ...") and drops the message the API server builds, `admission webhook "<name>"
+# denied the request: <our message>`, which tells the user who refused the write. Forbidden is
+# what controller-runtime's admission.Denied uses; the causes stay in details for programs.
+DENIAL_REASON = "Forbidden"
 NOT_AN_OBJECT = "not-an-object"
 
 
@@ -168,7 +174,7 @@ def _denial(
         request.uid,
         f"{subject} is invalid: {count}{summary}",
         code=422,
-        reason="Invalid",
+        reason=DENIAL_REASON,
         causes=causes,
         details_name=name or None,
         warnings=warnings,

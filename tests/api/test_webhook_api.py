@@ -65,7 +65,7 @@ def test_cycle_is_denied_with_its_path(client: AppClient) -> None:
     assert response["allowed"] is False
     status = response["status"]
     assert status["code"] == 422
-    assert status["reason"] == "Invalid"
+    assert status["reason"] == "Forbidden"  # so kubectl shows who denied it (handlers.py)
     assert status["message"].startswith('JobFlow "demo" is invalid: ')
     assert "a -> c -> b -> a" in status["message"]
     causes = status["details"]["causes"]
