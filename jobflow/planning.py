@@ -501,8 +501,10 @@ class _Pass:
         """With Forbid, an older unfinished flow of the group that this one must wait for."""
         if self.policy.get("concurrencyPolicy", "Forbid") != "Forbid":
             return None
-        if self.prior.get("startTime"):
-            return None  # already started: never queued again
+        if self.prior.get("startTime") or any(
+            s.attempts or s.phase != StepPhase.PENDING.value for s in self.steps
+        ):
+            return None  # already started (even if that status write was lost): never queued
         own = _creation_key(self.obj)
         older = [
             p
@@ -672,7 +674,8 @@ class _Pass:
 
     # -- failures and retries --
 
-    def decide_failures(self) -> None:
+    def decide_failures(self, *, may_retry: bool) -> None:
+        """Turn this pass's failed attempts into retries or final failures (spec order)."""
         total_retries = sum(s.retries for s in self.steps)
         backoff_limit = decoded.integer(self.policy.get("backoffLimit"))
         if backoff_limit is None:
@@ -686,7 +689,7 @@ class _Pass:
             step.message = failure.message
             step.completion_time = decoded.format_time(failure.at)
             step.next_attempt_time = None
-            if failure.action == "FailJob":
+            if failure.action == "FailJob" or not may_retry:
                 final.append(failure)
                 continue
             if failure.action == "Ignore":
@@ -762,12 +765,15 @@ class _Pass:
         self.stop_reason = reason
         self.stop_message = message
         self.creates.clear()  # nothing starts (or restarts) in a flow that stops
+        self.needs_details.clear()  # their steps' fate is decided here
         for step in self.steps:
             if step.phase == StepPhase.RUNNING.value and not step.is_manual:
-                self.deletes.append(
-                    step.job_name
-                    or names.job_name(self.name, self.uid, step.name, max(step.attempts - 1, 0))
-                )
+                attempt = max(step.attempts - 1, 0)
+                observed = self.observed.get(step.name, {}).get(attempt)
+                if observed is None or jobs.job_outcome(observed.job).state == "running":
+                    self.deletes.append(
+                        step.job_name or names.job_name(self.name, self.uid, step.name, attempt)
+                    )
                 step.phase = StepPhase.FAILED.value
                 step.reason = reason
                 step.message = message
@@ -991,27 +997,27 @@ class _Pass:
             self.event("Normal", "FlowStarted", f"flow {self.name} started")
         started = decoded.parse_time(start_text) or decoded.truncate(self.now)
 
-        if replaced_by is not None:
+        # Finished Jobs are credited first, so a step that completed before the flow stopped
+        # keeps its result (and a failed Job is never deleted: it is kept for its logs).
+        self.refresh()
+        deadline_seconds = decoded.integer(self.policy.get("activeDeadlineSeconds"))
+        deadline = (
+            started + timedelta(seconds=deadline_seconds) if deadline_seconds is not None else None
+        )
+        # A flow whose every step already finished keeps its own result: there is nothing
+        # left to stop.
+        finished = all(s.is_terminal for s in self.steps)
+        if replaced_by is not None and not finished:
+            self.decide_failures(may_retry=False)
             self.stop(REPLACED, f"replaced by newer flow {replaced_by} (concurrencyPolicy Replace)")
+        elif deadline is not None and self.now >= deadline and not finished:
+            self.decide_failures(may_retry=False)
+            self.stop(DEADLINE_EXCEEDED, f"flow exceeded activeDeadlineSeconds={deadline_seconds}")
         else:
-            self.refresh()
-            deadline_seconds = decoded.integer(self.policy.get("activeDeadlineSeconds"))
-            deadline = (
-                started + timedelta(seconds=deadline_seconds)
-                if deadline_seconds is not None
-                else None
-            )
-            if deadline is not None and self.now >= deadline:
-                self.failures.clear()  # the deadline decides every running step's fate
-                self.needs_details.clear()
-                self.stop(
-                    DEADLINE_EXCEEDED, f"flow exceeded activeDeadlineSeconds={deadline_seconds}"
-                )
-            else:
-                self.decide_failures()
-                self.schedule()
-                if deadline is not None:
-                    self.wake_at(deadline)
+            self.decide_failures(may_retry=True)
+            self.schedule()
+            if deadline is not None:
+                self.wake_at(deadline)
         resources_done = self._resources()
         return self._finish(start_text, resources_done=resources_done)
 

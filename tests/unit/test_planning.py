@@ -1242,6 +1242,51 @@ PARAM_ROWS = [
 ROWS.extend(PARAM_ROWS)
 
 
+def prep_deadline_with_finished_jobs(world: World) -> None:
+    start(world)  # a and x run
+    world.advance(60)
+    world.finish(world.job_of("a"), ok=False, at=T0 + timedelta(seconds=50))
+    world.finish(world.job_of("x"), ok=True, at=T0 + timedelta(seconds=55))
+
+
+def check_deadline_credits_finished(result: Plan, world: World) -> None:
+    assert result.delete_jobs == ()  # nothing was running; the failed Job is kept for its logs
+    assert phases(world) == {"a": "Failed", "x": "Succeeded", "b": "Skipped"}
+    assert world.step_status("a")["reason"] == "JobFailed"
+    assert world.condition("Failed")["reason"] == "DeadlineExceeded"
+
+
+def prep_replaced_after_success(world: World) -> None:
+    start(world)
+    world.advance(5)
+    world.finish(world.job_of("a"), ok=True)
+    world.peers = [peer("Replace", phase=None, minutes=5)]
+
+
+def check_replaced_keeps_success(result: Plan, world: World) -> None:
+    # Every step finished before the newer flow was seen: the result stands.
+    assert result.delete_jobs == ()
+    assert world.step_status("a")["phase"] == "Succeeded"
+    assert world.phase == "Succeeded"
+
+
+STOP_ROWS = [
+    Row(
+        "deadline-credits-finished-jobs",
+        deadline_flow,
+        prep_deadline_with_finished_jobs,
+        check_deadline_credits_finished,
+    ),
+    Row(
+        "replaced-keeps-finished-step",
+        keyed("Replace"),
+        prep_replaced_after_success,
+        check_replaced_keeps_success,
+    ),
+]
+ROWS.extend(STOP_ROWS)
+
+
 def run_ok_after_start(world: World, *steps_: str) -> None:
     start(world)
     world.advance(5)
