@@ -10,6 +10,8 @@ Invariants of every manifest built here:
   template or ``step.metadata`` never override ours (the controller selects Jobs by them).
 - A template without ``spec.backoffLimit`` gets 0: a step's retries are its retryPolicy's, each
   visible as its own Job.
+- ``spec.ttlSecondsAfterFinished`` is dropped from templates: a Job must not disappear before its
+  result is read; the flow's TTL removes its Jobs.
 
 A Job's outcome is read from its conditions (``Complete``/``Failed`` with status True), never
 from the ``succeeded``/``failed`` counters, which count pods and move while the Job is still
@@ -215,6 +217,10 @@ def build_job(
     spec = decoded.thaw(spec) if isinstance(spec, Mapping) else {}
     if spec.get("backoffLimit") is None:
         spec["backoffLimit"] = 0
+    # A Job that deletes itself when done can vanish before the controller reads its result,
+    # and a Running step whose Job is missing gets it re-created (the same attempt would run
+    # twice). The flow's own ttlSecondsAfterFinished removes its Jobs through owner references.
+    spec.pop("ttlSecondsAfterFinished", None)
     pod_template = spec.get("template")
     pod_template = decoded.thaw(pod_template) if isinstance(pod_template, Mapping) else {}
     pod_meta = decoded.mapping(pod_template.get("metadata"))

@@ -769,6 +769,7 @@ def check_resources(result: Plan, world: World) -> None:
 
 def manifest_flow() -> dict[str, object]:
     template = job_template(backoff_limit=4)
+    template["spec"]["ttlSecondsAfterFinished"] = 0  # type: ignore[index]
     template["metadata"] = {
         "name": "ignored",
         "namespace": "kube-system",
@@ -816,6 +817,7 @@ def check_manifest(result: Plan, world: World) -> None:
     assert pod_meta["labels"] == {**ours, "pod": "yes"}
     assert "namespace" not in pod_meta
     assert a["spec"]["backoffLimit"] == 4  # type: ignore[index]
+    assert "ttlSecondsAfterFinished" not in a["spec"]  # type: ignore[operator]
     assert b["spec"]["backoffLimit"] == 0  # type: ignore[index]
     assert b["spec"]["template"]["spec"]["restartPolicy"] == "Never"  # type: ignore[index]
     assert a["apiVersion"] == "batch/v1"
