@@ -93,7 +93,10 @@ class ReloadingTLS:
         try:
             before = (_stat_key(self.cert_file), _stat_key(self.key_file))
         except OSError as exc:
-            raise TLSLoadError(f"cannot read TLS pair: {exc}") from None
+            raise TLSLoadError(
+                f"cannot load TLS pair {self.cert_file} / {self.key_file}: "
+                f"{exc.strerror or exc} ({exc.filename})"
+            ) from None
         context = build_context(self.cert_file, self.key_file)
         try:
             cert = x509.load_pem_x509_certificate(self.cert_file.read_bytes())

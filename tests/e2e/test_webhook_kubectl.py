@@ -45,17 +45,26 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(kubesim_server: Any, kubectl_cache: Path, webhook_server: serve.RunningServers,
-            webhook_certs: CertBundle, tmp_path: Path) -> Cluster:
+def cluster(
+    kubesim_server: Any,
+    kubectl_cache: Path,
+    webhook_server: serve.RunningServers,
+    webhook_certs: CertBundle,
+    tmp_path: Path,
+) -> Cluster:
     c = Cluster(kubesim_server, kubectl_cache, tmp_path)
     crd = c.kubectl("apply", "-f", str(CRD_FILE))
     assert crd.returncode == 0, crd.stderr
-    hooks = configuration.configurations(ca_bundle=webhook_certs.ca_pem,
-                                         url=webhook_server.webhook_url)
+    hooks = configuration.configurations(
+        ca_bundle=webhook_certs.ca_pem, url=webhook_server.webhook_url
+    )
     installed = c.apply(hooks, "webhooks")
     assert installed.returncode == 0, installed.stderr
-    eventually(lambda: c.kubectl("get", "jf").returncode == 0, timeout=20,
-               message="the JobFlow resource is served")
+    eventually(
+        lambda: c.kubectl("get", "jf").returncode == 0,
+        timeout=20,
+        message="the JobFlow resource is served",
+    )
     return c
 
 
@@ -70,15 +79,23 @@ def test_cycle_is_denied_with_its_path(cluster: Cluster) -> None:
 
 
 def test_valid_flow_is_stored_with_defaults(cluster: Cluster) -> None:
-    flow = jobflow("defaults", [step("a"), step("b", "a", retryPolicy={"backoff": {
-        "type": "Exponential", "duration": "5s"}})])
+    flow = jobflow(
+        "defaults",
+        [
+            step("a"),
+            step("b", "a", retryPolicy={"backoff": {"type": "Exponential", "duration": "5s"}}),
+        ],
+    )
     result = cluster.apply(flow, "valid")
     assert result.returncode == 0, result.stderr
     shown = cluster.kubectl("get", "jf", "defaults", "-o", "yaml")
     assert shown.returncode == 0, shown.stderr
     stored = yaml.safe_load(shown.stdout)
     assert stored["spec"]["executionPolicy"] == {
-        "concurrencyPolicy": "Forbid", "ttlSecondsAfterFinished": 86400, "backoffLimit": 6}
+        "concurrencyPolicy": "Forbid",
+        "ttlSecondsAfterFinished": 86400,
+        "backoffLimit": 6,
+    }
     assert [s["type"] for s in stored["spec"]["steps"]] == ["Job", "Job"]
     assert stored["spec"]["steps"][1]["retryPolicy"]["limit"] == 3
     assert stored["spec"]["steps"][1]["retryPolicy"]["backoff"]["factor"] == 2.0
@@ -93,12 +110,14 @@ def test_warnings_are_shown_by_kubectl(cluster: Cluster) -> None:
 
 
 def test_started_flow_keeps_steps_but_takes_approvals(cluster: Cluster) -> None:
-    flow = jobflow("started", [step("a"), {"name": "gate", "type": "Manual",
-                                           "dependencies": ["a"]}])
+    flow = jobflow(
+        "started", [step("a"), {"name": "gate", "type": "Manual", "dependencies": ["a"]}]
+    )
     assert cluster.apply(flow, "started").returncode == 0
     status = {"status": {"phase": "Paused", "startTime": "2026-01-01T00:00:00Z"}}
-    patched = cluster.kubectl("patch", "jf", "started", "--subresource=status", "--type=merge",
-                              "-p", json.dumps(status))
+    patched = cluster.kubectl(
+        "patch", "jf", "started", "--subresource=status", "--type=merge", "-p", json.dumps(status)
+    )
     assert patched.returncode == 0, patched.stderr
 
     flow["spec"]["steps"].append(step("late", "gate"))
@@ -107,9 +126,11 @@ def test_started_flow_keeps_steps_but_takes_approvals(cluster: Cluster) -> None:
     assert "denied the request" in refused.stderr
     assert "steps cannot change once the flow has started (phase Paused)" in refused.stderr
 
-    approved = cluster.kubectl("annotate", "jf", "started",
-                               "approve.workflow.kube-zen.io/gate=true")
+    approved = cluster.kubectl(
+        "annotate", "jf", "started", "approve.workflow.kube-zen.io/gate=true"
+    )
     assert approved.returncode == 0, approved.stderr
-    suspended = cluster.kubectl("patch", "jf", "started", "--type=merge",
-                                "-p", '{"spec": {"suspend": true}}')
+    suspended = cluster.kubectl(
+        "patch", "jf", "started", "--type=merge", "-p", '{"spec": {"suspend": true}}'
+    )
     assert suspended.returncode == 0, suspended.stderr
