@@ -321,9 +321,10 @@ class Kube:
         body: Any = None,
         content_type: str | None = None,
         timeout: float | tuple[float, float] | None = None,
+        accept: str = "application/json",
     ) -> urllib3.BaseHTTPResponse:
         self.limiter.acquire()
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
         elif body is not None:
@@ -455,6 +456,20 @@ class Kube:
             if uid:
                 body["preconditions"] = {"uid": uid}
         self._json("delete", "DELETE", res.path(namespace, name), body=body)
+
+    def pod_log(self, namespace: str, name: str, *, container: str | None = None) -> str:
+        """The whole log of a pod's container as text (used by `zen-flow run`, not the
+        controller, which reads outcomes from status only)."""
+        query = [("container", container)] if container else None
+        path = PODS.path(namespace, name, "log")
+        response = self._send("get", "GET", path, query=query, accept="text/plain, */*")
+        try:
+            data = response.data
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise Transient(f"GET {path}: reading the body failed: {exc}") from exc
+        finally:
+            response.release_conn()
+        return data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
 
     def watch(
         self,

@@ -100,7 +100,18 @@ def job_finished(job: JSONDict | None) -> bool:
 
 
 def _normalise(value: Any) -> Any:
-    return json.loads(json.dumps(value))
+    """Plain JSON with null members dropped: the form the API server stores and returns, so a
+    desired status compares equal to the stored one (a spurious difference would mean a status
+    write on every pass)."""
+
+    def strip(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: strip(x) for k, x in v.items() if x is not None}
+        if isinstance(v, list):
+            return [strip(x) for x in v]
+        return v
+
+    return strip(json.loads(json.dumps(value)))
 
 
 def _parse_time(text: Any) -> datetime | None:
@@ -211,7 +222,7 @@ class Reconciler:
         for job_name in result.delete_jobs:
             self._delete_job(str(namespace), job_name)
 
-        old_status = flow.get("status") or {}
+        old_status = _normalise(flow.get("status") or {})
         new_status = _normalise(result.status)
         if new_status != old_status:
             body = {**flow, "status": new_status}
@@ -277,12 +288,12 @@ class Reconciler:
             job = by_name.get(job_name)
             if job is None:
                 continue
-            selector = (job.get("spec") or {}).get("selector") or {}
-            labels = selector.get("matchLabels") or {"job-name": job_name}
-            label_selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
-            pods = self.kube.list_all(PODS, namespace, label_selector=label_selector).get("items")
-            details = pick_pod_details(pods or [], container=container)
+            # The Job controller labels its pods job-name=<job> (old and new spellings); the
+            # owner uid check keeps out pods of a deleted namesake Job.
             uid = (job.get("metadata") or {}).get("uid") or ""
+            listed = self.kube.list_all(PODS, namespace, label_selector=f"job-name={job_name}")
+            pods = [p for p in listed.get("items") or () if is_owned_by(p, uid)]
+            details = pick_pod_details(pods, container=container)
             with self._lock:
                 self._pod_details[uid] = details
 

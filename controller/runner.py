@@ -196,6 +196,9 @@ class _Term:
         deadline = time.monotonic() + timeout
         self.stopping.set()
         self.queue.shutdown()
+        # a follower reports no flows (it holds no cache); the next term re-points these
+        self.ctl.metrics.track_flows(tuple)
+        self.ctl.metrics.set_queue_depth_source(lambda: 0)
         clean = True
         for t in self.threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -264,6 +267,11 @@ class Controller:
             return False
         term = self._term
         return term is None or term.synced
+
+    @property
+    def events_written(self) -> int:
+        term = self._term
+        return term.recorder.written if term is not None else 0
 
     def is_ready(self) -> bool:
         """The readiness check `zen-flow serve` registers for /readyz."""

@@ -58,8 +58,8 @@ def spawn(cluster) -> Iterator:
 
 def dag(name: str, index: int) -> dict:
     steps = [
-        job_step("fetch", duration=0.2),
-        job_step("left", "fetch", duration=0.3),
+        job_step("fetch", duration=0.5 + 0.1 * index),
+        job_step("left", "fetch", duration=1.0),
         job_step(
             "right",
             "fetch",
@@ -68,8 +68,8 @@ def dag(name: str, index: int) -> dict:
             attempt_key=f"{name}-right",
             retryPolicy={"limit": 2, "backoff": {"type": "Fixed", "duration": "1s"}},
         ),
-        job_step("join", "left", "right", duration=0.2),
-        job_step("report", "join", duration=0.1),
+        job_step("join", "left", "right", duration=0.8),
+        job_step("report", "join", duration=0.5),
     ]
     return flow(name, steps)
 
@@ -80,23 +80,28 @@ def test_killed_and_restarted_controller_finishes_every_flow_without_duplicate_j
     names = [f"restart-{i}" for i in range(FLOWS)]
     for i, name in enumerate(names):
         cluster.create_flow(dag(name, i))
+
+    def all_done() -> bool:
+        return all(cluster.phase(n) in ("Succeeded", "Failed") for n in names)
+
+    kills = 0
     for kill in range(KILLS):
         proc = spawn("--no-leader-elect")
         # let it work a little, a different amount each round, then kill it without warning
         start_jobs = len(cluster.jobs())
         eventually(
-            lambda start_jobs=start_jobs: len(cluster.jobs()) > start_jobs,
+            lambda start_jobs=start_jobs: len(cluster.jobs()) > start_jobs or all_done(),
             20,
             message=f"controller #{kill} made progress",
         )
-        time.sleep(0.2 * (kill + 1))  # the kill lands mid-pass: that is the point
+        time.sleep(0.15 * (kill + 1))  # the kill lands mid-pass: that is the point
+        if all_done():
+            break
         proc.send_signal(signal.SIGKILL)
         proc.wait(5)
+        kills += 1
+    assert kills >= 3, "the flows finished before the controller was killed often enough"
     spawn("--no-leader-elect")
-
-    def all_done() -> bool:
-        return all(cluster.phase(n) in ("Succeeded", "Failed") for n in names)
-
     eventually(all_done, 60, interval=0.2, message="every flow finished")
     for name in names:
         assert cluster.phase(name) == "Succeeded"

@@ -1,0 +1,370 @@
+"""Controller benchmark (DESIGN section 8): throughput against the bare-API floor, API writes per
+step, dispatch latency, and memory per 1,000 active flows.
+
+kubesim (sim Job runner) runs in its own process; the controller runs in this process (so its
+metrics and RSS are ours to read). Phases, all against the same kubesim in one run:
+
+1. throughput: FLOWS flows x STEPS steps with instant simulated Jobs (5 layers x 4 steps; each
+   step depends on two steps of the previous layer). Wall time from the first flow create to the
+   last flow Succeeded.
+2. floor: the same API work made directly, without a controller: for every flow, create it,
+   then per step create its Job and PUT a status (as many status writes as the controller made),
+   with as many client threads as the controller has workers.
+3. dispatch latency: 100 concurrent flows; the time from the controller seeing an upstream Job
+   finish to the dependant Job created (controller.reconciler dispatch samples).
+4. memory: RSS of this process before and after 1,000 active flows (long-running steps, so every
+   flow holds Running Jobs), per 1,000 flows.
+
+Run: `python bench/controller.py` (defaults are the DESIGN figures), `--quick` for a smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import psutil
+from prometheus_client import CollectorRegistry
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from controller.kube import JOBFLOWS, JOBS, Kube, Resource
+from controller.runner import Controller, ControllerConfig
+
+NAMESPACE = "default"
+LAYERS, WIDTH = 5, 4
+GOAL_RATIO, GOAL_WRITES, GOAL_P99_MS, GOAL_RSS_MB = 1.5, 2.5, 250.0, 150.0
+
+KUBESIM_CHILD = """
+import sys, time, kubesim
+handle = kubesim.start(exec_mode="sim")
+print(handle.kubeconfig, flush=True)
+sys.stdin.read()
+handle.stop()
+"""
+
+
+def start_kubesim() -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KUBESIM_CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tempfile.mkdtemp(prefix="zf-bench-"),
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert proc.stdout is not None
+    kubeconfig = proc.stdout.readline().strip()
+    if not kubeconfig:
+        raise SystemExit("kubesim did not start")
+    return proc, kubeconfig
+
+
+def install_crd(kube: Kube) -> None:
+    from jobflow import crd
+
+    crds = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
+    kube.create(crds, None, crd.crd())
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            kube.list_all(JOBFLOWS, NAMESPACE)
+            return
+        except Exception:
+            time.sleep(0.1)
+    raise SystemExit("JobFlow CRD not served")
+
+
+def job_template(duration: float) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "spec": {
+            "template": {
+                "metadata": {"annotations": {"kubesim.io/duration": str(duration)}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "busybox"}],
+                },
+            }
+        },
+    }
+
+
+def flow_body(name: str, *, steps: int, duration: float = 0.0) -> dict[str, Any]:
+    out = []
+    for i in range(steps):
+        layer, j = divmod(i, WIDTH)
+        step: dict[str, Any] = {"name": f"s{i}", "template": job_template(duration)}
+        if layer:
+            prev = (layer - 1) * WIDTH
+            step["dependencies"] = sorted({f"s{prev + j}", f"s{prev + (j + 1) % WIDTH}"})
+        out.append(step)
+    return {
+        "apiVersion": "workflow.kube-zen.io/v1alpha1",
+        "kind": "JobFlow",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"steps": out, "executionPolicy": {"concurrencyPolicy": "Allow"}},
+    }
+
+
+def wait_phases(kube: Kube, names: set[str], phases: set[str], timeout: float) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        items = kube.list_all(JOBFLOWS, NAMESPACE)["items"]
+        done = {
+            i["metadata"]["name"] for i in items if (i.get("status") or {}).get("phase") in phases
+        }
+        if names <= done:
+            return time.monotonic()
+        time.sleep(0.25)
+    raise SystemExit(f"timed out waiting for {len(names)} flows to reach {phases}")
+
+
+def create_many(kube: Kube, bodies: list[dict[str, Any]], threads: int) -> None:
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda b: kube.create(JOBFLOWS, NAMESPACE, b), bodies))
+
+
+def delete_all(kube: Kube, prefix: str) -> None:
+    items = kube.list_all(JOBFLOWS, NAMESPACE)["items"]
+    for item in items:
+        if item["metadata"]["name"].startswith(prefix):
+            kube.delete(
+                JOBFLOWS, NAMESPACE, item["metadata"]["name"], propagation_policy="Background"
+            )
+
+
+def start_controller(kubeconfig: str, workers: int) -> Controller:
+    config = ControllerConfig(workers=workers, leader_elect=False, resync_period=0)
+    ctl = Controller.connect(kubeconfig, config, qps=0, burst=1, registry=CollectorRegistry())
+    ctl.start()
+    while not ctl.ready or not ctl.caches_synced:
+        time.sleep(0.02)
+    return ctl
+
+
+def phase_throughput(kube: Kube, kubeconfig: str, *, flows: int, steps: int, workers: int) -> dict:
+    ctl = start_controller(kubeconfig, workers)
+    names = {f"tp-{i}" for i in range(flows)}
+    bodies = [flow_body(n, steps=steps) for n in sorted(names)]
+    t0 = time.monotonic()
+    create_many(kube, bodies, workers)
+    t1 = wait_phases(kube, names, {"Succeeded", "Failed"}, timeout=3600)
+    rec = ctl.reconciler
+    assert rec is not None
+    failed = [
+        i["metadata"]["name"]
+        for i in kube.list_all(JOBFLOWS, NAMESPACE)["items"]
+        if i["metadata"]["name"] in names and i["status"]["phase"] != "Succeeded"
+    ]
+    registry = ctl.metrics.registry
+    status_writes = (
+        registry.get_sample_value("zenflow_api_requests_total", {"verb": "update", "code": "200"})
+        or 0.0
+    )
+    result = {
+        "wall": t1 - t0,
+        "writes": rec.writes,
+        "status_writes": int(status_writes),
+        "events": ctl.events_written,
+        "failed": failed,
+        "sample_status": kube.get(JOBFLOWS, NAMESPACE, sorted(names)[0])["status"],
+    }
+    ctl.stop(10)
+    ctl.close()
+    return result
+
+
+def phase_floor(
+    kube: Kube, *, flows: int, steps: int, workers: int, status_writes: int, status: dict[str, Any]
+) -> float:
+    """The bare API work: create the flow, then per step create the Job and write a status, the
+    same number of status writes in total as the controller made."""
+    per_flow = max(1, round(status_writes / flows))
+    template = job_template(0.0)
+
+    def one(i: int) -> None:
+        name = f"floor-{i}"
+        obj = kube.create(JOBFLOWS, NAMESPACE, flow_body(name, steps=steps))
+        rv = obj["metadata"]["resourceVersion"]
+        writes_left = per_flow
+        for s in range(steps):
+            job = {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {
+                    "name": f"{name}-s{s}",
+                    "namespace": NAMESPACE,
+                    "labels": {"bench": "floor"},
+                },
+                "spec": template["spec"],
+            }
+            kube.create(JOBS, NAMESPACE, job)
+            # spread the status writes over the steps as the controller does
+            due = (s + 1) * per_flow // steps - (s * per_flow // steps)
+            for _ in range(due):
+                if writes_left <= 0:
+                    break
+                obj = {
+                    **obj,
+                    "metadata": {**obj["metadata"], "resourceVersion": rv},
+                    "status": status,
+                }
+                obj = kube.replace(JOBFLOWS, NAMESPACE, name, obj, subresource="status")
+                rv = obj["metadata"]["resourceVersion"]
+                writes_left -= 1
+
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(one, range(flows)))
+    return time.monotonic() - t0
+
+
+def phase_dispatch(
+    kube: Kube, kubeconfig: str, *, flows: int, steps: int, workers: int
+) -> list[float]:
+    ctl = start_controller(kubeconfig, workers)
+    names = {f"lat-{i}" for i in range(flows)}
+    create_many(kube, [flow_body(n, steps=steps) for n in sorted(names)], workers)
+    wait_phases(kube, names, {"Succeeded", "Failed"}, timeout=1800)
+    rec = ctl.reconciler
+    assert rec is not None
+    samples = list(rec.dispatch_samples)
+    ctl.stop(10)
+    ctl.close()
+    return samples
+
+
+def rss_mb() -> float:
+    gc.collect()
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def phase_memory(kube: Kube, kubeconfig: str, *, flows: int, steps: int, workers: int) -> float:
+    before = rss_mb()
+    ctl = start_controller(kubeconfig, workers)
+    names = {f"mem-{i}" for i in range(flows)}
+    # every flow runs its first layer (WIDTH Jobs) for an hour: all stay active
+    create_many(kube, [flow_body(n, steps=steps, duration=3600) for n in sorted(names)], workers)
+    wait_phases(kube, names, {"Running"}, timeout=1800)
+    rec = ctl.reconciler
+    assert rec is not None
+    while len(rec.jobs) < flows * WIDTH:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    after = rss_mb()
+    ctl.stop(10)
+    ctl.close()
+    return (after - before) * 1000 / flows
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--flows", type=int, default=500)
+    parser.add_argument("--steps", type=int, default=LAYERS * WIDTH)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--concurrent", type=int, default=100)
+    parser.add_argument("--active", type=int, default=1000)
+    parser.add_argument("--quick", action="store_true", help="small smoke run")
+    parser.add_argument(
+        "--skip", default="", help="comma list of phases to skip: floor,dispatch,memory"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.flows, args.concurrent, args.active = 20, 10, 50
+    skip = set(filter(None, args.skip.split(",")))
+
+    proc, kubeconfig = start_kubesim()
+    try:
+        kube = Kube.connect(kubeconfig, qps=0, pool_size=args.workers + 4)
+        install_crd(kube)
+        total_steps = args.flows * args.steps
+        print(
+            f"controller bench: {args.flows} flows x {args.steps} steps, "
+            f"{args.workers} workers, instant sim Jobs"
+        )
+        tp = phase_throughput(
+            kube, kubeconfig, flows=args.flows, steps=args.steps, workers=args.workers
+        )
+        if tp["failed"]:
+            print(f"  WARNING: {len(tp['failed'])} flows did not succeed: {tp['failed'][:5]}")
+        writes_per_step = tp["writes"] / total_steps
+        events_per_step = tp["events"] / total_steps
+        print(f"  wall time         : {tp['wall']:.2f} s")
+        ok_writes = writes_per_step <= GOAL_WRITES
+        print(
+            f"  API writes/step   : {writes_per_step:.2f} (Jobs + status + deletes; "
+            f"{tp['status_writes']} status writes) goal <= {GOAL_WRITES}: "
+            f"{'met' if ok_writes else 'NOT met'}"
+        )
+        print(
+            f"  + Events/step     : {events_per_step:.2f} (async, best effort) -> "
+            f"{writes_per_step + events_per_step:.2f} writes/step with Events"
+        )
+        if "floor" not in skip:
+            floor = phase_floor(
+                kube,
+                flows=args.flows,
+                steps=args.steps,
+                workers=args.workers,
+                status_writes=tp["status_writes"],
+                status=tp["sample_status"],
+            )
+            ratio = tp["wall"] / floor
+            print(f"  floor             : {floor:.2f} s (same creates + status writes, direct)")
+            print(
+                f"  wall / floor      : {ratio:.2f}x goal <= {GOAL_RATIO}x: "
+                f"{'met' if ratio <= GOAL_RATIO else 'NOT met'}"
+            )
+        delete_all(kube, "tp-")
+        delete_all(kube, "floor-")
+        if "dispatch" not in skip:
+            samples = phase_dispatch(
+                kube, kubeconfig, flows=args.concurrent, steps=args.steps, workers=args.workers
+            )
+            p50, p99 = pct(samples, 0.5) * 1000, pct(samples, 0.99) * 1000
+            print(
+                f"  dispatch latency  : p50 {p50:.1f} ms, p99 {p99:.1f} ms over {len(samples)} "
+                f"dispatches, {args.concurrent} concurrent flows; goal p99 <= {GOAL_P99_MS:.0f} ms: "
+                f"{'met' if p99 <= GOAL_P99_MS else 'NOT met'} (mean {statistics.fmean(samples) * 1000:.1f} ms)"
+            )
+            delete_all(kube, "lat-")
+        if "memory" not in skip:
+            per_1000 = phase_memory(
+                kube, kubeconfig, flows=args.active, steps=args.steps, workers=args.workers
+            )
+            print(
+                f"  controller RSS    : {per_1000:.1f} MB per 1,000 active flows "
+                f"({args.active} flows, {WIDTH} running Jobs each); goal <= {GOAL_RSS_MB:.0f} MB: "
+                f"{'met' if per_1000 <= GOAL_RSS_MB else 'NOT met'}"
+            )
+        kube.close()
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "bench"
+    sys.exit(main())
