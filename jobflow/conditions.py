@@ -199,7 +199,12 @@ def referenced_steps(expression: str) -> References:
             if value is not None:
                 found.setdefault(value, None)
                 continue
-        elif len(rest) >= 2 and rest[0] == ("other", ".") and rest[1][0] == "ident":
+        elif (
+            len(rest) >= 2
+            and rest[0] == ("other", ".")
+            and rest[1][0] == "ident"
+            and rest[2:3] != [("other", "(")]  # steps.exists(...) is a macro, not a step
+        ):
             found.setdefault(rest[1][1], None)
             continue
         dynamic = True
