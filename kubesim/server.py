@@ -69,6 +69,14 @@ USER = {
     "groups": ["system:masters", "system:authenticated"],
 }
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+# upstream stores that answer a DELETE with the deleted object instead of a Status (the typed
+# Python client deserialises e.g. delete_namespaced_pod into a V1Pod and fails on a Status)
+RETURN_DELETED_OBJECT = {
+    ("", "pods"),
+    ("", "services"),
+    ("", "persistentvolumeclaims"),
+    ("", "serviceaccounts"),
+}
 
 _PATCH_TYPES = {
     "application/merge-patch+json": "merge",
@@ -926,7 +934,7 @@ class ApiServer:
         sub = route.subresource or ""
         opts = {
             "apiVersion": "meta.k8s.io/v1",
-            "kind": "PatchOptions",
+            "kind": "UpdateOptions",
             "fieldManager": manager,
             "fieldValidation": fv,
         }
@@ -1056,7 +1064,7 @@ class ApiServer:
         warnings = self.store.prepare(rt, obj, field_validation=fv)
         opts = {
             "apiVersion": "meta.k8s.io/v1",
-            "kind": "PatchOptions",
+            "kind": "CreateOptions",
             "fieldManager": manager,
             "fieldValidation": fv,
         }
@@ -1131,7 +1139,7 @@ class ApiServer:
                 preconditions=opts.get("preconditions"),
                 dry_run=dry_run,
             )
-            if gone:
+            if gone and rt.key not in RETURN_DELETED_OBJECT:
                 details: dict = {"name": route.name}
                 if rt.group:
                     details["group"] = rt.group
