@@ -1,0 +1,291 @@
+"""Webhook throughput: reviews/s of a 20-step JobFlow vs a trivial FastAPI echo endpoint.
+
+Both targets are served the same way in the same run: uvicorn (h11), TLS 1.2+ with the same
+certificate context from certs/, one server process (this one, one event loop), logging off.
+- `validate` / `mutate`: the real webhook app (`app.main.create_app`, metrics and all) behind
+  `app.serve.Servers`, exactly what `zen-flow serve --webhook-only` runs.
+- `echo`: a FastAPI app whose one POST route returns the request body unchanged.
+The load runs in a separate process (2 cores: one serves, one loads) with aiohttp over
+keep-alive TLS connections, like the API server's client, at a fixed concurrency; every target
+gets the same AdmissionReview body. Reported: requests/s, p50 and p99 latency, and the ratio to
+echo. Goal (issue 4): validate >= 0.5x echo; exit status 1 when it is missed.
+
+    .venv/bin/python bench/webhook.py [--concurrency 16] [--duration 5] [--steps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import socket
+import ssl
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+# Run as `python bench/webhook.py`, this file's directory is sys.path[0] and the file itself
+# would shadow the `webhook` package; the project root (installed editable) must win.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import uvicorn  # noqa: E402
+from fastapi import FastAPI, Request, Response  # noqa: E402
+
+from app import serve, settings  # noqa: E402
+from certs import authority  # noqa: E402
+
+GOAL = 0.5  # validate throughput as a fraction of the echo's (issue 4)
+WARMUP = 1.0  # seconds of load before measuring: connection set-up and first-call costs
+
+
+def flow_review(steps: int) -> bytes:
+    """An AdmissionReview CREATE of a realistic flow: fan-in DAG, Job templates with resources."""
+    items = []
+    for i in range(steps):
+        deps = [f"step-{j}" for j in (i - 1, i - 2) if j >= 0]
+        items.append(
+            {
+                "name": f"step-{i}",
+                "dependencies": deps,
+                "retryPolicy": {"limit": 2, "backoff": {"type": "Exponential", "duration": "10s"}},
+                "timeoutSeconds": 600,
+                "template": {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "containers": [
+                                    {
+                                        "name": "main",
+                                        "image": "registry.example.com/etl/worker:1.4.2",
+                                        "command": ["python", "-m", "etl", "--part", str(i)],
+                                        "env": [{"name": "PART", "value": str(i)}],
+                                        "resources": {
+                                            "requests": {"cpu": "100m", "memory": "128Mi"},
+                                            "limits": {"cpu": "1", "memory": "512Mi"},
+                                        },
+                                    }
+                                ],
+                            }
+                        }
+                    },
+                },
+            }
+        )
+    flow = {
+        "apiVersion": "workflow.kube-zen.io/v1alpha1",
+        "kind": "JobFlow",
+        "metadata": {"name": "bench", "namespace": "default"},
+        "spec": {"steps": items},
+    }
+    review = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "bench-uid",
+            "kind": {"group": "workflow.kube-zen.io", "version": "v1alpha1", "kind": "JobFlow"},
+            "resource": {
+                "group": "workflow.kube-zen.io",
+                "version": "v1alpha1",
+                "resource": "jobflows",
+            },
+            "name": "bench",
+            "namespace": "default",
+            "operation": "CREATE",
+            "userInfo": {"username": "bench"},
+            "object": flow,
+            "oldObject": None,
+            "dryRun": False,
+        },
+    }
+    return json.dumps(review).encode()
+
+
+def echo_app() -> FastAPI:
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/echo")
+    async def echo(request: Request) -> Response:
+        return Response(await request.body(), media_type="application/json")
+
+    return app
+
+
+class _QuietServer(uvicorn.Server):
+    def capture_signals(self) -> Any:  # the bench process handles no signals
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
+def start_echo(tls_context: ssl.SSLContext) -> tuple[int, _QuietServer, threading.Thread]:
+    """The echo app behind uvicorn with the webhook's own TLS context and settings."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    config = uvicorn.Config(
+        echo_app(),
+        ssl_context_factory=lambda _c, _d: tls_context,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+    server = _QuietServer(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("echo server did not start")
+        time.sleep(0.01)
+    return sock.getsockname()[1], server, thread
+
+
+# -- the load generator (runs in its own process) -------------------------------------------------
+async def _load(
+    url: str, body: bytes, ca_pem: str, concurrency: int, duration: float
+) -> dict[str, Any]:
+    import aiohttp
+
+    context = ssl.create_default_context(cadata=ca_pem)
+    connector = aiohttp.TCPConnector(limit=concurrency, ssl=context)
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    latencies: list[float] = []
+    errors = 0
+    measuring = False
+    stop_at = time.monotonic() + WARMUP + duration
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.monotonic() < stop_at:
+                started = time.perf_counter()
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    ok = response.status == 200
+                if not ok:
+                    errors += 1
+                elif measuring:
+                    latencies.append(time.perf_counter() - started)
+
+        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        await asyncio.sleep(WARMUP)
+        measuring = True
+        began = time.monotonic()
+        await asyncio.gather(*tasks)
+        elapsed = time.monotonic() - began
+    latencies.sort()
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50": statistics.median(latencies) * 1000,
+        "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "count": len(latencies),
+        "errors": errors,
+    }
+
+
+def _load_process(
+    queue: Any, url: str, body: bytes, ca_pem: str, concurrency: int, duration: float
+) -> None:
+    queue.put(asyncio.run(_load(url, body, ca_pem, concurrency, duration)))
+
+
+def measure(
+    url: str, body: bytes, ca_pem: str, *, concurrency: int, duration: float
+) -> dict[str, Any]:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_load_process, args=(queue, url, body, ca_pem, concurrency, duration))
+    proc.start()
+    result: dict[str, Any] = queue.get(timeout=duration + 120)
+    proc.join(timeout=30)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per target")
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+
+    body = flow_review(args.steps)
+    with tempfile.TemporaryDirectory() as tmp:
+        ca, _ = authority.write_bundle(
+            Path(tmp), dns_names=["localhost"], ip_addresses=["127.0.0.1"]
+        )
+        ca_pem = ca.cert_pem.decode()
+        config = settings.load(
+            {
+                "webhook_host": "127.0.0.1",
+                "webhook_port": 0,
+                "metrics_host": "127.0.0.1",
+                "metrics_port": 0,
+                "cert_dir": tmp,
+                "webhook_only": True,
+                "log_level": "ERROR",
+            },
+            environ={},
+        )
+        with serve.start_in_thread(config) as webhook:
+            echo_port, echo_server, echo_thread = start_echo(webhook.servers.tls.server_context())
+            try:
+                check = measure(
+                    f"{webhook.webhook_url}/validate", body, ca_pem, concurrency=1, duration=0.2
+                )
+                assert check["errors"] == 0, "the bench flow must be answered 200"
+                results = {
+                    "echo": measure(
+                        f"https://127.0.0.1:{echo_port}/echo",
+                        body,
+                        ca_pem,
+                        concurrency=args.concurrency,
+                        duration=args.duration,
+                    ),
+                    "validate": measure(
+                        f"{webhook.webhook_url}/validate",
+                        body,
+                        ca_pem,
+                        concurrency=args.concurrency,
+                        duration=args.duration,
+                    ),
+                    "mutate": measure(
+                        f"{webhook.webhook_url}/mutate",
+                        body,
+                        ca_pem,
+                        concurrency=args.concurrency,
+                        duration=args.duration,
+                    ),
+                }
+            finally:
+                echo_server.should_exit = True
+                echo_thread.join(timeout=10)
+
+    print(
+        f"webhook bench: {args.steps}-step flow ({len(body)} B AdmissionReview), "
+        f"concurrency {args.concurrency}, {args.duration:g} s per target, "
+        f"uvicorn + TLS, one server process"
+    )
+    echo_rps = results["echo"]["rps"]
+    for name, r in results.items():
+        ratio = "" if name == "echo" else f"  {r['rps'] / echo_rps:.2f}x echo"
+        print(
+            f"  {name:<9}{r['rps']:8.0f} req/s  p50 {r['p50']:6.2f} ms  p99 {r['p99']:6.2f} ms"
+            f"  ({r['count']} requests, {r['errors']} errors){ratio}"
+        )
+    ratio = results["validate"]["rps"] / echo_rps
+    met = ratio >= GOAL
+    print(f"goal validate >= {GOAL}x echo: {'met' if met else 'MISSED'} ({ratio:.2f}x)")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
