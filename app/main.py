@@ -64,7 +64,7 @@ def create_app(
     tls: ReloadingTLS | None = None,
 ) -> FastAPI:
     """The webhook app (served over HTTPS by `zen-flow serve`)."""
-    settings = settings or Settings()
+    settings = settings or Settings.model_validate({})
     registry = registry if registry is not None else CollectorRegistry()
     metrics = AdmissionMetrics(registry)
 
