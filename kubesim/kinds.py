@@ -177,7 +177,10 @@ def _default_job(obj: dict, old: dict | None) -> None:
     if old is None and not spec.get("manualSelector"):
         # upstream generates the selector from the Job's (future) uid; we pick the uid here and
         # the Store keeps it because it never overwrites labels it did not set
-        cuid = obj.setdefault("metadata", {}).get("uid") or str(uuid.uuid4())
+        # prepare() may run more than once on one create (before and after admission): keep the
+        # uid already chosen for the selector
+        picked = (tmeta.get("labels") or {}).get("batch.kubernetes.io/controller-uid")
+        cuid = picked or obj.setdefault("metadata", {}).get("uid") or str(uuid.uuid4())
         obj["metadata"]["uid"] = cuid
         name = obj["metadata"].get("name", "")
         labels = tmeta.setdefault("labels", {})

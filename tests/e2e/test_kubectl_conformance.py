@@ -1,0 +1,422 @@
+"""Conformance of kubesim with the real kubectl 1.37 (``.venv/bin/kubectl``), one process per call.
+
+Covers: version; api-resources (built-ins and a CRD with short name); apply of a CRD then of its
+custom resources (client-side: created / unchanged / configured; server-side: serverside-applied,
+409 FieldManagerConflict, --force-conflicts); built-in apply through strategic merge; get as a
+table with printer columns, -o yaml, -l, get all (category), -w (watch rows as the object
+changes); describe with events (involvedObject field selectors); patch --type merge (and
+"(no change)"), --type json, default strategic patch refused with 415 for a CR; label; annotate;
+schema validation (422 with causes) and strict unknown-field decoding (400); delete (also of an
+object whose finalizer is removed while kubectl waits); wait --for=jsonpath and
+--for=condition; logs of a finished pod; explain of a CRD field.
+
+One kubesim serves the whole module (tests use their own object names); every test has its own
+kubectl --cache-dir so discovery and OpenAPI caches never leak between tests.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubesim.store import GVR
+from tests.fixtures.kubesim import KUBECTL, kubectl
+from tests.waiting import eventually
+
+NS = "default"
+WIDGETS = GVR("example.kubesim.io", "v1", "widgets")
+PODS = GVR("", "v1", "pods")
+EVENTS = GVR("", "v1", "events")
+
+CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.kubesim.io
+spec:
+  group: example.kubesim.io
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd], categories: [all]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Phase, type: string, jsonPath: .status.phase}
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
+    schema:
+      openAPIV3Schema:
+        type: object
+        description: Widget is a test resource.
+        properties:
+          spec:
+            type: object
+            description: Desired state of the widget.
+            required: [color]
+            properties:
+              color: {type: string, enum: [red, green, blue], description: The colour.}
+              size: {type: integer, minimum: 1, default: 3, description: How big.}
+          status:
+            type: object
+            properties:
+              phase: {type: string}
+              conditions:
+                type: array
+                items:
+                  type: object
+                  properties:
+                    type: {type: string}
+                    status: {type: string}
+                    reason: {type: string}
+                    message: {type: string}
+                    lastTransitionTime: {type: string}
+"""
+
+
+def widget(name: str, *, color: str = "red", size: int | None = None, labels: str = "") -> str:
+    size_line = f"\n  size: {size}" if size is not None else ""
+    label_line = f"\n  labels: {{{labels}}}" if labels else ""
+    return (
+        f"apiVersion: example.kubesim.io/v1\nkind: Widget\nmetadata:\n  name: {name}{label_line}\n"
+        f"spec:\n  color: {color}{size_line}\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def server(kubesim_module_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    cache = tmp_path_factory.mktemp("crd-cache")
+    result = kubectl(kubesim_module_server, "apply", "-f", "-", cache_dir=cache, input=CRD)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "customresourcedefinition.apiextensions.k8s.io/widgets.example.kubesim.io created"
+        in result.stdout
+    )
+    return kubesim_module_server
+
+
+@pytest.fixture
+def k(server: Any, tmp_path: Path) -> Any:
+    """kubectl bound to the module's server and this test's own cache dir."""
+
+    def run(
+        *args: str, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return kubectl(server, *args, cache_dir=tmp_path / "cache", input=input, timeout=timeout)
+
+    return run
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}: {result.stderr}"
+    return result.stdout
+
+
+def test_version(k: Any) -> None:
+    assert "Server Version: v1.37.1-kubesim" in ok(k("version"))
+
+
+def test_api_resources_lists_builtins_and_the_crd(k: Any) -> None:
+    out = ok(k("api-resources"))
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert "wd" in rows["widgets"] and "example.kubesim.io/v1" in rows["widgets"]
+    for resource in (
+        "configmaps",
+        "pods",
+        "jobs",
+        "leases",
+        "customresourcedefinitions",
+        "namespaces",
+        "validatingwebhookconfigurations",
+        "mutatingwebhookconfigurations",
+    ):
+        assert resource in rows
+
+
+def test_client_side_apply_create_unchanged_configured(k: Any, server: Any) -> None:
+    assert "widget.example.kubesim.io/csa created" in ok(k("apply", "-f", "-", input=widget("csa")))
+    assert "widget.example.kubesim.io/csa unchanged" in ok(
+        k("apply", "-f", "-", input=widget("csa"))
+    )
+    assert "widget.example.kubesim.io/csa configured" in ok(
+        k("apply", "-f", "-", input=widget("csa", size=4))
+    )
+    obj = server.store.get(WIDGETS, "csa", namespace=NS)
+    assert obj["spec"] == {"color": "red", "size": 4}
+    assert obj["metadata"]["generation"] == 2
+
+
+def test_builtin_apply_uses_strategic_merge(k: Any, server: Any) -> None:
+    cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {a: '1'}\n"
+    assert "configmap/cfg created" in ok(k("apply", "-f", "-", input=cm))
+    assert "configmap/cfg configured" in ok(k("apply", "-f", "-", input=cm.replace("'1'", "'2'")))
+    assert server.store.get(GVR("", "v1", "configmaps"), "cfg", namespace=NS)["data"] == {"a": "2"}
+
+
+def test_server_side_apply_create_conflict_and_force(k: Any, server: Any) -> None:
+    assert "widget.example.kubesim.io/ssa serverside-applied" in ok(
+        k("apply", "--server-side", "-f", "-", input=widget("ssa", size=2))
+    )
+    obj = server.store.get(WIDGETS, "ssa", namespace=NS)
+    assert any(
+        m["manager"] == "kubectl" and m["operation"] == "Apply"
+        for m in obj["metadata"]["managedFields"]
+    )
+    ok(k("patch", "wd", "ssa", "--type", "merge", "-p", '{"spec":{"size":5}}'))
+    conflict = k("apply", "--server-side", "-f", "-", input=widget("ssa", size=6))
+    assert conflict.returncode == 1
+    assert 'Apply failed with 1 conflict: conflict with "kubectl-patch"' in conflict.stderr
+    assert ".spec.size" in conflict.stderr
+    ok(k("apply", "--server-side", "--force-conflicts", "-f", "-", input=widget("ssa", size=6)))
+    assert server.store.get(WIDGETS, "ssa", namespace=NS)["spec"]["size"] == 6
+
+
+def test_get_table_yaml_and_label_selector(k: Any) -> None:
+    ok(k("apply", "-f", "-", input=widget("tbl-a", size=7, labels="app: tbl")))
+    ok(k("apply", "-f", "-", input=widget("tbl-b", color="blue")))
+    lines = ok(k("get", "wd", "-l", "app=tbl")).splitlines()
+    assert lines[0].split() == ["NAME", "PHASE", "SIZE", "AGE"]
+    assert len(lines) == 2 and lines[1].split()[:2] == ["tbl-a", "7"]
+    assert "tbl-b" in ok(k("get", "widgets", "-l", "app!=tbl"))
+    out = ok(k("get", "wd", "tbl-b", "-o", "yaml"))
+    assert "kind: Widget" in out and "color: blue" in out and "size: 3" in out  # schema default
+    assert "widget.example.kubesim.io/tbl-a" in ok(k("get", "all"))
+
+
+def test_get_watch_prints_a_row_per_change(k: Any, server: Any, tmp_path: Path) -> None:
+    ok(k("apply", "-f", "-", input=widget("watched", size=1)))
+    proc = subprocess.Popen(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            server.kubeconfig,
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "get",
+            "wd",
+            "watched",
+            "-w",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        header = proc.stdout.readline()
+        assert header.split() == ["NAME", "PHASE", "SIZE", "AGE"]
+        assert proc.stdout.readline().split()[:2] == ["watched", "1"]
+        ok(k("patch", "wd", "watched", "--type", "merge", "-p", '{"spec":{"size":9}}'))
+        assert proc.stdout.readline().split()[:2] == ["watched", "9"]
+    finally:
+        proc.kill()
+        proc.communicate()
+
+
+def test_describe_shows_events(k: Any, server: Any) -> None:
+    ok(k("apply", "-f", "-", input=widget("described", labels="team: a")))
+    obj = server.store.get(WIDGETS, "described", namespace=NS)
+    server.store.create(
+        EVENTS,
+        {
+            "metadata": {"name": "described.1"},
+            "involvedObject": {
+                "kind": "Widget",
+                "name": "described",
+                "namespace": NS,
+                "uid": obj["metadata"]["uid"],
+                "apiVersion": "example.kubesim.io/v1",
+            },
+            "reason": "Polished",
+            "message": "the widget shines",
+            "type": "Normal",
+            "count": 1,
+            "source": {"component": "tests"},
+            "firstTimestamp": obj["metadata"]["creationTimestamp"],
+            "lastTimestamp": obj["metadata"]["creationTimestamp"],
+        },
+        namespace=NS,
+    )
+    out = ok(k("describe", "wd", "described"))
+    assert "Name:         described" in out and "team=a" in out
+    assert "Polished" in out and "the widget shines" in out
+
+
+def test_patch_merge_no_change_json_and_strategic_refused(k: Any, server: Any) -> None:
+    ok(k("apply", "-f", "-", input=widget("patched")))
+    assert "patched\n" in ok(
+        k("patch", "wd", "patched", "--type", "merge", "-p", '{"spec":{"size":5}}')
+    )
+    rv = server.store.get(WIDGETS, "patched", namespace=NS)["metadata"]["resourceVersion"]
+    assert "(no change)" in ok(
+        k("patch", "wd", "patched", "--type", "merge", "-p", '{"spec":{"size":5}}')
+    )
+    assert server.store.get(WIDGETS, "patched", namespace=NS)["metadata"]["resourceVersion"] == rv
+    ok(
+        k(
+            "patch",
+            "wd",
+            "patched",
+            "--type",
+            "json",
+            "-p",
+            '[{"op":"replace","path":"/spec/size","value":6}]',
+        )
+    )
+    assert server.store.get(WIDGETS, "patched", namespace=NS)["spec"]["size"] == 6
+    refused = k("patch", "wd", "patched", "-p", '{"spec":{"size":7}}')
+    assert refused.returncode == 1
+    assert "application/strategic-merge-patch+json is not supported" in refused.stderr
+    bad = k(
+        "patch",
+        "wd",
+        "patched",
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"test","path":"/spec/size","value":1}]',
+    )
+    assert bad.returncode == 1
+
+
+def test_label_and_annotate(k: Any, server: Any) -> None:
+    ok(k("apply", "-f", "-", input=widget("tagged")))
+    assert "widget.example.kubesim.io/tagged labeled" in ok(k("label", "wd", "tagged", "tier=gold"))
+    assert "widget.example.kubesim.io/tagged annotated" in ok(
+        k("annotate", "wd", "tagged", "note=hello")
+    )
+    meta = server.store.get(WIDGETS, "tagged", namespace=NS)["metadata"]
+    assert meta["labels"]["tier"] == "gold" and meta["annotations"]["note"] == "hello"
+    assert meta["generation"] == 1  # metadata changes do not bump generation
+    ok(k("label", "wd", "tagged", "tier-"))
+    assert "tier" not in (
+        server.store.get(WIDGETS, "tagged", namespace=NS)["metadata"].get("labels") or {}
+    )
+
+
+def test_invalid_and_unknown_fields_are_rejected(k: Any) -> None:
+    invalid = k(
+        "apply",
+        "-f",
+        "-",
+        input=widget("bad", color="pink").replace("color: pink", "color: pink\n  size: 0"),
+    )
+    assert invalid.returncode == 1
+    assert 'The Widget "bad" is invalid' in invalid.stderr
+    assert 'spec.color: Unsupported value: "pink"' in invalid.stderr
+    assert "spec.size: Invalid value: 0" in invalid.stderr
+    strict = k("apply", "-f", "-", input=widget("bad") + "  bogus: 1\n")
+    assert strict.returncode == 1
+    assert 'strict decoding error: unknown field "spec.bogus"' in strict.stderr
+
+
+def test_delete_plain_and_with_finalizer_removed_while_waiting(k: Any, server: Any) -> None:
+    ok(k("apply", "-f", "-", input=widget("gone")))
+    assert 'widget.example.kubesim.io "gone" deleted' in ok(k("delete", "wd", "gone"))
+    assert "gone" not in ok(k("get", "wd", "-o", "name"))
+    fin = widget("held").replace(
+        "  name: held", "  name: held\n  finalizers: [example.kubesim.io/hold]"
+    )
+    ok(k("apply", "-f", "-", input=fin))
+
+    def release() -> None:
+        eventually(
+            lambda: server.store.get(WIDGETS, "held", namespace=NS)["metadata"].get(
+                "deletionTimestamp"
+            )
+        )
+        obj = server.store.get(WIDGETS, "held", namespace=NS)
+        obj["metadata"]["finalizers"] = []
+        server.store.update(WIDGETS, obj, namespace=NS)
+
+    t = threading.Thread(target=release)
+    t.start()
+    out = ok(k("delete", "wd", "held", "--timeout=20s"))
+    t.join()
+    assert 'widget.example.kubesim.io "held" deleted' in out
+
+
+def test_wait_for_jsonpath_and_condition(k: Any, server: Any) -> None:
+    ok(k("apply", "-f", "-", input=widget("awaited")))
+
+    def finish() -> None:
+        obj = server.store.get(WIDGETS, "awaited", namespace=NS)
+        obj["status"] = {
+            "phase": "Done",
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "Built",
+                    "message": "",
+                    "lastTransitionTime": obj["metadata"]["creationTimestamp"],
+                }
+            ],
+        }
+        server.store.update(WIDGETS, obj, namespace=NS, subresource="status")
+
+    timer = threading.Timer(0.5, finish)
+    timer.start()
+    try:
+        out = ok(k("wait", "--for=jsonpath={.status.phase}=Done", "wd/awaited", "--timeout=20s"))
+    finally:
+        timer.join()
+    assert "widget.example.kubesim.io/awaited condition met" in out
+    assert "condition met" in ok(k("wait", "--for=condition=Ready", "wd/awaited", "--timeout=10s"))
+    missed = k("wait", "--for=jsonpath={.status.phase}=Never", "wd/awaited", "--timeout=1s")
+    assert missed.returncode == 1 and "timed out" in missed.stderr
+
+
+def test_logs_of_a_finished_pod(k: Any, server: Any) -> None:
+    pod = server.store.create(
+        PODS,
+        {
+            "metadata": {"name": "logged"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [{"name": "main", "image": "busybox"}],
+            },
+        },
+        namespace=NS,
+    )
+    server.store.set_pod_log(NS, "logged", "hello from the pod\nsecond line\n")
+    pod["status"] = {
+        "phase": "Succeeded",
+        "containerStatuses": [
+            {
+                "name": "main",
+                "ready": False,
+                "restartCount": 0,
+                "image": "busybox",
+                "imageID": "",
+                "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
+            }
+        ],
+    }
+    server.store.update(PODS, pod, namespace=NS, subresource="status")
+    assert ok(k("logs", "logged")) == "hello from the pod\nsecond line\n"
+    assert ok(k("logs", "logged", "--tail=1")) == "second line\n"
+    assert "Completed" in ok(k("get", "pod", "logged"))
+
+
+def test_logs_of_a_job_run_by_the_runner(k: Any, server: Any) -> None:
+    job = (
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: talker}\nspec:\n  template:\n"
+        "    metadata:\n      annotations: {kubesim.io/log: 'simulated output'}\n"
+        "    spec:\n      restartPolicy: Never\n      containers: [{name: main, image: busybox}]\n"
+    )
+    ok(k("apply", "-f", "-", input=job))
+    ok(k("wait", "--for=condition=Complete", "job/talker", "--timeout=20s"))
+    assert "simulated output" in ok(k("logs", "job/talker"))
+    assert "Complete" in ok(k("get", "jobs", "talker"))
+
+
+def test_explain_a_crd_field(k: Any) -> None:
+    out = ok(k("explain", "widget.spec"))
+    assert "KIND:       Widget" in out and "Desired state of the widget." in out
+    assert "color\t<string> -required-" in out and "How big." in out
