@@ -448,6 +448,10 @@ class _Pass:
             return
         job = observed[top].job
         created = decoded.parse_time(decoded.path(job, "metadata", "creationTimestamp"))
+        # Every attempt after the first that the status missed was a retry: charge it, or a
+        # lost write would buy the step extra retries. (An Ignore retry gets charged here too:
+        # the conservative side of a rare race.)
+        step.retries += max(top + 1 - max(step.attempts, 1), 0)
         step.attempts = top + 1
         step.phase = StepPhase.RUNNING.value
         step.job_name = decoded.string(decoded.path(job, "metadata", "name")) or names.job_name(

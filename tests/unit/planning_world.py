@@ -90,6 +90,7 @@ class World:
     events: list[Event] = field(default_factory=list)
     deleted_jobs: list[str] = field(default_factory=list)
     created_jobs: list[str] = field(default_factory=list)
+    created_at: dict[str, str] = field(default_factory=dict)
     flow_deleted: bool = False
     peers: list[dict[str, object]] = field(default_factory=list)
     uid_counter: int = 0
@@ -166,6 +167,7 @@ class World:
             job["status"] = {"active": 1, "startTime": ts(self.now)}
             self.jobs[name] = job
             self.created_jobs.append(name)
+            self.created_at[name] = ts(self.now)
         for name in result.delete_jobs:
             if self.jobs.pop(name, None) is not None:
                 self.deleted_jobs.append(name)
@@ -260,6 +262,7 @@ def simulate(
     *,
     max_passes: int = 200,
     until_deleted: bool = False,
+    check_idempotent: bool = True,
     on_pass: Callable[[World], None] | None = None,
 ) -> list[Plan]:
     """Run passes, finishing Jobs per ``script`` and jumping the clock to the next deadline,
@@ -270,7 +273,7 @@ def simulate(
     for _ in range(max_passes):
         if on_pass is not None:
             on_pass(world)
-        result = world.reconcile()
+        result = world.reconcile(check_idempotent=check_idempotent)
         plans.append(result)
         assert len(world.created_jobs) == len(set(world.created_jobs)), "an attempt got two Jobs"
         if world.flow_deleted:

@@ -1,0 +1,147 @@
+"""Property tests of the planner on random flows (hypothesis).
+
+For random DAGs (random dependencies, retry policies, continueOnFailure, `when` literals,
+timeouts) with random Job outcomes and durations, driven by the in-memory world until the end:
+- every pass is idempotent (a second pass at the same instant does nothing) and no attempt ever
+  gets two Jobs;
+- the flow always reaches Succeeded or Failed (never stuck), and it is Failed exactly when some
+  step failed for good without continueOnFailure;
+- a step never started before all its dependencies finished;
+- losing status writes at random (the controller crashed after creating Jobs) changes none of
+  the above: Jobs are adopted, never duplicated.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jobflow import names
+from tests.unit.planning_world import Plan, World, flow, simulate, step
+
+Outcome = tuple[float, bool, int | None, str | None]
+
+
+@st.composite
+def random_flows(draw: st.DrawFn) -> tuple[dict[str, object], dict[tuple[str, int], Outcome]]:
+    count = draw(st.integers(min_value=1, max_value=7))
+    steps = []
+    for i in range(count):
+        deps = draw(st.lists(st.integers(min_value=0, max_value=max(i - 1, 0)), max_size=3))
+        fields: dict[str, object] = {}
+        if draw(st.booleans()):
+            fields["retryPolicy"] = {
+                "limit": draw(st.integers(min_value=0, max_value=2)),
+                "backoff": {
+                    "type": draw(st.sampled_from(["Fixed", "Linear", "Exponential"])),
+                    "duration": f"{draw(st.integers(min_value=1, max_value=20))}s",
+                },
+            }
+        if draw(st.booleans()):
+            fields["continueOnFailure"] = True
+        if draw(st.integers(min_value=0, max_value=4)) == 0:
+            fields["when"] = draw(st.sampled_from(["never", "always", "false"]))
+        if draw(st.integers(min_value=0, max_value=4)) == 0:
+            fields["timeoutSeconds"] = draw(st.integers(min_value=1, max_value=30))
+        dependencies = sorted({f"s{d}" for d in deps if i > 0})
+        steps.append(step(f"s{i}", *dependencies, **fields))
+    outcomes: dict[tuple[str, int], Outcome] = {}
+    for i in range(count):
+        for attempt in range(4):
+            outcomes[(f"s{i}", attempt)] = (
+                float(draw(st.integers(min_value=0, max_value=40))),
+                draw(st.booleans()),
+                draw(st.sampled_from([0, 1, 2])),
+                None,
+            )
+    return flow(*steps, policy={"backoffLimit": draw(st.integers(0, 4))}), outcomes
+
+
+def check_invariants(world: World) -> None:
+    assert world.phase in ("Succeeded", "Failed"), world.phase
+    entries = {s["name"]: s for s in world.status["steps"]}  # type: ignore[union-attr,index]
+    spec_steps = {s["name"]: s for s in world.flow["spec"]["steps"]}  # type: ignore[index,union-attr]
+    blocking = [
+        n
+        for n, s in entries.items()
+        if s["phase"] == "Failed" and not spec_steps[n].get("continueOnFailure")
+    ]
+    assert (world.phase == "Failed") == bool(blocking), (world.phase, blocking)
+    assert all(s["phase"] in ("Succeeded", "Failed", "Skipped") for s in entries.values())
+    backoff_limit = world.flow["spec"]["executionPolicy"]["backoffLimit"]  # type: ignore[index]
+    retries = 0
+    for name, entry in entries.items():
+        limit = (spec_steps[name].get("retryPolicy") or {}).get("limit", 0)
+        made = {world.job_of(name, a) for a in range(entry["attempts"] + 2)} & set(
+            world.created_jobs
+        )
+        assert made == {world.job_of(name, a) for a in range(entry["attempts"])}, name
+        assert entry["attempts"] <= limit + 1, (name, entry)
+        retries += max(entry["attempts"] - 1, 0)
+    assert retries <= backoff_limit
+    for name, spec in spec_steps.items():
+        if not entries[name]["attempts"]:
+            continue
+        started = _time(world.created_at[world.job_of(name, 0)])
+        for dep in spec.get("dependencies", []):
+            done = entries[dep].get("completionTime")
+            assert done is not None and _time(done) <= started, (name, dep)
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def run(
+    spec: dict[str, object], outcomes: dict[tuple[str, int], Outcome], *, lose: set[int]
+) -> World:
+    world = World(flow=spec)
+    passes = 0
+    original_apply = world.apply
+
+    def flaky_apply(result: Plan) -> None:
+        nonlocal passes
+        passes += 1
+        saved = world.flow.get("status")
+        original_apply(result)
+        if passes in lose and not world.flow_deleted:
+            # The controller died after its creates/deletes, before writing status.
+            if saved is None:
+                world.flow.pop("status", None)
+            else:
+                world.flow["status"] = saved
+
+    world.apply = flaky_apply  # type: ignore[method-assign]
+
+    def script(name: str, attempt: int) -> Outcome:
+        return outcomes.get((name, attempt), (1.0, True, 0, None))
+
+    simulate(world, script, max_passes=400, check_idempotent=not lose)
+    return world
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_flows())
+def test_random_flows_end_and_keep_invariants(
+    case: tuple[dict[str, object], dict[tuple[str, int], Outcome]],
+) -> None:
+    spec, outcomes = case
+    world = run(spec, outcomes, lose=set())
+    check_invariants(world)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_flows(), st.sets(st.integers(min_value=1, max_value=12), max_size=5))
+def test_lost_status_writes_never_duplicate_attempts(
+    case: tuple[dict[str, object], dict[tuple[str, int], Outcome]], lose: set[int]
+) -> None:
+    spec, outcomes = case
+    world = run(spec, outcomes, lose=lose)
+    check_invariants(world)
+    per_attempt = [
+        (j["metadata"]["labels"][names.LABEL_STEP], j["metadata"]["labels"][names.LABEL_ATTEMPT])  # type: ignore[index]
+        for j in world.jobs.values()
+    ]
+    assert len(per_attempt) == len(set(per_attempt))
