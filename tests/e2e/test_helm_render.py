@@ -4,6 +4,8 @@ Covers, in both certificate modes and with HA on:
 - `helm lint` (strict) reports no warning or error; values.schema.json refuses typos and bad values;
   impossible combinations fail with one clear message;
 - the chart's CRD is byte-identical to crds/jobflows.yaml;
+- every built-in object survives a round trip through the official client's models (no unknown
+  or misplaced field);
 - RBAC grants exactly controller.kube.REQUIRED_PERMISSIONS: no wildcard, no Secrets, the Lease only
   through a namespaced Role limited to the Lease the process uses;
 - the Deployment's environment is accepted by the real app.settings loader, names only existing
@@ -20,6 +22,7 @@ Covers, in both certificate modes and with HA on:
 from __future__ import annotations
 
 import base64
+import json
 import ssl
 import tempfile
 from pathlib import Path
@@ -124,6 +127,42 @@ def test_chart_crd_is_the_generated_crd() -> None:
     with helm_python.Chart.load(helm.CHART_DIR) as chart:
         [crd] = chart.crds
     assert yaml.safe_load(crd["data"])["metadata"]["name"] == "jobflows.workflow.kube-zen.io"
+
+
+# The official client's models are generated from Kubernetes' OpenAPI: a field they drop on a
+# round trip is a field the API server would prune or reject.
+BUILTIN_MODELS = {
+    "ServiceAccount": "V1ServiceAccount",
+    "Secret": "V1Secret",
+    "Service": "V1Service",
+    "Deployment": "V1Deployment",
+    "ClusterRole": "V1ClusterRole",
+    "ClusterRoleBinding": "V1ClusterRoleBinding",
+    "Role": "V1Role",
+    "RoleBinding": "V1RoleBinding",
+    "PodDisruptionBudget": "V1PodDisruptionBudget",
+    "NetworkPolicy": "V1NetworkPolicy",
+    "MutatingWebhookConfiguration": "V1MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration": "V1ValidatingWebhookConfiguration",
+}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_builtin_objects_round_trip_through_the_kubernetes_models(mode: str) -> None:
+    from kubernetes import client
+
+    rendered = helm.render(_merge(MODES[mode], HA))
+    checked = set()
+    with client.ApiClient() as api:
+        for obj in rendered.objects:
+            model = BUILTIN_MODELS.get(obj["kind"])
+            if model is None:
+                assert obj["kind"] in {"Issuer", "Certificate", "ServiceMonitor", "PrometheusRule"}
+                continue
+            typed = api.deserialize(json.dumps(obj), model, "application/json")
+            assert api.sanitize_for_serialization(typed) == obj, f"{obj['kind']} lost fields"
+            checked.add(obj["kind"])
+    assert checked >= set(BUILTIN_MODELS) - {"Secret" if mode == "cert-manager" else ""}
 
 
 # ------------------------------------------------------------------------------------------
