@@ -178,6 +178,17 @@ def is_review(body: bytes) -> bool:
     )
 
 
+@pytest.fixture
+def client() -> AppClient:
+    """One fresh app per test function, shared by its examples (building one per example
+    would dominate the run; the app keeps no state between requests besides metrics)."""
+    return AppClient(main.create_app(registry=CollectorRegistry()))
+
+
+# The fixture is deliberately shared by all examples of a test.
+_SHARED_FIXTURE = HealthCheck.function_scoped_fixture
+
+
 def check_answer(path: str, body: bytes, status_code: int, payload: dict[str, Any]) -> None:
     assert status_code < 500
     if not is_review(body):
@@ -211,10 +222,11 @@ def check_answer(path: str, body: bytes, status_code: int, payload: dict[str, An
 
 
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")  # big reprs
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, _SHARED_FIXTURE]
+)
 @given(body=bodies, path=st.sampled_from(["/validate", "/mutate"]))
-def test_any_body_gets_a_well_formed_answer(body: bytes, path: str) -> None:
-    client = AppClient(main.create_app(registry=CollectorRegistry()))
+def test_any_body_gets_a_well_formed_answer(client: AppClient, body: bytes, path: str) -> None:
     answer = client.post(path, content=body, headers={"content-type": "application/json"})
     check_answer(path, body, answer.status_code, answer.json())
 
@@ -228,13 +240,16 @@ def _encodable(value: Any) -> bool:
 
 
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")  # big reprs
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, _SHARED_FIXTURE]
+)
 @given(request=requests.filter(_encodable), path=st.sampled_from(["/validate", "/mutate"]))
-def test_well_formed_reviews_are_always_answered(request: dict[str, Any], path: str) -> None:
+def test_well_formed_reviews_are_always_answered(
+    client: AppClient, request: dict[str, Any], path: str
+) -> None:
     body = json.dumps(
         {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
     ).encode()
-    client = AppClient(main.create_app(registry=CollectorRegistry()))
     answer = client.post(path, content=body, headers={"content-type": "application/json"})
     assert answer.status_code == 200, answer.text
     check_answer(path, body, answer.status_code, answer.json())
