@@ -16,13 +16,15 @@ Covers, in both certificate modes and with HA on:
   cert-manager (Issuer, Certificate for the Service's DNS names, inject-ca-from, no caBundle) and
   self-signed (Secret whose certificate chains to the caBundle and passes a TLS handshake for the
   Service's DNS name);
-- the optional objects: PodDisruptionBudget, ServiceMonitor, NetworkPolicy, PrometheusRule.
+- the optional objects: PodDisruptionBudget, ServiceMonitor, NetworkPolicy, PrometheusRule;
+- every `helm install`/`helm upgrade` in docs/install.md renders with its --set values.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 import ssl
 import tempfile
 from pathlib import Path
@@ -554,3 +556,18 @@ def test_notes_tell_the_mode_and_leader_election() -> None:
     assert "Webhook certificate: self-signed" in notes
     assert "leader election on, Lease zen-flow-system/zen-flow-leader" in notes
     assert "leader election off" in helm.render({}).notes
+
+
+def _doc_helm_commands() -> list[str]:
+    text = (helm.ROOT / "docs" / "install.md").read_text().replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("helm ")]
+
+
+def test_every_helm_command_in_the_install_guide_renders() -> None:
+    commands = [c for c in _doc_helm_commands() if c.split()[1] in {"install", "upgrade"}]
+    assert len(commands) >= 4
+    for command in commands:
+        values: dict[str, Any] = {}
+        for expression in re.findall(r"--set (\S+)", command):
+            values = _merge(values, helm_python.parse_set_string(expression))
+        helm.render(values)  # raises on a key the schema does not know
