@@ -10,7 +10,7 @@ keep-alive TLS connections, like the API server's client, at a fixed concurrency
 gets the same AdmissionReview body. Reported: requests/s, p50 and p99 latency, and the ratio to
 echo. Goal (issue 4): validate >= 0.5x echo; exit status 1 when it is missed.
 
-    .venv/bin/python bench/webhook.py [--concurrency 16] [--duration 5] [--steps 20]
+    .venv/bin/python bench/webhook.py [--concurrency 16] [--duration 6] [--rounds 3] [--steps 20]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from app import serve, settings  # noqa: E402
 from certs import authority  # noqa: E402
 
 GOAL = 0.5  # validate throughput as a fraction of the echo's (issue 4)
-WARMUP = 1.0  # seconds of load before measuring: connection set-up and first-call costs
+WARMUP = 0.5  # seconds of load before each measured slice: TLS set-up, first-call costs
 
 
 def flow_review(steps: int) -> bytes:
@@ -150,71 +150,102 @@ def start_echo(tls_context: ssl.SSLContext) -> tuple[int, _QuietServer, threadin
 
 
 # -- the load generator (runs in its own process) -------------------------------------------------
-async def _load(
-    url: str, body: bytes, ca_pem: str, concurrency: int, duration: float
-) -> dict[str, Any]:
-    import aiohttp
-
-    context = ssl.create_default_context(cadata=ca_pem)
-    connector = aiohttp.TCPConnector(limit=concurrency, ssl=context)
+async def _slice(
+    session: Any, url: str, body: bytes, concurrency: int, duration: float
+) -> tuple[list[float], int, float]:
+    """Load ``url`` for WARMUP + ``duration`` s; latencies of the measured part."""
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     latencies: list[float] = []
     errors = 0
     measuring = False
     stop_at = time.monotonic() + WARMUP + duration
-    async with aiohttp.ClientSession(connector=connector) as session:
 
-        async def worker() -> None:
-            nonlocal errors
-            while time.monotonic() < stop_at:
-                started = time.perf_counter()
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    ok = response.status == 200
-                if not ok:
-                    errors += 1
-                elif measuring:
-                    latencies.append(time.perf_counter() - started)
+    async def worker() -> None:
+        nonlocal errors
+        while time.monotonic() < stop_at:
+            started = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as response:
+                await response.read()
+                ok = response.status == 200
+            if not ok:
+                errors += 1
+            elif measuring:
+                latencies.append(time.perf_counter() - started)
 
-        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
-        await asyncio.sleep(WARMUP)
-        measuring = True
-        began = time.monotonic()
-        await asyncio.gather(*tasks)
-        elapsed = time.monotonic() - began
-    latencies.sort()
-    return {
-        "rps": len(latencies) / elapsed,
-        "p50": statistics.median(latencies) * 1000,
-        "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-        "count": len(latencies),
-        "errors": errors,
-    }
+    tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    await asyncio.sleep(WARMUP)
+    measuring = True
+    began = time.monotonic()
+    await asyncio.gather(*tasks)
+    return latencies, errors, time.monotonic() - began
 
 
-def _load_process(
-    queue: Any, url: str, body: bytes, ca_pem: str, concurrency: int, duration: float
-) -> None:
-    queue.put(asyncio.run(_load(url, body, ca_pem, concurrency, duration)))
+async def _load(
+    targets: dict[str, str],
+    body: bytes,
+    ca_pem: str,
+    concurrency: int,
+    duration: float,
+    rounds: int,
+) -> dict[str, dict[str, Any]]:
+    """Measure every target in ``rounds`` interleaved slices, so load from anything else on
+    the machine drifts over all targets alike and the ratios stay fair."""
+    import aiohttp
+
+    context = ssl.create_default_context(cadata=ca_pem)
+    collected: dict[str, tuple[list[float], int, float]] = {n: ([], 0, 0.0) for n in targets}
+    for _ in range(rounds):
+        for name, url in targets.items():
+            connector = aiohttp.TCPConnector(limit=concurrency, ssl=context)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                lat, err, took = await _slice(session, url, body, concurrency, duration / rounds)
+            old = collected[name]
+            collected[name] = (old[0] + lat, old[1] + err, old[2] + took)
+    results = {}
+    for name, (latencies, errors, elapsed) in collected.items():
+        latencies.sort()
+        results[name] = {
+            "rps": len(latencies) / elapsed,
+            "p50": statistics.median(latencies) * 1000,
+            "p99": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1000,
+            "count": len(latencies),
+            "errors": errors,
+        }
+    return results
+
+
+def _load_process(queue: Any, *args: Any) -> None:
+    queue.put(asyncio.run(_load(*args)))
 
 
 def measure(
-    url: str, body: bytes, ca_pem: str, *, concurrency: int, duration: float
-) -> dict[str, Any]:
+    targets: dict[str, str],
+    body: bytes,
+    ca_pem: str,
+    *,
+    concurrency: int,
+    duration: float,
+    rounds: int,
+) -> dict[str, dict[str, Any]]:
+    """Run the load in a separate process (the server keeps its own core)."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_load_process, args=(queue, url, body, ca_pem, concurrency, duration))
+    proc = ctx.Process(
+        target=_load_process, args=(queue, targets, body, ca_pem, concurrency, duration, rounds)
+    )
     proc.start()
-    result: dict[str, Any] = queue.get(timeout=duration + 120)
+    budget = len(targets) * (duration + rounds * WARMUP) + 120
+    results: dict[str, dict[str, Any]] = queue.get(timeout=budget)
     proc.join(timeout=30)
-    return result
+    return results
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per target")
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per target")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved slices per target")
     args = parser.parse_args()
 
     body = flow_review(args.steps)
@@ -239,39 +270,34 @@ def main() -> int:
             echo_port, echo_server, echo_thread = start_echo(webhook.servers.tls.server_context())
             try:
                 check = measure(
-                    f"{webhook.webhook_url}/validate", body, ca_pem, concurrency=1, duration=0.2
+                    {"validate": f"{webhook.webhook_url}/validate"},
+                    body,
+                    ca_pem,
+                    concurrency=1,
+                    duration=0.2,
+                    rounds=1,
                 )
-                assert check["errors"] == 0, "the bench flow must be answered 200"
-                results = {
-                    "echo": measure(
-                        f"https://127.0.0.1:{echo_port}/echo",
-                        body,
-                        ca_pem,
-                        concurrency=args.concurrency,
-                        duration=args.duration,
-                    ),
-                    "validate": measure(
-                        f"{webhook.webhook_url}/validate",
-                        body,
-                        ca_pem,
-                        concurrency=args.concurrency,
-                        duration=args.duration,
-                    ),
-                    "mutate": measure(
-                        f"{webhook.webhook_url}/mutate",
-                        body,
-                        ca_pem,
-                        concurrency=args.concurrency,
-                        duration=args.duration,
-                    ),
-                }
+                assert check["validate"]["errors"] == 0, "the bench flow must be answered 200"
+                results = measure(
+                    {
+                        "echo": f"https://127.0.0.1:{echo_port}/echo",
+                        "validate": f"{webhook.webhook_url}/validate",
+                        "mutate": f"{webhook.webhook_url}/mutate",
+                    },
+                    body,
+                    ca_pem,
+                    concurrency=args.concurrency,
+                    duration=args.duration,
+                    rounds=args.rounds,
+                )
             finally:
                 echo_server.should_exit = True
                 echo_thread.join(timeout=10)
 
     print(
         f"webhook bench: {args.steps}-step flow ({len(body)} B AdmissionReview), "
-        f"concurrency {args.concurrency}, {args.duration:g} s per target, "
+        f"concurrency {args.concurrency}, {args.duration:g} s per target in {args.rounds} "
+        "interleaved slices, "
         f"uvicorn + TLS, one server process"
     )
     echo_rps = results["echo"]["rps"]
