@@ -25,6 +25,9 @@ from tests.fixtures import helm
 
 SEL = 'job="zen-flow",namespace="zen-flow-system"'
 PROMTOOL_TIMEOUT = 60.0  # seconds; both commands take well under one
+# The first promtool test on a fresh machine may run `apt-get update` and a download in its
+# set-up (bounded by tests/fixtures/helm.py's APT_TIMEOUT per command), beyond the default budget.
+PROVISIONING_BUDGET = 600
 
 
 def _rule_groups() -> list[dict[str, Any]]:
@@ -44,6 +47,7 @@ def _promtool(promtool: Path, *args: str, cwd: Path) -> subprocess.CompletedProc
     )
 
 
+@pytest.mark.timeout(PROVISIONING_BUDGET)
 def test_promtool_check_rules_accepts_the_rendered_rules(promtool: Path, tmp_path: Path) -> None:
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": _rule_groups()}))
     done = _promtool(promtool, "check", "rules", "rules.yaml", cwd=tmp_path)
@@ -222,6 +226,7 @@ def _test_rules_file(groups: list[dict[str, Any]], tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.timeout(PROVISIONING_BUDGET)
 def test_promtool_alerts_fire_on_failures_and_stay_quiet_otherwise(
     promtool: Path, tmp_path: Path
 ) -> None:

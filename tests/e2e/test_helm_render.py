@@ -571,3 +571,14 @@ def test_every_helm_command_in_the_install_guide_renders() -> None:
         for expression in re.findall(r"--set (\S+)", command):
             values = _merge(values, helm_python.parse_set_string(expression))
         helm.render(values)  # raises on a key the schema does not know
+
+
+def test_chart_app_version_is_the_package_version() -> None:
+    import tomllib
+
+    pyproject = tomllib.loads((helm.ROOT / "pyproject.toml").read_text())
+    chart = yaml.safe_load((helm.CHART_DIR / "Chart.yaml").read_text())
+    # The default image tag is the appVersion: it must name the code this chart was tested with.
+    assert chart["appVersion"] == pyproject["project"]["version"]
+    image = _container(helm.render({}))["image"]
+    assert image == f"ghcr.io/kube-zen/zen-flow:{chart['appVersion']}"
