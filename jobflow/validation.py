@@ -77,6 +77,8 @@ _QUANTITY_SUFFIX: Final = {
     "Ei": Decimal(2**60),
 }
 _RESTART_POLICIES: Final = ("Never", "OnFailure")
+# DESIGN's one substitution syntax: {{ parameters.<name> }} in string fields of a template.
+_PLACEHOLDER = re.compile(r"\{\{\s*parameters\.([A-Za-z0-9_.-]+?)\s*\}\}")
 # Step fields that need no checks beyond their JSON type (template aside, checked by rules).
 _PLAIN_STEP_KEYS: Final = frozenset(
     {"name", "dependencies", "template", "type", "message", "continueOnFailure"}
@@ -90,11 +92,12 @@ _RESERVED_LABELS: Final = frozenset(
 
 
 _EMPTY: Final[Mapping[str, object]] = {}
+# dict first: decoded JSON is always a dict, and the Mapping ABC check costs ~10x more.
+_MAPPING: Final = (dict, Mapping)
 
 
 def _map(value: object) -> Mapping[str, object] | None:
-    # dict first: decoded JSON is always a dict, and the ABC check costs ~10x more.
-    if isinstance(value, (dict, Mapping)):
+    if isinstance(value, _MAPPING):
         return value
     return None
 
@@ -220,15 +223,21 @@ def _is_plain_step(step: object) -> bool:
     if type(get("name")) is not str:
         return False
     deps = get("dependencies")
-    if deps is not None and (type(deps) is not list or any(type(d) is not str for d in deps)):
-        return False
+    if deps is not None:
+        if type(deps) is not list:
+            return False
+        for dep in deps:
+            if type(dep) is not str:
+                return False
     step_type = get("type")
     template = get("template")
     message = get("message")
     flag = get("continueOnFailure")
+    # Template keys are not checked here: JSON keys are strings, and the API server's schema
+    # checks a Job's fields when the Job is created.
     return (
         (step_type is None or step_type == "Job" or step_type == "Manual")
-        and (template is None or (type(template) is dict and all(type(k) is str for k in template)))
+        and (template is None or type(template) is dict)
         and (message is None or type(message) is str)
         and (flag is None or type(flag) is bool)
     )
@@ -267,17 +276,16 @@ def _pydantic_problems(
 
 
 def _shape_problems(obj: Mapping[str, object]) -> list[Problem]:
+    """Shape problems of everything but the steps when ``spec.steps`` is a list.
+
+    Steps are checked one by one in ``_Validator.check_steps`` (the fast check first, pydantic
+    only for a step it cannot vouch for), in the same pass as the other step rules.
+    """
     spec = obj.get("spec")
-    steps = spec.get("steps") if isinstance(spec, dict) else None
-    if not isinstance(spec, dict) or not isinstance(steps, list):
+    steps = spec.get("steps") if isinstance(spec, Mapping) else None
+    if not isinstance(spec, Mapping) or not isinstance(steps, list):
         return _pydantic_problems(JobFlow, obj, ())
-    # The object without its steps goes through pydantic; each step only when the fast
-    # check cannot vouch for it.
-    problems = _pydantic_problems(JobFlow, {**obj, "spec": {**spec, "steps": []}}, ())
-    for i, step in enumerate(steps):
-        if not _is_plain_step(step):
-            problems.extend(_pydantic_problems(Step, step, ("spec", "steps", i)))
-    return problems
+    return _pydantic_problems(JobFlow, {**obj, "spec": {**spec, "steps": []}}, ())
 
 
 # --- layer 2: meaning ------------------------------------------------------------------------
@@ -298,8 +306,10 @@ class _StepPath:
 class _Validator:
     """One pass over one object; collects problems in document order (roughly)."""
 
-    def __init__(self, obj: Mapping[str, object]) -> None:
+    def __init__(self, obj: Mapping[str, object], *, has_placeholders: bool = True) -> None:
         self.obj = obj
+        # False when the serialised object contains no "{{": the template walk is skipped.
+        self.has_placeholders = has_placeholders
         self.problems: list[Problem] = []
         self.graph: dag.Graph | None = None
         self._ancestry: dag.Ancestry | None = None
@@ -509,9 +519,15 @@ class _Validator:
         decoded: list[Mapping[str, object]] = []
         pairs: list[tuple[str, list[str]]] = []
         first_index: dict[str, int] = {}
+        rich: list[int] = []  # steps with fields beyond the plain ones: checked after the graph
         for i, item in enumerate(steps):
+            if not _is_plain_step(item):
+                self.problems.extend(_pydantic_problems(Step, item, ("spec", "steps", i)))
             step = _map(item) or _EMPTY
             decoded.append(step)
+            self.check_step_kind(step, i)
+            if not step.keys() <= _PLAIN_STEP_KEYS:
+                rich.append(i)
             deps = step.get("dependencies")
             dep_names = [d for d in deps if isinstance(d, str)] if isinstance(deps, list) else []
             name = step.get("name")
@@ -552,8 +568,8 @@ class _Validator:
                 f"dependency cycle: {dag.format_cycle(component)} (each step depends on the"
                 " next); remove one of these dependencies",
             )
-        for i, step in enumerate(decoded):
-            self.check_step(step, i)
+        for i in rich:
+            self.check_step_fields(decoded[i], i)
 
     def check_dependencies(
         self,
@@ -581,12 +597,10 @@ class _Validator:
                         f"depends on {what}, which is not a step of this flow",
                     )
 
-    def check_step(self, step: Mapping[str, object], index: int) -> None:
-        # Hot path (runs once per step of flows with thousands of steps): field paths are
-        # built only when a problem is found.
-        get = step.get
-        step_type = get("type")
-        template = get("template")
+    def check_step_kind(self, step: Mapping[str, object], index: int) -> None:
+        """Type and template rules (need no graph). Hot path: paths are built on failure only."""
+        step_type = step.get("type")
+        template = step.get("template")
         if step_type == "Manual":
             if template is not None:
                 self.add(
@@ -602,10 +616,14 @@ class _Validator:
                     "a Job step needs a template (a batch/v1 Job); use type: Manual for an"
                     " approval step",
                 )
-            elif isinstance(template, dict | Mapping):
+            elif isinstance(template, _MAPPING):
                 self.check_template(template, index)
-        if step.keys() <= _PLAIN_STEP_KEYS:
-            return  # nothing else to look at (the common case in big flows)
+                if self.has_placeholders:
+                    self.check_placeholders(step, template, index)
+
+    def check_step_fields(self, step: Mapping[str, object], index: int) -> None:
+        """The rules of the other step fields (metadata, timeout, retries, when, data)."""
+        get = step.get
         base = f"spec.steps[{index}]"
         name = _str(get("name")) or ""
         meta = _map(get("metadata"))
@@ -709,8 +727,38 @@ class _Validator:
             if not isinstance(items, list):
                 continue
             for i, container in enumerate(items):
-                if isinstance(container, dict | Mapping):
+                if isinstance(container, _MAPPING):
                     self.check_container(container, step_path, field, i)
+
+    def check_placeholders(
+        self, step: Mapping[str, object], template: Mapping[str, object], index: int
+    ) -> None:
+        """Every ``{{ parameters.<name> }}`` in the template names an input of the step."""
+        inputs = _map(step.get("inputs"))
+        declared: set[str] = set()
+        for item in (_list(inputs.get("parameters")) if inputs is not None else None) or []:
+            entry = _map(item)
+            name = _str(entry.get("name")) if entry is not None else None
+            if name is not None:
+                declared.add(name)
+        stack: list[tuple[object, tuple[str | int, ...]]] = [(template, ())]
+        while stack:
+            node, where = stack.pop()
+            if isinstance(node, str):
+                if "{{" not in node:
+                    continue
+                for match in _PLACEHOLDER.finditer(node):
+                    if match.group(1) not in declared:
+                        self.add(
+                            "unknown-parameter-reference",
+                            f"spec.steps[{index}].template{_format_path(where)}",
+                            f"{match.group(0)!r} names no input parameter of this step; declare"
+                            f" {match.group(1)!r} in inputs.parameters",
+                        )
+            elif isinstance(node, dict):
+                stack.extend((value, (*where, key)) for key, value in reversed(node.items()))
+            elif isinstance(node, list):
+                stack.extend((value, (*where, i)) for i, value in reversed(list(enumerate(node))))
 
     def check_container(
         self, container: Mapping[str, object], step_path: _StepPath, field: str, index: int
@@ -1063,10 +1111,11 @@ def _declared_outputs(step: Mapping[str, object]) -> tuple[set[str], set[str]]:
     return found
 
 
-def _size_problems(obj: Mapping[str, object]) -> list[Problem]:
-    # pydantic_core serialises ~3x faster than json.dumps; values YAML decodes into non-JSON
-    # types (dates) are sized as their string form.
-    size = len(pydantic_core.to_json(obj, fallback=str))
+def _format_path(parts: Sequence[str | int]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def _size_problems(size: int) -> list[Problem]:
     if size <= MAX_OBJECT_BYTES:
         return []
     return [
@@ -1083,9 +1132,12 @@ def validate(obj: Mapping[str, object]) -> list[Problem]:
     """Every problem of a JobFlow object (decoded JSON); ``[]`` means valid."""
     if not isinstance(obj, Mapping):
         return [Problem("not-an-object", "", "a JobFlow must be a JSON/YAML object")]
-    problems = _size_problems(obj)
+    # One serialisation serves the size budget and the placeholder pre-check. pydantic_core is
+    # ~3x faster than json.dumps; non-JSON values from YAML (dates) count as their string form.
+    data = pydantic_core.to_json(obj, fallback=str)
+    problems = _size_problems(len(data))
     problems.extend(_shape_problems(obj))
-    validator = _Validator(obj)
+    validator = _Validator(obj, has_placeholders=b"{{" in data)
     validator.run()
     problems.extend(validator.problems)
     return problems

@@ -1116,3 +1116,18 @@ def test_plain_step_fast_path_agrees_with_the_model() -> None:
         else:
             # The fast path may only decline a step the model rejects or one with other fields.
             assert not model_ok or uses_other_fields, sample
+
+
+def test_placeholders_must_name_an_input() -> None:
+    obj = flow(step("a"))
+    container = obj["spec"]["steps"][0]["template"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = ["sh", "-c", "echo {{ parameters.ver }}"]
+    container["env"] = [{"name": "X", "value": "{{parameters.other}}"}]
+    obj["spec"]["steps"][0]["inputs"] = {"parameters": [{"name": "ver", "value": "1"}]}
+    problems = validation.validate(obj)
+    pod = "spec.steps[0].template.spec.template.spec"
+    assert codes_and_paths(problems) == {
+        ("unknown-parameter-reference", f"{pod}.containers[0].env[0].value")
+    }
+    obj["spec"]["steps"][0]["inputs"]["parameters"].append({"name": "other", "value": "2"})
+    assert validation.validate(obj) == []
