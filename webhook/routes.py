@@ -10,6 +10,8 @@ Answers, in the order they are decided:
 Invariant: no input yields a 5xx. A failure inside a review (a bug) is caught here, logged once
 with the uid, and answered as a denial with `status.code` 500, so the API server shows the user
 a message (and applies failurePolicy Fail) instead of a failed call.
+Anything else that fails
+while a request is read (no review to answer yet) is a logged 400.
 
 Error bodies are metav1.Status objects, which is what Kubernetes clients expect to parse.
 Reviews of large bodies run in a worker thread so a multi-megabyte flow cannot stall the event
@@ -27,6 +29,7 @@ from collections.abc import Callable
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from webhook import handlers, review
 from webhook.metrics import AdmissionMetrics
@@ -150,7 +153,7 @@ def build_router(*, max_request_bytes: int, metrics: AdmissionMetrics) -> APIRou
     router = APIRouter()
 
     def endpoint(handler: Handler, webhook: str) -> Callable[[Request], object]:
-        async def serve(request: Request) -> Response:
+        async def review_request(request: Request) -> Response:
             try:
                 body = await _read_body(request, max_request_bytes)
                 started = time.perf_counter()
@@ -184,6 +187,15 @@ def build_router(*, max_request_bytes: int, metrics: AdmissionMetrics) -> APIRou
                     },
                 )
             return Response(encoded, media_type=JSON_MEDIA_TYPE)
+
+        async def serve(request: Request) -> Response:
+            try:
+                return await review_request(request)
+            except ClientDisconnect:
+                return Response(status_code=400)  # nobody is left to read it
+            except Exception:  # request boundary: reviews already answer their own failures
+                logger.exception("request failed", extra={"webhook": webhook})
+                return _Refused(400, "BadRequest", "the request could not be read").response()
 
         serve.__name__ = webhook
         return serve
