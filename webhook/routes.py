@@ -9,8 +9,7 @@ Answers, in the order they are decided:
 - otherwise 200 with an AdmissionReview whose `response.uid` echoes the request.
 Invariant: no input yields a 5xx. A failure inside a review (a bug) is caught here, logged once
 with the uid, and answered as a denial with `status.code` 500, so the API server shows the user
-a message (and applies failurePolicy Fail) instead of a failed call.
-Anything else that fails
+a message (and applies failurePolicy Fail) instead of a failed call. Anything else that fails
 while a request is read (no review to answer yet) is a logged 400.
 
 Error bodies are metav1.Status objects, which is what Kubernetes clients expect to parse.
