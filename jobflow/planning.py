@@ -270,6 +270,8 @@ class _Step:
     message: str | None = None
     next_attempt_time: str | None = None
     outputs: dict[str, str] | None = None
+    # Running because of a Job the prior status did not record (adopted in this pass).
+    adopted: bool = False
 
     @property
     def is_terminal(self) -> bool:
@@ -453,6 +455,7 @@ class _Pass:
         # the conservative side of a rare race.)
         step.retries += max(top + 1 - max(step.attempts, 1), 0)
         step.attempts = top + 1
+        step.adopted = True
         step.phase = StepPhase.RUNNING.value
         step.job_name = decoded.string(decoded.path(job, "metadata", "name")) or names.job_name(
             self.name, self.uid, step.name, top
@@ -574,8 +577,10 @@ class _Pass:
                 )
             )
             return
-        # Still running (or its Job is not visible).
-        if deadline is not None and self.now >= deadline:
+        # Still running (or its Job is not visible). A Job is deleted for its timeout only once
+        # a persisted status records its attempt: if this pass's status write were lost after
+        # the delete, nothing would remember the attempt and it would run again.
+        if deadline is not None and self.now >= deadline and not step.adopted:
             self.deletes.append(step.job_name)
             self.event(
                 "Warning",
@@ -601,7 +606,9 @@ class _Pass:
             with contextlib.suppress(parameters.ParameterError):
                 self.creates.append((step.index, self._job_manifest(step, attempt)))
         if deadline is not None:
-            self.wake_at(deadline)
+            # An adopted step past its deadline: the next pass (after this status is written)
+            # times it out.
+            self.wake_at(max(deadline, self.now))
 
     def _failure_action(
         self, observed: ObservedJob, outcome: jobs.JobOutcome

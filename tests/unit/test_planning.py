@@ -1236,10 +1236,54 @@ def check_param_error(result: Plan, world: World) -> None:
     assert world.phase == "Failed"
 
 
+def check_invalid_reference(result: Plan, world: World) -> None:
+    assert result.create_jobs == ()
+    assert world.condition("Accepted")["status"] == "False"
+    assert "nope" in str(world.condition("Accepted")["message"])
+
+
+def missing_output_flow() -> dict[str, object]:
+    source = {"stepOutputRef": {"step": "a", "parameter": "missing"}}
+    return flow(
+        step("a", outputs={"parameters": [{"name": "version"}, {"name": "missing"}]}),
+        step("b", "a", inputs={"parameters": [{"name": "m", "valueFrom": source}]}),
+    )
+
+
+def check_missing_output(result: Plan, world: World) -> None:
+    # a's termination message had no "missing=" line: b cannot get its input.
+    b = world.step_status("b")
+    assert (b["phase"], b["reason"]) == ("Failed", "InputError")
+    assert "missing" in str(b["message"])
+    assert result.create_jobs == ()
+
+
+def prep_adopted_past_timeout(world: World) -> None:
+    start(world)
+    world.flow.pop("status")  # the write recording attempt 0 was lost
+    world.advance(31)
+
+
+def check_adopted_timeout(result: Plan, world: World) -> None:
+    # First record the adopted attempt; the timeout delete comes in the next pass.
+    assert result.delete_jobs == ()
+    assert world.step_status("a")["phase"] == "Running"
+    assert result.requeue_after == 0
+    following = world.plan()
+    assert following.delete_jobs == (world.job_of("a"),)
+
+
 PARAM_ROWS = [
     Row("input-parameters", params_flow, prep_outputs, check_params),
     Row("input-configmap-outside-command", bad_param_flow("image"), nothing, check_param_error),
-    Row("input-unresolved", bad_param_flow("args"), nothing, check_param_error),
+    Row("input-unresolved-is-invalid", bad_param_flow("args"), nothing, check_invalid_reference),
+    Row("input-missing-output", missing_output_flow, prep_outputs, check_missing_output),
+    Row(
+        "adopted-past-timeout",
+        timeout_flow(False),
+        prep_adopted_past_timeout,
+        check_adopted_timeout,
+    ),
 ]
 ROWS.extend(PARAM_ROWS)
 
@@ -1304,5 +1348,7 @@ def test_plan(row: Row) -> None:
     world.apply(result)
     row.check(result, world)
     JobFlowStatus.model_validate(result.status)  # the status fits the API (CRD) model
-    if not result.delete_flow:
+    # Idempotence, except for a plan that asks to run again at once (requeue_after 0): it is
+    # mid-way through a two-step change on purpose (see adopted-past-timeout).
+    if not result.delete_flow and result.requeue_after != 0:
         assert_noop(world.plan(), result)
