@@ -125,3 +125,30 @@ def test_missing_files_are_a_load_error(tmp_path: Path) -> None:
     with pytest.raises(rotation.TLSLoadError, match=r"tls\.crt"):
         tls.load()
     assert not tls.is_loaded
+
+
+def test_reloader_follows_a_kubelet_secret_volume_swap(tmp_path: Path) -> None:
+    """The kubelet projects a Secret as tls.crt -> ..data/tls.crt and swaps the ..data symlink
+    to a new timestamped directory in one rename; the files' own paths never change."""
+    ca = authority.create_ca()
+
+    def project(version: str) -> authority.Issued:
+        issued = authority.issue_serving(ca, dns_names=["localhost"])
+        target = tmp_path / version
+        target.mkdir()
+        (target / "tls.crt").write_bytes(issued.cert_pem)
+        (target / "tls.key").write_bytes(issued.key_pem)
+        link = tmp_path / "..data_tmp"
+        link.symlink_to(version)
+        link.replace(tmp_path / "..data")  # atomic, as the kubelet's AtomicWriter does
+        return issued
+
+    first = project("..2026_01_01")
+    for name in ("tls.crt", "tls.key"):
+        (tmp_path / name).symlink_to(f"..data/{name}")
+    tls = rotation.ReloadingTLS(tmp_path / "tls.crt", tmp_path / "tls.key")
+    tls.load()
+    assert tls.serial_number == first.serial_number
+    second = project("..2026_02_01")
+    assert tls.reload_if_changed() is True
+    assert tls.serial_number == second.serial_number
