@@ -353,6 +353,10 @@ class StepStatus(StatusModel):
     name: str
     phase: Lax[StepPhase]
     attempts: int | None = Field(default=None, description="Jobs created so far.")
+    retries: int | None = Field(default=None, description="Attempts counted as retries.")
+    next_attempt_time: str | None = Field(
+        default=None, description="When the next attempt starts (after a retry delay)."
+    )
     job_ref: JobRef | None = None
     start_time: str | None = None
     completion_time: str | None = None
