@@ -1,9 +1,11 @@
-"""The `zen-flow certs` and `zen-flow serve --webhook-only` commands as real processes.
+"""The `zen-flow certs` and `zen-flow serve` commands as real processes.
 
 Covers: `certs` writes ca.crt/tls.crt/tls.key (key 0600) and bad input is one line with exit 2;
 `serve` starts from flags, logs JSON lines when stderr is not a TTY (incl. the ports it bound),
 answers an AdmissionReview over TLS trusted via the written ca.crt, reports ready, and on SIGTERM
 shuts down gracefully with exit 0; a bad setting or a missing certificate is one line on stderr.
+With the controller (against kubesim): /readyz includes the controller's readiness, and SIGTERM
+stops the controller (Lease released) before the servers close.
 """
 
 from __future__ import annotations
@@ -117,3 +119,61 @@ def test_serve_bad_setting_is_one_line(tmp_path: Path) -> None:
     assert missing.returncode == 1
     assert missing.stderr.startswith("zen-flow serve: cannot load TLS pair")
     assert missing.stderr.count("\n") == 1
+
+
+def test_serve_runs_the_controller_and_stops_it_first(
+    tmp_path: Path, kubesim_server: Any, kubectl_cache: Path
+) -> None:
+    """`zen-flow serve` (no --webhook-only) against kubesim: /readyz waits for the controller,
+    SIGTERM stops the controller (Lease released) before the servers close."""
+    from tests.fixtures.kubesim import kubectl
+
+    crd = kubectl(
+        kubesim_server,
+        "apply",
+        "-f",
+        str(Path(__file__).parents[2] / "crds" / "jobflows.yaml"),
+        cache_dir=kubectl_cache,
+    )
+    assert crd.returncode == 0, crd.stderr
+    certs = tmp_path / "certs"
+    assert run("certs", "--out", str(certs), "--ip", "127.0.0.1").returncode == 0
+    command = [
+        ZEN_FLOW,
+        "serve",
+        "--kubeconfig",
+        str(kubesim_server.kubeconfig),
+        "--cert-dir",
+        str(certs),
+        "--webhook-host",
+        "127.0.0.1",
+        "--webhook-port",
+        "0",
+        "--metrics-host",
+        "127.0.0.1",
+        "--metrics-port",
+        "0",
+    ]
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stderr is not None
+            while True:
+                line = proc.stderr.readline()
+                assert line, f"serve exited early: {proc.wait()}"
+                entry = json.loads(line)
+                if entry["msg"] == "serving":
+                    break
+            assert entry["controller"] is True
+            ops = f"http://127.0.0.1:{entry['metrics_port']}"
+            checks = eventually(
+                lambda: httpx.get(f"{ops}/readyz").json()["checks"].get("controller"), timeout=20
+            )
+            assert checks is True
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+            messages = [json.loads(x)["msg"] for x in proc.stderr.read().splitlines() if x.strip()]
+            assert messages.index("controller stopped") < messages.index("Shutting down")
+            assert messages[-1] == "stopped"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
