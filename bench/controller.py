@@ -118,17 +118,22 @@ def flow_body(name: str, *, steps: int, duration: float = 0.0) -> dict[str, Any]
     }
 
 
-def wait_phases(kube: Kube, names: set[str], phases: set[str], timeout: float) -> float:
+def wait_phases(ctl: Controller, names: set[str], phases: set[str], timeout: float) -> float:
+    """Wait on the controller's own watch cache: polling the API with LISTs of hundreds of big
+    flows would load kubesim and distort the measurement."""
+    rec = ctl.reconciler
+    assert rec is not None
     deadline = time.monotonic() + timeout
+    pending = set(names)
     while time.monotonic() < deadline:
-        items = kube.list_all(JOBFLOWS, NAMESPACE)["items"]
-        done = {
-            i["metadata"]["name"] for i in items if (i.get("status") or {}).get("phase") in phases
-        }
-        if names <= done:
+        for name in list(pending):
+            flow = rec.flows.get(f"{NAMESPACE}/{name}") or {}
+            if (flow.get("status") or {}).get("phase") in phases:
+                pending.discard(name)
+        if not pending:
             return time.monotonic()
-        time.sleep(0.25)
-    raise SystemExit(f"timed out waiting for {len(names)} flows to reach {phases}")
+        time.sleep(0.02)
+    raise SystemExit(f"timed out: {len(pending)} flows did not reach {phases}")
 
 
 def create_many(kube: Kube, bodies: list[dict[str, Any]], threads: int) -> None:
@@ -160,7 +165,7 @@ def phase_throughput(kube: Kube, kubeconfig: str, *, flows: int, steps: int, wor
     bodies = [flow_body(n, steps=steps) for n in sorted(names)]
     t0 = time.monotonic()
     create_many(kube, bodies, workers)
-    t1 = wait_phases(kube, names, {"Succeeded", "Failed"}, timeout=3600)
+    t1 = wait_phases(ctl, names, {"Succeeded", "Failed"}, timeout=3600)
     rec = ctl.reconciler
     assert rec is not None
     failed = [
@@ -237,7 +242,7 @@ def phase_dispatch(
     ctl = start_controller(kubeconfig, workers)
     names = {f"lat-{i}" for i in range(flows)}
     create_many(kube, [flow_body(n, steps=steps) for n in sorted(names)], workers)
-    wait_phases(kube, names, {"Succeeded", "Failed"}, timeout=1800)
+    wait_phases(ctl, names, {"Succeeded", "Failed"}, timeout=1800)
     rec = ctl.reconciler
     assert rec is not None
     samples = list(rec.dispatch_samples)
@@ -257,7 +262,7 @@ def phase_memory(kube: Kube, kubeconfig: str, *, flows: int, steps: int, workers
     names = {f"mem-{i}" for i in range(flows)}
     # every flow runs its first layer (WIDTH Jobs) for an hour: all stay active
     create_many(kube, [flow_body(n, steps=steps, duration=3600) for n in sorted(names)], workers)
-    wait_phases(kube, names, {"Running"}, timeout=1800)
+    wait_phases(ctl, names, {"Running"}, timeout=1800)
     rec = ctl.reconciler
     assert rec is not None
     while len(rec.jobs) < flows * WIDTH:

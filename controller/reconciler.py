@@ -28,6 +28,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -99,6 +100,20 @@ def job_finished(job: JSONDict | None) -> bool:
     return False
 
 
+def job_signature(job: JSONDict) -> tuple[Any, ...]:
+    """What of a Job the planner reacts to: its terminal conditions, labels and deletion.
+    Updates that change none of these (pod counters, ready, startTime) trigger no pass: a Job's
+    status moves several times per run and each pass would only confirm the last one."""
+    meta = job.get("metadata") or {}
+    conditions = tuple(
+        (c.get("type"), c.get("status"), c.get("reason"))
+        for c in (job.get("status") or {}).get("conditions") or ()
+        if c.get("type") in ("Complete", "Failed")
+    )
+    labels = tuple(sorted((meta.get("labels") or {}).items()))
+    return conditions, labels, meta.get("deletionTimestamp"), meta.get("uid")
+
+
 def _normalise(value: Any) -> Any:
     """Plain JSON with null members dropped: the form the API server stores and returns, so a
     desired status compares equal to the stored one (a spurious difference would mean a status
@@ -140,6 +155,7 @@ class Reconciler:
         metrics: ControllerMetrics,
         enqueue: Callable[[str], None],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        pool: Executor | None = None,
     ) -> None:
         self.kube = kube
         self.flows = flows
@@ -148,6 +164,7 @@ class Reconciler:
         self.metrics = metrics
         self.enqueue = enqueue
         self.now = now
+        self.pool = pool
         self._lock = threading.Lock()
         self._pod_details: dict[str, PodDetails] = {}  # job uid -> what its failed pod said
         self._finished_at: dict[str, float] = {}  # job key -> monotonic time we saw it finish
@@ -188,7 +205,7 @@ class Reconciler:
             with self._lock:
                 self._finished_at[key] = time.monotonic()
         flow_key = owner_flow_key(obj)
-        if flow_key:
+        if flow_key and (old is None or new is None or job_signature(old) != job_signature(new)):
             self.enqueue(flow_key)
 
     # -- the pass ----------------------------------------------------------------------------
@@ -217,8 +234,7 @@ class Reconciler:
 
         for obj in result.create_objects:
             self._create_owned(flow, dict(obj))
-        for job in result.create_jobs:
-            self._create_job(flow, dict(job), observed)
+        self._create_jobs(flow, [dict(job) for job in result.create_jobs], observed)
         for job_name in result.delete_jobs:
             self._delete_job(str(namespace), job_name)
 
@@ -227,7 +243,7 @@ class Reconciler:
         if new_status != old_status:
             body = {**flow, "status": new_status}
             updated = self.kube.replace(JOBFLOWS, namespace, name, body, subresource="status")
-            self.writes += 1
+            self._count_write()
             self.flows.upsert(updated, notify=False)
             self._observe_transitions(old_status, new_status)
             if old_status.get("phase") != new_status.get("phase"):
@@ -240,7 +256,7 @@ class Reconciler:
                 self.kube.delete(
                     JOBFLOWS, namespace, name, propagation_policy="Background", uid=uid
                 )
-                self.writes += 1
+                self._count_write()
                 log.info("deleted finished flow (TTL)", extra={"flow": key})
             except NotFound:
                 pass
@@ -307,7 +323,7 @@ class Reconciler:
         uid = str((flow.get("metadata") or {}).get("uid"))
         try:
             self.kube.create(resource, namespace, obj)
-            self.writes += 1
+            self._count_write()
         except AlreadyExists:
             existing = self.kube.get(resource, namespace, str(meta.get("name")))
             if not is_owned_by(existing, uid):
@@ -315,6 +331,22 @@ class Reconciler:
                     f"{obj.get('kind')} {namespace}/{meta.get('name')} exists and is not owned "
                     "by this flow; delete or rename it"
                 ) from None
+
+    def _create_jobs(
+        self, flow: JSONDict, jobs: list[JSONDict], observed: Sequence[planning.ObservedJob]
+    ) -> None:
+        """Create the pass's Jobs, concurrently when there are several (a fan-out step's
+        dependants all become ready together; creating them one by one would add each create's
+        latency to the next one's dispatch). All are attempted; the first error is raised after."""
+        if len(jobs) <= 1 or self.pool is None:
+            for job in jobs:
+                self._create_job(flow, job, observed)
+            return
+        futures = [self.pool.submit(self._create_job, flow, job, observed) for job in jobs]
+        errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
 
     def _create_job(
         self, flow: JSONDict, job: JSONDict, observed: Sequence[planning.ObservedJob]
@@ -324,7 +356,7 @@ class Reconciler:
         job_name = str((job.get("metadata") or {}).get("name"))
         try:
             created = self.kube.create(JOBS, namespace, job)
-            self.writes += 1
+            self._count_write()
         except AlreadyExists:
             created = self.kube.get(JOBS, namespace, job_name)
             if not is_owned_by(created, uid):
@@ -338,9 +370,13 @@ class Reconciler:
     def _delete_job(self, namespace: str, job_name: str) -> None:
         try:
             self.kube.delete(JOBS, namespace, job_name, propagation_policy="Background")
-            self.writes += 1
+            self._count_write()
         except NotFound:
             pass
+
+    def _count_write(self) -> None:
+        with self._lock:
+            self.writes += 1
 
     # -- metrics -----------------------------------------------------------------------------
     def _observe_transitions(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:

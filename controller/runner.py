@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,8 +120,13 @@ class _Term:
         self.recorder = EventRecorder(
             ctl.kube, on_drop=ctl.metrics.events_dropped.inc, host=ctl.config.identity
         )
+        # Concurrent Job creates within one pass (see Reconciler._create_jobs).
+        self.pool = ThreadPoolExecutor(
+            max_workers=max(2, ctl.config.workers), thread_name_prefix="create"
+        )
         self.reconciler = Reconciler(
             ctl.kube,
+            pool=self.pool,
             flows=self.flows,
             jobs=self.jobs,
             recorder=self.recorder,
@@ -203,6 +209,7 @@ class _Term:
         for t in self.threads:
             t.join(max(0.0, deadline - time.monotonic()))
             clean = clean and not t.is_alive()
+        self.pool.shutdown(wait=False, cancel_futures=True)
         self.flows.stop(max(0.1, deadline - time.monotonic()))
         self.jobs.stop(max(0.1, deadline - time.monotonic()))
         self.recorder.stop(max(0.1, deadline - time.monotonic()))
