@@ -84,6 +84,8 @@ _TERMINAL_STEP: Final = frozenset(
     {StepPhase.SUCCEEDED.value, StepPhase.FAILED.value, StepPhase.SKIPPED.value}
 )
 
+_STEP_PHASES: Final = frozenset(p.value for p in StepPhase)
+
 PodFailureAction = Literal["FailJob", "Ignore", "Count"]
 
 
@@ -140,18 +142,63 @@ def plan(
     """Decide the next actions for ``flow``; see the module docstring for the contract."""
     if now.tzinfo is None:
         raise ValueError("plan() needs a timezone-aware 'now'")
-    obj = defaults.apply_defaults(flow)
+    obj = with_defaults(flow)
+    prior = decoded.mapping(flow.get("status"))
     meta = decoded.mapping(obj.get("metadata"))
-    prior = decoded.mapping(obj.get("status"))
     if meta.get("deletionTimestamp"):
         # Being deleted: owner references remove the Jobs; nothing to add.
         return _plan(status=prior)
     if decoded.string(prior.get("phase")) in _TERMINAL_FLOW:
         return _finished(obj, now)
-    problems = validation.validate(obj)
+    # The spec is validated, not the status: a status written by another version must never
+    # make a valid flow look invalid.
+    problems = validation.validate({k: v for k, v in obj.items() if k != "status"})
     if problems:
         return _invalid(obj, problems, now)
     return _Pass(obj, observed_jobs, now, peers).run()
+
+
+def with_defaults(flow: Mapping[str, object]) -> dict[str, object]:
+    """``defaults.apply_defaults(flow)`` without copying what the defaults do not touch.
+
+    The planner runs on every pass and never mutates its input, so instead of a deep copy of
+    the whole flow (Job templates included: most of the cost of a pass) it applies
+    ``defaults.default_patch`` (the same table, see jobflow.defaults) copy-on-write: only the
+    objects on the path to a default are copied.
+    """
+    root: dict[str, object] = dict(flow)
+    ours: set[int] = {id(root)}
+    for op in defaults.default_patch(flow):
+        pointer = op.get("path")
+        if op.get("op") != "add" or not isinstance(pointer, str):
+            continue
+        tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+        node: object = root
+        for token in tokens[:-1]:
+            child: object
+            if isinstance(node, dict):
+                child = node.get(token)
+            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+                child = node[int(token)]
+            else:
+                break
+            if id(child) not in ours:
+                if isinstance(child, Mapping):
+                    child = dict(child)
+                elif isinstance(child, list):
+                    child = list(child)
+                else:
+                    break
+                ours.add(id(child))
+                if isinstance(node, dict):
+                    node[token] = child
+                elif isinstance(node, list):
+                    node[int(token)] = child
+            node = child
+        else:
+            if isinstance(node, dict) and tokens:
+                node[tokens[-1]] = op.get("value")
+    return root
 
 
 def _plan(
@@ -341,7 +388,7 @@ def _step_from_spec(spec: Mapping[str, object], index: int) -> _Step:
 
 def _restore(step: _Step, entry: Mapping[str, object]) -> None:
     phase = decoded.string(entry.get("phase"))
-    if phase in {p.value for p in StepPhase}:
+    if phase in _STEP_PHASES:
         step.phase = phase
     step.attempts = max(decoded.integer(entry.get("attempts")) or 0, 0)
     step.retries = max(decoded.integer(entry.get("retries")) or 0, 0)

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobflow import backoff, jobs, status
+from jobflow import backoff, defaults, jobs, status
 from jobflow.parameters import json_path as _json_path
-from jobflow.planning import _parse_termination_message
+from jobflow.planning import _parse_termination_message, with_defaults
+from tests.unit.planning_world import flow, step
 
 
 @pytest.mark.parametrize(
@@ -148,3 +149,16 @@ def test_termination_message(text: str, parsed: dict[str, str]) -> None:
 def test_json_path(expression: str, value: str | None) -> None:
     job = {"status": {"succeeded": 1, "ready": True, "conditions": [{"type": "Complete"}]}}
     assert _json_path(job, expression) == value
+
+
+def test_with_defaults_equals_apply_defaults() -> None:
+    """The planner's copy-on-write defaulting gives exactly jobflow.defaults.apply_defaults."""
+    cases = [
+        flow(step("a"), step("b", "a", retryPolicy={"backoff": {"type": "Fixed"}})),
+        flow(step("a", type="Job"), policy={"backoffLimit": 1}),
+        flow(step("x", retryPolicy={"limit": 0}), policy={}),
+    ]
+    for case in cases:
+        original = repr(case)
+        assert with_defaults(case) == defaults.apply_defaults(case)
+        assert repr(case) == original, "the input is not modified"
