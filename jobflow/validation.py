@@ -58,6 +58,7 @@ _GO_UNIT_SECONDS: Final = {
 _QUANTITY = re.compile(
     r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][-+]?\d+)?"
 )
+_MAX_QUANTITY_EXPONENT: Final = 30
 _QUANTITY_SUFFIX: Final = {
     "": Decimal(1),
     "n": Decimal("1e-9"),
@@ -155,7 +156,8 @@ def parse_quantity(value: object) -> Decimal | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return Decimal(str(value))
+        number = Decimal(str(value))
+        return number if number.is_finite() else None
     if not isinstance(value, str):
         return None
     match = _QUANTITY.fullmatch(value)
@@ -167,7 +169,9 @@ def parse_quantity(value: object) -> Decimal | None:
         return None
     suffix = match.group(2) or ""
     if suffix[:1] in ("e", "E"):
-        return number * Decimal(10) ** int(suffix[1:])
+        exponent = int(suffix[1:])
+        # Kubernetes quantities stop near 2^63; a wild exponent is not a quantity.
+        return number * Decimal(10) ** exponent if abs(exponent) <= _MAX_QUANTITY_EXPONENT else None
     return number * _QUANTITY_SUFFIX[suffix]
 
 

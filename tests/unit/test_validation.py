@@ -1077,9 +1077,12 @@ def test_go_durations(text: str, seconds: float | None) -> None:
         ("abc", None),
         ("1Xi", None),
         ("", None),
+        (float("nan"), None),
+        ("1e999999", None),
+        (True, None),
     ],
 )
-def test_quantities(text: str, value: float | None) -> None:
+def test_quantities(text: object, value: float | None) -> None:
     parsed = validation.parse_quantity(text)
     assert (None if parsed is None else float(parsed)) == value
 
@@ -1131,3 +1134,76 @@ def test_placeholders_must_name_an_input() -> None:
     }
     obj["spec"]["steps"][0]["inputs"]["parameters"].append({"name": "other", "value": "2"})
     assert validation.validate(obj) == []
+
+
+def test_random_corruptions_never_raise() -> None:
+    """Any field replaced by any JSON/YAML value gives problems, never an exception."""
+    import datetime
+    import random
+
+    weird: list[Any] = [
+        None,
+        1,
+        -1,
+        2**40,
+        1.5,
+        True,
+        "",
+        "x",
+        [],
+        {},
+        [1, "a"],
+        {"a": 1},
+        {1: 2},
+        datetime.date(2024, 1, 1),
+        "{{ parameters.x }}",
+        float("nan"),
+    ]
+    base = flow(
+        step("a"),
+        step(
+            "b",
+            "a",
+            when="steps['a'].phase == 'Succeeded'",
+            retryPolicy={"limit": 1, "backoff": {"duration": "1s"}},
+            inputs={
+                "parameters": [{"name": "p", "value": "v"}],
+                "artifacts": [{"name": "r", "from": "a"}],
+            },
+            outputs={"parameters": [{"name": "o"}], "artifacts": [{"name": "z", "path": "/z"}]},
+        ),
+        executionPolicy={
+            "podFailurePolicy": {
+                "rules": [{"action": "Count", "onExitCodes": {"operator": "In", "values": [1]}}]
+            }
+        },
+        resourceTemplates={
+            "volumeClaimTemplates": [copy.deepcopy(PVC)],
+            "configMapTemplates": [{"metadata": {"name": "c"}}],
+        },
+    )
+
+    def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        found = [prefix] if prefix else []
+        items = (
+            node.items()
+            if isinstance(node, dict)
+            else enumerate(node)
+            if isinstance(node, list)
+            else ()
+        )
+        for key, value in items:
+            found += paths(value, (*prefix, key))
+        return found
+
+    every = paths(base)
+    rng = random.Random(7)
+    for _ in range(1500):
+        obj = copy.deepcopy(base)
+        path = rng.choice(every)
+        node: Any = obj
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = copy.deepcopy(rng.choice(weird))
+        for problem in validation.validate(obj):
+            assert problem.code and problem.message
