@@ -219,10 +219,13 @@ def build_review(
     if match.gvr != attrs.gvr:
         obj = _with_api_version(obj, match.gvr)
         old = _with_api_version(old, match.gvr)
-    options = attrs.options or {
-        "apiVersion": "meta.k8s.io/v1",
-        "kind": OPTIONS_KIND.get(attrs.operation, "CreateOptions"),
-    }
+    options = dict(attrs.options or {})
+    if options.get("kind") == "PatchOptions":
+        # upstream's patchToUpdateOptions: webhooks see a patch or apply as an UPDATE
+        options.pop("force", None)
+        options["kind"] = "UpdateOptions"
+    options.setdefault("apiVersion", "meta.k8s.io/v1")
+    options.setdefault("kind", OPTIONS_KIND.get(attrs.operation, "CreateOptions"))
     user = {"uid": "", "groups": [], "extra": {}, **(attrs.user or {})}
     request: dict[str, Any] = {
         "uid": uid,

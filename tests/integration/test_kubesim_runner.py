@@ -1,0 +1,314 @@
+"""kubesim's Job runner in `sim` mode, driven through the real HTTPS API with the official client.
+
+Covers: a Job that succeeds (pod labels, ownerReference, pod and Job status, conditions
+SuccessCriteriaMet + Complete, completionTime); a failing Job retried up to its backoffLimit
+(one pod per attempt, exit code and termination message in each pod, FailureTarget + Failed with
+BackoffLimitExceeded); `kubesim.io/fail-attempts` counted across Jobs sharing an attempt key;
+restartPolicy OnFailure (restart in the same pod); activeDeadlineSeconds (DeadlineExceeded, pods
+removed); suspend and resume; completions/parallelism; a running pod deleted by a user is
+counted failed and replaced; `kubesim.io/log` served by the pod log endpoint; a bad annotation
+fails the pod with a clear message; ttlSecondsAfterFinished deletes the Job and its pods.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+import kubesim
+from tests.waiting import eventually
+
+NS = "default"
+
+
+@pytest.fixture
+def cluster() -> Iterator[Any]:
+    with kubesim.start() as handle:
+        yield handle
+
+
+@pytest.fixture
+def api(cluster: Any) -> Iterator[client.ApiClient]:
+    api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    try:
+        yield api_client
+    finally:
+        api_client.close()
+
+
+def make_job(
+    name: str,
+    annotations: dict[str, str] | None = None,
+    *,
+    restart_policy: str = "Never",
+    template_annotations: dict[str, str] | None = None,
+    **spec: Any,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app": "demo"}, "annotations": template_annotations or {}},
+                "spec": {
+                    "restartPolicy": restart_policy,
+                    "containers": [{"name": "main", "image": "busybox"}],
+                },
+            },
+            **spec,
+        },
+    }
+
+
+def job_status(api: client.ApiClient, name: str) -> dict[str, Any]:
+    job = client.BatchV1Api(api).read_namespaced_job(name, NS)
+    return api.sanitize_for_serialization(job).get("status") or {}
+
+
+def conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c.get("reason", "")) for c in status.get("conditions") or []}
+
+
+def finished(api: client.ApiClient, name: str) -> dict[str, Any] | None:
+    status = job_status(api, name)
+    conds = conditions(status)
+    if conds.get("Complete", ("",))[0] == "True" or conds.get("Failed", ("",))[0] == "True":
+        return status
+    return None
+
+
+def pods_of(api: client.ApiClient, name: str) -> list[dict[str, Any]]:
+    pods = client.CoreV1Api(api).list_namespaced_pod(NS, label_selector=f"job-name={name}")
+    return [api.sanitize_for_serialization(p) for p in pods.items]
+
+
+def terminated(pod: dict[str, Any]) -> dict[str, Any]:
+    return pod["status"]["containerStatuses"][0]["state"]["terminated"]
+
+
+def test_success(api: client.ApiClient) -> None:
+    batch = client.BatchV1Api(api)
+    created = batch.create_namespaced_job(NS, make_job("ok"))
+    status = eventually(lambda: finished(api, "ok"), 10)
+    assert conditions(status) == {
+        "SuccessCriteriaMet": ("True", "CompletionsReached"),
+        "Complete": ("True", "CompletionsReached"),
+    }
+    assert status["succeeded"] == 1
+    assert "failed" not in status and "active" not in status
+    assert status["startTime"] and status["completionTime"]
+    (pod,) = pods_of(api, "ok")
+    meta = pod["metadata"]
+    uid = created.metadata.uid
+    assert meta["name"].startswith("ok-") and len(meta["name"]) == len("ok-") + 5
+    assert meta["labels"] == {
+        "app": "demo",
+        "job-name": "ok",
+        "controller-uid": uid,
+        "batch.kubernetes.io/job-name": "ok",
+        "batch.kubernetes.io/controller-uid": uid,
+    }
+    (owner,) = meta["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "Job",
+        "ok",
+        uid,
+        True,
+    )
+    assert pod["status"]["phase"] == "Succeeded"
+    term = terminated(pod)
+    assert (term["exitCode"], term["reason"]) == (0, "Completed")
+    assert term["startedAt"] and term["finishedAt"]
+
+
+def test_failure_retries_up_to_backoff_limit(api: client.ApiClient) -> None:
+    ann = {"kubesim.io/exit-code": "3", "kubesim.io/termination-message": "disk full"}
+    client.BatchV1Api(api).create_namespaced_job(NS, make_job("bad", ann, backoffLimit=2))
+    status = eventually(lambda: finished(api, "bad"), 10)
+    assert conditions(status) == {
+        "FailureTarget": ("True", "BackoffLimitExceeded"),
+        "Failed": ("True", "BackoffLimitExceeded"),
+    }
+    assert status["failed"] == 3
+    assert "completionTime" not in status
+    pods = pods_of(api, "bad")
+    assert len(pods) == 3
+    for pod in pods:
+        assert pod["status"]["phase"] == "Failed"
+        term = terminated(pod)
+        assert (term["exitCode"], term["reason"], term["message"]) == (3, "Error", "disk full")
+
+
+def test_fail_attempts_are_counted_across_jobs(api: client.ApiClient) -> None:
+    key = f"flow-{uuid.uuid4().hex[:6]}-build"
+    ann = {"kubesim.io/fail-attempts": "2", "kubesim.io/attempt-key": key}
+    batch = client.BatchV1Api(api)
+    results = []
+    for attempt in range(3):
+        name = f"build-{attempt}"
+        batch.create_namespaced_job(NS, make_job(name, ann, backoffLimit=0))
+        status = eventually(lambda name=name: finished(api, name), 10)
+        results.append("Complete" if "Complete" in conditions(status) else "Failed")
+    assert results == ["Failed", "Failed", "Complete"]
+    # within one Job, the retries count too: 1 failure then success with backoffLimit 1
+    ann2 = {"kubesim.io/fail-attempts": "1", "kubesim.io/attempt-key": key + "-b"}
+    batch.create_namespaced_job(NS, make_job("retry-inside", ann2, backoffLimit=1))
+    status = eventually(lambda: finished(api, "retry-inside"), 10)
+    assert "Complete" in conditions(status)
+    assert (status["failed"], status["succeeded"]) == (1, 1)
+
+
+def test_on_failure_restarts_in_the_same_pod(api: client.ApiClient) -> None:
+    ann = {"kubesim.io/fail-attempts": "2"}
+    client.BatchV1Api(api).create_namespaced_job(
+        NS, make_job("onf", ann, restart_policy="OnFailure", backoffLimit=3)
+    )
+    status = eventually(lambda: finished(api, "onf"), 10)
+    assert "Complete" in conditions(status)
+    (pod,) = pods_of(api, "onf")
+    cs = pod["status"]["containerStatuses"][0]
+    assert cs["restartCount"] == 2
+    assert cs["lastState"]["terminated"]["exitCode"] == 1
+    assert cs["state"]["terminated"]["exitCode"] == 0
+
+    client.BatchV1Api(api).create_namespaced_job(
+        NS,
+        make_job(
+            "onf-fail", {"kubesim.io/exit-code": "4"}, restart_policy="OnFailure", backoffLimit=2
+        ),
+    )
+    status = eventually(lambda: finished(api, "onf-fail"), 10)
+    assert conditions(status)["Failed"] == ("True", "BackoffLimitExceeded")
+    assert status["failed"] == 1
+    assert pods_of(api, "onf-fail") == []  # upstream deletes the pod of a failed Job
+
+
+def test_active_deadline(api: client.ApiClient) -> None:
+    client.BatchV1Api(api).create_namespaced_job(
+        NS, make_job("slow", {"kubesim.io/duration": "60"}, activeDeadlineSeconds=1)
+    )
+    eventually(lambda: job_status(api, "slow").get("active") == 1, 5)
+    assert eventually(
+        lambda: [p for p in pods_of(api, "slow") if p["status"].get("phase") == "Running"], 5
+    )
+    status = eventually(lambda: finished(api, "slow"), 10)
+    assert conditions(status) == {
+        "FailureTarget": ("True", "DeadlineExceeded"),
+        "Failed": ("True", "DeadlineExceeded"),
+    }
+    assert status["failed"] == 1
+    assert "active" not in status
+    eventually(lambda: pods_of(api, "slow") == [], 5)
+
+
+def test_suspend_and_resume(api: client.ApiClient) -> None:
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job(NS, make_job("later", suspend=True))
+    status = eventually(lambda: conditions(job_status(api, "later")).get("Suspended"), 5)
+    assert status == ("True", "JobSuspended")
+    assert "startTime" not in job_status(api, "later")
+    assert pods_of(api, "later") == []
+    batch.patch_namespaced_job("later", NS, {"spec": {"suspend": False}})
+    status = eventually(lambda: finished(api, "later"), 10)
+    conds = conditions(status)
+    assert conds["Suspended"] == ("False", "JobResumed")
+    assert conds["Complete"] == ("True", "CompletionsReached")
+    assert status["startTime"]
+
+
+def test_suspending_a_running_job_removes_its_pods(api: client.ApiClient) -> None:
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job(NS, make_job("pause", {"kubesim.io/duration": "60"}))
+    eventually(lambda: job_status(api, "pause").get("active") == 1, 5)
+    batch.patch_namespaced_job("pause", NS, {"spec": {"suspend": True}})
+    eventually(
+        lambda: conditions(job_status(api, "pause")).get("Suspended") == ("True", "JobSuspended"), 5
+    )
+    eventually(lambda: pods_of(api, "pause") == [], 5)
+    status = job_status(api, "pause")
+    assert "active" not in status and "failed" not in status
+
+
+def test_completions_and_parallelism(api: client.ApiClient) -> None:
+    client.BatchV1Api(api).create_namespaced_job(
+        NS, make_job("many", {"kubesim.io/duration": "0.2"}, completions=3, parallelism=2)
+    )
+    eventually(lambda: job_status(api, "many").get("active") == 2, 5)
+    status = eventually(lambda: finished(api, "many"), 10)
+    assert status["succeeded"] == 3
+    assert len(pods_of(api, "many")) == 3
+
+
+def test_indexed_job(api: client.ApiClient) -> None:
+    client.BatchV1Api(api).create_namespaced_job(
+        NS, make_job("idx", completions=3, parallelism=3, completionMode="Indexed")
+    )
+    status = eventually(lambda: finished(api, "idx"), 10)
+    assert status["completedIndexes"] == "0-2"
+    indexes = sorted(
+        p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+        for p in pods_of(api, "idx")
+    )
+    assert indexes == ["0", "1", "2"]
+
+
+def test_deleted_running_pod_is_counted_failed_and_replaced(api: client.ApiClient) -> None:
+    client.BatchV1Api(api).create_namespaced_job(
+        NS, make_job("victim", {"kubesim.io/duration": "60"})
+    )
+    (first,) = eventually(lambda: pods_of(api, "victim"), 5)
+    # raw response: kubesim answers a pod DELETE with a Status, which the v37 client's V1Pod
+    # model cannot decode
+    client.CoreV1Api(api).delete_namespaced_pod(
+        first["metadata"]["name"], NS, _preload_content=False
+    )
+
+    def replaced() -> bool:
+        names = [p["metadata"]["name"] for p in pods_of(api, "victim")]
+        return len(names) == 1 and names[0] != first["metadata"]["name"]
+
+    eventually(replaced, 5)
+    eventually(lambda: job_status(api, "victim").get("failed") == 1, 5)
+    assert job_status(api, "victim")["active"] == 1
+
+
+def test_log_annotation_and_bad_annotation(api: client.ApiClient) -> None:
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job(
+        NS, make_job("talk", template_annotations={"kubesim.io/log": "hello\nworld\n"})
+    )
+    eventually(lambda: finished(api, "talk"), 10)
+    (pod,) = pods_of(api, "talk")
+    text = client.CoreV1Api(api).read_namespaced_pod_log(pod["metadata"]["name"], NS)
+    assert text == "hello\nworld\n"
+
+    batch.create_namespaced_job(
+        NS, make_job("typo", {"kubesim.io/duration": "soon"}, backoffLimit=0)
+    )
+    status = eventually(lambda: finished(api, "typo"), 10)
+    assert "Failed" in conditions(status)
+    (pod,) = pods_of(api, "typo")
+    term = terminated(pod)
+    assert term["exitCode"] == 2
+    assert "kubesim.io/duration" in term["message"]
+
+
+def test_ttl_after_finished_deletes_job_and_pods(api: client.ApiClient) -> None:
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job(NS, make_job("short-lived", ttlSecondsAfterFinished=0))
+
+    def gone() -> bool:
+        try:
+            batch.read_namespaced_job("short-lived", NS)
+        except ApiException as exc:
+            return exc.status == 404
+        return False
+
+    eventually(gone, 10)
+    eventually(lambda: pods_of(api, "short-lived") == [], 5)

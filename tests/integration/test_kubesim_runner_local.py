@@ -1,0 +1,163 @@
+"""kubesim's Job runner in `local` mode: the first container's command runs as a local process.
+
+Covers (real HTTPS server, official client and real kubectl):
+- `sh -c 'echo hi; exit 3'` ends Failed after its backoffLimit, exit code 3 in every pod's
+  terminated state, and `kubectl logs` prints `hi`;
+- env from `env[].value` with $(VAR) expansion, the termination message written to
+  /dev/termination-log (mapped to a per-pod file) becomes state.terminated.message;
+- output is streamed into the pod log while the process runs;
+- deleting the Job (or its pod) kills the running process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+import kubesim
+from tests.waiting import eventually
+
+NS = "default"
+KUBECTL = str(Path(sys.executable).parent / "kubectl")
+
+
+@pytest.fixture
+def cluster() -> Iterator[Any]:
+    with kubesim.start(exec_mode="local") as handle:
+        yield handle
+
+
+@pytest.fixture
+def api(cluster: Any) -> Iterator[client.ApiClient]:
+    api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    try:
+        yield api_client
+    finally:
+        api_client.close()
+
+
+def make_job(
+    name: str, command: list[str], *, env: dict[str, str] | None = None, **spec: Any
+) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "main", "image": "busybox", "command": command}
+    if env:
+        container["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "template": {"spec": {"restartPolicy": "Never", "containers": [container]}},
+            **spec,
+        },
+    }
+
+
+def status_of(api: client.ApiClient, name: str) -> dict[str, Any]:
+    job = client.BatchV1Api(api).read_namespaced_job(name, NS)
+    return api.sanitize_for_serialization(job).get("status") or {}
+
+
+def finished_as(api: client.ApiClient, name: str) -> str | None:
+    for cond in status_of(api, name).get("conditions") or []:
+        if cond["type"] in ("Complete", "Failed") and cond["status"] == "True":
+            return str(cond["type"])
+    return None
+
+
+def pods_of(api: client.ApiClient, name: str) -> list[dict[str, Any]]:
+    pods = client.CoreV1Api(api).list_namespaced_pod(NS, label_selector=f"job-name={name}")
+    return [api.sanitize_for_serialization(p) for p in pods.items]
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); it is dead for our purpose
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
+def test_exit_code_and_log_reach_kubectl(
+    api: client.ApiClient, cluster: Any, tmp_path: Path
+) -> None:
+    client.BatchV1Api(api).create_namespaced_job(
+        NS, make_job("hi", ["sh", "-c", "echo hi; exit 3"], backoffLimit=1)
+    )
+    assert eventually(lambda: finished_as(api, "hi"), 20) == "Failed"
+    status = status_of(api, "hi")
+    assert status["failed"] == 2
+    reasons = {c["type"]: c["reason"] for c in status["conditions"]}
+    assert reasons["Failed"] == "BackoffLimitExceeded"
+    pods = pods_of(api, "hi")
+    assert len(pods) == 2
+    for pod in pods:
+        assert pod["status"]["phase"] == "Failed"
+        term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+        assert (term["exitCode"], term["reason"]) == (3, "Error")
+    result = subprocess.run(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "logs",
+            pods[0]["metadata"]["name"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hi\n"
+
+
+def test_env_and_termination_message(api: client.ApiClient) -> None:
+    script = 'echo "$GREETING $(WHO)"; printf "all done" > /dev/termination-log'
+    client.BatchV1Api(api).create_namespaced_job(
+        NS, make_job("msg", ["sh", "-c", script], env={"GREETING": "hello", "WHO": "kubesim"})
+    )
+    assert eventually(lambda: finished_as(api, "msg"), 20) == "Complete"
+    (pod,) = pods_of(api, "msg")
+    term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (term["exitCode"], term["message"]) == (0, "all done")
+    log = client.CoreV1Api(api).read_namespaced_pod_log(pod["metadata"]["name"], NS)
+    assert log == "hello kubesim\n"
+
+
+@pytest.mark.parametrize("delete", ["job", "pod"])
+def test_deletion_kills_the_process(api: client.ApiClient, tmp_path: Path, delete: str) -> None:
+    pid_file = tmp_path / "pid"
+    # `$$` would be Kubernetes' escaped `$` in a command; `$!` is the background sleep's pid
+    script = f"sleep 60 & echo $! > {pid_file}; echo started; wait"
+    client.BatchV1Api(api).create_namespaced_job(
+        NS, make_job("sleeper", ["sh", "-c", script], backoffLimit=0)
+    )
+    eventually(lambda: pid_file.exists() and pid_file.read_text().strip(), 20)
+    pid = int(pid_file.read_text())
+    assert pid_alive(pid)
+    (pod,) = pods_of(api, "sleeper")
+    name = pod["metadata"]["name"]
+    # streamed while the process still runs
+    eventually(lambda: client.CoreV1Api(api).read_namespaced_pod_log(name, NS) == "started\n", 5)
+    if delete == "job":
+        client.BatchV1Api(api).delete_namespaced_job("sleeper", NS, propagation_policy="Background")
+    else:
+        # raw response: kubesim answers a pod DELETE with a Status, which the v37 client's
+        # V1Pod model cannot decode
+        client.CoreV1Api(api).delete_namespaced_pod(name, NS, _preload_content=False)
+    eventually(lambda: not pid_alive(pid), 5, message="process killed")
+    if delete == "pod":
+        # counted as a failure; backoffLimit 0 then fails the Job
+        assert eventually(lambda: finished_as(api, "sleeper"), 10) == "Failed"
