@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from kubesim import discovery, managed, openapi, selectors, tables
+from kubesim import discovery, managed, openapi, protobuf, selectors, tables
 from kubesim.errors import ApiError, Cause, bad_request, invalid, method_not_allowed, unknown_path
 from kubesim.patch import json_patch, merge_patch, strategic_merge
 from kubesim.resources import GVR, ResourceType
@@ -653,6 +653,8 @@ class ApiServer:
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
         if not body:
             raise bad_request("the body of the request was empty")
+        if ctype == "application/vnd.kubernetes.protobuf":
+            return protobuf.decode(body)
         try:
             if ctype in ("application/yaml", "application/apply-patch+yaml") or (
                 yaml_ok and ctype.endswith("yaml")

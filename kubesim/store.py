@@ -526,8 +526,7 @@ class Store:
                 subresource=None,
             )
         if dry_run:
-            meta["resourceVersion"] = str(self._rv)
-            return obj
+            return obj  # as upstream: a dry-run create has a uid but no resourceVersion
         if rt.key == CRD_KEY:
             self.registry.register_crd(name, obj)
         self._commit(rt.key, ns, name, obj, None, "ADDED")

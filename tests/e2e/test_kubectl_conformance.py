@@ -1,6 +1,7 @@
 """Conformance of kubesim with the real kubectl 1.37 (``.venv/bin/kubectl``), one process per call.
 
-Covers: version; api-resources (built-ins and a CRD with short name); apply of a CRD then of its
+Covers: version; typed `create namespace|configmap|secret|serviceaccount` (protobuf bodies);
+api-resources (built-ins and a CRD with short name); apply of a CRD then of its
 custom resources (client-side: created / unchanged / configured; server-side: serverside-applied,
 409 FieldManagerConflict, --force-conflicts); built-in apply through strategic merge; get as a
 table with printer columns, -o yaml, -l, get all (category), -w (watch rows as the object
@@ -420,3 +421,25 @@ def test_explain_a_crd_field(k: Any) -> None:
     out = ok(k("explain", "widget.spec"))
     assert "KIND:       Widget" in out and "Desired state of the widget." in out
     assert "color\t<string> -required-" in out and "How big." in out
+
+
+def test_typed_create_commands_sending_protobuf(k: Any, server: Any) -> None:
+    assert "namespace/proto created" in ok(k("create", "namespace", "proto"))
+    ok(k("create", "configmap", "pcm", "-n", "proto", "--from-literal=a=1", "--from-literal=b=two"))
+    ok(k("create", "secret", "generic", "psec", "-n", "proto", "--from-literal=token=s3cret"))
+    ok(k("create", "serviceaccount", "robot", "-n", "proto"))
+    store = server.store
+    assert store.get(GVR("", "v1", "configmaps"), "pcm", namespace="proto")["data"] == {
+        "a": "1",
+        "b": "two",
+    }
+    assert store.get(GVR("", "v1", "secrets"), "psec", namespace="proto")["data"] == {
+        "token": "czNjcmV0"
+    }
+    assert (
+        store.get(GVR("", "v1", "serviceaccounts"), "robot", namespace="proto")["metadata"]["name"]
+        == "robot"
+    )
+    refused = k("create", "job", "pj", "-n", "proto", "--image=busybox")
+    assert refused.returncode == 1 and "send JSON instead" in refused.stderr
+    assert 'namespace "proto" deleted' in ok(k("delete", "namespace", "proto"))

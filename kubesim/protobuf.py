@@ -1,0 +1,218 @@
+"""Just enough Kubernetes protobuf to decode what kubectl's typed generators send.
+
+``kubectl create namespace|configmap|secret|serviceaccount`` encode the new object as
+``application/vnd.kubernetes.protobuf`` (the ``k8s\\x00`` magic, then a ``runtime.Unknown``
+wrapping the typed message). kubesim decodes those four kinds to the JSON form and answers JSON,
+which kubectl accepts. Any other protobuf body is refused with 415 naming the JSON alternative.
+Field numbers are those of k8s.io/api/core/v1/generated.proto and apimachinery's meta/v1.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+
+from kubesim.errors import ApiError
+
+MAGIC = b"k8s\x00"
+_WIRE_VARINT, _WIRE_I64, _WIRE_LEN, _WIRE_I32 = 0, 1, 2, 5
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        if pos >= len(buf):
+            raise ValueError("truncated varint")
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+
+
+def fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
+    """(field number, wire type, value) for each field of a message."""
+    pos = 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos)
+        num, wire = key >> 3, key & 7
+        if wire == _WIRE_VARINT:
+            val, pos = _varint(buf, pos)
+            yield num, wire, val
+        elif wire == _WIRE_LEN:
+            n, pos = _varint(buf, pos)
+            yield num, wire, buf[pos : pos + n]
+            pos += n
+        elif wire == _WIRE_I64:
+            yield num, wire, buf[pos : pos + 8]
+            pos += 8
+        elif wire == _WIRE_I32:
+            yield num, wire, buf[pos : pos + 4]
+            pos += 4
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+
+
+def _s(v: int | bytes) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _map(entries: list[bytes], *, as_bytes: bool = False) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for e in entries:
+        key, value = "", b""
+        for num, _w, v in fields(e):
+            if num == 1:
+                key = _s(v)
+            elif num == 2 and isinstance(v, bytes):
+                value = v
+        out[key] = base64.b64encode(value).decode() if as_bytes else value.decode()
+    return out
+
+
+def _owner_ref(buf: bytes) -> dict:
+    names = {1: "kind", 3: "name", 4: "uid", 5: "apiVersion"}
+    ref: dict = {}
+    for num, _w, v in fields(buf):
+        if num in names:
+            ref[names[num]] = _s(v)
+        elif num == 6:
+            ref["controller"] = bool(v)
+        elif num == 7:
+            ref["blockOwnerDeletion"] = bool(v)
+    return ref
+
+
+def object_meta(buf: bytes) -> dict:
+    strings = {1: "name", 2: "generateName", 3: "namespace", 5: "uid", 6: "resourceVersion"}
+    meta: dict = {}
+    labels: list[bytes] = []
+    annotations: list[bytes] = []
+    for num, _w, v in fields(buf):
+        if num in strings and _s(v):
+            meta[strings[num]] = _s(v)
+        elif num == 11 and isinstance(v, bytes):
+            labels.append(v)
+        elif num == 12 and isinstance(v, bytes):
+            annotations.append(v)
+        elif num == 13 and isinstance(v, bytes):
+            meta.setdefault("ownerReferences", []).append(_owner_ref(v))
+        elif num == 14:
+            meta.setdefault("finalizers", []).append(_s(v))
+    if labels:
+        meta["labels"] = _map(labels)
+    if annotations:
+        meta["annotations"] = _map(annotations)
+    return meta
+
+
+def _configmap(buf: bytes) -> dict:
+    obj: dict = {"apiVersion": "v1", "kind": "ConfigMap"}
+    data: list[bytes] = []
+    binary: list[bytes] = []
+    for num, _w, v in fields(buf):
+        if num == 1 and isinstance(v, bytes):
+            obj["metadata"] = object_meta(v)
+        elif num == 2 and isinstance(v, bytes):
+            data.append(v)
+        elif num == 3 and isinstance(v, bytes):
+            binary.append(v)
+        elif num == 4:
+            obj["immutable"] = bool(v)
+    if data:
+        obj["data"] = _map(data)
+    if binary:
+        obj["binaryData"] = _map(binary, as_bytes=True)
+    return obj
+
+
+def _secret(buf: bytes) -> dict:
+    obj: dict = {"apiVersion": "v1", "kind": "Secret"}
+    data: list[bytes] = []
+    string_data: list[bytes] = []
+    for num, _w, v in fields(buf):
+        if num == 1 and isinstance(v, bytes):
+            obj["metadata"] = object_meta(v)
+        elif num == 2 and isinstance(v, bytes):
+            data.append(v)
+        elif num == 3:
+            obj["type"] = _s(v)
+        elif num == 4 and isinstance(v, bytes):
+            string_data.append(v)
+        elif num == 5:
+            obj["immutable"] = bool(v)
+    if data:
+        obj["data"] = _map(data, as_bytes=True)
+    if string_data:
+        obj["stringData"] = _map(string_data)
+    return obj
+
+
+def _namespace(buf: bytes) -> dict:
+    obj: dict = {"apiVersion": "v1", "kind": "Namespace"}
+    for num, _w, v in fields(buf):
+        if num == 1 and isinstance(v, bytes):
+            obj["metadata"] = object_meta(v)
+        elif num == 2 and isinstance(v, bytes):
+            fins = [_s(f) for n, _ww, f in fields(v) if n == 1]
+            if fins:
+                obj["spec"] = {"finalizers": fins}
+    return obj
+
+
+def _service_account(buf: bytes) -> dict:
+    obj: dict = {"apiVersion": "v1", "kind": "ServiceAccount"}
+    for num, _w, v in fields(buf):
+        if num == 1 and isinstance(v, bytes):
+            obj["metadata"] = object_meta(v)
+        elif num == 3 and isinstance(v, bytes):
+            name = next((_s(x) for n, _ww, x in fields(v) if n == 1), "")
+            obj.setdefault("imagePullSecrets", []).append({"name": name})
+        elif num == 4:
+            obj["automountServiceAccountToken"] = bool(v)
+    return obj
+
+
+DECODERS: dict[tuple[str, str], Callable[[bytes], dict]] = {
+    ("v1", "ConfigMap"): _configmap,
+    ("v1", "Secret"): _secret,
+    ("v1", "Namespace"): _namespace,
+    ("v1", "ServiceAccount"): _service_account,
+}
+
+
+def decode(body: bytes) -> dict:
+    """The JSON form of a protobuf-encoded object; 415 for kinds kubesim cannot decode."""
+    if not body.startswith(MAGIC):
+        raise _unsupported("a protobuf body without the k8s magic prefix")
+    try:
+        api_version = kind = ""
+        raw = b""
+        for num, _w, v in fields(body[len(MAGIC) :]):
+            if num == 1 and isinstance(v, bytes):
+                for n, _ww, x in fields(v):
+                    if n == 1:
+                        api_version = _s(x)
+                    elif n == 2:
+                        kind = _s(x)
+            elif num == 2 and isinstance(v, bytes):
+                raw = v
+        decoder = DECODERS.get((api_version, kind))
+        if decoder is None:
+            raise _unsupported(f"protobuf for {api_version}, Kind={kind}")
+        return decoder(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(
+            400, "BadRequest", f"the protobuf body could not be decoded: {exc}", details={}
+        ) from exc
+
+
+def _unsupported(what: str) -> ApiError:
+    return ApiError(
+        415,
+        "UnsupportedMediaType",
+        f"kubesim does not decode {what}; send JSON instead (for example `kubectl create -f FILE` or "
+        "`kubectl apply -f FILE`) - accepted media types include: application/json, application/yaml",
+        details={},
+    )
