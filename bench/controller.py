@@ -182,11 +182,11 @@ def phase_throughput(kube: Kube, kubeconfig: str, *, flows: int, steps: int, wor
         "wall": t1 - t0,
         "writes": rec.writes,
         "status_writes": int(status_writes),
-        "events": ctl.events_written,
         "failed": failed,
         "sample_status": kube.get(JOBFLOWS, NAMESPACE, sorted(names)[0])["status"],
     }
-    ctl.stop(10)
+    ctl.stop(10)  # flushes the queued Events
+    result["events"] = ctl.events_written
     ctl.close()
     return result
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,6 +38,11 @@ WATCH_TIMEOUT_RANGE = (240, 300)
 # Pause before retrying after an API error (grows to the max while errors continue).
 ERROR_BACKOFF_START = 0.2
 ERROR_BACKOFF_MAX = 10.0
+# A watch stream shorter than this is suspicious (server closing at once): back off before the next.
+QUICK_WATCH = 0.25
+# Re-lists forced by 410 right after a fresh list are spaced by up to this (client-go: 0.8-30 s;
+# we stay low because our lists are label-scoped and a stuck watch delays every flow).
+GONE_BACKOFF_MAX = 2.0
 
 
 def key_of(obj: JSONDict) -> str:
@@ -250,14 +256,25 @@ class Informer:
         backoff = ERROR_BACKOFF_START
         need_list = True
         while not self._stop.is_set():
+            opened = time.monotonic()
             try:
                 if need_list:
                     self._list()
                     need_list = False
                 self._watch_once()
-                backoff = ERROR_BACKOFF_START
+                # A server that ends every watch at once must not make us spin: a stream that
+                # lived less than a second costs a pause (growing), a longer one resets it.
+                if time.monotonic() - opened < QUICK_WATCH:
+                    self._stop.wait(backoff)
+                    backoff = min(ERROR_BACKOFF_MAX, backoff * 2)
+                else:
+                    backoff = ERROR_BACKOFF_START
             except Gone:
                 log.info("watch expired, re-listing", extra={"informer": self.name})
+                if need_list or time.monotonic() - opened < QUICK_WATCH:
+                    # expired again right after a fresh list: pause, growing, before the next
+                    self._stop.wait(backoff)
+                    backoff = min(GONE_BACKOFF_MAX, backoff * 2)
                 need_list = True
             except ApiError as exc:
                 if self._stop.is_set():

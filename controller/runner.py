@@ -236,6 +236,7 @@ class Controller:
         self._elector_thread: threading.Thread | None = None
         self._started = False
         self._shutdown_timeout = 10.0
+        self._events_written = 0
 
     @classmethod
     def connect(
@@ -277,8 +278,9 @@ class Controller:
 
     @property
     def events_written(self) -> int:
+        """Events written over this controller's life (all leadership terms)."""
         term = self._term
-        return term.recorder.written if term is not None else 0
+        return self._events_written + (term.recorder.written if term is not None else 0)
 
     def is_ready(self) -> bool:
         """The readiness check `zen-flow serve` registers for /readyz."""
@@ -303,6 +305,7 @@ class Controller:
         self.metrics.is_leader.set(0)
         if term is not None:
             term.stop(self._shutdown_timeout)
+            self._events_written += term.recorder.written
 
     def start(self) -> None:
         if self._started:
