@@ -237,6 +237,9 @@ def _default_pvc(obj: dict, old: dict | None) -> None:
 def _default_event(obj: dict, old: dict | None) -> None:
     if "reason" in obj:
         obj.setdefault("type", "Normal")
+    for f in ("eventTime", "firstTimestamp", "lastTimestamp"):
+        if f in obj:
+            obj[f] = normalize_time(obj[f])
 
 
 def _default_webhook_config(obj: dict, old: dict | None) -> None:
@@ -269,7 +272,33 @@ def _default_crd(obj: dict, old: dict | None) -> None:
     spec.setdefault("conversion", {"strategy": "None"})
 
 
+def normalize_time(value: object) -> object:
+    """RFC 3339 with ``Z``: the Python client sends ``2026-11-25 21:30:12.550187+00:00``."""
+    if isinstance(value, str) and value.endswith("+00:00"):
+        return value[: -len("+00:00")].replace(" ", "T") + "Z"
+    return value
+
+
+def _default_lease(obj: dict, old: dict | None) -> None:
+    spec = obj.get("spec")
+    if isinstance(spec, dict):
+        for f in ("acquireTime", "renewTime"):
+            if f in spec:
+                spec[f] = normalize_time(spec[f])
+
+
+def _default_new_event(obj: dict, old: dict | None) -> None:
+    for f in ("eventTime", "deprecatedFirstTimestamp", "deprecatedLastTimestamp"):
+        if f in obj:
+            obj[f] = normalize_time(obj[f])
+    series = obj.get("series")
+    if isinstance(series, dict) and "lastObservedTime" in series:
+        series["lastObservedTime"] = normalize_time(series["lastObservedTime"])
+
+
 _DEFAULTERS = {
+    ("coordination.k8s.io", "leases"): _default_lease,
+    ("events.k8s.io", "events"): _default_new_event,
     ("", "namespaces"): _default_namespace,
     ("", "pods"): _default_pod,
     ("batch", "jobs"): _default_job,

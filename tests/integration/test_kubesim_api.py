@@ -13,7 +13,9 @@ list pagination with limit/continue; watch from a resourceVersion (replay), sele
 WatchList with the initial-events-end bookmark and its 422 validation; Table output; finalizers
 and deletionTimestamp; owner-reference garbage collection (background, foreground with
 blockOwnerDeletion, orphan) of runner-made pods; namespace deletion; the DynamicClient (legacy
-discovery); persistence across a restart with ``data_dir``.
+discovery); persistence across a restart with ``data_dir``; Lease MicroTime with ``+00:00``
+stored as ``Z`` and the leader-election 409; the CRD lifecycle (Established at once, OpenAPI
+hash changes with the schema, deletion removes endpoints, discovery entry and objects).
 """
 
 from __future__ import annotations
@@ -561,3 +563,75 @@ def test_objects_survive_a_restart_with_a_data_dir(tmp_path: Path) -> None:
             fresh = v1.create_namespaced_config_map(NS, {"metadata": {"name": "after"}})
             assert int(fresh.metadata.resource_version) > int(created.metadata.resource_version)
         assert second.token in kubeconfig  # same credentials across restarts
+
+
+def test_lease_microtime_from_the_python_client_is_stored_with_z(
+    api: client.ApiClient, server: Any
+) -> None:
+    import datetime as dt
+
+    coord = client.CoordinationV1Api(api)
+    now = dt.datetime.now(dt.UTC)
+    coord.create_namespaced_lease(
+        NS,
+        {
+            "metadata": {"name": "leader"},
+            "spec": {
+                "holderIdentity": "a",
+                "leaseDurationSeconds": 15,
+                "acquireTime": now,
+                "renewTime": now,
+            },
+        },
+    )
+    stored = server.store.get(GVR("coordination.k8s.io", "v1", "leases"), "leader", namespace=NS)
+    assert stored["spec"]["renewTime"].endswith("Z") and "+00:00" not in stored["spec"]["renewTime"]
+    lease = coord.read_namespaced_lease("leader", NS)
+    assert lease.spec.renew_time == now
+    lease.spec.holder_identity = "b"
+    coord.replace_namespaced_lease("leader", NS, lease)
+    with pytest.raises(ApiException) as race:
+        coord.replace_namespaced_lease("leader", NS, lease)  # the leader-election race: stale RV
+    assert race.value.status == 409
+
+
+def test_crd_lifecycle_changes_discovery_openapi_and_removes_objects(kubesim_server: Any) -> None:
+    ctx = ssl.create_default_context(cafile=kubesim_server.ca_file)
+    with (
+        api_client(kubesim_server) as c,
+        httpx.Client(
+            base_url=kubesim_server.url,
+            verify=ctx,
+            headers={"Authorization": f"Bearer {kubesim_server.token}"},
+        ) as http,
+    ):
+        ext = client.ApiextensionsV1Api(c)
+        before = http.get("/openapi/v3").json()["paths"]
+        assert f"apis/{GROUP}/{VERSION}" not in before
+        crd = ext.create_custom_resource_definition(CRD)
+        conds = {cond.type: cond.status for cond in crd.status.conditions}
+        assert conds == {"NamesAccepted": "True", "Established": "True"}
+        index = http.get("/openapi/v3").json()["paths"]
+        url = index[f"apis/{GROUP}/{VERSION}"]["serverRelativeURL"]
+        doc = http.get(url).json()
+        assert f"io.kubesim.example.{VERSION}.Gadget" in doc["components"]["schemas"]
+        co = client.CustomObjectsApi(c)
+        co.create_namespaced_custom_object(GROUP, VERSION, NS, PLURAL, gadget("g-life"))
+        body = json.loads(json.dumps(CRD))
+        body["metadata"]["resourceVersion"] = crd.metadata.resource_version
+        props = body["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+            "properties"
+        ]
+        props["color"] = {"type": "string"}
+        ext.replace_custom_resource_definition(f"{PLURAL}.{GROUP}", body)
+        changed = http.get("/openapi/v3").json()["paths"][f"apis/{GROUP}/{VERSION}"][
+            "serverRelativeURL"
+        ]
+        assert changed != url  # the hash follows the schema, so clients refetch
+        groups = [g["name"] for g in http.get("/apis").json()["groups"]]
+        assert GROUP in groups
+        ext.delete_custom_resource_definition(f"{PLURAL}.{GROUP}")
+        assert kubesim_server.store.registry.find(GADGETS) is None
+        r = http.get(f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}")
+        assert r.status_code == 404
+        assert GROUP not in [g["name"] for g in http.get("/apis").json()["groups"]]
