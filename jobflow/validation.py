@@ -77,7 +77,6 @@ _QUANTITY_SUFFIX: Final = {
     "Pi": Decimal(2**50),
     "Ei": Decimal(2**60),
 }
-_RESTART_POLICIES: Final = ("Never", "OnFailure")
 # DESIGN's one substitution syntax: {{ parameters.<name> }} in string fields of a template.
 _PLACEHOLDER = re.compile(r"\{\{\s*parameters\.([A-Za-z0-9_.-]+?)\s*\}\}")
 # Step fields that need no checks beyond their JSON type (template aside, checked by rules).
