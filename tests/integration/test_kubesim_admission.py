@@ -41,8 +41,6 @@ from cryptography.x509.oid import NameOID
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-import kubesim
-
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 SERVICE_HOST = "hook.webhooks.svc"
 
@@ -225,20 +223,13 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def cluster() -> Iterator[Any]:
-    with kubesim.start() as handle:
-        yield handle
+def cluster(kubesim_server: Any) -> Any:
+    return kubesim_server
 
 
 @pytest.fixture
-def api(cluster: Any) -> Iterator[client.ApiClient]:
-    from kubernetes import config
-
-    api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-    try:
-        yield api_client
-    finally:
-        api_client.close()
+def api(kube_api_client: client.ApiClient) -> client.ApiClient:
+    return kube_api_client
 
 
 def webhook(name: str, client_config: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -9,31 +9,23 @@ stream ends); watches with a resourceVersion forced to 410 Expired.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
-
-import kubesim
 
 NS = "default"
 
 
 @pytest.fixture
-def cluster() -> Iterator[Any]:
-    with kubesim.start() as handle:
-        yield handle
+def cluster(kubesim_server: Any) -> Any:
+    return kubesim_server
 
 
 @pytest.fixture
-def api(cluster: Any) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-    try:
-        yield api_client
-    finally:
-        api_client.close()
+def api(kube_api_client: client.ApiClient) -> client.ApiClient:
+    return kube_api_client
 
 
 def cm(name: str) -> dict[str, Any]:

@@ -13,32 +13,25 @@ fails the pod with a clear message; ttlSecondsAfterFinished deletes the Job and 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-import kubesim
 from tests.waiting import eventually
 
 NS = "default"
 
 
 @pytest.fixture
-def cluster() -> Iterator[Any]:
-    with kubesim.start() as handle:
-        yield handle
+def cluster(kubesim_server: Any) -> Any:
+    return kubesim_server
 
 
 @pytest.fixture
-def api(cluster: Any) -> Iterator[client.ApiClient]:
-    api_client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-    try:
-        yield api_client
-    finally:
-        api_client.close()
+def api(kube_api_client: client.ApiClient) -> client.ApiClient:
+    return kube_api_client
 
 
 def make_job(
