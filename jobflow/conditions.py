@@ -73,7 +73,9 @@ def _first_line(text: str) -> str:
     errors = [line for line in text.splitlines() if "ERROR:" in line]
     errors.sort(key=lambda line: "Syntax error" not in line)  # stable: syntax errors first
     if errors:
-        return errors[0].split("ERROR:", 1)[1].strip().replace("<input>:", "at ")
+        line = errors[0].split("ERROR:", 1)[1].strip().replace("<input>:", "at ")
+        # The parser appends every token it would have accepted; that list helps nobody.
+        return line.split(" expecting ", 1)[0]
     return text.splitlines()[0] if text else "invalid expression"
 
 
