@@ -114,6 +114,11 @@ def job_signature(job: JSONDict) -> tuple[Any, ...]:
     return conditions, labels, meta.get("deletionTimestamp"), meta.get("uid")
 
 
+def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
 def _normalise(value: Any) -> Any:
     """Plain JSON with null members dropped: the form the API server stores and returns, so a
     desired status compares equal to the stored one (a spurious difference would mean a status
@@ -283,7 +288,7 @@ class Reconciler:
                     pod_details_read=found is not None,
                 )
             )
-        observed.sort(key=lambda o: str((o.job.get("metadata") or {}).get("name")))
+        observed.sort(key=lambda o: str(_meta(o.job).get("name")))
         return observed
 
     def _container_name(self, flow: JSONDict) -> str:
@@ -299,14 +304,14 @@ class Reconciler:
     ) -> None:
         namespace = (flow.get("metadata") or {}).get("namespace")
         container = self._container_name(flow)
-        by_name = {str((o.job.get("metadata") or {}).get("name")): o.job for o in observed}
+        by_name = {str(_meta(o.job).get("name")): o.job for o in observed}
         for job_name in wanted:
             job = by_name.get(job_name)
             if job is None:
                 continue
             # The Job controller labels its pods job-name=<job> (old and new spellings); the
             # owner uid check keeps out pods of a deleted namesake Job.
-            uid = (job.get("metadata") or {}).get("uid") or ""
+            uid = str(_meta(job).get("uid") or "")
             listed = self.kube.list_all(PODS, namespace, label_selector=f"job-name={job_name}")
             pods = [p for p in listed.get("items") or () if is_owned_by(p, uid)]
             details = pick_pod_details(pods, container=container)
@@ -411,8 +416,8 @@ class Reconciler:
         latest: float | None = None
         with self._lock:
             for o in observed:
-                meta = o.job.get("metadata") or {}
-                if (meta.get("labels") or {}).get(names.LABEL_STEP) in deps:
+                meta = _meta(o.job)
+                if str((meta.get("labels") or {}).get(names.LABEL_STEP)) in deps:
                     seen = self._finished_at.get(f"{namespace}/{meta.get('name')}")
                     if seen is not None and (latest is None or seen > latest):
                         latest = seen
