@@ -42,6 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 body = json.dumps({"major": "1", "minor": "37", "gitVersion": "v1.37.1-kubesim"}).encode()
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # fair: headers and body are two writes
     def do_GET(self):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
