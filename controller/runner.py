@@ -255,7 +255,7 @@ class Controller:
             qps=qps,
             burst=burst,
             observer=metrics.observe_request,
-            pool_size=config.workers + 8,
+            pool_size=2 * config.workers + 8,  # workers + create pool + watches
         )
         return cls(kube, config, metrics=metrics)
 
