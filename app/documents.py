@@ -23,10 +23,10 @@ from jobflow import names
 
 _LIST_KINDS = frozenset({"List", f"{names.KIND}List"})
 
-try:  # the C loader is ~10x faster; fall back where libyaml is missing
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
+# The C loader is ~10x faster; fall back where PyYAML was built without libyaml.
+_Loader: type[yaml.CSafeLoader] | type[yaml.SafeLoader] = getattr(
+    yaml, "CSafeLoader", yaml.SafeLoader
+)
 
 
 @dataclass(frozen=True)
