@@ -270,9 +270,8 @@ def check_response(review: Any, *, uid: str, mutating: bool) -> dict[str, Any]:
     """Return ``review.response`` or raise WebhookCallError as upstream VerifyAdmissionResponse."""
     if not isinstance(review, dict):
         raise WebhookCallError("received invalid webhook response: not a JSON object")
-    if review.get("kind") != "AdmissionReview" or review.get("apiVersion") not in (
-        f"admission.k8s.io/{v}" for v in REVIEW_VERSIONS
-    ):
+    known = {f"admission.k8s.io/{v}" for v in REVIEW_VERSIONS}
+    if review.get("kind") != "AdmissionReview" or review.get("apiVersion") not in known:
         raise WebhookCallError(
             "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got "
             f"{review.get('apiVersion')}, Kind={review.get('kind')}"

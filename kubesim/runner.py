@@ -277,7 +277,7 @@ def pod_backoff_delay(base: float, failures: int) -> float:
     """Delay before re-creating a pod after ``failures`` failures (base * 2^(n-1), capped)."""
     if base <= 0 or failures <= 0:
         return 0.0
-    return min(base * 2 ** (failures - 1), MAX_POD_BACKOFF)
+    return min(base * 2.0 ** (failures - 1), MAX_POD_BACKOFF)
 
 
 def set_condition(
@@ -742,12 +742,12 @@ class JobRunner:
             self._queue.add(key)
         elif gvr.group == "" and gvr.resource == "pods" and event_type == "DELETED":
             with self._lock:
-                run = self._runs.pop(str(meta.get("uid", "")), None)
-                if run is not None:
-                    run.gone = True
-            if run is not None:
-                self._cancel(run)
-                self._queue.add(run.key)
+                victim = self._runs.pop(str(meta.get("uid", "")), None)
+                if victim is not None:
+                    victim.gone = True
+            if victim is not None:
+                self._cancel(victim)
+                self._queue.add(victim.key)
 
     # -- workers -----------------------------------------------------------------------------
 
@@ -1035,7 +1035,7 @@ class JobRunner:
             "spec": pod_spec,
         }
         if not annotations:
-            del pod["metadata"]["annotations"]
+            del pod["metadata"]["annotations"]  # type: ignore[attr-defined]
         try:
             created = self.store.create(PODS, pod, namespace=namespace)
         except ApiError as exc:

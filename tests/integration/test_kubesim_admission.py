@@ -12,7 +12,9 @@ CA generated here with `cryptography`):
   timeoutSeconds; a caBundle of another CA fails verification;
 - a `service` reference resolved through Admission.service_resolver (certificate checked for
   `<name>.<namespace>.svc`) and the unresolved default;
-- namespaceSelector and objectSelector.
+- namespaceSelector and objectSelector;
+- matchPolicy Equivalent (a rule for another served version of a CRD matches; the webhook sees
+  the rule's version in kind/resource and the request's in requestKind/requestResource) vs Exact.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+
+from tests.waiting import eventually
 
 KUBECTL = str(Path(sys.executable).parent / "kubectl")
 SERVICE_HOST = "hook.webhooks.svc"
@@ -552,3 +556,77 @@ def test_namespace_selector(
         core.create_namespaced_config_map("guarded", configmap("bad-guarded"))
     assert info.value.status == 403
     assert [r["request"]["namespace"] for r in hook.reviews] == ["guarded"]
+
+
+def two_version_crd() -> dict[str, Any]:
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {
+                "plural": "widgets",
+                "singular": "widget",
+                "kind": "Widget",
+                "listKind": "WidgetList",
+            },
+            "versions": [
+                {"name": "v1alpha1", "served": True, "storage": True, "schema": schema},
+                {"name": "v1", "served": True, "storage": False, "schema": schema},
+            ],
+        },
+    }
+
+
+@pytest.mark.parametrize("policy", ["Equivalent", "Exact"])
+def test_match_policy_for_another_version(
+    policy: str, start_hook: Callable[..., Hook], pki: Pki, api: client.ApiClient
+) -> None:
+    client.ApiextensionsV1Api(api).create_custom_resource_definition(two_version_crd())
+    hook = start_hook()
+    rule = {
+        "operations": ["CREATE"],
+        "apiGroups": ["example.com"],
+        "apiVersions": ["v1"],
+        "resources": ["widgets"],
+    }
+    register(
+        api,
+        "ValidatingWebhookConfiguration",
+        webhook(
+            "eq.kubesim.test",
+            {"url": hook.url, "caBundle": pki.ca_bundle},
+            rules=[rule],
+            matchPolicy=policy,
+        ),
+    )
+    custom = client.CustomObjectsApi(api)
+
+    def create() -> None:
+        custom.create_namespaced_custom_object(
+            "example.com",
+            "v1alpha1",
+            "default",
+            "widgets",
+            {
+                "apiVersion": "example.com/v1alpha1",
+                "kind": "Widget",
+                "metadata": {"name": "w1"},
+                "spec": {"size": 1},
+            },
+        )
+
+    eventually(lambda: create() is None, 10)  # the CRD is served as soon as it is created
+    if policy == "Exact":
+        assert hook.reviews == []
+        return
+    (review,) = hook.reviews
+    req = review["request"]
+    assert req["kind"] == {"group": "example.com", "version": "v1", "kind": "Widget"}
+    assert req["resource"]["version"] == "v1"
+    assert req["requestKind"]["version"] == "v1alpha1"
+    assert req["requestResource"]["version"] == "v1alpha1"
+    assert req["object"]["apiVersion"] == "example.com/v1"
