@@ -31,6 +31,8 @@ COMMANDS: Final[dict[str, str]] = {
     "crd": "app.crd_cmd",
     "certs": "app.certs_cmd",
     "serve": "app.serve",
+    "run": "app.run_cmd",
+    "approve": "app.approve_cmd",
 }
 
 EXIT_OK: Final = 0

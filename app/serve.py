@@ -294,6 +294,10 @@ def _command(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
+    if settings.embedded:
+        from app import embedded  # imported here: app.embedded builds on this module
+
+        return embedded.serve_command(args)
     configure_logging(level=settings.log_level, fmt=settings.log_format.value)
     try:
         return run(settings)
@@ -310,4 +314,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "the controller. Every flag can also be set as ZEN_FLOW_<FLAG> in the environment.",
     )
     settings_mod.add_arguments(parser)
+    from app import embedded  # late: app.embedded imports this module
+
+    embedded.add_arguments(parser)  # --exec, --kubeconfig-out, --data-dir (with --embedded)
     parser.set_defaults(func=_command)

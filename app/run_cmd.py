@@ -1,0 +1,512 @@
+"""`zen-flow run FILE... [--kubeconfig P | --context C] [--exec sim|local] [--timeout S] [-o json]
+[-n NS]`: apply JobFlows, follow them to the end, exit with their outcome.
+
+```
+read + validate locally ──(problems)──> exit 2, nothing applied
+target: embedded cluster (default; started in this process, --exec picks sim|local Jobs)
+        or the cluster of --kubeconfig/--context (zen-flow must be installed there)
+create every flow ──(webhook denial / name taken)──> exit 2
+poll until every flow is Succeeded or Failed (or --timeout, or Ctrl-C):
+   flows -> Display.update (rows / transitions); pods of each flow -> new log lines
+summary; exit 0 all Succeeded, 1 any Failed, 3 timed out, 130 interrupted
+```
+Polling, not watching: one GET per flow and one pod LIST per flow every ``POLL_INTERVAL`` is a
+negligible load, survives any proxy or dropped watch, and the same loop then serves both the
+rows and the logs. Logs are read per pod (one pod per attempt, since every attempt is its own
+Job): the text already shown is remembered by length, so each poll prints only new complete
+lines, and a finished pod's last partial line is printed once. A pod still Pending has no log.
+
+A flow that is created is never deleted by this command: on a real cluster it keeps running
+after a timeout or Ctrl-C (we say so and how to follow it); the embedded cluster stops with the
+command (we say the flow did not finish).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from app import documents, progress
+from app.cli import CommandError
+from controller import kube as kube_mod
+from jobflow import names, validation
+
+log = logging.getLogger(__name__)
+
+EXIT_SUCCEEDED: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_REJECTED: Final = 2
+EXIT_TIMEOUT: Final = 3
+EXIT_INTERRUPTED: Final = 130
+# Seconds between two observations: fast enough that a sub-second simulated step shows its
+# transitions, slow enough to cost nothing on the API server.
+POLL_INTERVAL: Final = 0.2
+DEFAULT_NAMESPACE: Final = "default"
+_POD_TERMINAL: Final = frozenset({"Succeeded", "Failed"})
+
+
+# -- reading and validating ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Flow:
+    body: dict[str, Any]
+    label: str  # where it came from, for messages
+
+    @property
+    def namespace(self) -> str:
+        return str(self.body["metadata"]["namespace"])
+
+    @property
+    def name(self) -> str:
+        meta = self.body["metadata"]
+        return str(meta.get("name") or meta.get("generateName") or "?")
+
+
+def load_flows(sources: Sequence[str], *, namespace: str) -> tuple[list[Flow], list[str]]:
+    """The JobFlows of ``sources`` (namespace filled in) and every problem found, as lines."""
+    flows: list[Flow] = []
+    problems: list[str] = []
+    seen: dict[tuple[str, str], str] = {}
+    for source in sources:
+        docs = documents.load(source)  # CommandError (exit 2) when unreadable
+        if not docs:
+            problems.append(f"{source}: no documents (empty file)")
+        for doc in docs:
+            if doc.parse_error is not None:
+                problems.append(f"{doc.label}: {doc.parse_error}")
+                continue
+            if not doc.is_jobflow:
+                problems.append(
+                    f"{doc.label}: not a JobFlow: {doc.describe_kind()}; expected kind JobFlow"
+                )
+                continue
+            body = dict(doc.content)  # type: ignore[call-overload]
+            meta = (
+                dict(body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {}
+            )
+            if not meta.get("name") and meta.get("generateName"):
+                # Validation wants a name; a generated one is checked with a stand-in suffix.
+                checked = {**body, "metadata": {**meta, "name": f"{meta['generateName']}x"}}
+            else:
+                checked = body
+            found = validation.validate(checked)
+            for problem in found:
+                where = f"{problem.path}: " if problem.path else ""
+                problems.append(f"{doc.label}: {where}{problem.message}")
+            if found:
+                continue
+            meta.setdefault("namespace", namespace)
+            body["metadata"] = meta
+            flow = Flow(body=body, label=doc.label)
+            if meta.get("name"):
+                key = (flow.namespace, flow.name)
+                if key in seen:
+                    problems.append(
+                        f"{doc.label}: JobFlow {flow.namespace}/{flow.name} is also defined in "
+                        f"{seen[key]}; give each flow its own name"
+                    )
+                    continue
+                seen[key] = doc.label
+            flows.append(flow)
+    return flows, problems
+
+
+# -- the cluster -----------------------------------------------------------------------------
+def kubeconfig_namespace(kubeconfig: str | None, context: str | None) -> str | None:
+    """The namespace of the kubeconfig's (current or given) context, as kubectl uses it."""
+    if kubeconfig:
+        paths = [kubeconfig]
+    else:
+        env = os.environ.get("KUBECONFIG", "")
+        paths = [p for p in env.split(os.pathsep) if p] or [str(Path.home() / ".kube" / "config")]
+    for path in paths:
+        try:
+            config = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError):
+            continue
+        if not isinstance(config, dict):
+            continue
+        wanted = context or config.get("current-context")
+        for entry in config.get("contexts") or []:
+            if isinstance(entry, dict) and entry.get("name") == wanted:
+                ns = (entry.get("context") or {}).get("namespace")
+                return str(ns) if ns else None
+    return None
+
+
+def connect(kubeconfig: str | None, context: str | None) -> kube_mod.Kube:
+    """A client of a real cluster; a bad kubeconfig or context is one CommandError line."""
+    if kubeconfig and not Path(kubeconfig).is_file():
+        raise CommandError(f"--kubeconfig {kubeconfig}: no such file; check the path")
+    try:
+        return kube_mod.Kube.connect(kubeconfig, context=context)
+    except Exception as exc:  # the kubernetes config loader's own errors: report, never trace
+        where = f"--kubeconfig {kubeconfig}" if kubeconfig else "the default kubeconfig"
+        if context:
+            where += f" (context {context})"
+        raise CommandError(f"cannot use {where}: {exc}") from None
+
+
+def server_url(kube: kube_mod.Kube) -> str:
+    return str(getattr(kube.api_client.configuration, "host", "") or "the cluster")
+
+
+def check_installed(kube: kube_mod.Kube, namespace: str) -> None:
+    """Fail with one line unless JobFlows are served and we may list them."""
+    url = server_url(kube)
+    try:
+        kube.list_all(kube_mod.JOBFLOWS, namespace, field_selector="metadata.name=-", limit=1)
+    except kube_mod.NotFound:
+        raise CommandError(
+            f"zen-flow is not installed in the cluster at {url}: the JobFlow CRD "
+            f"({names.CRD_NAME}) is missing; install zen-flow there first (docs/install.md), "
+            "or leave out --kubeconfig/--context to use the embedded cluster",
+            exit_code=EXIT_FAILED,
+        ) from None
+    except kube_mod.Forbidden as exc:
+        raise CommandError(
+            f"not allowed to list JobFlows in namespace {namespace} at {url}: {exc}",
+            exit_code=EXIT_FAILED,
+        ) from None
+    except kube_mod.ApiError as exc:
+        raise CommandError(
+            f"cannot reach the cluster at {url}: {exc}", exit_code=EXIT_FAILED
+        ) from None
+
+
+def apply(kube: kube_mod.Kube, flow: Flow) -> tuple[str, str]:
+    """Create ``flow``; returns (namespace, name) as created. Rejections are CommandErrors."""
+    ns = flow.namespace
+    try:
+        created = kube.create(kube_mod.JOBFLOWS, ns, flow.body)
+    except kube_mod.AlreadyExists:
+        raise CommandError(
+            f"{flow.label}: JobFlow {ns}/{flow.name} already exists; delete it first "
+            f"(kubectl delete jobflow {flow.name} -n {ns}) or use metadata.generateName",
+            exit_code=EXIT_REJECTED,
+        ) from None
+    except (kube_mod.Invalid, kube_mod.Forbidden) as exc:
+        raise CommandError(
+            f"{flow.label}: the cluster rejected JobFlow {ns}/{flow.name}: {exc}",
+            exit_code=EXIT_REJECTED,
+        ) from None
+    except kube_mod.NotFound as exc:
+        raise CommandError(
+            f"{flow.label}: cannot create JobFlow {ns}/{flow.name}: {exc} (does namespace "
+            f"{ns} exist?)",
+            exit_code=EXIT_FAILED,
+        ) from None
+    except kube_mod.ApiError as exc:
+        raise CommandError(
+            f"{flow.label}: cannot create JobFlow {ns}/{flow.name} at {server_url(kube)}: {exc}",
+            exit_code=EXIT_FAILED,
+        ) from None
+    meta = created.get("metadata") or {}
+    return str(meta.get("namespace") or ns), str(meta.get("name") or flow.name)
+
+
+# -- following -------------------------------------------------------------------------------
+@dataclass
+class _PodLog:
+    shown: int = 0  # characters of the log already printed
+    done: bool = False
+
+
+@dataclass
+class Follower:
+    """Observes the flows and feeds the display; ``poll()`` is one observation."""
+
+    kube: kube_mod.Kube
+    keys: list[tuple[str, str]]  # (namespace, name)
+    display: progress.Display
+    approve_hint: str = ""  # extra flags for the approve command shown to the user
+    flows: list[dict[str, Any]] = field(default_factory=list)
+    _pods: dict[str, _PodLog] = field(default_factory=dict)
+    _hinted: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def multi(self) -> bool:
+        return len(self.keys) > 1
+
+    def poll(self) -> list[dict[str, Any]]:
+        flows: list[dict[str, Any]] = []
+        for ns, name in self.keys:
+            try:
+                flows.append(self.kube.get(kube_mod.JOBFLOWS, ns, name))
+            except kube_mod.NotFound:
+                raise CommandError(
+                    f"JobFlow {ns}/{name} was deleted while it ran", exit_code=EXIT_FAILED
+                ) from None
+        self.flows = flows
+        # Rows (transitions) first, then the logs: "fetch: Running" reads before its output.
+        self.display.update(flows)
+        for (ns, name), flow in zip(self.keys, flows, strict=True):
+            self._hint_approvals(ns, flow)
+            self._follow_logs(ns, name)
+        return flows
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.flows) and all(
+            progress.flow_phase(f) in progress.TERMINAL_FLOW_PHASES for f in self.flows
+        )
+
+    def _prefix(self, flow: str, labels: Mapping[str, str]) -> str:
+        step = labels.get(names.LABEL_STEP, "?")
+        attempt = labels.get(names.LABEL_ATTEMPT, "0")
+        label = f"{flow}/{step}" if self.multi else step
+        return label if attempt in ("", "0") else f"{label}#{int(attempt) + 1}"
+
+    def _follow_logs(self, ns: str, name: str) -> None:
+        selector = f"{names.LABEL_FLOW}={names.label_value(name)}"
+        pods = self.kube.list_all(kube_mod.PODS, ns, label_selector=selector)["items"]
+        pods.sort(
+            key=lambda p: (
+                str(p["metadata"].get("creationTimestamp") or ""),
+                str(p["metadata"].get("name")),
+            )
+        )
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            state = self._pods.setdefault(str(meta.get("uid") or meta.get("name")), _PodLog())
+            phase = (pod.get("status") or {}).get("phase")
+            if state.done or phase not in ("Running", *_POD_TERMINAL):
+                continue
+            try:
+                text = self.kube.pod_log(ns, str(meta.get("name")))
+            except kube_mod.NotFound:
+                state.done = True  # deleted (step timeout, TTL): nothing more to read
+                continue
+            except kube_mod.ApiError as exc:
+                log.debug(
+                    "pod log not readable yet", extra={"pod": meta.get("name"), "error": str(exc)}
+                )
+                continue
+            new = text[state.shown :]
+            if phase in _POD_TERMINAL:
+                state.done = True
+            else:
+                new = new[: new.rfind("\n") + 1]  # hold back a partial line until it ends
+            state.shown += len(new)
+            prefix = self._prefix(name, meta.get("labels") or {})
+            for line in new.splitlines():
+                self.display.log(prefix, line)
+
+    def _hint_approvals(self, ns: str, flow: Mapping[str, Any]) -> None:
+        for row in progress.step_rows(flow):
+            if row.phase != "PendingApproval" or (row.flow, row.step) in self._hinted:
+                continue
+            self._hinted.add((row.flow, row.step))
+            ns_flag = f" -n {ns}" if ns != DEFAULT_NAMESPACE else ""
+            self.display.note(
+                f"{row.flow}/{row.step} waits for approval; approve with: zen-flow approve "
+                f"{row.flow} {row.step}{ns_flag}{self.approve_hint}  (or add --reject)"
+            )
+
+
+def follow(follower: Follower, *, timeout: float | None) -> bool:
+    """Poll until every flow finished (True) or ``timeout`` seconds passed (False)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        follower.poll()
+        if follower.finished:
+            follower.poll()  # the last log lines of pods that ended with the flow
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_INTERVAL)
+
+
+# -- the command -----------------------------------------------------------------------------
+@contextlib.contextmanager
+def _target(args: argparse.Namespace, namespace: str) -> Iterator[tuple[kube_mod.Kube, Any]]:
+    """(client, embedded cluster or None) for the run; everything is closed on exit."""
+    if args.kubeconfig or args.context:
+        kube = connect(args.kubeconfig, args.context)
+        try:
+            check_installed(kube, namespace)
+            yield kube, None
+        finally:
+            kube.close()
+        return
+    from app import embedded  # imported here: a run against a real cluster never loads kubesim
+
+    try:
+        cluster = embedded.start(exec_mode=args.exec_mode or "sim")
+    except embedded.EmbeddedError as exc:
+        raise CommandError(str(exc), exit_code=EXIT_FAILED) from None
+    with cluster:
+        kube = cluster.connect()
+        try:
+            yield kube, cluster
+        finally:
+            kube.close()
+
+
+def _quiet_logging() -> None:
+    # The embedded cluster's servers and controller log to the root logger; `run` shows the
+    # flows, not its machinery. Errors still come through (ZEN_FLOW_DEBUG=1 shows everything).
+    from app.logging import configure
+
+    debug = os.environ.get("ZEN_FLOW_DEBUG") == "1"
+    configure(level="DEBUG" if debug else "ERROR", fmt="text")
+
+
+def _print_json(flows: Sequence[Mapping[str, Any]]) -> None:
+    if len(flows) == 1:
+        print(json.dumps(flows[0], indent=2))
+    else:
+        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": list(flows)}, indent=2))
+
+
+def _command(args: argparse.Namespace) -> int:
+    if (args.kubeconfig or args.context) and args.exec_mode:
+        raise CommandError(
+            "--exec applies to the embedded cluster only; a real cluster runs its Jobs itself"
+        )
+    if args.timeout is not None and args.timeout <= 0:
+        raise CommandError(f"--timeout {args.timeout:g}: must be a positive number of seconds")
+    real = bool(args.kubeconfig or args.context)
+    namespace = (
+        args.namespace
+        or (kubeconfig_namespace(args.kubeconfig, args.context) if real else None)
+        or DEFAULT_NAMESPACE
+    )
+    flows, problems = load_flows(args.files, namespace=namespace)
+    if problems:
+        for line in problems:
+            print(line, file=sys.stderr)
+        raise CommandError(
+            f"{len(problems)} problem(s) found; nothing was applied", exit_code=EXIT_REJECTED
+        )
+    _quiet_logging()
+    display = progress.choose(output=args.output)
+    try:
+        with _target(args, namespace) as (kube, cluster):
+            keys = [apply(kube, flow) for flow in flows]
+            hint = ""
+            if cluster is not None:
+                hint = f" --kubeconfig {cluster.kubeconfig}"
+            elif args.kubeconfig:
+                hint = f" --kubeconfig {args.kubeconfig}"
+            if args.context:
+                hint += f" --context {args.context}"
+            follower = Follower(kube, keys, display, approve_hint=hint)
+            try:
+                done = follow(follower, timeout=args.timeout)
+            except KeyboardInterrupt:
+                display.close()
+                _say_interrupted(keys, embedded=cluster is not None)
+                return EXIT_INTERRUPTED
+            except kube_mod.ApiError as exc:
+                raise CommandError(
+                    f"lost the cluster at {server_url(kube)}: {exc}", exit_code=EXIT_FAILED
+                ) from None
+            display.summary(follower.flows)
+            if args.output == "json":
+                _print_json(follower.flows)
+            if not done:
+                _say_timed_out(follower.flows, args.timeout, embedded=cluster is not None)
+                return EXIT_TIMEOUT
+            failed = any(progress.flow_phase(f) != "Succeeded" for f in follower.flows)
+            return EXIT_FAILED if failed else EXIT_SUCCEEDED
+    finally:
+        display.close()
+
+
+def _say_interrupted(keys: Sequence[tuple[str, str]], *, embedded: bool) -> None:
+    listed = ", ".join(f"{ns}/{name}" for ns, name in keys)
+    if embedded:
+        print(
+            f"zen-flow run: interrupted; JobFlow {listed} did not finish (the embedded cluster "
+            "stopped with this command)",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"zen-flow run: interrupted; JobFlow {listed} keeps running in the cluster "
+            f"(follow it with: kubectl get jobflow -n {keys[0][0]} -w)",
+            file=sys.stderr,
+        )
+
+
+def _say_timed_out(flows: Sequence[Mapping[str, Any]], timeout: float, *, embedded: bool) -> None:
+    running = [
+        f"{f['metadata'].get('name')} ({progress.flow_phase(f)})"
+        for f in flows
+        if progress.flow_phase(f) not in progress.TERMINAL_FLOW_PHASES
+    ]
+    where = (
+        "the embedded cluster stopped with this command"
+        if embedded
+        else "it keeps running in the cluster"
+    )
+    print(
+        f"zen-flow run: --timeout {timeout:g}s reached; JobFlow {', '.join(running)} did not "
+        f"finish ({where})",
+        file=sys.stderr,
+    )
+
+
+def _positive_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "run",
+        help="apply JobFlows and follow them to the end (embedded cluster by default)",
+        description="Validate, apply and follow JobFlows: a row per step, each step's logs "
+        "prefixed by its name, a summary. Without --kubeconfig/--context the flows run on an "
+        "embedded cluster started in this process. Exit 0: all Succeeded; 1: a flow Failed "
+        "(or the cluster could not be used); 2: rejected (invalid, or denied by the cluster); "
+        "3: --timeout reached; 130: interrupted.",
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="manifest file, or - for stdin")
+    parser.add_argument(
+        "--kubeconfig", metavar="PATH", help="run on this cluster (zen-flow installed there)"
+    )
+    parser.add_argument(
+        "--context", metavar="NAME", help="kubeconfig context of the cluster to run on"
+    )
+    parser.add_argument(
+        "--exec",
+        dest="exec_mode",
+        choices=("sim", "local"),
+        default=None,
+        help="embedded cluster only: sim simulates Jobs from kubesim.io/ annotations "
+        "(default); local runs each container's command as a local process",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="stop following after SECONDS (exit 3)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="text: live progress and logs (default); json: only the final JobFlows as JSON",
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        metavar="NS",
+        help="namespace of flows that name none (default: the context's, else default)",
+    )
+    parser.set_defaults(func=_command)
