@@ -468,6 +468,7 @@ class _Pass:
         self.failures: list[_Failure] = []
         self.stop_reason: str | None = None
         self.stop_message: str = ""
+        self.failed_upstream: dict[str, str] | None = None
 
     # -- small tools --
 
@@ -858,6 +859,11 @@ class _Pass:
 
     def _job_manifest(self, step: _Step, attempt: int) -> dict[str, object]:
         """The Job for ``attempt``; raises ParameterError when an input cannot be used."""
+        if not decoded.path(step.spec, "inputs", "parameters"):
+            # No inputs: validation guarantees the template has no placeholders either.
+            return jobs.build_job(
+                step.spec, flow=self.flow_ref, attempt=attempt, renames=self.renames
+            )
         latest = {
             name: by_attempt[max(by_attempt)].job
             for name, by_attempt in self.observed.items()
@@ -906,21 +912,24 @@ class _Pass:
         if step.timeout_seconds is not None:
             self.wake_at(decoded.truncate(self.now) + timedelta(seconds=step.timeout_seconds))
 
-    def _failed_ancestor(self, step: _Step) -> str | None:
-        seen: set[str] = set()
-        stack = list(step.dependencies)
-        while stack:
-            name = stack.pop()
-            if name in seen:
+    def _failed_upstream(self) -> dict[str, str]:
+        """Step -> a failed (blocking) ancestor, for every step downstream of one. O(V + E)."""
+        dependants: dict[str, list[str]] = {}
+        for step in self.steps:
+            for dep in step.dependencies:
+                dependants.setdefault(dep, []).append(step.name)
+        found: dict[str, str] = {}
+        for failed in self.steps:
+            if not failed.is_blocking_failure:
                 continue
-            seen.add(name)
-            dep = self.by_name.get(name)
-            if dep is None:
-                continue
-            if dep.is_blocking_failure:
-                return dep.name
-            stack.extend(dep.dependencies)
-        return None
+            stack = list(dependants.get(failed.name, ()))
+            while stack:
+                name = stack.pop()
+                if name in found:
+                    continue
+                found[name] = failed.name
+                stack.extend(dependants.get(name, ()))
+        return found
 
     def _approval(self, step: _Step) -> bool | None:
         value = self.annotations.get(names.approve_annotation(step.name))
@@ -970,9 +979,17 @@ class _Pass:
         expression = decoded.string(step.spec.get("when"))
         if expression is None:
             return True
-        context = conditions.build_context(
-            self.name, [s.to_status(self.namespace) for s in self.steps]
+        if conditions.literal_value(expression) is not None:
+            return conditions.literal_value(expression) is True
+        # Only the referenced steps go into the context: converting every step of a large flow
+        # for each evaluation made a 2,000-step fan-out quadratic (minutes per pass).
+        refs = conditions.referenced_steps(expression)
+        wanted = (
+            self.steps
+            if refs.is_dynamic
+            else [self.by_name[n] for n in refs.steps if n in self.by_name]
         )
+        context = conditions.build_context(self.name, [s.to_status(self.namespace) for s in wanted])
         try:
             return conditions.evaluate(expression, context)
         except conditions.ConditionError as exc:
@@ -987,7 +1004,9 @@ class _Pass:
             for step in self.steps:
                 if self._advance(step, failing=failing):
                     changed = True
-                    failing = failing or step.is_blocking_failure
+                    if step.is_blocking_failure:
+                        failing = True
+                        self.failed_upstream = None  # recomputed with this failure
 
     def _advance(self, step: _Step, *, failing: bool) -> bool:
         if step.phase == StepPhase.PENDING_APPROVAL.value:
@@ -1013,7 +1032,9 @@ class _Pass:
             self.wake_at(due)
             return False
         if failing:
-            upstream = self._failed_ancestor(step)
+            if self.failed_upstream is None:
+                self.failed_upstream = self._failed_upstream()
+            upstream = self.failed_upstream.get(step.name)
             if upstream is not None:
                 self._skip(step, UPSTREAM_FAILED, f"upstream step {upstream} failed")
             else:
