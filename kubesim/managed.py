@@ -15,10 +15,10 @@ conflict: that is upstream's client-side to server-side apply upgrade path.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 from typing import Any
 
+from kubesim.clone import clone
 from kubesim.errors import ApiError
 
 Path = tuple[str, ...]
@@ -174,9 +174,9 @@ def _merge(base: Any, patch: Any) -> Any:
     if isinstance(base, dict) and isinstance(patch, dict):
         out = dict(base)
         for k, v in patch.items():
-            out[k] = _merge(base.get(k), v) if k in base else copy.deepcopy(v)
+            out[k] = _merge(base.get(k), v) if k in base else clone(v)
         return out
-    return copy.deepcopy(patch)
+    return clone(patch)
 
 
 def apply(
@@ -192,10 +192,10 @@ def apply(
     """The object after server-side apply of ``applied`` by ``manager`` (cur None: create)."""
     applied_leaves = leaves(applied, has_status=has_status, subresource=subresource)
     if cur is None:
-        new = copy.deepcopy(applied)
+        new = clone(applied)
         entries: list[tuple[dict, set[Path]]] = []
     else:
-        new = copy.deepcopy(cur)
+        new = clone(cur)
         entries = [(dict(e), decode(e.get("fieldsV1"))) for e in _entries(cur)]
     key = (manager, "Apply", subresource or "")
     migrating = cur is not None and LAST_APPLIED in (

@@ -10,9 +10,9 @@ replaced, as for atomic lists upstream. Custom resources never get here (415 ups
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
+from kubesim.clone import clone
 from kubesim.errors import ApiError
 
 # list field name -> merge key (None: a set of primitives merged by value)
@@ -46,7 +46,7 @@ def _bad_json_patch(message: str) -> ApiError:
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386: maps merge recursively, null deletes, anything else replaces."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     out = dict(target) if isinstance(target, dict) else {}
     for k, v in patch.items():
         if v is None:
@@ -92,7 +92,7 @@ def _resolve(doc: Any, tokens: list[str], path: str) -> Any:
 
 def _add(doc: Any, tokens: list[str], value: Any, path: str, *, replace: bool = False) -> Any:
     if not tokens:
-        return copy.deepcopy(value)
+        return clone(value)
     parent = _resolve(doc, tokens[:-1], path)
     last = tokens[-1]
     if isinstance(parent, dict):
@@ -100,12 +100,12 @@ def _add(doc: Any, tokens: list[str], value: Any, path: str, *, replace: bool = 
             raise _bad_json_patch(
                 f"jsonpatch replace operation does not apply: doc is missing key: {path}"
             )
-        parent[last] = copy.deepcopy(value)
+        parent[last] = clone(value)
     elif isinstance(parent, list):
         if last == "-":
             if replace:
                 raise _bad_json_patch(f"jsonpatch: invalid index '-' for replace at {path}")
-            parent.append(copy.deepcopy(value))
+            parent.append(clone(value))
         else:
             try:
                 i = int(last)
@@ -116,13 +116,13 @@ def _add(doc: Any, tokens: list[str], value: Any, path: str, *, replace: bool = 
                     raise _bad_json_patch(
                         f"jsonpatch replace operation does not apply: index {i} out of range"
                     )
-                parent[i] = copy.deepcopy(value)
+                parent[i] = clone(value)
             else:
                 if not 0 <= i <= len(parent):
                     raise _bad_json_patch(
                         f"jsonpatch add operation does not apply: index {i} out of range"
                     )
-                parent.insert(i, copy.deepcopy(value))
+                parent.insert(i, clone(value))
     else:
         raise _bad_json_patch(f"jsonpatch: path {path!r} not found")
     return doc
@@ -158,7 +158,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
             "json: cannot unmarshal object into Go value of type jsonpatch.Patch",
             details={},
         )
-    doc = copy.deepcopy(doc)
+    doc = clone(doc)
     for op in ops:
         if not isinstance(op, dict) or "op" not in op or "path" not in op:
             raise _bad_json_patch("jsonpatch: each operation needs 'op' and 'path'")
@@ -174,9 +174,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
             src = str(op.get("from", ""))
             stokens = _parse_pointer(src)
             value = (
-                _remove(doc, stokens, src)
-                if kind == "move"
-                else copy.deepcopy(_resolve(doc, stokens, src))
+                _remove(doc, stokens, src) if kind == "move" else clone(_resolve(doc, stokens, src))
             )
             doc = _add(doc, tokens, value, path)
         elif kind == "test":
@@ -205,9 +203,9 @@ def _merge_key_for(field: str, items: list) -> str | bool | None:
 def strategic_merge(target: Any, patch: Any) -> Any:
     """Strategic merge patch of built-in objects (see module docstring)."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     if patch.get("$patch") == "replace":
-        return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
+        return {k: clone(v) for k, v in patch.items() if k != "$patch"}
     if patch.get("$patch") == "delete":
         return None
     out = dict(target) if isinstance(target, dict) else {}
@@ -238,7 +236,7 @@ def strategic_merge(target: Any, patch: Any) -> Any:
             else:
                 out[k] = merged
         else:
-            out[k] = copy.deepcopy(v)
+            out[k] = clone(v)
     for field, order in orders.items():
         if isinstance(out.get(field), list):
             out[field] = _order(field, out[field], order)
@@ -250,19 +248,19 @@ def strategic_merge(target: Any, patch: Any) -> Any:
 def _merge_list(field: str, cur: list, patch: list) -> list:
     key = _merge_key_for(field, cur + patch)
     if key is False:
-        return [copy.deepcopy(x) for x in patch if not (isinstance(x, dict) and "$patch" in x)]
+        return [clone(x) for x in patch if not (isinstance(x, dict) and "$patch" in x)]
     if key is None:
         out = list(cur)
         for x in patch:
             if x not in out:
-                out.append(copy.deepcopy(x))
+                out.append(clone(x))
         return out
     if any(isinstance(x, dict) and x.get("$patch") == "replace" for x in patch):
-        return [copy.deepcopy(x) for x in patch if not (isinstance(x, dict) and "$patch" in x)]
-    out = [copy.deepcopy(x) for x in cur]
+        return [clone(x) for x in patch if not (isinstance(x, dict) and "$patch" in x)]
+    out = [clone(x) for x in cur]
     for item in patch:
         if not isinstance(item, dict) or key not in item:
-            out.append(copy.deepcopy(item))
+            out.append(clone(item))
             continue
         idx = next(
             (i for i, x in enumerate(out) if isinstance(x, dict) and x.get(key) == item[key]), None

@@ -14,11 +14,11 @@ properties, additionalProperties, items, ``x-kubernetes-preserve-unknown-fields`
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
 from kubesim import errors
+from kubesim.clone import clone
 from kubesim.errors import Cause
 
 _ROOT_KEEP = ("apiVersion", "kind", "metadata")
@@ -107,7 +107,7 @@ def apply_defaults(schema: dict, obj: Any) -> None:
                 if not isinstance(sub, dict):
                     continue
                 if key not in obj and "default" in sub:
-                    obj[key] = copy.deepcopy(sub["default"])
+                    obj[key] = clone(sub["default"])
                 if key in obj:
                     apply_defaults(sub, obj[key])
         addl = schema.get("additionalProperties")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import copy
 import json
 import logging
 import time
@@ -36,6 +35,7 @@ import yaml
 from aiohttp import web
 
 from kubesim import discovery, managed, openapi, protobuf, selectors, tables
+from kubesim.clone import clone
 from kubesim.errors import ApiError, Cause, bad_request, invalid, method_not_allowed, unknown_path
 from kubesim.patch import json_patch, merge_patch, strategic_merge
 from kubesim.resources import GVR, ResourceType
@@ -811,7 +811,7 @@ class ApiServer:
             meta["namespace"] = route.namespace
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         sub = route.subresource or ""
-        old = copy.deepcopy(self.store.get_ref(rt, route.name, route.namespace))
+        old = clone(self.store.get_ref(rt, route.name, route.namespace))
         warnings = self.store.prepare(rt, obj, old=old, field_validation=fv)
         opts = {
             "apiVersion": "meta.k8s.io/v1",
@@ -955,7 +955,7 @@ class ApiServer:
                         force=force == "true",
                     )
                 raise
-            cur_copy = copy.deepcopy(cur)
+            cur_copy = clone(cur)
             managed_override = None
             if ptype == "merge":
                 new = merge_patch(cur_copy, patch_body)
@@ -1119,7 +1119,7 @@ class ApiServer:
             raise method_not_allowed()
         opts = self._delete_options(request, body)
         dry_run = "All" in (opts.get("dryRun") or [])
-        cur = copy.deepcopy(self.store.get_ref(rt, route.name, route.namespace))
+        cur = clone(self.store.get_ref(rt, route.name, route.namespace))
         warnings = self.admission.validate(
             self._attrs(
                 "DELETE",

@@ -27,7 +27,6 @@ Invariants (everything else in kubesim relies on them):
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import json
 import logging
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubesim import kinds, schema, selectors
+from kubesim.clone import clone
 from kubesim.errors import ApiError, already_exists, conflict, expired, invalid, not_found
 from kubesim.errors import required as required_cause
 from kubesim.resources import GVR, Registry, ResourceType
@@ -176,16 +176,16 @@ class Store:
     ) -> dict:
         rt = self.registry.get(gvr)
         with self._lock:
-            return copy.deepcopy(
+            return clone(
                 self._create(
-                    rt, copy.deepcopy(obj), namespace, dry_run=dry_run, field_manager=field_manager
+                    rt, clone(obj), namespace, dry_run=dry_run, field_manager=field_manager
                 )
             )
 
     def get(self, gvr: GVR, name: str, *, namespace: str | None = None) -> dict:
         rt = self.registry.get(gvr)
         with self._lock:
-            return self._present(rt, copy.deepcopy(self._get_ref(rt, name, namespace)))
+            return self._present(rt, clone(self._get_ref(rt, name, namespace)))
 
     def update(
         self,
@@ -199,10 +199,10 @@ class Store:
     ) -> dict:
         rt = self.registry.get(gvr)
         with self._lock:
-            return copy.deepcopy(
+            return clone(
                 self._update(
                     rt,
-                    copy.deepcopy(obj),
+                    clone(obj),
                     namespace,
                     subresource=subresource,
                     dry_run=dry_run,
@@ -230,7 +230,7 @@ class Store:
                 preconditions=preconditions,
                 dry_run=dry_run,
             )
-            return copy.deepcopy(obj)
+            return clone(obj)
 
     def list(
         self,
@@ -244,7 +244,7 @@ class Store:
         pred = selectors.compile_selectors(label_selector, field_selector)
         with self._lock:
             return [
-                self._present(rt, copy.deepcopy(o))
+                self._present(rt, clone(o))
                 for o in self._iter(rt.key, namespace)
                 if pred is None or pred(o)
             ]
@@ -577,7 +577,7 @@ class Store:
         elif require_resource_version:
             raise invalid(rt.kind, rt.group, name, [invalid_rv_cause()])
         if subresource == "status":
-            new = copy.deepcopy(cur)
+            new = clone(cur)
             if "status" in obj:
                 new["status"] = obj["status"]
             else:
@@ -590,7 +590,7 @@ class Store:
             new = obj
             if rt.has_status:
                 if "status" in cur:
-                    new["status"] = copy.deepcopy(cur["status"])
+                    new["status"] = clone(cur["status"])
                 else:
                     new.pop("status", None)
         new["apiVersion"] = rt.api_version
@@ -601,11 +601,11 @@ class Store:
             meta["namespace"] = ns
         for f in _SERVER_META:
             if f in cur_meta and f not in ("resourceVersion", "managedFields"):
-                meta[f] = copy.deepcopy(cur_meta[f])
+                meta[f] = clone(cur_meta[f])
             elif f != "managedFields":
                 meta.pop(f, None)
         if "managedFields" not in meta and "managedFields" in cur_meta:
-            meta["managedFields"] = copy.deepcopy(cur_meta["managedFields"])
+            meta["managedFields"] = clone(cur_meta["managedFields"])
         if managed_override is not None:
             meta["managedFields"] = managed_override
         if cur_meta.get("deletionTimestamp"):
@@ -700,7 +700,7 @@ class Store:
                 return
             for sub in list(self._subscribers):
                 try:
-                    sub(event.type, rt.gvr, copy.deepcopy(event.obj))
+                    sub(event.type, rt.gvr, clone(event.obj))
                 except Exception:
                     log.exception("store subscriber failed", extra={"resource": event.key[1]})
 
@@ -770,7 +770,7 @@ class Store:
                 )
             deps = []
         if propagation == "Foreground" and deps:
-            marked = copy.deepcopy(cur)
+            marked = clone(cur)
             mm = marked["metadata"]
             mm["deletionTimestamp"] = now_rfc3339()
             mm["deletionGracePeriodSeconds"] = 0
@@ -784,7 +784,7 @@ class Store:
             final = self._find(rt.key, ns, name)
             return (final, False) if final is not None else (marked, True)
         if meta.get("finalizers"):
-            marked = copy.deepcopy(cur)
+            marked = clone(cur)
             marked["metadata"]["deletionTimestamp"] = now_rfc3339()
             marked["metadata"]["deletionGracePeriodSeconds"] = 0
             self._commit(rt.key, ns, name, marked, cur, "MODIFIED")
@@ -798,7 +798,7 @@ class Store:
         cur = self._find(key, ns, name)
         if cur is None:
             return
-        new = copy.deepcopy(cur)
+        new = clone(cur)
         refs = [
             r for r in (new["metadata"].get("ownerReferences") or []) if r.get("uid") != owner_uid
         ]
@@ -813,7 +813,7 @@ class Store:
     ) -> dict:
         cur = self._find(key, ns, name)
         assert cur is not None
-        new = copy.deepcopy(cur)
+        new = clone(cur)
         if finalizers:
             new["metadata"]["finalizers"] = finalizers
         else:
@@ -827,7 +827,7 @@ class Store:
         """Final removal: DELETED event, then garbage collection and deferred completions."""
         cur = self._objects.get(key, {}).get(ns, {}).pop(name, None)
         self._rv += 1
-        final = last if last is not cur else copy.deepcopy(last)
+        final = last if last is not cur else clone(last)
         final["metadata"]["resourceVersion"] = str(self._rv)
         self._index(key, ns, name, None, cur if cur is not None else last)
         self._emit(Event(self._rv, "DELETED", key, ns, final, cur))
@@ -883,7 +883,7 @@ class Store:
 
     def _delete_namespace(self, cur: dict) -> dict:
         name = cur["metadata"]["name"]
-        marked = copy.deepcopy(cur)
+        marked = clone(cur)
         marked["metadata"]["deletionTimestamp"] = now_rfc3339()
         marked["metadata"]["deletionGracePeriodSeconds"] = 0
         marked.setdefault("spec", {})["finalizers"] = ["kubernetes"]
@@ -909,7 +909,7 @@ class Store:
         for by_ns in self._objects.values():
             if by_ns.get(ns):
                 return
-        final = copy.deepcopy(nso)
+        final = clone(nso)
         final.get("spec", {}).pop("finalizers", None)
         self._remove(NS_KEY, "", ns, final)
 
