@@ -213,8 +213,10 @@ def build_job(
     job["kind"] = "Job"
     job["metadata"] = meta
 
+    # ``job`` is already a deep copy of the template: edit its parts in place.
     spec = job.get("spec")
-    spec = decoded.thaw(spec) if isinstance(spec, Mapping) else {}
+    if not isinstance(spec, dict):
+        spec = {}
     if spec.get("backoffLimit") is None:
         spec["backoffLimit"] = 0
     # A Job that deletes itself when done can vanish before the controller reads its result,
@@ -222,11 +224,10 @@ def build_job(
     # twice). The flow's own ttlSecondsAfterFinished removes its Jobs through owner references.
     spec.pop("ttlSecondsAfterFinished", None)
     pod_template = spec.get("template")
-    pod_template = decoded.thaw(pod_template) if isinstance(pod_template, Mapping) else {}
+    if not isinstance(pod_template, dict):
+        pod_template = {}
     pod_meta = decoded.mapping(pod_template.get("metadata"))
-    pod_meta_out = {
-        k: v for k, v in decoded.thaw(pod_meta).items() if k not in ("name", "namespace")
-    }
+    pod_meta_out = {k: v for k, v in pod_meta.items() if k not in ("name", "namespace")}
     pod_meta_out["labels"] = {**decoded.string_map(pod_meta.get("labels")), **ours}
     pod_template["metadata"] = pod_meta_out
     pod_spec = pod_template.get("spec")
