@@ -28,7 +28,7 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -48,7 +48,7 @@ class Controller(Protocol):
     def start(self) -> None:
         """Start the background threads (leader election, watches, workers); returns at once."""
 
-    def stop(self, timeout: float) -> None:
+    def stop(self, timeout: float) -> object:
         """Stop taking work, finish in-flight reconciles within ``timeout``, release the Lease."""
 
     def is_ready(self) -> bool:
@@ -133,7 +133,7 @@ class Servers:
         except ServeError:
             self._webhook_sock.close()
             raise
-        common = {
+        common: dict[str, Any] = {
             "log_config": None,
             "access_log": False,
             "lifespan": "on",
