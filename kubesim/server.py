@@ -25,6 +25,7 @@ import base64
 import contextlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -87,6 +88,20 @@ _PATCH_TYPES = {
 }
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """SafeLoader that keeps timestamps as strings (JSON has no datetime; kube stores text)."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _load_yaml(body: bytes) -> Any:
+    return yaml.load(body, Loader=_YamlLoader)
+
+
 def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
@@ -134,7 +149,26 @@ class ApiServer:
         self.openapi = openapi.OpenApiCache()
         self._disc_cache: dict[str, tuple[int, bytes]] = {}
         self._watch_queues: set[asyncio.Queue] = set()
+        self._pending: list[tuple[asyncio.Queue, Event]] = []
+        self._pending_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.closing = asyncio.Event()
+
+    def _deliver(self, queue: asyncio.Queue, ev: Event) -> None:
+        """Hand a store event to a watch (any thread). One loop wake-up per burst of events,
+        not one per event and watcher: writers run under the store lock, so this stays cheap."""
+        with self._pending_lock:
+            self._pending.append((queue, ev))
+            first = len(self._pending) == 1
+        if first and self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: the server is stopping
+                self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._pending_lock:
+            items, self._pending = self._pending, []
+        for queue, ev in items:
+            queue.put_nowait(ev)
 
     def shutdown(self) -> None:
         """Ask every open watch to end (call on the loop)."""
@@ -521,8 +555,10 @@ class ApiServer:
         queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._watch_queues.add(queue)
 
+        self._loop = loop
+
         def on_event(ev: Event) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, ev)
+            self._deliver(queue, ev)
 
         expired: ApiError | None = None
         handle = None
@@ -659,7 +695,7 @@ class ApiServer:
             if ctype in ("application/yaml", "application/apply-patch+yaml") or (
                 yaml_ok and ctype.endswith("yaml")
             ):
-                return yaml.safe_load(body)
+                return _load_yaml(body)
             if ctype in ("", "application/json", "*/*") or ctype.endswith("+json"):
                 return json.loads(body)
         except (ValueError, yaml.YAMLError) as exc:
@@ -892,7 +928,7 @@ class ApiServer:
                     ],
                 )
             try:
-                patch_body = yaml.safe_load(body) if body else None
+                patch_body = _load_yaml(body) if body else None
             except yaml.YAMLError as exc:
                 raise bad_request(f"error decoding YAML: {exc}") from exc
             if not isinstance(patch_body, dict):

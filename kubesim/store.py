@@ -33,6 +33,7 @@ import logging
 import os
 import random
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -153,6 +154,7 @@ class Store:
         self._dirty = False
         self._closed = threading.Event()
         self._persist_thread: threading.Thread | None = None
+        self._persist_io = threading.Lock()  # one snapshot writer at a time (loop and close())
         loaded = self._data_dir is not None and self._load()
         if not loaded:
             for ns in SEEDED_NAMESPACES:
@@ -929,24 +931,33 @@ class Store:
         return {
             "resourceVersion": self._rv,
             "objects": crds + objs,
-            "logs": [[ns, n, t] for (ns, n), t in self._logs.items()],
+            "logs": [[ns, n, t] for (ns, n), t in list(self._logs.items())],
         }
 
     def flush(self) -> None:
-        """Write the snapshot now (no-op without data_dir)."""
+        """Write the snapshot now (no-op without data_dir).
+
+        Only the collection of references happens under the lock: stored dicts are never
+        mutated after their commit, so serialising them outside it is safe and keeps a large
+        store from stalling every request while it is written.
+        """
         if self._data_dir is None:
             return
-        with self._lock:
-            data = json.dumps(self._snapshot(), separators=(",", ":"))
-            self._dirty = False
-        self._data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self._data_dir / "store.json.tmp"
-        tmp.write_text(data)
-        os.replace(tmp, self._data_dir / "store.json")
+        with self._persist_io:
+            with self._lock:
+                snapshot = self._snapshot()
+                self._dirty = False
+            data = json.dumps(snapshot, separators=(",", ":"))
+            self._data_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self._data_dir / "store.json.tmp"
+            tmp.write_text(data)
+            os.replace(tmp, self._data_dir / "store.json")
 
     def _persist_loop(self) -> None:
-        while not self._closed.wait(PERSIST_INTERVAL):
+        interval = PERSIST_INTERVAL
+        while not self._closed.wait(interval):
             if self._dirty:
+                started = time.monotonic()
                 try:
                     self.flush()
                 except OSError:
@@ -954,6 +965,8 @@ class Store:
                         "kubesim could not persist its store",
                         extra={"data_dir": str(self._data_dir)},
                     )
+                # never spend more than about a third of the time writing snapshots
+                interval = max(PERSIST_INTERVAL, 2 * (time.monotonic() - started))
 
     def _load(self) -> bool:
         assert self._data_dir is not None
