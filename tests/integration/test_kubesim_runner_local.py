@@ -6,7 +6,9 @@ Covers (real HTTPS server, official client and real kubectl):
 - env from `env[].value` with $(VAR) expansion, the termination message written to
   /dev/termination-log (mapped to a per-pod file) becomes state.terminated.message;
 - output is streamed into the pod log while the process runs;
-- deleting the Job (or its pod) kills the running process.
+- deleting the Job (or its pod) kills the running process;
+- restartPolicy OnFailure restarts the process in the same pod (restartCount, lastState) and
+  terminationMessagePolicy FallbackToLogsOnError takes the message from the log.
 """
 
 from __future__ import annotations
@@ -161,3 +163,27 @@ def test_deletion_kills_the_process(api: client.ApiClient, tmp_path: Path, delet
     if delete == "pod":
         # counted as a failure; backoffLimit 0 then fails the Job
         assert eventually(lambda: finished_as(api, "sleeper"), 10) == "Failed"
+
+
+def test_fallback_to_logs_and_on_failure_restarts(api: client.ApiClient, tmp_path: Path) -> None:
+    marker = tmp_path / "ran-once"
+    # the second run lingers so the restarted pod can be observed before the Job fails
+    script = f"echo oops; if [ -e {marker} ]; then sleep 2; fi; touch {marker}; exit 1"
+    job = make_job("crashy", ["sh", "-c", script], backoffLimit=2)
+    pod_spec = job["spec"]["template"]["spec"]
+    pod_spec["restartPolicy"] = "OnFailure"
+    pod_spec["containers"][0]["terminationMessagePolicy"] = "FallbackToLogsOnError"
+    client.BatchV1Api(api).create_namespaced_job(NS, job)
+
+    def restarted() -> dict[str, Any] | None:
+        for pod in pods_of(api, "crashy"):
+            cs = pod["status"]["containerStatuses"][0]
+            if cs["restartCount"] >= 1:
+                return cs
+        return None
+
+    cs = eventually(restarted, 20)
+    last = cs["lastState"]["terminated"]
+    assert (last["exitCode"], last["message"]) == (1, "oops")
+    assert eventually(lambda: finished_as(api, "crashy"), 20) == "Failed"
+    assert status_of(api, "crashy")["failed"] == 1
