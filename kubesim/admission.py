@@ -45,6 +45,7 @@ import base64
 import binascii
 import copy
 import dataclasses
+import functools
 import http.client
 import json
 import logging
@@ -480,8 +481,12 @@ class _HTTPSConnection(http.client.HTTPSConnection):
             raise
 
 
+@functools.lru_cache(maxsize=64)
 def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """Verify against the base64 PEM caBundle, or the system roots when it is empty."""
+    """Verify against the base64 PEM caBundle, or the system roots when it is empty.
+
+    Cached per bundle: building a context parses the CA each time, and a context is safe to
+    share between threads for client connections."""
     if not ca_bundle:
         return ssl.create_default_context()
     try:
