@@ -1,7 +1,7 @@
 """Property tests of the planner on random flows (hypothesis).
 
 For random DAGs (random dependencies, retry policies, continueOnFailure, `when` literals,
-timeouts) with random Job outcomes and durations, driven by the in-memory world until the end:
+timeouts, Manual steps approved or rejected by a simulated person) with random Job outcomes and durations, driven by the in-memory world until the end:
 - every pass is idempotent (a second pass at the same instant does nothing) and no attempt ever
   gets two Jobs;
 - the flow always reaches Succeeded or Failed (never stuck), and it is Failed exactly when some
@@ -45,6 +45,9 @@ def random_flows(draw: st.DrawFn) -> tuple[dict[str, object], dict[tuple[str, in
             fields["when"] = draw(st.sampled_from(["never", "always", "false"]))
         if draw(st.integers(min_value=0, max_value=4)) == 0:
             fields["timeoutSeconds"] = draw(st.integers(min_value=1, max_value=30))
+        if draw(st.integers(min_value=0, max_value=5)) == 0:
+            fields = {k: v for k, v in fields.items() if k in ("continueOnFailure", "when")}
+            fields["type"] = "Manual"
         dependencies = sorted({f"s{d}" for d in deps if i > 0})
         steps.append(step(f"s{i}", *dependencies, **fields))
     outcomes: dict[tuple[str, int], Outcome] = {}
@@ -119,8 +122,20 @@ def run(
     def script(name: str, attempt: int) -> Outcome:
         return outcomes.get((name, attempt), (1.0, True, 0, None))
 
-    simulate(world, script, max_passes=400, check_idempotent=not lose)
-    return world
+    def approve(world: World) -> None:
+        # A person answers each waiting Manual step: approve unless its attempt-0 outcome says
+        # "fail" (then reject).
+        for entry in world.status.get("steps") or []:  # type: ignore[attr-defined]
+            if entry["phase"] == "PendingApproval":
+                ok = script(entry["name"], 0)[1]
+                world.annotate(names.approve_annotation(entry["name"]), "true" if ok else "false")
+
+    while True:
+        simulate(world, script, max_passes=400, check_idempotent=not lose, on_pass=approve)
+        if world.phase in ("Succeeded", "Failed"):
+            return world
+        assert world.phase == "Paused", world.phase
+        world.advance(1)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
