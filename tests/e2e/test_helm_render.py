@@ -582,3 +582,34 @@ def test_chart_app_version_is_the_package_version() -> None:
     assert chart["appVersion"] == pyproject["project"]["version"]
     image = _container(helm.render({}))["image"]
     assert image == f"ghcr.io/kube-zen/zen-flow:{chart['appVersion']}"
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_names_stay_consistent_for_another_release_and_namespace(mode: str) -> None:
+    rendered = helm.render(_merge(MODES[mode], HA), name="team-a", namespace="ops")
+    service = rendered.one("Service")["metadata"]["name"]
+    assert service == "team-a-zen-flow"
+    dns = [service, f"{service}.ops", f"{service}.ops.svc"]
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        [hook] = rendered.one(kind)["webhooks"]
+        assert hook["clientConfig"]["service"]["name"] == service
+        assert hook["clientConfig"]["service"]["namespace"] == "ops"
+    secret_name = _tls_volume_secret(rendered)
+    if mode == "cert-manager":
+        certificate = rendered.one("Certificate")
+        assert certificate["spec"]["dnsNames"] == dns
+        assert certificate["spec"]["secretName"] == secret_name
+    else:
+        from cryptography import x509
+
+        secret = rendered.one("Secret")
+        assert secret["metadata"]["name"] == secret_name
+        cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert san.get_values_for_type(x509.DNSName) == dns
+    env = helm.env_of(_container(rendered))
+    role = rendered.one("Role")
+    assert role["rules"][1]["resourceNames"] == [env["ZEN_FLOW_LEASE_NAME"]]
+    assert env["ZEN_FLOW_LEASE_NAME"] == "team-a-zen-flow-leader"
+    subjects = rendered.one("ClusterRoleBinding")["subjects"]
+    assert subjects == [{"kind": "ServiceAccount", "name": service, "namespace": "ops"}]
