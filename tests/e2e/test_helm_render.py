@@ -17,7 +17,9 @@ Covers, in both certificate modes and with HA on:
   self-signed (Secret whose certificate chains to the caBundle and passes a TLS handshake for the
   Service's DNS name);
 - the optional objects: PodDisruptionBudget, ServiceMonitor, NetworkPolicy, PrometheusRule;
-- every `helm install`/`helm upgrade` in docs/install.md renders with its --set values.
+- every `helm install`/`helm upgrade` in docs/install.md renders with its --set values;
+- names stay consistent across objects (Service, certificate names, Secret, Lease, binding) for
+  any release name and namespace.
 """
 
 from __future__ import annotations
