@@ -13,9 +13,43 @@ Memory across passes. The only memory is ``.status`` plus the Jobs themselves:
 - If a status write was lost after Jobs were created, the Jobs win: a Job for attempt ``n`` of
   a step whose status says fewer attempts is adopted (the step is Running that attempt), so a
   restarted controller never creates a second Job for an attempt.
+  Retries the status missed are charged, so a lost write never buys extra retries.
 - Time-derived failures use deterministic times, not "now": a step timeout fails at
   ``startTime + timeoutSeconds``, a retry is due at the failed Job's ``Failed`` condition time
   plus the backoff delay. Recomputing after a lost write gives the same answer.
+- A Job is deleted for its step timeout only when the prior status records its attempt (an
+  adopted Job is recorded first, deleted one pass later, ``requeue_after`` 0): otherwise a
+  status write lost after the delete would leave no trace of the attempt and it would run again.
+
+Semantics (DESIGN section 3), in the order a pass applies them:
+1. Finished flows: only the TTL (``delete_flow`` at ``completionTime + ttl``). Invalid spec:
+   ``Accepted=False`` once, phase unchanged (Pending for a new flow), nothing started.
+2. Concurrency (``executionPolicy.concurrencyKey``): with Forbid, a flow that has not started
+   waits (Pending, ``Queued=True``) while an older (creationTimestamp, then name) unfinished
+   and not invalid flow of the group exists; a newer flow of the group with policy Replace makes
+   an unfinished flow stop (reason Replaced). A queued flow has no wake-up: the runtime
+   re-enqueues a group when one of its flows changes phase.
+3. Running Jobs are read from their conditions (Complete/Failed, never counters). A failed
+   attempt goes through the pod failure policy (exit code from ``ObservedJob``; until the
+   runtime has read the pod, the Job is named in ``needs_pod_details`` and the step waits):
+   FailJob fails the step at once, Ignore retries without charging the limits, Count (or no
+   match) charges one retry. Retries need a retryPolicy with retries left and the flow
+   ``backoffLimit`` not used up; they are cancelled when the flow is failing.
+4. ``activeDeadlineSeconds`` past ``startTime`` (or Replace): finished Jobs are credited first,
+   running Jobs are deleted, unfinished steps fail/skip with that reason, the flow fails. A
+   flow whose steps all finished keeps its own result.
+5. Scheduling, repeated until nothing moves: a step is ready when every dependency is
+   Succeeded, Skipped, or Failed with continueOnFailure. Ready steps evaluate ``when`` (false:
+   Skipped, reason ConditionFalse; an evaluation error fails the step), Manual steps wait in
+   PendingApproval until the ``approve.workflow.kube-zen.io/<step>`` annotation says "true"
+   (Succeeded) or "false" (Failed, reason Rejected); Job steps get their inputs resolved
+   (jobflow.parameters; an unusable input fails the step, reason InputError) and a Job. Once
+   a step failed without continueOnFailure nothing new starts: steps downstream of it are
+   Skipped (UpstreamFailed), the other unstarted ones Skipped (FlowFailed), and the flow fails
+   when its running steps have finished. ``spec.suspend`` starts nothing (running Jobs finish,
+   timeouts still apply); Jobs are created in spec order.
+6. Phase: Failed/Succeeded when done; else Running while a step fails but others still run;
+   Suspended; Paused when a step awaits approval and nothing runs or waits to retry; Running.
 
 Idempotence (what the runtime relies on): applying a plan and planning again on the resulting
 world yields no creates or deletes, the same status and no events. Events are emitted only on
@@ -34,7 +68,6 @@ change again; the planner only watches the TTL.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +75,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 from jobflow import (
+    artifacts,
     backoff,
     conditions,
     decoded,
@@ -52,6 +86,7 @@ from jobflow import (
     status,
     validation,
 )
+from jobflow import outputs as jobflow_outputs
 from jobflow.errors import Problem
 from jobflow.model import FlowPhase, StepPhase
 
@@ -60,8 +95,6 @@ logger = logging.getLogger(__name__)
 # Safety net for pod-failure-policy Ignore: those retries are not charged to any limit, so a
 # step that always fails with an ignored exit code would otherwise loop forever.
 MAX_IGNORED_RETRIES: Final = 20
-# Output parameter values live in status (etcd objects are limited to ~1.5 MiB): cap each one.
-MAX_OUTPUT_VALUE_BYTES: Final = 4096
 # How many validation problems the Accepted=False message lists before "and N more".
 MAX_PROBLEMS_IN_MESSAGE: Final = 10
 
@@ -138,8 +171,13 @@ def plan(
     now: datetime,
     *,
     peers: Sequence[Mapping[str, object]] = (),
+    fetch_image: str = artifacts.DEFAULT_FETCH_IMAGE,
 ) -> Plan:
-    """Decide the next actions for ``flow``; see the module docstring for the contract."""
+    """Decide the next actions for ``flow``; see the module docstring for the contract.
+
+    ``fetch_image`` (a controller setting) runs the init containers that download ``http``
+    input artifacts (jobflow.artifacts).
+    """
     if now.tzinfo is None:
         raise ValueError("plan() needs a timezone-aware 'now'")
     obj = with_defaults(flow)
@@ -155,7 +193,7 @@ def plan(
     problems = validation.validate({k: v for k, v in obj.items() if k != "status"})
     if problems:
         return _invalid(obj, problems, now)
-    return _Pass(obj, observed_jobs, now, peers).run()
+    return _Pass(obj, observed_jobs, now, peers, fetch_image=fetch_image).run()
 
 
 def with_defaults(flow: Mapping[str, object]) -> dict[str, object]:
@@ -424,8 +462,11 @@ class _Pass:
         observed_jobs: Sequence[ObservedJob],
         now: datetime,
         peers: Sequence[Mapping[str, object]],
+        *,
+        fetch_image: str = artifacts.DEFAULT_FETCH_IMAGE,
     ) -> None:
         self.obj = obj
+        self.fetch_image = fetch_image
         self.now = now
         self.now_text = decoded.format_time(now)
         self.peers = peers
@@ -689,7 +730,22 @@ class _Pass:
         return "Count"
 
     def _succeed(self, step: _Step, observed: ObservedJob, outcome: jobs.JobOutcome) -> None:
-        outputs = self._outputs(step, observed)
+        # --- data passing (H8): outputs are collected by jobflow.outputs; a missing
+        # non-optional value or one over a cap fails the attempt (retries apply).
+        try:
+            outputs = self._outputs(step, observed)
+        except jobflow_outputs.OutputError as exc:
+            self.failures.append(
+                _Failure(
+                    step=step,
+                    at=outcome.finished_at or decoded.truncate(self.now),
+                    reason=jobflow_outputs.OUTPUT_ERROR,
+                    message=str(exc),
+                    action="Count",
+                )
+            )
+            return
+        # --- end data passing
         if outputs is None:
             self.needs_details.append(step.job_name or "")
             return
@@ -705,30 +761,23 @@ class _Pass:
         self.event("Normal", "StepSucceeded", f"step {step.name} succeeded")
 
     def _outputs(self, step: _Step, observed: ObservedJob) -> dict[str, str] | None:
-        """Output parameters of a succeeded step; None while the termination message is needed."""
-        declared = decoded.items(decoded.path(step.spec, "outputs", "parameters"))
-        if not declared:
+        """Output parameters of a succeeded step; None while the termination message is needed.
+
+        Raises ``outputs.OutputError`` (missing value, over a cap)."""
+        if not decoded.path(step.spec, "outputs", "parameters"):
             return {}
-        values: dict[str, str] = {}
-        message: dict[str, str] | None = None
-        for param in declared:
-            pname = decoded.string(param.get("name"))
-            if not pname:
-                continue
-            value_from = decoded.mapping(param.get("valueFrom"))
-            json_path = decoded.string(value_from.get("jsonPath"))
-            if json_path:
-                found = parameters.json_path(observed.job, json_path)
-                if found is not None:
-                    values[pname] = _cap(found)
-                continue
-            key = decoded.string(value_from.get("terminationMessageKey")) or pname
-            if message is None:
-                if observed.termination_message is None and not observed.pod_details_read:
-                    return None
-                message = _parse_termination_message(observed.termination_message or "")
-            if key in message:
-                values[pname] = _cap(message[key])
+        if (
+            observed.termination_message is None
+            and not observed.pod_details_read
+            and jobflow_outputs.needs_termination_message(step.spec)
+        ):
+            return None
+        values = jobflow_outputs.collect(
+            step.spec, job=observed.job, termination_message=observed.termination_message
+        )
+        jobflow_outputs.check_flow_budget(
+            values, [s.outputs for s in self.steps if s is not step and s.outputs]
+        )
         return values
 
     # -- failures and retries --
@@ -861,8 +910,12 @@ class _Pass:
         """The Job for ``attempt``; raises ParameterError when an input cannot be used."""
         if not decoded.path(step.spec, "inputs", "parameters"):
             # No inputs: validation guarantees the template has no placeholders either.
-            return jobs.build_job(
+            job = jobs.build_job(
                 step.spec, flow=self.flow_ref, attempt=attempt, renames=self.renames
+            )
+            # data passing (H8): workspace/download volumes and mounts of the step's artifacts
+            return artifacts.apply(
+                job, step.spec, flow_name=self.name, fetch_image=self.fetch_image
             )
         latest = {
             name: by_attempt[max(by_attempt)].job
@@ -877,7 +930,9 @@ class _Pass:
         )
         template = parameters.apply(decoded.mapping(step.spec.get("template")), inputs)
         spec = {**step.spec, "template": template}
-        return jobs.build_job(spec, flow=self.flow_ref, attempt=attempt, renames=self.renames)
+        job = jobs.build_job(spec, flow=self.flow_ref, attempt=attempt, renames=self.renames)
+        # data passing (H8): workspace/download volumes and mounts of the step's artifacts
+        return artifacts.apply(job, step.spec, flow_name=self.name, fetch_image=self.fetch_image)
 
     def _start_job(self, step: _Step) -> None:
         attempt = step.attempts
@@ -1107,6 +1162,7 @@ class _Pass:
         creating them; True once they are (or, in this plan, will be) created.
         """
         objects = jobs.resource_objects(self.resource_templates, flow=self.flow_ref)
+        objects += artifacts.workspace_objects(self.spec, flow=self.flow_ref)  # data passing (H8)
         if not objects:
             return None
         if status.condition_status(self.prior_conditions, status.RESOURCES_CREATED) == "True":
@@ -1272,29 +1328,6 @@ def _list(value: object) -> list[object]:
     return list(value) if isinstance(value, list | tuple) else []
 
 
-def _cap(value: str) -> str:
-    raw = value.encode()
-    if len(raw) <= MAX_OUTPUT_VALUE_BYTES:
-        return value
-    return raw[:MAX_OUTPUT_VALUE_BYTES].decode(errors="ignore")
-
-
 def _parse_termination_message(text: str) -> dict[str, str]:
     """A JSON object (values as text; non-strings as compact JSON) or ``key=value`` lines."""
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        try:
-            loaded: object = json.loads(stripped)
-        except ValueError:
-            loaded = None
-        if isinstance(loaded, dict):
-            return {
-                str(k): v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
-                for k, v in loaded.items()
-            }
-    out: dict[str, str] = {}
-    for line in stripped.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip():
-            out[key.strip()] = value.strip()
-    return out
+    return jobflow_outputs.parse_termination_message(text)
