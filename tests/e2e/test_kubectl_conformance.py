@@ -2,7 +2,8 @@
 
 Covers: version; typed `create namespace|configmap|secret|serviceaccount` (protobuf bodies);
 api-resources (built-ins and a CRD with short name); apply of a CRD then of its
-custom resources (client-side: created / unchanged / configured; server-side: serverside-applied,
+custom resources (client-side: created / unchanged / configured; server-side, for a CRD too:
+serverside-applied, server dry run,
 409 FieldManagerConflict, --force-conflicts); built-in apply through strategic merge; get as a
 table with printer columns, -o yaml, -l, get all (category), -w (watch rows as the object
 changes); describe with events (involvedObject field selectors); patch --type merge (and
@@ -443,3 +444,45 @@ def test_typed_create_commands_sending_protobuf(k: Any, server: Any) -> None:
     refused = k("create", "job", "pj", "-n", "proto", "--image=busybox")
     assert refused.returncode == 1 and "send JSON instead" in refused.stderr
     assert 'namespace "proto" deleted' in ok(k("delete", "namespace", "proto"))
+
+
+def test_server_side_apply_of_a_crd_then_its_resources(k: Any, server: Any) -> None:
+    crd = (
+        CRD.replace("widgets", "sprockets")
+        .replace("widget", "sprocket")
+        .replace("Widget", "Sprocket")
+        .replace("shortNames: [wd]", "shortNames: [spr]")
+    )
+    out = ok(k("apply", "--server-side", "-f", "-", input=crd))
+    assert (
+        "customresourcedefinition.apiextensions.k8s.io/sprockets.example.kubesim.io serverside-applied"
+        in out
+    )
+    ok(
+        k(
+            "wait",
+            "--for=condition=Established",
+            "crd/sprockets.example.kubesim.io",
+            "--timeout=10s",
+        )
+    )
+    manifest = widget("s1", size=2).replace("Widget", "Sprocket")
+    assert "sprocket.example.kubesim.io/s1 serverside-applied" in ok(
+        k("apply", "--server-side", "-f", "-", input=manifest)
+    )
+    assert ok(k("get", "spr", "s1", "-o", "jsonpath={.spec.size}")) == "2"
+    dry = ok(
+        k(
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-f",
+            "-",
+            input=manifest.replace("size: 2", "size: 4"),
+        )
+    )
+    assert "serverside-applied (server dry run)" in dry
+    assert ok(k("get", "spr", "s1", "-o", "jsonpath={.spec.size}")) == "2"
+    assert "sprockets.example.kubesim.io" in ok(k("delete", "crd", "sprockets.example.kubesim.io"))
+    gone = k("get", "spr")
+    assert gone.returncode == 1
