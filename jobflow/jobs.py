@@ -96,9 +96,13 @@ def resource_objects(
             obj = {k: v for k, v in decoded.thaw(template).items() if k != "status"}
             obj["apiVersion"] = api_version
             obj["kind"] = kind
-            obj["metadata"] = _own_metadata(
-                meta, flow=flow, name=names.resource_name(flow.name, short)
-            )
+            own = _own_metadata(meta, flow=flow, name=names.resource_name(flow.name, short))
+            own["labels"] = {
+                **decoded.string_map(meta.get("labels")),
+                names.LABEL_FLOW: names.label_value(flow.name),
+                names.LABEL_MANAGED_BY: names.MANAGED_BY,
+            }
+            obj["metadata"] = own
             out.append(obj)
     return out
 

@@ -757,6 +757,7 @@ def check_resources(result: Plan, world: World) -> None:
         meta = obj["metadata"]
         assert meta["namespace"] == "ns"  # type: ignore[index]
         assert meta["ownerReferences"][0]["uid"] == "uid-1"  # type: ignore[index]
+        assert meta["labels"][names.LABEL_FLOW] == "f"  # type: ignore[index]
     pod = result.create_jobs[0]["spec"]["template"]["spec"]  # type: ignore[index]
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == "f-data"
     assert pod["volumes"][1]["configMap"]["name"] == "f-settings"
@@ -1245,7 +1246,11 @@ def check_invalid_reference(result: Plan, world: World) -> None:
 def missing_output_flow() -> dict[str, object]:
     source = {"stepOutputRef": {"step": "a", "parameter": "missing"}}
     return flow(
-        step("a", outputs={"parameters": [{"name": "version"}, {"name": "missing"}]}),
+        # optional: a missing non-optional output would fail step a itself (jobflow.outputs)
+        step(
+            "a",
+            outputs={"parameters": [{"name": "version"}, {"name": "missing", "optional": True}]},
+        ),
         step("b", "a", inputs={"parameters": [{"name": "m", "valueFrom": source}]}),
     )
 
