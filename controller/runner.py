@@ -85,6 +85,15 @@ class KubeLeaseApi:
         return self.kube.replace(LEASES, namespace, name, body)
 
 
+def prepare_flow(flow: JSONDict) -> JSONDict:
+    """What the JobFlow cache keeps: no managedFields, and apiVersion/kind always set (list items
+    may omit them; status PUTs and Event involvedObjects need them)."""
+    flow = cache_mod.strip_managed_fields(flow)
+    if flow.get("apiVersion") != names.API_VERSION or flow.get("kind") != names.KIND:
+        flow = {**flow, "apiVersion": names.API_VERSION, "kind": names.KIND}
+    return flow
+
+
 def strip_job(job: JSONDict) -> JSONDict:
     """What the Job cache keeps: no managedFields, no pod template spec (the bulk of a Job; no
     reader needs it: outcomes come from status, identity from metadata, pods from selector)."""
@@ -106,6 +115,7 @@ class _Term:
             JOBFLOWS,
             namespace=ctl.config.namespace,
             indexers={CONCURRENCY_INDEX: flow_concurrency_index},
+            transform=prepare_flow,
             name="jobflows",
         )
         self.jobs = cache_mod.Informer(

@@ -196,3 +196,22 @@ def test_flow_phase_gauge_is_recounted_at_scrape() -> None:
 def test_two_metric_sets_on_separate_registries_do_not_collide() -> None:
     ControllerMetrics(CollectorRegistry())
     ControllerMetrics(CollectorRegistry())
+
+
+def test_events_of_one_pass_are_coalesced_by_type_and_reason() -> None:
+    from controller.reconciler import coalesce_events
+    from jobflow.planning import Event
+
+    events = [
+        Event("Normal", "StepSucceeded", "step a succeeded"),
+        Event("Normal", "StepStarted", "step b started"),
+        Event("Normal", "StepSucceeded", "step c succeeded"),
+        Event("Warning", "StepFailed", "step d failed"),
+        Event("Normal", "StepStarted", "step e started"),
+    ]
+    assert coalesce_events(events) == [
+        ("Normal", "StepSucceeded", "step a succeeded; step c succeeded"),
+        ("Normal", "StepStarted", "step b started; step e started"),
+        ("Warning", "StepFailed", "step d failed"),
+    ]
+    assert coalesce_events([]) == []
