@@ -257,6 +257,9 @@ class OutputParameter(SpecModel):
         default=None,
         description="Absent: the termination-message key of the same name as the parameter.",
     )
+    optional: bool | None = Field(
+        default=None, description="A missing value leaves the parameter unset instead of failing."
+    )
 
 
 class Archive(SpecModel):
@@ -314,10 +317,20 @@ class Step(SpecModel):
     outputs: StepOutputs | None = None
 
 
+class Workspace(SpecModel):
+    volume_claim_template: JsonObject = Field(
+        description="A PersistentVolumeClaim (spec, optional metadata) created as "
+        "<flow>-workspace with the flow; artifacts live in it under <flow>/<step>/<artifact>."
+    )
+
+
 class JobFlowSpec(SpecModel):
     execution_policy: ExecutionPolicy | None = None
     suspend: bool | None = Field(default=None, description="Start no new steps while true.")
     resource_templates: ResourceTemplates | None = None
+    workspace: Workspace | None = Field(
+        default=None, description="The shared volume that carries artifacts between steps."
+    )
     steps: list[Step]
 
 
