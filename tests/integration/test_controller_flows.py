@@ -10,6 +10,7 @@ and its Jobs; resourceTemplates created first and referenced by their real names
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -361,3 +362,30 @@ def test_resource_templates_are_created_first_and_referenced(cluster, start_cont
     assert volumes["work"]["persistentVolumeClaim"]["claimName"] == "res-data"
     assert volumes["conf"]["configMap"]["name"] == "res-cfg"
     assert created(job) >= ts(cm["metadata"]["creationTimestamp"])
+
+
+def test_output_parameter_read_from_the_pod_feeds_a_dependant(cluster, start_controller) -> None:
+    """The runtime reads a finished attempt's pod only when the planner asks (outputs here)."""
+    start_controller()
+    producer = job_step(
+        "build",
+        termination_message="version=1.2.3",
+        outputs={"parameters": [{"name": "version"}]},
+    )
+    consumer = job_step(
+        "deploy",
+        "build",
+        inputs={
+            "parameters": [
+                {
+                    "name": "version",
+                    "valueFrom": {"stepOutputRef": {"step": "build", "parameter": "version"}},
+                }
+            ]
+        },
+    )
+    cluster.create_flow(flow("outputs", [producer, consumer]))
+    cluster.wait_phase("outputs", "Succeeded")
+    assert cluster.step("outputs", "build")["outputs"]["parameters"] == {"version": "1.2.3"}
+    job = cluster.step_jobs("outputs", "deploy")[0]
+    assert "1.2.3" in json.dumps(job["spec"]["template"]["spec"]["containers"])
