@@ -1125,10 +1125,8 @@ class _Pass:
         if blocking is not None:
             return self._queued(blocking)
 
-        start_text = decoded.string(self.prior.get("startTime"))
-        if start_text is None:
-            start_text = self.now_text
-            self.event("Normal", "FlowStarted", f"flow {self.name} started")
+        prior_start = decoded.string(self.prior.get("startTime"))
+        start_text: str | None = prior_start or self.now_text
         started = decoded.parse_time(start_text) or decoded.truncate(self.now)
 
         # Finished Jobs are credited first, so a step that completed before the flow stopped
@@ -1150,8 +1148,18 @@ class _Pass:
         else:
             self.decide_failures(may_retry=True)
             self.schedule()
-            if deadline is not None:
-                self.wake_at(deadline)
+        if prior_start is None:
+            # A flow suspended from its creation has not started: no startTime (its deadline
+            # does not run) until it is resumed.
+            untouched = all(
+                s.phase == StepPhase.PENDING.value and not s.attempts for s in self.steps
+            )
+            if self.suspended and untouched and self.stop_reason is None:
+                start_text = None
+            else:
+                self.events.insert(0, Event("Normal", "FlowStarted", f"flow {self.name} started"))
+        if deadline is not None and start_text is not None and self.stop_reason is None:
+            self.wake_at(deadline)
         resources_done = self._resources()
         return self._finish(start_text, resources_done=resources_done)
 
@@ -1217,7 +1225,7 @@ class _Pass:
             return FlowPhase.PAUSED.value, "", ""
         return FlowPhase.RUNNING.value, "", ""
 
-    def _finish(self, start_text: str, *, resources_done: bool | None) -> Plan:
+    def _finish(self, start_text: str | None, *, resources_done: bool | None) -> Plan:
         phase, fail_reason, fail_message = self._flow_phase()
         terminal = phase in _TERMINAL_FLOW
         prior_phase = self.prior_phase
@@ -1269,7 +1277,8 @@ class _Pass:
         new_status: dict[str, object] = {"phase": phase}
         if self.generation is not None:
             new_status["observedGeneration"] = self.generation
-        new_status["startTime"] = start_text
+        if start_text is not None:
+            new_status["startTime"] = start_text
         completion_text: str | None = None
         if terminal:
             completion_text = self.now_text

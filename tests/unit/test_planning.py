@@ -631,7 +631,21 @@ def check_not_paused_while_running(result: Plan, world: World) -> None:
 def check_suspended_start(result: Plan, world: World) -> None:
     assert result.create_jobs == ()
     assert world.phase == "Suspended"
-    assert "FlowSuspended" in reasons(result)
+    assert reasons(result) == ["FlowSuspended"]
+    assert "startTime" not in world.status  # not started: no deadline runs
+
+
+def prep_resume_never_started(world: World) -> None:
+    world.reconcile()
+    world.advance(100)
+    world.set_spec("suspend", False)
+
+
+def check_first_start_on_resume(result: Plan, world: World) -> None:
+    assert created_steps(result) == ["a"]
+    assert world.status["startTime"] == ts(T0 + timedelta(seconds=100))
+    assert reasons(result) == ["FlowStarted", "StepStarted", "FlowResumed"]
+    assert result.requeue_after == 60  # the deadline counts from the real start
 
 
 def prep_suspend_running(world: World) -> None:
@@ -961,6 +975,12 @@ ROWS = [
         "manual-not-paused-while-running", manual_parallel, nothing, check_not_paused_while_running
     ),
     Row("suspend-at-start", lambda: flow(step("a"), suspend=True), nothing, check_suspended_start),
+    Row(
+        "resume-first-start",
+        lambda: flow(step("a"), suspend=True, policy={"activeDeadlineSeconds": 60}),
+        prep_resume_never_started,
+        check_first_start_on_resume,
+    ),
     Row(
         "suspend-running-finishes",
         lambda: flow(step("a"), step("b", "a")),
