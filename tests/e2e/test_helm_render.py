@@ -615,3 +615,15 @@ def test_names_stay_consistent_for_another_release_and_namespace(mode: str) -> N
     assert env["ZEN_FLOW_LEASE_NAME"] == "team-a-zen-flow-leader"
     subjects = rendered.one("ClusterRoleBinding")["subjects"]
     assert subjects == [{"kind": "ServiceAccount", "name": service, "namespace": "ops"}]
+
+
+def test_key_file_mode_needs_the_fs_group() -> None:
+    def tls_volume(values: dict[str, Any]) -> dict[str, Any]:
+        pod = helm.render(values).one("Deployment")["spec"]["template"]["spec"]
+        [volume] = [v for v in pod["volumes"] if v["name"] == "webhook-tls"]
+        return dict(volume["secret"])
+
+    assert tls_volume({})["defaultMode"] == 0o440  # group-readable; fsGroup owns the files
+    # Without an fsGroup the files stay root-owned: keep the kubelet's default (0644) or the
+    # non-root process could not read its own key.
+    assert "defaultMode" not in tls_volume({"podSecurityContext": {"fsGroup": None}})
