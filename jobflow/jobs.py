@@ -184,7 +184,6 @@ def build_job(
     flow: FlowRef,
     attempt: int,
     renames: Renames,
-    extra_annotations: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """The batch/v1 Job manifest for ``attempt`` (0-based) of a Job ``step``."""
     step_name = decoded.string(step.get("name")) or ""
@@ -207,7 +206,6 @@ def build_job(
     annotations = {
         **decoded.string_map(template_meta.get("annotations")),
         **decoded.string_map(step_meta.get("annotations")),
-        **(extra_annotations or {}),
     }
     if annotations:
         meta["annotations"] = annotations
