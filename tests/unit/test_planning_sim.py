@@ -2,8 +2,9 @@
 
 Every pass is checked for idempotence (a second pass at the same instant does nothing) and
 for never creating two Jobs for one attempt. Covers linear, diamond, retry (with the backoff
-delays observed between attempts), failure with skip propagation, approval, and a flow that is
-deleted by its TTL with no wake-up lost.
+delays observed between attempts), failure with skip propagation, approval, a flow that is
+deleted by its TTL with no wake-up lost, and concurrency groups (Forbid runs one flow at a time
+in creation order; Replace stops the older flow).
 """
 
 from __future__ import annotations
@@ -111,3 +112,60 @@ def test_ttl_deletes_the_finished_flow() -> None:
     # completed at +5, deleted at +305: the deadline (at +50) did not touch a finished flow.
     assert world.now == T0 + timedelta(seconds=305)
     assert world.phase == "Succeeded"
+
+
+def grouped(name: str, minute: int, policy: str) -> World:
+    return World(
+        flow=flow(
+            step("a"),
+            step("b", "a"),
+            name=name,
+            uid=f"uid-{name}",
+            created=T0 + timedelta(minutes=minute),
+            policy={"concurrencyKey": "nightly", "concurrencyPolicy": policy},
+        )
+    )
+
+
+def run_group(worlds: list[World], *, rounds: int = 60) -> list[set[str]]:
+    """Reconcile every flow of a group in turn, finishing each Job 5 s after it starts; return
+    which flows were active (Running with a started step) after each round."""
+    active_history: list[set[str]] = []
+    for _ in range(rounds):
+        for world in worlds:
+            world.now = max(w.now for w in worlds)
+            world.peers = [w.flow for w in worlds if w is not world]
+            world.reconcile()
+        active_history.append(
+            {str(w.flow["metadata"]["name"]) for w in worlds if w.phase == "Running"}  # type: ignore[index]
+        )
+        if all(w.phase in ("Succeeded", "Failed") for w in worlds):
+            break
+        for world in worlds:
+            world.advance(5)
+            for name, job in world.jobs.items():
+                if not job["status"].get("conditions"):  # type: ignore[union-attr]
+                    world.finish(name, ok=True)
+    return active_history
+
+
+def test_forbid_runs_a_group_one_flow_at_a_time_in_creation_order() -> None:
+    worlds = [grouped("c", 2, "Forbid"), grouped("a", 0, "Forbid"), grouped("b", 1, "Forbid")]
+    history = run_group(worlds)
+    assert all(len(active) <= 1 for active in history), history
+    assert all(w.phase == "Succeeded" for w in worlds)
+    order = sorted(worlds, key=lambda w: str(w.status["startTime"]))
+    assert [w.flow["metadata"]["name"] for w in order] == ["a", "b", "c"]  # type: ignore[index]
+    assert all(w.condition("Queued")["status"] == "False" for w in worlds)
+
+
+def test_replace_stops_the_older_flow_and_runs_the_newer() -> None:
+    older = grouped("old", 0, "Replace")
+    older.reconcile()
+    assert older.phase == "Running"
+    newer = grouped("new", 1, "Replace")
+    run_group([older, newer])
+    assert older.phase == "Failed"
+    assert older.condition("Failed")["reason"] == "Replaced"
+    assert newer.phase == "Succeeded"
+    assert older.deleted_jobs == [older.job_of("a")]
