@@ -143,6 +143,15 @@ class Event:
 
 @dataclass(frozen=True)
 class Plan:
+    """What one pass decided. The runtime applies it in this order: ``create_objects``
+    (AlreadyExists owned by the flow is fine), ``create_jobs`` (AlreadyExists owned by the flow
+    is adoption), ``delete_jobs`` (propagation Background; NotFound is fine), then ``status``
+    (only if it differs from the stored one; skipped if anything before failed), ``events``,
+    and ``delete_flow``. ``requeue_after`` is the earliest pending deadline in seconds (retry,
+    step timeout, flow deadline, TTL) or None. ``needs_pod_details`` names failed/succeeded
+    Jobs whose pod exit code or termination message is needed: read them and plan again.
+    """
+
     create_objects: tuple[Mapping[str, object], ...]
     create_jobs: tuple[Mapping[str, object], ...]
     delete_jobs: tuple[str, ...]
