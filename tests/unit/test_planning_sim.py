@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from jobflow import names
+from jobflow.planning import MAX_IGNORED_RETRIES
 from tests.unit.planning_world import T0, World, flow, simulate, step
 
 
@@ -169,3 +170,24 @@ def test_replace_stops_the_older_flow_and_runs_the_newer() -> None:
     assert older.condition("Failed")["reason"] == "Replaced"
     assert newer.phase == "Succeeded"
     assert older.deleted_jobs == [older.job_of("a")]
+
+
+def test_ignored_failures_retry_uncounted_but_not_forever() -> None:
+    rules = [{"action": "Ignore", "onExitCodes": {"operator": "In", "values": [42]}}]
+    world = World(
+        flow=flow(
+            step("a", retryPolicy={"limit": 1, "backoff": {"type": "Fixed", "duration": "1s"}}),
+            policy={"podFailurePolicy": {"rules": rules}, "backoffLimit": 0},
+        )
+    )
+
+    def script(_name: str, _attempt: int) -> tuple[float, bool, int | None, str | None]:
+        return 1.0, False, 42, None
+
+    simulate(world, script, max_passes=200)
+    a = world.step_status("a")
+    assert world.phase == "Failed"
+    # Ignored failures charge neither the step limit (1) nor the flow backoffLimit (0).
+    assert a["attempts"] == MAX_IGNORED_RETRIES + 1
+    assert "retries" not in a
+    assert "ignored failures" in str(a["message"])
