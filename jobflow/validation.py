@@ -26,7 +26,7 @@ from typing import Final
 import pydantic
 import pydantic_core
 
-from jobflow import conditions, dag, names
+from jobflow import artifacts, conditions, dag, names
 from jobflow.errors import Problem
 from jobflow.model import JobFlow, Step
 
@@ -317,6 +317,7 @@ class _Validator:
         self.graph: dag.Graph | None = None
         self._ancestry: dag.Ancestry | None = None
         self.outputs: dict[str, tuple[set[str], set[str]]] = {}  # step -> (params, artifacts)
+        self.has_workspace = False  # spec.workspace declared (artifacts need it)
 
     def add(self, code: str, path: str, message: str) -> None:
         self.problems.append(Problem(code, path, message))
@@ -352,6 +353,10 @@ class _Validator:
         templates = _map(spec.get("resourceTemplates"))
         if templates is not None:
             self.check_resource_templates(templates)
+        workspace = _map(spec.get("workspace"))
+        self.has_workspace = workspace is not None
+        if workspace is not None:
+            self.check_workspace(workspace, templates)
         steps = _list(spec.get("steps"))
         if steps is not None:
             self.check_steps(steps)
@@ -659,6 +664,8 @@ class _Validator:
         outputs = _map(get("outputs"))
         if outputs is not None:
             self.check_outputs(outputs, f"{base}.outputs")
+        if inputs is not None or outputs is not None:
+            self.check_artifact_mounts(step, base)
 
     def check_template(self, template: Mapping[str, object], index: int) -> None:
         step_path = _StepPath(index)
@@ -1022,6 +1029,7 @@ class _Validator:
                     f"must be '<step>' or '<step>/<artifact>'; got {source!r}",
                 )
             else:
+                self.require_workspace(f"{path}.from")
                 before = len(self.problems)
                 self.check_step_reference(parts[0], step, f"{path}.from", code_prefix="input")
                 declared = self.outputs.get(parts[0])
@@ -1084,6 +1092,7 @@ class _Validator:
                 continue
             path = f"{base}.artifacts[{i}]"
             self.check_name(artifact, path, seen, "artifact")
+            self.require_workspace(path)
             target = _str(artifact.get("path"))
             if target is not None and not _is_clean_path(target):
                 self.add(
@@ -1095,8 +1104,92 @@ class _Validator:
                 self.add(
                     "unsupported-s3",
                     f"{path}.s3",
-                    "S3 artifacts are not supported yet; remove s3 (artifacts are kept in the"
-                    " flow's ConfigMaps)",
+                    "S3 artifacts are not supported yet; remove s3 (artifacts travel between"
+                    " steps through spec.workspace)",
+                )
+
+    # -- workspace and artifact mounts (jobflow.artifacts wires them into the Jobs)
+
+    def check_workspace(
+        self, workspace: Mapping[str, object], templates: Mapping[str, object] | None
+    ) -> None:
+        base = "spec.workspace.volumeClaimTemplate"
+        claim = _map(workspace.get("volumeClaimTemplate"))
+        if claim is None:
+            return  # the shape check reports a missing or non-object template
+        declared = claim.get("kind")
+        if declared is not None and declared != "PersistentVolumeClaim":
+            self.add(
+                "invalid-resource-template-kind",
+                f"{base}.kind",
+                f"must be 'PersistentVolumeClaim' (or omitted); got {declared!r}",
+            )
+        self.check_pvc(claim, base)
+        for i, item in enumerate(
+            (_list(templates.get("volumeClaimTemplates")) if templates is not None else None) or []
+        ):
+            entry = _map(item)
+            meta = _map(entry.get("metadata")) if entry is not None else None
+            if meta is not None and meta.get("name") == artifacts.WORKSPACE:
+                self.add(
+                    "workspace-name-conflict",
+                    f"spec.resourceTemplates.volumeClaimTemplates[{i}].metadata.name",
+                    f"{artifacts.WORKSPACE!r} is the name of spec.workspace's claim"
+                    " (<flow>-workspace); rename this template",
+                )
+
+    def require_workspace(self, path: str) -> None:
+        if not self.has_workspace:
+            self.add(
+                "workspace-required",
+                path,
+                "artifacts travel through the flow's workspace volume: declare"
+                " spec.workspace.volumeClaimTemplate (a PersistentVolumeClaim)",
+            )
+
+    def check_artifact_mounts(self, step: Mapping[str, object], base: str) -> None:
+        """Artifact paths of one step are distinct mount points; our volume names are free."""
+        mounts: dict[str, str] = {}
+        for side in ("inputs", "outputs"):
+            container = _map(step.get(side))
+            items = _list(container.get("artifacts")) if container is not None else None
+            for i, item in enumerate(items or []):
+                artifact = _map(item)
+                if artifact is None:
+                    continue
+                target = (
+                    artifacts.input_path(artifact)
+                    if side == "inputs"
+                    else _str(artifact.get("path"))
+                )
+                if not target:
+                    continue
+                path = f"{base}.{side}.artifacts[{i}].path"
+                normalised = target.rstrip("/") or "/"
+                if normalised in mounts:
+                    self.add(
+                        "duplicate-artifact-path",
+                        path,
+                        f"{target!r} is already the path of {mounts[normalised]}; each artifact"
+                        " needs its own directory",
+                    )
+                else:
+                    mounts[normalised] = f"{base}.{side}.artifacts[{i}]"
+        if not mounts:
+            return
+        template = _map(step.get("template"))
+        job_spec = _map(template.get("spec")) if template is not None else None
+        pod = _map(job_spec.get("template")) if job_spec is not None else None
+        pod_spec = _map(pod.get("spec")) if pod is not None else None
+        volumes = _list(pod_spec.get("volumes")) if pod_spec is not None else None
+        for i, item in enumerate(volumes or []):
+            volume = _map(item)
+            name = volume.get("name") if volume is not None else None
+            if name in artifacts.RESERVED_VOLUMES:
+                self.add(
+                    "reserved-volume-name",
+                    f"{base}.template.spec.template.spec.volumes[{i}].name",
+                    f"volume name {name!r} is used by zen-flow for artifacts; rename it",
                 )
 
 

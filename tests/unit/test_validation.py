@@ -647,8 +647,25 @@ RULES += [
 OUT_A = {"parameters": [{"name": "version"}], "artifacts": [{"name": "report", "path": "/out/r"}]}
 
 
+# Artifacts travel through spec.workspace: flows that declare them need one.
+WORKSPACE = {
+    "volumeClaimTemplate": {
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    }
+}
+
+
+def ws(mutation: Mutation) -> Mutation:
+    def mutate(obj: dict[str, Any]) -> None:
+        obj["spec"]["workspace"] = copy.deepcopy(WORKSPACE)
+        mutation(obj)
+
+    return mutate
+
+
 def with_io(inputs: dict[str, Any]) -> Mutation:
     def mutate(obj: dict[str, Any]) -> None:
+        obj["spec"]["workspace"] = copy.deepcopy(WORKSPACE)
         obj["spec"]["steps"][0]["outputs"] = copy.deepcopy(OUT_A)
         obj["spec"]["steps"][1]["inputs"] = inputs
 
@@ -895,36 +912,171 @@ RULES += [
     ),
     (
         "output-artifact-path",
-        at("spec.steps.0.outputs", {"artifacts": [{"name": "r", "path": "/out/r"}]}),
-        at("spec.steps.0.outputs", {"artifacts": [{"name": "r", "path": "out/r"}]}),
+        ws(at("spec.steps.0.outputs", {"artifacts": [{"name": "r", "path": "/out/r"}]})),
+        ws(at("spec.steps.0.outputs", {"artifacts": [{"name": "r", "path": "out/r"}]})),
         "invalid-artifact-path",
         "spec.steps[0].outputs.artifacts[0].path",
     ),
     (
         "output-artifact-archive",
-        at(
-            "spec.steps.0.outputs",
-            {"artifacts": [{"name": "r", "path": "/o", "archive": {"format": "zip"}}]},
+        ws(
+            at(
+                "spec.steps.0.outputs",
+                {"artifacts": [{"name": "r", "path": "/o", "archive": {"format": "zip"}}]},
+            )
         ),
-        at(
-            "spec.steps.0.outputs",
-            {"artifacts": [{"name": "r", "path": "/o", "archive": {"format": "rar"}}]},
+        ws(
+            at(
+                "spec.steps.0.outputs",
+                {"artifacts": [{"name": "r", "path": "/o", "archive": {"format": "rar"}}]},
+            )
         ),
         "invalid-value",
         "spec.steps[0].outputs.artifacts[0].archive.format",
     ),
     (
         "output-s3",
-        at(
-            "spec.steps.0.outputs",
-            {"artifacts": [{"name": "r", "path": "/out/r", "optional": True}]},
+        ws(
+            at(
+                "spec.steps.0.outputs",
+                {"artifacts": [{"name": "r", "path": "/out/r", "optional": True}]},
+            )
         ),
-        at(
-            "spec.steps.0.outputs",
-            {"artifacts": [{"name": "r", "path": "/out/r", "s3": {"bucket": "b"}}]},
+        ws(
+            at(
+                "spec.steps.0.outputs",
+                {"artifacts": [{"name": "r", "path": "/out/r", "s3": {"bucket": "b"}}]},
+            )
         ),
         "unsupported-s3",
         "spec.steps[0].outputs.artifacts[0].s3",
+    ),
+]
+
+
+# --- data passing: workspace, artifact mounts, optional outputs (H8) ---------------------------
+
+
+def both(*mutations: Mutation) -> Mutation:
+    def mutate(obj: dict[str, Any]) -> None:
+        for mutation in mutations:
+            mutation(obj)
+
+    return mutate
+
+
+ARTIFACT_OUT = {"artifacts": [{"name": "report", "path": "/out/report"}]}
+ARTIFACT_IN = {"artifacts": [{"name": "report", "from": "a/report", "path": "/in/report"}]}
+RULES += [
+    (
+        "workspace-for-output-artifact",
+        ws(at("spec.steps.0.outputs", ARTIFACT_OUT)),
+        at("spec.steps.0.outputs", ARTIFACT_OUT),
+        "workspace-required",
+        "spec.steps[0].outputs.artifacts[0]",
+    ),
+    (
+        "workspace-for-input-artifact",
+        ws(both(at("spec.steps.0.outputs", ARTIFACT_OUT), at("spec.steps.1.inputs", ARTIFACT_IN))),
+        both(
+            at("spec.steps.0.outputs", ARTIFACT_OUT),
+            at("spec.steps.1.inputs", ARTIFACT_IN),
+        ),
+        "workspace-required",
+        "spec.steps[1].inputs.artifacts[0].from",
+    ),
+    (
+        "http-input-needs-no-workspace",
+        at("spec.steps.1.inputs", {"artifacts": [{"name": "d", "http": {"url": "https://x/d"}}]}),
+        at("spec.steps.1.inputs", {"artifacts": [{"name": "d", "http": {"url": "ftp://x/d"}}]}),
+        "invalid-artifact-url",
+        "spec.steps[1].inputs.artifacts[0].http.url",
+    ),
+    (
+        "workspace-storage",
+        ws(at("spec.steps.0.outputs", ARTIFACT_OUT)),
+        both(
+            ws(at("spec.steps.0.outputs", ARTIFACT_OUT)),
+            at("spec.workspace.volumeClaimTemplate.spec.resources", {}),
+        ),
+        "pvc-storage-required",
+        "spec.workspace.volumeClaimTemplate.spec.resources.requests.storage",
+    ),
+    (
+        "workspace-kind",
+        ws(at("spec.steps.0.outputs", ARTIFACT_OUT)),
+        ws(
+            both(
+                at("spec.steps.0.outputs", ARTIFACT_OUT),
+                at("spec.workspace.volumeClaimTemplate.kind", "ConfigMap"),
+            )
+        ),
+        "invalid-resource-template-kind",
+        "spec.workspace.volumeClaimTemplate.kind",
+    ),
+    (
+        "workspace-name-conflict",
+        ws(
+            at(
+                "spec.resourceTemplates",
+                {"volumeClaimTemplates": [dict(PVC, metadata={"name": "data"})]},
+            )
+        ),
+        ws(
+            at(
+                "spec.resourceTemplates",
+                {"volumeClaimTemplates": [dict(PVC, metadata={"name": "workspace"})]},
+            )
+        ),
+        "workspace-name-conflict",
+        "spec.resourceTemplates.volumeClaimTemplates[0].metadata.name",
+    ),
+    (
+        "duplicate-artifact-path",
+        ws(
+            at(
+                "spec.steps.0.outputs",
+                {"artifacts": [{"name": "a", "path": "/out/a"}, {"name": "b", "path": "/out/b"}]},
+            )
+        ),
+        ws(
+            at(
+                "spec.steps.0.outputs",
+                {"artifacts": [{"name": "a", "path": "/out/a"}, {"name": "b", "path": "/out/a/"}]},
+            )
+        ),
+        "duplicate-artifact-path",
+        "spec.steps[0].outputs.artifacts[1].path",
+    ),
+    (
+        "reserved-volume-name",
+        ws(
+            both(
+                at("spec.steps.0.outputs", ARTIFACT_OUT),
+                at(
+                    "spec.steps.0.template.spec.template.spec.volumes",
+                    [{"name": "cache", "emptyDir": {}}],
+                ),
+            )
+        ),
+        ws(
+            both(
+                at("spec.steps.0.outputs", ARTIFACT_OUT),
+                at(
+                    "spec.steps.0.template.spec.template.spec.volumes",
+                    [{"name": "zen-workspace", "emptyDir": {}}],
+                ),
+            )
+        ),
+        "reserved-volume-name",
+        "spec.steps[0].template.spec.template.spec.volumes[0].name",
+    ),
+    (
+        "optional-output",
+        at("spec.steps.0.outputs", {"parameters": [{"name": "v", "optional": True}]}),
+        at("spec.steps.0.outputs", {"parameters": [{"name": "v", "optional": "yes"}]}),
+        "invalid-type",
+        "spec.steps[0].outputs.parameters[0].optional",
     ),
 ]
 
