@@ -434,10 +434,7 @@ def test_denial_printed_by_kubectl(
         "ValidatingWebhookConfiguration",
         webhook("deny.kubesim.test", {"url": hook.url, "caBundle": pki.ca_bundle}),
     )
-    # `kubectl create -f` sends JSON (`kubectl create configmap` sends protobuf)
-    result = kubectl(
-        cluster, tmp_path, "create", "-f", "-", stdin=json.dumps(configmap("bad-kubectl"))
-    )
+    result = kubectl(cluster, tmp_path, "create", "configmap", "bad-kubectl", "--from-literal=k=v")
     assert result.returncode != 0
     assert (
         'admission webhook "deny.kubesim.test" denied the request: '

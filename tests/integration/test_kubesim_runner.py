@@ -256,11 +256,7 @@ def test_deleted_running_pod_is_counted_failed_and_replaced(api: client.ApiClien
         NS, make_job("victim", {"kubesim.io/duration": "60"})
     )
     (first,) = eventually(lambda: pods_of(api, "victim"), 5)
-    # raw response: kubesim answers a pod DELETE with a Status, which the v37 client's V1Pod
-    # model cannot decode
-    client.CoreV1Api(api).delete_namespaced_pod(
-        first["metadata"]["name"], NS, _preload_content=False
-    )
+    client.CoreV1Api(api).delete_namespaced_pod(first["metadata"]["name"], NS)
 
     def replaced() -> bool:
         names = [p["metadata"]["name"] for p in pods_of(api, "victim")]

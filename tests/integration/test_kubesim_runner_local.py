@@ -156,9 +156,7 @@ def test_deletion_kills_the_process(api: client.ApiClient, tmp_path: Path, delet
     if delete == "job":
         client.BatchV1Api(api).delete_namespaced_job("sleeper", NS, propagation_policy="Background")
     else:
-        # raw response: kubesim answers a pod DELETE with a Status, which the v37 client's
-        # V1Pod model cannot decode
-        client.CoreV1Api(api).delete_namespaced_pod(name, NS, _preload_content=False)
+        client.CoreV1Api(api).delete_namespaced_pod(name, NS)
     eventually(lambda: not pid_alive(pid), 5, message="process killed")
     if delete == "pod":
         # counted as a failure; backoffLimit 0 then fails the Job
