@@ -24,6 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from jobflow import artifacts
+
 ENV_PREFIX = "ZEN_FLOW_"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 DEFAULT_MAX_REQUEST_BYTES = (
@@ -113,6 +115,11 @@ class Settings(BaseModel):
     )
     renew_deadline: float = Field(10.0, gt=0, description="seconds the leader may fail to renew")
     retry_period: float = Field(2.0, gt=0, description="seconds between Lease attempts")
+    artifact_fetch_image: str = Field(
+        artifacts.DEFAULT_FETCH_IMAGE,
+        min_length=1,
+        description="image of the init container that downloads http input artifacts (curl)",
+    )
 
     @model_validator(mode="after")
     def _check_relations(self) -> Settings:

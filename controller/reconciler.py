@@ -47,7 +47,7 @@ from controller.kube import (
     NotFound,
 )
 from controller.metrics import ControllerMetrics
-from jobflow import names, planning
+from jobflow import artifacts, names, planning
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +161,10 @@ class Reconciler:
         enqueue: Callable[[str], None],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         pool: Executor | None = None,
+        fetch_image: str = artifacts.DEFAULT_FETCH_IMAGE,
     ) -> None:
         self.kube = kube
+        self.fetch_image = fetch_image  # init container image for http input artifacts
         self.flows = flows
         self.jobs = jobs
         self.recorder = recorder
@@ -231,11 +233,11 @@ class Reconciler:
             if (p.get("metadata") or {}).get("uid") != uid
         ]
         now = self.now()
-        result = planning.plan(flow, observed, now, peers=peers)
+        result = planning.plan(flow, observed, now, peers=peers, fetch_image=self.fetch_image)
         if result.needs_pod_details:
             self._read_pod_details(flow, observed, result.needs_pod_details)
             observed = self._observed_jobs(flow)
-            result = planning.plan(flow, observed, now, peers=peers)
+            result = planning.plan(flow, observed, now, peers=peers, fetch_image=self.fetch_image)
 
         for obj in result.create_objects:
             self._create_owned(flow, dict(obj))
@@ -441,7 +443,8 @@ def coalesce_events(events: Sequence[planning.Event]) -> list[tuple[str, str, st
 def pick_pod_details(pods: Sequence[JSONDict], *, container: str) -> PodDetails:
     """Exit code and termination message of ``container`` in the most recent finished pod
     (Failed pods first: the planner asks about failed attempts). Falls back to the first
-    terminated container with a non-zero exit code when no container has that name."""
+    terminated container with a non-zero exit code when no container has that name, then to
+    the only container of a one-container pod (a succeeded step's outputs)."""
 
     def finished_key(pod: JSONDict) -> tuple[int, str]:
         phase = (pod.get("status") or {}).get("phase")
@@ -463,6 +466,10 @@ def pick_pod_details(pods: Sequence[JSONDict], *, container: str) -> PodDetails:
                 ),
                 None,
             )
+        if chosen is None and len(statuses) == 1:
+            # A one-container pod that succeeded: its termination message carries the step's
+            # output parameters whatever the container is called.
+            chosen = statuses[0]
         if chosen is None:
             continue
         terminated = (chosen.get("state") or {}).get("terminated") or {}

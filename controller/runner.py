@@ -43,7 +43,7 @@ from controller.reconciler import (
     flow_concurrency_index,
     job_flow_index,
 )
-from jobflow import names
+from jobflow import artifacts, names
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ class ControllerConfig:
     lease_namespace: str = "default"
     identity: str = field(default_factory=default_identity)
     timings: LeaderTimings = field(default_factory=LeaderTimings)
+    # image of the init containers that download http input artifacts (needs curl)
+    artifact_fetch_image: str = artifacts.DEFAULT_FETCH_IMAGE
 
 
 class KubeLeaseApi:
@@ -142,6 +144,7 @@ class _Term:
             recorder=self.recorder,
             metrics=ctl.metrics,
             enqueue=self.queue.add,
+            fetch_image=ctl.config.artifact_fetch_image,
         )
         self.flows.add_handler(self.reconciler.on_flow_change)
         self.jobs.add_handler(self.reconciler.on_job_change)
@@ -372,6 +375,9 @@ def from_settings(settings: Any, *, registry: CollectorRegistry) -> Controller:
         lease_namespace=settings.lease_namespace,
         timings=LeaderTimings(
             settings.lease_duration, settings.renew_deadline, settings.retry_period
+        ),
+        artifact_fetch_image=getattr(
+            settings, "artifact_fetch_image", artifacts.DEFAULT_FETCH_IMAGE
         ),
     )
     kubeconfig = str(settings.kubeconfig) if settings.kubeconfig is not None else None
