@@ -196,6 +196,18 @@ def _default_job(obj: dict, old: dict | None) -> None:
             )  # upstream copies template labels to a label-less Job
 
 
+def preset_uid(rt: ResourceType, obj: dict) -> str | None:
+    """The uid defaulting already committed to (a Job's generated selector names it)."""
+    if rt.key != ("batch", "jobs") or not rt.builtin:
+        return None
+    spec = obj.get("spec") or {}
+    if spec.get("manualSelector"):
+        return None
+    labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+    uid = labels.get("batch.kubernetes.io/controller-uid")
+    return str(uid) if uid else None
+
+
 def _default_secret(obj: dict, old: dict | None) -> None:
     obj.setdefault("type", "Opaque")
     sd = obj.pop("stringData", None)

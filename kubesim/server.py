@@ -70,6 +70,8 @@ USER = {
     "groups": ["system:masters", "system:authenticated"],
 }
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+MUTATING_CONFIGS = GVR("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations")
+VALIDATING_CONFIGS = GVR("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations")
 # upstream stores that answer a DELETE with the deleted object instead of a Status (the typed
 # Python client deserialises e.g. delete_namespaced_pod into a V1Pod and fails on a Status)
 RETURN_DELETED_OBJECT = {
@@ -759,6 +761,15 @@ class ApiServer:
             options=options,
         )
 
+    def _has_webhooks(self) -> bool:
+        """Whether admission can matter at all: without any webhook configuration the admission
+        chain is skipped and the store prepares and validates each object exactly once."""
+        if isinstance(self.admission, _NoAdmission):
+            return False
+        return self.store.has_objects(MUTATING_CONFIGS) or self.store.has_objects(
+            VALIDATING_CONFIGS
+        )
+
     def _check_identity(self, route: _Route, obj: Any) -> dict:
         rt = route.rt
         if not isinstance(obj, dict):
@@ -807,6 +818,20 @@ class ApiServer:
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         if rt.namespaced:
             obj["metadata"]["namespace"] = route.namespace
+        if not self._has_webhooks():
+            warnings: list[str] = []
+            with self.store.lock:
+                created = self.store._create(
+                    rt,
+                    obj,
+                    route.namespace,
+                    dry_run=dry_run,
+                    field_manager=manager,
+                    field_validation=fv,
+                    warnings=warnings,
+                )
+                out = _dumps(self._present(rt, created))
+            return self._json(None, 201, raw=out, warnings=warnings)
         warnings = self.store.prepare(rt, obj, field_validation=fv)
         name = str(obj["metadata"].get("name") or "")
         opts = {
@@ -826,7 +851,7 @@ class ApiServer:
         )
         with self.store.lock:
             created = self.store._create(
-                rt, obj, route.namespace, dry_run=dry_run, field_manager=manager
+                rt, obj, route.namespace, dry_run=dry_run, field_manager=manager, prepared=True
             )
             out = _dumps(self._present(rt, created))
         return self._json(None, 201, raw=out, warnings=warnings)
@@ -847,6 +872,22 @@ class ApiServer:
             meta["namespace"] = route.namespace
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         sub = route.subresource or ""
+        if not self._has_webhooks():
+            warnings: list[str] = []
+            with self.store.lock:
+                updated = self.store._update(
+                    rt,
+                    obj,
+                    route.namespace,
+                    subresource=route.subresource,
+                    dry_run=dry_run,
+                    field_manager=manager,
+                    field_validation=fv,
+                    warnings=warnings,
+                    require_resource_version=not rt.builtin,
+                )
+                out = _dumps(self._present(rt, updated))
+            return self._json(None, raw=out, warnings=warnings)
         old = clone(self.store.get_ref(rt, route.name, route.namespace))
         warnings = self.store.prepare(rt, obj, old=old, field_validation=fv)
         opts = {
@@ -1023,32 +1064,35 @@ class ApiServer:
             elif not has_rv_precondition:
                 new["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
             new["apiVersion"], new["kind"] = rt.api_version, rt.kind
-            warnings = self.store.prepare(rt, new, old=cur_copy, field_validation=fv)
-            new, w = self.admission.mutate(
-                self._attrs(
-                    "UPDATE",
-                    route,
-                    new,
-                    cur_copy,
-                    name=route.name,
-                    subresource=sub,
-                    dry_run=dry_run,
-                    options=opts,
+            hooks = self._has_webhooks()
+            warnings: list[str] = []
+            if hooks:
+                warnings += self.store.prepare(rt, new, old=cur_copy, field_validation=fv)
+                new, w = self.admission.mutate(
+                    self._attrs(
+                        "UPDATE",
+                        route,
+                        new,
+                        cur_copy,
+                        name=route.name,
+                        subresource=sub,
+                        dry_run=dry_run,
+                        options=opts,
+                    )
                 )
-            )
-            warnings += w
-            warnings += self.admission.validate(
-                self._attrs(
-                    "UPDATE",
-                    route,
-                    new,
-                    cur_copy,
-                    name=route.name,
-                    subresource=sub,
-                    dry_run=dry_run,
-                    options=opts,
+                warnings += w
+                warnings += self.admission.validate(
+                    self._attrs(
+                        "UPDATE",
+                        route,
+                        new,
+                        cur_copy,
+                        name=route.name,
+                        subresource=sub,
+                        dry_run=dry_run,
+                        options=opts,
+                    )
                 )
-            )
             try:
                 with self.store.lock:
                     updated = self.store._update(
@@ -1059,6 +1103,8 @@ class ApiServer:
                         dry_run=dry_run,
                         field_manager=None if ptype == "apply" else manager,
                         managed_override=managed_override,
+                        field_validation="Ignore" if hooks else fv,
+                        warnings=None if hooks else warnings,
                     )
                     out = _dumps(self._present(rt, updated))
             except ApiError as e:
@@ -1099,6 +1145,20 @@ class ApiServer:
         if rt.namespaced:
             meta["namespace"] = route.namespace
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
+        if not self._has_webhooks():
+            warnings: list[str] = []
+            with self.store.lock:
+                created = self.store._create(
+                    rt,
+                    obj,
+                    route.namespace,
+                    dry_run=dry_run,
+                    field_manager=None,
+                    field_validation=fv,
+                    warnings=warnings,
+                )
+                out = _dumps(self._present(rt, created))
+            return self._json(None, 201, raw=out, warnings=warnings)
         warnings = self.store.prepare(rt, obj, field_validation=fv)
         opts = {
             "apiVersion": "meta.k8s.io/v1",
@@ -1121,7 +1181,7 @@ class ApiServer:
         )
         with self.store.lock:
             created = self.store._create(
-                rt, obj, route.namespace, dry_run=dry_run, field_manager=None
+                rt, obj, route.namespace, dry_run=dry_run, field_manager=None, prepared=True
             )
             out = _dumps(self._present(rt, created))
         return self._json(None, 201, raw=out, warnings=warnings)
@@ -1156,15 +1216,19 @@ class ApiServer:
         opts = self._delete_options(request, body)
         dry_run = "All" in (opts.get("dryRun") or [])
         cur = clone(self.store.get_ref(rt, route.name, route.namespace))
-        warnings = self.admission.validate(
-            self._attrs(
-                "DELETE",
-                route,
-                None,
-                cur,
-                name=route.name,
-                dry_run=dry_run,
-                options={"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions", **opts},
+        warnings = (
+            []
+            if not self._has_webhooks()
+            else self.admission.validate(
+                self._attrs(
+                    "DELETE",
+                    route,
+                    None,
+                    cur,
+                    name=route.name,
+                    dry_run=dry_run,
+                    options={"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions", **opts},
+                )
             )
         )
         propagation = opts.get("propagationPolicy") or "Background"

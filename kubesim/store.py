@@ -348,6 +348,11 @@ class Store:
             self._history.clear()
             self._compacted_rv = self._rv
 
+    def has_objects(self, gvr: GVR) -> bool:
+        """Whether any object of this resource exists (cheap; no copy)."""
+        by_ns = self._objects.get((gvr.group, gvr.resource))
+        return bool(by_ns) and any(by_ns.values())
+
     def check_continue_rv(self, rv: int) -> None:
         if rv < self._compacted_rv:
             raise expired(
@@ -482,7 +487,10 @@ class Store:
         dry_run: bool = False,
         field_manager: str | None = None,
         field_validation: str = "Ignore",
+        warnings: list[str] | None = None,
+        prepared: bool = False,
     ) -> dict:
+        """Create; ``prepared``: the caller already pruned, defaulted and validated ``obj``."""
         meta = _meta(obj)
         ns = self._ns_for(rt, namespace or meta.get("namespace"))
         if rt.namespaced:
@@ -502,8 +510,11 @@ class Store:
         for f in _SERVER_META:
             if f != "managedFields":
                 meta.pop(f, None)
-        self.prepare(rt, obj, field_validation=field_validation)
-        self.validate(rt, obj)
+        if not prepared:
+            found = self.prepare(rt, obj, field_validation=field_validation)
+            if warnings is not None:
+                warnings += found
+            self.validate(rt, obj)
         self._check_namespace(rt, ns)
         if not meta.get("name"):
             meta["name"] = self._generate_name(rt.key, ns, str(meta.get("generateName")))
@@ -512,7 +523,7 @@ class Store:
             raise already_exists(rt.resource, rt.group, name)
         if rt.key == CRD_KEY:
             kinds.crd_prepare(obj)
-        meta["uid"] = meta.get("uid") or str(uuid.uuid4())  # the Job defaulter may have picked it
+        meta["uid"] = kinds.preset_uid(rt, obj) or str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339()
         if rt.has_generation:
             meta["generation"] = 1
@@ -557,6 +568,7 @@ class Store:
         field_validation: str = "Ignore",
         require_resource_version: bool = False,
         managed_override: list | None = None,
+        warnings: list[str] | None = None,
     ) -> dict:
         meta_in = _meta(obj)
         ns = self._ns_for(rt, namespace or meta_in.get("namespace"))
@@ -625,7 +637,9 @@ class Store:
                         )
                     ],
                 )
-        self.prepare(rt, new, old=cur, field_validation=field_validation)
+        found = self.prepare(rt, new, old=cur, field_validation=field_validation)
+        if warnings is not None:
+            warnings += found
         self.validate(rt, new, old=cur)
         if rt.has_generation and _spec_part(new, rt.has_status) != _spec_part(cur, rt.has_status):
             meta["generation"] = int(cur_meta.get("generation", 1)) + 1
