@@ -72,6 +72,7 @@ log = logging.getLogger(__name__)
 
 JOBS = GVR("batch", "v1", "jobs")
 PODS = GVR("", "v1", "pods")
+PVCS = GVR("", "v1", "persistentvolumeclaims")
 
 ANN_DURATION = "kubesim.io/duration"
 ANN_EXIT_CODE = "kubesim.io/exit-code"
@@ -475,28 +476,79 @@ def expand_vars(text: str, env: Mapping[str, str]) -> str:
     return _VAR_REF.sub(sub, text)
 
 
+def local_mounts(
+    pod_spec: Mapping[str, Any],
+    container: Mapping[str, Any],
+    *,
+    claim_dir: Callable[[str], Path],
+    pod_dir: Path,
+) -> dict[str, str]:
+    """mountPath -> host directory for the container's PVC and emptyDir mounts (local mode).
+
+    A PersistentVolumeClaim is the directory ``claim_dir(claimName)``, shared by every pod that
+    mounts the claim (so a file one step writes is there for the next); an emptyDir lives in
+    the pod's own directory. ``subPath`` is a directory below it, created as the kubelet does.
+    Other volume kinds are not mapped. ``readOnly`` is not enforced.
+    """
+    sources: dict[str, Path] = {}
+    for volume in pod_spec.get("volumes") or []:
+        if not isinstance(volume, Mapping) or not volume.get("name"):
+            continue
+        name = str(volume["name"])
+        claim = volume.get("persistentVolumeClaim")
+        if isinstance(claim, Mapping) and claim.get("claimName"):
+            sources[name] = claim_dir(str(claim["claimName"]))
+        elif "emptyDir" in volume:
+            sources[name] = pod_dir / "volumes" / name
+    out: dict[str, str] = {}
+    for mount in container.get("volumeMounts") or []:
+        if not isinstance(mount, Mapping):
+            continue
+        base = sources.get(str(mount.get("name")))
+        mount_path = str(mount.get("mountPath") or "")
+        if base is None or not mount_path.startswith("/"):
+            continue
+        host = base / str(mount.get("subPath") or "").strip("/")
+        host.mkdir(parents=True, exist_ok=True)
+        out[mount_path.rstrip("/") or "/"] = str(host)
+    return out
+
+
+def _path_rewriter(paths: Mapping[str, str]) -> Callable[[str], str]:
+    """Replace each path (whole path components only) by its host path, longest first."""
+    if not paths:
+        return lambda text: text
+    ordered = sorted(paths, key=len, reverse=True)
+    pattern = re.compile("|".join(re.escape(p) for p in ordered) + r"(?![A-Za-z0-9_.\-])")
+    return lambda text: pattern.sub(lambda m: paths[m.group(0)], text)
+
+
 def local_command(
     container: Mapping[str, Any],
     *,
     termination_file: str,
     extra_env: Mapping[str, str],
+    mounts: Mapping[str, str] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """argv and environment for running ``container`` locally.
 
     The container's terminationMessagePath is mapped to ``termination_file``: it is exported as
     $KUBESIM_TERMINATION_MESSAGE_PATH and literal occurrences of the path in command, args and
-    env values are replaced, so ``echo done > /dev/termination-log`` works unchanged.
+    env values are replaced, so ``echo done > /dev/termination-log`` works unchanged. Volume
+    mount paths (``mounts``: mountPath -> host directory, see ``local_mounts``) are replaced the
+    same way, so ``cat /inputs/report/file`` reads the file another pod wrote to its claim.
     """
     tpath = str(container.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH)
+    rewrite = _path_rewriter({**(mounts or {}), tpath: termination_file})
     env: dict[str, str] = dict(extra_env)
     for item in container.get("env") or []:
         if isinstance(item, Mapping) and item.get("name"):
             value = str(item.get("value") or "")
-            env[str(item["name"])] = expand_vars(value, env).replace(tpath, termination_file)
+            env[str(item["name"])] = rewrite(expand_vars(value, env))
     env[TERMINATION_ENV] = termination_file
     argv = [str(a) for a in (container.get("command") or [])]
     argv += [str(a) for a in (container.get("args") or [])]
-    argv = [expand_vars(a, env).replace(tpath, termination_file) for a in argv]
+    argv = [rewrite(expand_vars(a, env)) for a in argv]
     return argv, env
 
 
@@ -1242,7 +1294,20 @@ class JobRunner:
             run.process = None
         self._queue.add(run.key)
 
+    def _claim_dir(self, namespace: str, claim: str) -> Path:
+        """The host directory of a PersistentVolumeClaim (local mode): one per claim object, so
+        a re-created claim of the same name starts empty."""
+        try:
+            uid = str(
+                (self.store.get(PVCS, claim, namespace=namespace).get("metadata") or {}).get("uid")
+                or ""
+            )
+        except ApiError:
+            uid = ""  # no such claim: a kubelet would wait; local mode still gives a directory
+        return self.work_dir / "volumes" / namespace / (f"{claim}-{uid}" if uid else claim)
+
     def _execute(self, run: _Run, workdir: Path) -> Outcome:
+        namespace = run.key[0]
         containers = (run.pod.get("spec") or {}).get("containers") or [{}]
         container = containers[0]
         workdir.mkdir(parents=True, exist_ok=True)
@@ -1254,7 +1319,15 @@ class JobRunner:
             "HOSTNAME": run.name,
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
-        argv, env = local_command(container, termination_file=str(tfile), extra_env=base_env)
+        mounts = local_mounts(
+            run.pod.get("spec") or {},
+            container,
+            claim_dir=lambda claim: self._claim_dir(namespace, claim),
+            pod_dir=workdir,
+        )
+        argv, env = local_command(
+            container, termination_file=str(tfile), extra_env=base_env, mounts=mounts
+        )
         if not argv:
             return 127, "kubesim local mode runs the container's command and args; none given"
         with self._lock:
