@@ -28,5 +28,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
+# The demo flow on the embedded cluster, running each step's command as a local process.
+demo: $(STAMP)
+	$(BIN)/zen-flow run examples/demo.yaml --exec local
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
