@@ -22,6 +22,7 @@ from kubesim.clone import clone
 from kubesim.errors import Cause
 
 _ROOT_KEEP = ("apiVersion", "kind", "metadata")
+MISSING: Any = object()  # "no old value" (None is a value)
 
 
 def _join(path: str, key: str) -> str:
@@ -44,9 +45,17 @@ def _type_name(value: object) -> str:
     return "object"
 
 
-def prune(schema: dict, obj: Any, path: str = "", *, root: bool = True) -> list[str]:
-    """Remove fields the schema does not know (in place); return their paths."""
+def prune(
+    schema: dict, obj: Any, path: str = "", *, root: bool = True, old: Any = MISSING
+) -> list[str]:
+    """Remove fields the schema does not know (in place); return their paths.
+
+    ``old``: the stored object (already pruned); a subtree equal to its counterpart there is
+    skipped, which keeps status writes from re-walking a large unchanged spec.
+    """
     unknown: list[str] = []
+    if old is not MISSING and obj == old:
+        return unknown
     if isinstance(obj, dict):
         preserve = bool(schema.get("x-kubernetes-preserve-unknown-fields"))
         props = schema.get("properties")
@@ -63,9 +72,9 @@ def prune(schema: dict, obj: Any, path: str = "", *, root: bool = True) -> list[
                 del obj[key]
                 continue
             if isinstance(props, dict) and key in props:
-                unknown += prune(props[key], value, sub_path, root=False)
+                unknown += prune(props[key], value, sub_path, root=False, old=_child(old, key))
             elif isinstance(addl, dict):
-                unknown += prune(addl, value, sub_path, root=False)
+                unknown += prune(addl, value, sub_path, root=False, old=_child(old, key))
             elif addl is True or preserve:
                 continue
             elif props is None and addl is None and not preserve:
@@ -79,7 +88,7 @@ def prune(schema: dict, obj: Any, path: str = "", *, root: bool = True) -> list[
         items = schema.get("items")
         if isinstance(items, dict):
             for i, item in enumerate(obj):
-                unknown += prune(items, item, f"{path}[{i}]", root=False)
+                unknown += prune(items, item, f"{path}[{i}]", root=False, old=_item(old, i))
     return unknown
 
 
@@ -98,8 +107,11 @@ def _nullable(schema: dict, key: str) -> bool:
     return True
 
 
-def apply_defaults(schema: dict, obj: Any) -> None:
-    """Fill in ``default`` values of missing properties (in place), recursively."""
+def apply_defaults(schema: dict, obj: Any, *, old: Any = MISSING) -> None:
+    """Fill in ``default`` values of missing properties (in place), recursively (subtrees equal
+    to the already defaulted ``old`` are skipped)."""
+    if old is not MISSING and obj == old:
+        return
     if isinstance(obj, dict):
         props = schema.get("properties")
         if isinstance(props, dict):
@@ -109,29 +121,52 @@ def apply_defaults(schema: dict, obj: Any) -> None:
                 if key not in obj and "default" in sub:
                     obj[key] = clone(sub["default"])
                 if key in obj:
-                    apply_defaults(sub, obj[key])
+                    apply_defaults(sub, obj[key], old=_child(old, key))
         addl = schema.get("additionalProperties")
         if isinstance(addl, dict):
             for key, value in obj.items():
                 if not (isinstance(props, dict) and key in props):
-                    apply_defaults(addl, value)
+                    apply_defaults(addl, value, old=_child(old, key))
     elif isinstance(obj, list):
         items = schema.get("items")
         if isinstance(items, dict):
-            for item in obj:
-                apply_defaults(items, item)
+            for i, item in enumerate(obj):
+                apply_defaults(items, item, old=_item(old, i))
 
 
-def validate(schema: dict, obj: Any, path: str = "", *, root: bool = True) -> list[Cause]:
-    """Every violation of ``schema`` by ``obj`` as causes (empty list: valid)."""
+def validate(
+    schema: dict, obj: Any, path: str = "", *, root: bool = True, old: Any = MISSING
+) -> list[Cause]:
+    """Every violation of ``schema`` by ``obj`` as causes (empty list: valid).
+
+    With ``old`` (an update), subtrees equal to the stored object's are not validated again:
+    upstream's CRD validation ratcheting, which also lets objects stored before a stricter
+    schema keep their unchanged fields.
+    """
     causes: list[Cause] = []
-    _validate(schema, obj, path, causes, root=root)
+    _validate(schema, obj, path, causes, root=root, old=old)
     return causes
 
 
+def _child(old: Any, key: str) -> Any:
+    return old.get(key, MISSING) if isinstance(old, dict) else MISSING
+
+
+def _item(old: Any, i: int) -> Any:
+    return old[i] if isinstance(old, list) and i < len(old) else MISSING
+
+
 def _validate(
-    schema: dict, value: Any, path: str, causes: list[Cause], *, root: bool = False
+    schema: dict,
+    value: Any,
+    path: str,
+    causes: list[Cause],
+    *,
+    root: bool = False,
+    old: Any = MISSING,
 ) -> None:
+    if old is not MISSING and value == old:
+        return
     if value is None:
         if schema.get("nullable") or not schema:
             return
@@ -167,9 +202,9 @@ def _validate(
     if isinstance(value, str):
         _check_string(schema, value, path, causes)
     if isinstance(value, list):
-        _check_array(schema, value, path, causes)
+        _check_array(schema, value, path, causes, old)
     if isinstance(value, dict):
-        _check_object(schema, value, path, causes, root=root)
+        _check_object(schema, value, path, causes, root=root, old=old)
 
 
 def _type_ok(typ: str, value: Any) -> bool:
@@ -247,7 +282,9 @@ def _check_string(schema: dict, value: str, path: str, causes: list[Cause]) -> N
             )
 
 
-def _check_array(schema: dict, value: list, path: str, causes: list[Cause]) -> None:
+def _check_array(
+    schema: dict, value: list, path: str, causes: list[Cause], old: Any = MISSING
+) -> None:
     min_items = schema.get("minItems")
     if min_items is not None and len(value) < min_items:
         causes.append(
@@ -285,10 +322,12 @@ def _check_array(schema: dict, value: list, path: str, causes: list[Cause]) -> N
     items = schema.get("items")
     if isinstance(items, dict):
         for i, item in enumerate(value):
-            _validate(items, item, f"{path}[{i}]", causes)
+            _validate(items, item, f"{path}[{i}]", causes, old=_item(old, i))
 
 
-def _check_object(schema: dict, value: dict, path: str, causes: list[Cause], *, root: bool) -> None:
+def _check_object(
+    schema: dict, value: dict, path: str, causes: list[Cause], *, root: bool, old: Any = MISSING
+) -> None:
     for req in schema.get("required") or ():
         if req not in value:
             causes.append(errors.required(_join(path, req)))
@@ -298,9 +337,9 @@ def _check_object(schema: dict, value: dict, path: str, causes: list[Cause], *, 
         if root and key in _ROOT_KEEP:
             continue
         if isinstance(props, dict) and isinstance(props.get(key), dict):
-            _validate(props[key], sub_value, _join(path, key), causes)
+            _validate(props[key], sub_value, _join(path, key), causes, old=_child(old, key))
         elif isinstance(addl, dict):
-            _validate(addl, sub_value, _join(path, key), causes)
+            _validate(addl, sub_value, _join(path, key), causes, old=_child(old, key))
     min_p = schema.get("minProperties")
     if min_p is not None and len(value) < min_p:
         causes.append(

@@ -375,7 +375,7 @@ class Store:
         """
         warnings: list[str] = []
         if rt.schema is not None:
-            unknown = self._prune(rt, obj)
+            unknown = schema.prune(rt.schema, obj, old=old if old is not None else schema.MISSING)
             if unknown and field_validation == "Strict":
                 fields = ", ".join(f'unknown field "{u}"' for u in unknown)
                 raise ApiError(
@@ -387,7 +387,7 @@ class Store:
                 )
             if field_validation != "Ignore":
                 warnings += [f'unknown field "{u}"' for u in unknown]
-            schema.apply_defaults(rt.schema, obj)
+            schema.apply_defaults(rt.schema, obj, old=old if old is not None else schema.MISSING)
         kinds.default(rt, obj, old)
         return warnings
 
@@ -402,7 +402,9 @@ class Store:
             causes += kinds.validate_name(rt, name)
         causes += kinds.validate_metadata(meta)
         if rt.schema is not None:
-            causes += schema.validate(rt.schema, obj)
+            causes += schema.validate(
+                rt.schema, obj, old=old if old is not None else schema.MISSING
+            )
         causes += kinds.validate(rt, obj, old)
         if causes:
             raise invalid(rt.kind, rt.group, name, causes)
@@ -930,10 +932,6 @@ class Store:
         self._remove(NS_KEY, "", ns, final)
 
     # ------------------------------------------------------------------ persistence
-
-    def _prune(self, rt: ResourceType, obj: dict) -> list[str]:
-        assert rt.schema is not None
-        return schema.prune(rt.schema, obj)
 
     def _snapshot(self) -> dict:
         objs = []

@@ -7,7 +7,8 @@ when it goes; background GC keeps a dependent that still has a live owner; a nam
 stays Terminating until a finalizer-held object goes; pod logs; persistence through
 ``flush``/load; server-side apply ownership (a field the applier stops sending is removed unless
 another manager owns it); strategic merge directives; JSON patch errors; schema validation and
-defaulting details; selector parsing.
+defaulting details; validation ratcheting of unchanged fields after a schema change; selector
+parsing.
 """
 
 from __future__ import annotations
@@ -359,3 +360,63 @@ def test_selector_syntax_errors_are_400(text: str) -> None:
     with pytest.raises(ApiError) as exc:
         selectors.parse_label_selector(text)
     assert exc.value.code == 400
+
+
+def test_validation_ratchets_unchanged_fields_after_a_schema_change(store: Store) -> None:
+    crd_gvr = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    spec_schema = {
+        "type": "object",
+        "properties": {"size": {"type": "integer"}, "note": {"type": "string"}},
+    }
+
+    def crd(schema_spec: dict) -> dict:
+        return {
+            "metadata": {"name": "things.ex.io"},
+            "spec": {
+                "group": "ex.io",
+                "scope": "Namespaced",
+                "names": {"plural": "things", "kind": "Thing"},
+                "versions": [
+                    {
+                        "name": "v1",
+                        "served": True,
+                        "storage": True,
+                        "subresources": {"status": {}},
+                        "schema": {
+                            "openAPIV3Schema": {
+                                "type": "object",
+                                "properties": {
+                                    "spec": schema_spec,
+                                    "status": {
+                                        "type": "object",
+                                        "properties": {"phase": {"type": "string"}},
+                                    },
+                                },
+                            }
+                        },
+                    }
+                ],
+            },
+        }
+
+    created = store.create(crd_gvr, crd(spec_schema))
+    things = GVR("ex.io", "v1", "things")
+    thing = store.create(
+        things, {"metadata": {"name": "t"}, "spec": {"size": 5}}, namespace="default"
+    )
+    stricter = crd(
+        {
+            **spec_schema,
+            "properties": {"size": {"type": "integer", "maximum": 1}, "note": {"type": "string"}},
+        }
+    )
+    stricter["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
+    store.update(crd_gvr, stricter)
+    thing["status"] = {"phase": "Ready"}
+    thing = store.update(things, thing, namespace="default", subresource="status")
+    thing["spec"]["note"] = "unchanged size is not re-validated"
+    thing = store.update(things, thing, namespace="default")
+    thing["spec"]["size"] = 6
+    with pytest.raises(ApiError) as exc:
+        store.update(things, thing, namespace="default")
+    assert exc.value.code == 422 and "spec.size" in exc.value.message
