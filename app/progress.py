@@ -175,6 +175,12 @@ def _label(row: StepRow, multi: bool) -> str:
     return f"{row.flow}/{row.step}" if multi else row.step
 
 
+def _prefix_width(row: StepRow, multi: bool) -> int:
+    """Room for the log prefix of the step's last attempt (``step#3``), so columns align."""
+    suffix = len(f"#{row.max_attempts}") if row.max_attempts > 1 else 0
+    return len(_label(row, multi)) + suffix
+
+
 def _table(flows: Sequence[Mapping[str, Any]], *, now: datetime, title: bool) -> Table:
     """The step table; the live one (``title``) keeps a row per step, cutting long notes."""
     multi = len(flows) > 1
@@ -226,7 +232,7 @@ class LiveDisplay:
     def update(self, flows: Sequence[Mapping[str, Any]]) -> None:
         self._flows = list(flows)
         self._width = max(
-            [self._width, *(len(_label(r, len(flows) > 1)) for f in flows for r in step_rows(f))]
+            [self._width, *(_prefix_width(r, len(flows) > 1) for f in flows for r in step_rows(f))]
         )
         self._live.refresh()
 
@@ -278,7 +284,7 @@ class PlainDisplay:
                 self._flow_seen[name] = phase
                 self._print(f"{now:%H:%M:%S} JobFlow {name}: {phase}")
             for row in step_rows(flow):
-                self._width = max(self._width, len(_label(row, multi)))
+                self._width = max(self._width, _prefix_width(row, multi))
                 state = (row.phase, row.attempts, row.reason)
                 key = (row.flow, row.step)
                 if self._seen.get(key, ("Pending", 0, None)) == state:

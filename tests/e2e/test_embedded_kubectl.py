@@ -1,0 +1,172 @@
+"""`zen-flow serve --embedded` driven by the real kubectl (.venv/bin/kubectl), as a user would.
+
+Covers:
+- the process prints its kubeconfig path and writes it (mode 0600) to --kubeconfig-out;
+- kubectl apply -f examples/demo.yaml, then kubectl wait for phase Succeeded, kubectl get
+  (printer columns Phase and Progress), kubectl describe (status and the controller's Events),
+  kubectl get jobs by the flow label (one Job per attempt: the retried step has two);
+- our own webhook is installed: an invalid flow applied with kubectl is denied with its problems,
+  and the mutating webhook's defaults are on the stored object;
+- with --data-dir the state survives a restart: after SIGTERM (exit 0) and a new process on the
+  same directory, its kubeconfig sees the finished flow (same uid), and new flows are
+  reviewed by the new webhook and run by the new controller.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+from tests.fixtures.embedded import EXAMPLES, EmbeddedServer
+from tests.fixtures.kubesim import kubectl
+
+INVALID = """
+apiVersion: workflow.kube-zen.io/v1alpha1
+kind: JobFlow
+metadata:
+  name: loops
+spec:
+  steps:
+    - name: a
+      type: Manual
+      dependencies: [a]
+"""
+
+TINY = """
+apiVersion: workflow.kube-zen.io/v1alpha1
+kind: JobFlow
+metadata:
+  name: {name}
+spec:
+  steps:
+    - name: only
+      template:
+        apiVersion: batch/v1
+        kind: Job
+        spec:
+          template:
+            spec:
+              restartPolicy: Never
+              containers:
+                - name: main
+                  image: busybox:1.36
+"""
+
+
+def _ok(result: Any) -> str:
+    assert result.returncode == 0, f"kubectl failed: {result.stderr}"
+    return str(result.stdout)
+
+
+def test_kubectl_apply_get_describe_wait(start_embedded: Any, tmp_path: Path) -> None:
+    server: EmbeddedServer = start_embedded()
+    cache = tmp_path / "kube-cache"
+    assert f"kubeconfig: {server.kubeconfig}" in server.output()
+    assert stat.S_IMODE(server.kubeconfig.stat().st_mode) == 0o600
+
+    assert "jobflow.workflow.kube-zen.io/demo created" in _ok(
+        kubectl(server, "apply", "-f", str(EXAMPLES / "demo.yaml"), cache_dir=cache)
+    )
+    _ok(
+        kubectl(
+            server,
+            "wait",
+            "--for=jsonpath={.status.phase}=Succeeded",
+            "jobflow/demo",
+            "--timeout=60s",
+            cache_dir=cache,
+        )
+    )
+
+    table = _ok(kubectl(server, "get", "jobflows", cache_dir=cache))
+    header, row = table.splitlines()[:2]
+    assert header.split()[:3] == ["NAME", "PHASE", "PROGRESS"]
+    assert row.split()[:3] == ["demo", "Succeeded", "6/6"]
+
+    described = _ok(kubectl(server, "describe", "jobflow", "demo", cache_dir=cache))
+    assert "Phase:" in described and "Succeeded" in described
+    assert "Events:" in described
+    assert "fetch-deps" in described.split("Events:")[1]  # the controller's step Events
+
+    jobs = json.loads(
+        _ok(
+            kubectl(
+                server,
+                "get",
+                "jobs",
+                "-l",
+                "workflow.kube-zen.io/flow=demo,workflow.kube-zen.io/step=fetch-deps",
+                "-o",
+                "json",
+                cache_dir=cache,
+            )
+        )
+    )["items"]
+    attempts = sorted(j["metadata"]["labels"]["workflow.kube-zen.io/attempt"] for j in jobs)
+    assert attempts == ["0", "1"]  # the failed first attempt is kept, the retry is its own Job
+
+    stored = json.loads(
+        _ok(kubectl(server, "get", "jobflow", "demo", "-o", "json", cache_dir=cache))
+    )
+    assert stored["spec"]["executionPolicy"]["concurrencyPolicy"] == "Forbid"  # mutating webhook
+
+    denied = kubectl(server, "apply", "-f", "-", input=INVALID, cache_dir=cache)
+    assert denied.returncode != 0
+    assert 'admission webhook "vjobflow.workflow.kube-zen.io" denied the request' in denied.stderr
+    assert "spec.steps[0].dependencies[0]" in denied.stderr
+
+    assert server.stop() == 0
+
+
+def test_data_dir_survives_a_restart(start_embedded: Any, tmp_path: Path) -> None:
+    data = tmp_path / "state"
+    cache = tmp_path / "kube-cache"
+    first: EmbeddedServer = start_embedded(data_dir=data)
+    _ok(kubectl(first, "apply", "-f", "-", input=TINY.format(name="kept"), cache_dir=cache))
+    _ok(
+        kubectl(
+            first,
+            "wait",
+            "--for=jsonpath={.status.phase}=Succeeded",
+            "jobflow/kept",
+            "--timeout=60s",
+            cache_dir=cache,
+        )
+    )
+    uid = _ok(
+        kubectl(first, "get", "jobflow", "kept", "-o", "jsonpath={.metadata.uid}", cache_dir=cache)
+    )
+    assert first.stop() == 0
+
+    second: EmbeddedServer = start_embedded(data_dir=data)
+    assert (
+        _ok(
+            kubectl(
+                second,
+                "get",
+                "jobflow",
+                "kept",
+                "-o",
+                "jsonpath={.metadata.uid} {.status.phase}",
+                cache_dir=cache,
+            )
+        )
+        == f"{uid} Succeeded"
+    )
+    # the webhook configurations now point at the new process's webhook, and its controller runs
+    denied = kubectl(second, "apply", "-f", "-", input=INVALID, cache_dir=cache)
+    assert "denied the request" in denied.stderr, denied.stderr
+    _ok(kubectl(second, "apply", "-f", "-", input=TINY.format(name="after"), cache_dir=cache))
+    _ok(
+        kubectl(
+            second,
+            "wait",
+            "--for=jsonpath={.status.phase}=Succeeded",
+            "jobflow/after",
+            "--timeout=60s",
+            cache_dir=cache,
+        )
+    )
+    assert second.stop() == 0

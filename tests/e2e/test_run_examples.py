@@ -1,0 +1,217 @@
+"""`zen-flow run` end to end: the real CLI in a subprocess, each run on its own embedded cluster.
+
+Covers:
+- examples/demo.yaml succeeds (exit 0) in sim and local modes: the retried step shows two
+  attempts and both attempts' logs, the `when`-false step is Skipped, the summary says
+  Succeeded; in local mode the steps' real output (shell commands) shows, prefixed by step name;
+- examples/failing.yaml exits 1 in sim and local modes and shows the failing step's log lines
+  (both attempts) and the skipped dependant;
+- -o json prints only the final JobFlows (a List for two files) and keeps the exit code;
+- an invalid flow exits 2 listing every problem with its path, and nothing is applied;
+- --timeout exits 3 and says the flow did not finish; Ctrl-C (SIGINT) exits 130 and says so;
+- user mistakes (missing file, --exec with --kubeconfig, bad --timeout) are one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.embedded import EXAMPLES, REPO, ZEN_FLOW, cli_env, zen_flow
+from tests.waiting import eventually
+
+SLOW_FLOW = """
+apiVersion: workflow.kube-zen.io/v1alpha1
+kind: JobFlow
+metadata:
+  name: slow
+spec:
+  steps:
+    - name: wait
+      template:
+        apiVersion: batch/v1
+        kind: Job
+        spec:
+          template:
+            metadata:
+              annotations:
+                kubesim.io/duration: "120"
+            spec:
+              restartPolicy: Never
+              containers:
+                - name: main
+                  image: busybox:1.36
+                  command: [sh, -c, "sleep 120"]
+"""
+
+INVALID_FLOW = """
+apiVersion: workflow.kube-zen.io/v1alpha1
+kind: JobFlow
+metadata:
+  name: broken
+spec:
+  steps:
+    - name: a
+      dependencies: [b]
+      type: Manual
+    - name: b
+      dependencies: [a]
+      type: Manual
+    - name: c
+      dependencies: [nowhere]
+      type: Manual
+"""
+
+
+def _assert_no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "Traceback" not in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("mode", ["sim", "local"])
+def test_demo_succeeds_with_retry_when_and_logs(mode: str) -> None:
+    result = zen_flow("run", str(EXAMPLES / "demo.yaml"), "--exec", mode)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    # one line per transition (stdout is a pipe), the retry visible as its own attempt
+    assert "demo/fetch-deps: Pending (attempt 1/3)" in out
+    assert re.search(r"demo/fetch-deps: Succeeded \(attempt 2/3\)", out)
+    assert "demo/notify-failure: Skipped: when condition is false" in out
+    # the logs of both attempts, prefixed by step name (and attempt for the retry)
+    assert re.search(r"^fetch-deps +\| resolving 3 packages", out, re.M)
+    assert re.search(r"^fetch-deps#2 +\| resolving 3 packages", out, re.M)
+    assert re.search(r"^test +\| test 3/3 ok$", out, re.M)
+    assert "JobFlow demo Succeeded" in out.splitlines()[-1]
+    _assert_no_traceback(result)
+    if mode == "local":
+        _assert_real_output(out)
+
+
+def _assert_real_output(out: str) -> None:
+    # text only a real process prints: its pod name from $HOSTNAME, uname, stderr merged
+    assert re.search(r"^checkout +\| checked out zen-flow@main in pod demo-checkout-0-", out, re.M)
+    assert re.search(r"^checkout +\| building on \S+ \S+, \d+ cores$", out, re.M)
+    assert re.search(r"^fetch-deps +\| mirror timed out after 2s", out, re.M)
+    assert re.search(r"^fetch-deps#2 +\|   fetched rich$", out, re.M)
+    assert re.search(r"^publish +\| published demo-0\.1\.0\.tar\.gz at \d\d:\d\d:\d\dZ$", out, re.M)
+
+
+@pytest.mark.parametrize("mode", ["sim", "local"])
+def test_failing_flow_exits_1_and_shows_the_failed_steps_log(mode: str) -> None:
+    result = zen_flow("run", str(EXAMPLES / "failing.yaml"), "--exec", mode)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    out = result.stdout
+    assert re.search(r"^compile +\| main\.c:3: error: expected ';' before '}'$", out, re.M)
+    assert re.search(r"^compile#2 +\| main\.c:3: error", out, re.M)
+    assert re.search(r"failing/compile: Failed \(attempt 2/2\)", out)
+    assert "failing/package: Skipped" in out
+    assert "failing/docs: Succeeded" in out
+    assert out.splitlines()[-1].startswith("JobFlow failing Failed")
+    _assert_no_traceback(result)
+
+
+def test_json_output_is_only_the_final_flows() -> None:
+    result = zen_flow(
+        "run", str(EXAMPLES / "demo.yaml"), str(EXAMPLES / "failing.yaml"), "-o", "json"
+    )
+
+    assert result.returncode == 1, result.stderr  # one of the two failed
+    listed = json.loads(result.stdout)  # the whole stdout is one JSON document
+    assert listed["kind"] == "List"
+    phases = {i["metadata"]["name"]: i["status"]["phase"] for i in listed["items"]}
+    assert phases == {"demo": "Succeeded", "failing": "Failed"}
+    demo = next(i for i in listed["items"] if i["metadata"]["name"] == "demo")
+    fetch = next(s for s in demo["status"]["steps"] if s["name"] == "fetch-deps")
+    assert fetch["attempts"] == 2
+
+
+def test_json_output_of_one_flow_is_the_object(tmp_path: Path) -> None:
+    result = zen_flow("run", str(EXAMPLES / "approval.yaml"), "-o", "json", "--timeout", "2")
+
+    assert result.returncode == 3  # nobody approves: still Paused when the timeout hits
+    flow = json.loads(result.stdout)
+    assert flow["kind"] == "JobFlow"
+    assert flow["status"]["phase"] == "Paused"
+
+
+def test_invalid_flow_exits_2_with_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(INVALID_FLOW)
+
+    result = zen_flow("run", str(path))
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    err = result.stderr
+    assert "a -> b -> a" in err or "b -> a -> b" in err  # the cycle, named whole
+    assert "spec.steps[2].dependencies[0]" in err  # the unknown dependency, with its path
+    assert "nothing was applied" in err
+    _assert_no_traceback(result)
+
+
+def test_timeout_exits_3_and_says_the_flow_did_not_finish(tmp_path: Path) -> None:
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW_FLOW)
+
+    result = zen_flow("run", str(path), "--timeout", "1")
+
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "--timeout 1s reached; JobFlow slow (Running) did not finish" in result.stderr
+    assert "slow/wait: Running" in result.stdout
+
+
+def test_ctrl_c_stops_cleanly_and_says_the_flow_did_not_finish(tmp_path: Path) -> None:
+    path = tmp_path / "slow.yaml"
+    path.write_text(SLOW_FLOW)
+    out_file = tmp_path / "out.txt"
+    with out_file.open("w") as out:
+        proc = subprocess.Popen(
+            [ZEN_FLOW, "run", str(path), "--exec", "local"],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env=cli_env(),
+        )
+        try:
+            eventually(
+                lambda: "slow/wait: Running" in out_file.read_text(), 60, message="step running"
+            )
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    assert proc.returncode == 130
+    assert "interrupted; JobFlow default/slow did not finish" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "no-such-file.yaml"], "no-such-file.yaml: no such file"),
+        (
+            ["run", "examples/demo.yaml", "--kubeconfig", "kc", "--exec", "local"],
+            "--exec applies to the embedded cluster only",
+        ),
+        (["run", "examples/demo.yaml", "--timeout", "0"], "--timeout 0: must be a positive"),
+        (["run", "examples/demo.yaml", "--kubeconfig", "missing-kc"], "no such file"),
+    ],
+)
+def test_user_mistakes_are_one_line_exit_2(args: list[str], message: str) -> None:
+    result = zen_flow(*args)
+
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    _assert_no_traceback(result)
