@@ -12,6 +12,7 @@ HTTP layer can cache discovery and OpenAPI documents and change the OpenAPI hash
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -49,15 +50,15 @@ class ResourceType:
     description: str = ""
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
-    @property
+    @functools.cached_property
     def gvr(self) -> GVR:
         return GVR(self.group, self.version, self.resource)
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[str, str]:
         return (self.group, self.resource)
 
-    @property
+    @functools.cached_property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
@@ -258,6 +259,7 @@ class Registry:
         self._lock = threading.RLock()
         self._by_gvr: dict[GVR, ResourceType] = {t.gvr: t for t in BUILTINS}
         self._crd_types: dict[str, list[ResourceType]] = {}  # CRD name -> its types
+        self._for_key: dict[tuple[str, str], tuple[int, ResourceType | None]] = {}
         self.generation = 0
 
     def get(self, gvr: GVR) -> ResourceType:
@@ -281,6 +283,14 @@ class Registry:
 
     def for_key(self, key: tuple[str, str]) -> ResourceType | None:
         """The type objects of storage key (group, resource) are stored as."""
+        cached = self._for_key.get(key)
+        if cached is not None and cached[0] == self.generation:
+            return cached[1]
+        found = self._find_for_key(key)
+        self._for_key[key] = (self.generation, found)
+        return found
+
+    def _find_for_key(self, key: tuple[str, str]) -> ResourceType | None:
         best: ResourceType | None = None
         for t in self.types():
             if t.key == key:
