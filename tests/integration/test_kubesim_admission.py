@@ -434,13 +434,20 @@ def test_denial_printed_by_kubectl(
         "ValidatingWebhookConfiguration",
         webhook("deny.kubesim.test", {"url": hook.url, "caBundle": pki.ca_bundle}),
     )
-    result = kubectl(cluster, tmp_path, "create", "configmap", "bad-kubectl", "--from-literal=k=v")
-    assert result.returncode != 0
-    assert (
+    expected = (
         'admission webhook "deny.kubesim.test" denied the request: '
         "configmap bad-kubectl is not allowed"
-    ) in result.stderr
-    assert "Error from server (Forbidden)" in result.stderr
+    )
+    result = kubectl(cluster, tmp_path, "create", "configmap", "bad-kubectl", "--from-literal=k=v")
+    assert result.returncode != 0
+    assert expected in result.stderr
+    result = kubectl(
+        cluster, tmp_path, "create", "-f", "-", stdin=json.dumps(configmap("bad-kubectl"))
+    )
+    assert result.returncode != 0
+    assert f'Error from server (Forbidden): error when creating "STDIN": {expected}' in (
+        result.stderr
+    )
 
 
 @pytest.mark.parametrize("policy", ["Fail", "Ignore"])
