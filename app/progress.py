@@ -41,6 +41,7 @@ _PHASE_STYLES: Mapping[str, str] = {
     "Paused": "magenta",
     "Suspended": "magenta",
 }
+_PHASE_WORDS: Mapping[str, str] = {"PendingApproval": "awaiting approval"}
 # Colours cycled over log prefixes, as `docker compose up` does (red is kept for failures).
 _PREFIX_COLOURS = ("cyan", "magenta", "blue", "green", "yellow", "bright_cyan", "bright_magenta")
 # Redraws per second of the live table: smooth enough, and cheap on a 2-core machine.
@@ -146,7 +147,7 @@ def flow_verdict(flow: Mapping[str, Any], *, now: datetime) -> str:
     counts: dict[str, int] = {}
     for row in step_rows(flow):
         counts[row.phase] = counts.get(row.phase, 0) + 1
-    parts = [f"{n} {phase.lower()}" for phase, n in counts.items()]
+    parts = [f"{n} {_PHASE_WORDS.get(phase, phase.lower())}" for phase, n in counts.items()]
     return f"JobFlow {name} {phase}{took}: {', '.join(parts)}"
 
 
@@ -181,31 +182,44 @@ def _prefix_width(row: StepRow, multi: bool) -> int:
     return len(_label(row, multi)) + suffix
 
 
-def _table(flows: Sequence[Mapping[str, Any]], *, now: datetime, title: bool) -> Table:
+def _table(
+    flows: Sequence[Mapping[str, Any]], *, now: datetime, title: bool, width: int | None = None
+) -> Table:
     """The step table; the live one (``title``) keeps a row per step, cutting long notes."""
     multi = len(flows) > 1
+    rows = [row for flow in flows for row in step_rows(flow)]
     table = Table(box=None, pad_edge=False, header_style="bold", show_edge=False)
-    table.add_column("STEP", no_wrap=True)
-    table.add_column("PHASE", no_wrap=True)
-    table.add_column("ATTEMPT", justify="right", no_wrap=True)
-    table.add_column("DURATION", justify="right", no_wrap=True)
-    table.add_column("NOTE", overflow="ellipsis" if title else "fold", no_wrap=title)
+    # Fixed columns never shrink (a narrow terminal cuts the note, not the step names).
+    label_width = max([4, *(len(_label(r, multi)) for r in rows)])
+    table.add_column("STEP", no_wrap=True, min_width=label_width)
+    table.add_column("PHASE", no_wrap=True, min_width=len("PendingApproval"))
+    table.add_column("ATTEMPT", justify="right", no_wrap=True, min_width=len("ATTEMPT"))
+    table.add_column("DURATION", justify="right", no_wrap=True, min_width=len("DURATION"))
+    table.add_column("NOTE", overflow="fold")
+    # The live table keeps one line per row: the note is cut to what the terminal has left.
+    fixed = label_width + len("PendingApproval") + len("ATTEMPT") + len("DURATION") + 8
+    note_width = None if width is None else max(10, width - fixed)
     if title and flows:
         table.title = " ".join(
             f"JobFlow {decoded.string(decoded.path(f, 'metadata', 'name'))}: {flow_phase(f)}"
             for f in flows
         )
         table.title_justify = "left"
-    for flow in flows:
-        for row in step_rows(flow):
-            table.add_row(
-                _label(row, multi),
-                Text(row.phase, style=_PHASE_STYLES.get(row.phase, "")),
-                row.attempt_text,
-                row.duration(now),
-                row.note,
-            )
+    for row in rows:
+        table.add_row(
+            _label(row, multi),
+            Text(row.phase, style=_PHASE_STYLES.get(row.phase, "")),
+            row.attempt_text,
+            row.duration(now),
+            _cut(row.note, note_width),
+        )
     return table
+
+
+def _cut(text: str, width: int | None) -> str:
+    if width is None or len(text) <= width:
+        return text
+    return text[: width - 1] + "…"
 
 
 class LiveDisplay:
@@ -227,7 +241,7 @@ class LiveDisplay:
         self._closed = False
 
     def _render(self) -> Table:
-        return _table(self._flows, now=_utcnow(), title=True)
+        return _table(self._flows, now=_utcnow(), title=True, width=self.console.width)
 
     def update(self, flows: Sequence[Mapping[str, Any]]) -> None:
         self._flows = list(flows)
