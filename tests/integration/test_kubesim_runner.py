@@ -7,18 +7,22 @@ BackoffLimitExceeded); `kubesim.io/fail-attempts` counted across Jobs sharing an
 restartPolicy OnFailure (restart in the same pod); activeDeadlineSeconds (DeadlineExceeded, pods
 removed); suspend and resume; completions/parallelism; a running pod deleted by a user is
 counted failed and replaced; `kubesim.io/log` served by the pod log endpoint; a bad annotation
-fails the pod with a clear message; ttlSecondsAfterFinished deletes the Job and its pods.
+fails the pod with a clear message; ttlSecondsAfterFinished deletes the Job and its pods; a
+server restarted on the same data_dir replaces the pods that were running and finishes the Job.
 """
 
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+import kubesim
+from kubesim.runner import JOBS, PODS
 from tests.waiting import eventually
 
 NS = "default"
@@ -301,3 +305,34 @@ def test_ttl_after_finished_deletes_job_and_pods(api: client.ApiClient) -> None:
 
     eventually(gone, 10)
     eventually(lambda: pods_of(api, "short-lived") == [], 5)
+
+
+def test_restarted_server_replaces_pods_that_were_running(tmp_path: Path) -> None:
+    job = make_job("long", {"kubesim.io/duration": "1"})
+    with kubesim.start(data_dir=tmp_path) as first:
+        first.store.create(JOBS, job, namespace=NS)
+        eventually(
+            lambda: (
+                first.store.get(JOBS, "long", namespace=NS).get("status", {}).get("active") == 1
+            ),
+            5,
+        )
+        (old,) = first.store.list(PODS, namespace=NS)
+    with kubesim.start(data_dir=tmp_path) as second:
+
+        def done() -> dict[str, Any] | None:
+            status = second.store.get(JOBS, "long", namespace=NS).get("status") or {}
+            return status if finished_as_dict(status) == "Complete" else None
+
+        status = eventually(done, 10)
+        assert (status.get("succeeded"), status.get("failed")) == (1, None)
+        (pod,) = second.store.list(PODS, namespace=NS)
+        assert pod["metadata"]["name"] != old["metadata"]["name"]
+        assert pod["status"]["phase"] == "Succeeded"
+
+
+def finished_as_dict(status: dict[str, Any]) -> str | None:
+    for cond in status.get("conditions") or []:
+        if cond["type"] in ("Complete", "Failed") and cond["status"] == "True":
+            return str(cond["type"])
+    return None
