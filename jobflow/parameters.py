@@ -19,6 +19,10 @@ cannot break the structure). A placeholder naming no input is an error. Every in
 set as an env var (name upper-cased, non-alphanumerics as ``_``) on each container that does not
 already define that variable.
 
+Values arrive exactly: in the fields the kubelet expands (container ``command``, ``args``,
+``env[].value``) every ``$`` of a value is written ``$$``, which the kubelet turns back into
+``$``, so a value containing ``$(HOME)`` is not expanded a second time.
+
 Errors are returned, not raised: the planner fails the step with a message saying which
 parameter and which field.
 """
@@ -156,11 +160,17 @@ def json_path(obj: Mapping[str, object], expression: str) -> str | None:
     return json.dumps(current, separators=(",", ":"))
 
 
+def _escape_expansion(value: str) -> str:
+    """``value`` as written in a field the kubelet expands: ``$$`` reads back as ``$``."""
+    return value.replace("$", "$$")
+
+
 def _substitute_text(text: str, inputs: Resolved, where: str, *, expanded: bool) -> str:
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)
         if name in inputs.values:
-            return inputs.values[name]
+            value = inputs.values[name]
+            return _escape_expansion(value) if expanded else value
         if name in inputs.kubelet:
             if not expanded:
                 raise ParameterError(
@@ -223,7 +233,7 @@ def _add_env(container: dict[str, object], inputs: Resolved) -> None:
     for name, value in inputs.values.items():
         var = env_name(name)
         if var not in defined:
-            added.append({"name": var, "value": value})
+            added.append({"name": var, "value": _escape_expansion(value)})
     for name, source in inputs.kubelet.items():
         var = env_name(name)
         if var not in defined:

@@ -3,8 +3,8 @@
 Covers: input resolution (literal value, stepOutputRef, the seed's ``step:$.path`` JSONPath,
 configMapKeyRef as a kubelet env source with resourceTemplates renames, a missing source or
 output); substitution of ``{{ parameters.<name> }}`` on the decoded template (values with
-quotes, newlines, braces and placeholder-looking text stay exact and never break the
-structure; hyphenated names; blanks inside the braces; non-string leaves untouched; an unknown
+quotes, newlines, braces, ``$(VAR)`` and placeholder-looking text stay exact after the
+kubelet's expansion and never break the structure; hyphenated names; blanks inside the braces; non-string leaves untouched; an unknown
 name or a ConfigMap value outside command/args/env fails); env vars on every container (name
 mangling, the user's own variable wins, ours first); termination message parsing; output
 collection (default key, terminationMessageKey, jsonPath, optional, missing, the per-value
@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from jobflow import outputs, parameters
+from kubesim.runner import expand_vars
 from tests.unit.planning_world import World, flow, job_template, step
 
 # --- resolution --------------------------------------------------------------------------------
@@ -132,8 +133,14 @@ def test_substitution_keeps_values_exact(value: str) -> None:
     out = parameters.apply(
         template_with("echo {{ parameters.the-value }}!", "{{parameters.the-value}}"), inputs
     )
-    command = out["spec"]["template"]["spec"]["containers"][0]["command"]  # type: ignore[index]
-    assert command == ["sh", "-c", f"echo {value}!", value]
+    container = out["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    # What the process sees after the kubelet's $(VAR) expansion (kubesim implements it the
+    # same way) is the value itself, even for a value containing "$(VAR)" or "$$".
+    env = {"VAR": "expanded!", "THE_VALUE": "wrong"}
+    seen = [expand_vars(arg, env) for arg in container["command"]]
+    assert seen == ["sh", "-c", f"echo {value}!", value]
+    assert [expand_vars(e["value"], env) for e in container["env"]] == [value, "O"]
+    # Fields the kubelet does not expand get the value as it is.
     assert out["metadata"]["annotations"]["note"] == f"echo {value}!"  # type: ignore[index]
     # Structure and non-string leaves are untouched; the output is still plain JSON.
     assert out["spec"]["backoffLimit"] == 2  # type: ignore[index]
