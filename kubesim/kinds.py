@@ -196,6 +196,44 @@ def _default_job(obj: dict, old: dict | None) -> None:
             )  # upstream copies template labels to a label-less Job
 
 
+def _default_deployment(obj: dict, old: dict | None) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("replicas", 1)
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("progressDeadlineSeconds", 600)
+    strategy = spec.setdefault("strategy", {"type": "RollingUpdate"})
+    if strategy.get("type") == "RollingUpdate":
+        strategy.setdefault("rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
+    tspec = spec.setdefault("template", {}).setdefault("spec", {})
+    _default_pod_spec(tspec)
+
+
+def _validate_deployment(obj: dict, old: dict | None) -> list[Cause]:
+    spec = obj.get("spec") or {}
+    template = spec.get("template") or {}
+    causes = _validate_containers(
+        (template.get("spec") or {}).get("containers"), "spec.template.spec.containers"
+    )
+    selector = spec.get("selector")
+    if not isinstance(selector, dict) or not selector:
+        causes.append(errors.required("spec.selector"))
+    else:
+        from kubesim.selectors import match_label_selector_object
+
+        labels = (template.get("metadata") or {}).get("labels") or {}
+        if not match_label_selector_object(selector, labels):
+            causes.append(
+                errors.invalid_value(
+                    "spec.template.metadata.labels",
+                    labels,
+                    "`selector` does not match template `labels`",
+                )
+            )
+    if old is not None and (old.get("spec") or {}).get("selector") != selector:
+        causes.append(errors.invalid_value("spec.selector", selector, "field is immutable"))
+    return causes
+
+
 def preset_uid(rt: ResourceType, obj: dict) -> str | None:
     """The uid defaulting already committed to (a Job's generated selector names it)."""
     if rt.key != ("batch", "jobs") or not rt.builtin:
@@ -309,6 +347,7 @@ def _default_new_event(obj: dict, old: dict | None) -> None:
 
 
 _DEFAULTERS = {
+    ("apps", "deployments"): _default_deployment,
     ("coordination.k8s.io", "leases"): _default_lease,
     ("events.k8s.io", "events"): _default_new_event,
     ("", "namespaces"): _default_namespace,
@@ -592,6 +631,7 @@ def _validate_crd(obj: dict, old: dict | None) -> list[Cause]:
 
 
 _VALIDATORS = {
+    ("apps", "deployments"): _validate_deployment,
     ("", "pods"): _validate_pod,
     ("batch", "jobs"): _validate_job,
     ("", "configmaps"): _validate_configmap,

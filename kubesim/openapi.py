@@ -20,6 +20,10 @@ OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 _BUILTIN_PREFIX = {
     "": "io.k8s.api.core",
     "batch": "io.k8s.api.batch",
+    "apps": "io.k8s.api.apps",
+    "policy": "io.k8s.api.policy",
+    "networking.k8s.io": "io.k8s.api.networking",
+    "rbac.authorization.k8s.io": "io.k8s.api.rbac",
     "coordination.k8s.io": "io.k8s.api.coordination",
     "events.k8s.io": "io.k8s.api.events",
     "admissionregistration.k8s.io": "io.k8s.api.admissionregistration",
@@ -57,6 +61,10 @@ _BUILTIN_FIELDS: dict[str, dict[str, str]] = {
         "automountServiceAccountToken": "boolean",
     },
     "MutatingWebhookConfiguration": {"webhooks": "array"},
+    "ClusterRole": {"rules": "array", "aggregationRule": "object"},
+    "Role": {"rules": "array"},
+    "ClusterRoleBinding": {"subjects": "array", "roleRef": "object"},
+    "RoleBinding": {"subjects": "array", "roleRef": "object"},
     "ValidatingWebhookConfiguration": {"webhooks": "array"},
 }
 

@@ -157,6 +157,67 @@ BUILTINS: tuple[ResourceType, ...] = (
     _t(
         "coordination.k8s.io", "v1", "leases", "Lease", description="Lease defines a lease concept."
     ),
+    # served so that manifests (Helm charts) apply; no controller acts on them
+    _t(
+        "apps",
+        "v1",
+        "deployments",
+        "Deployment",
+        short_names=("deploy",),
+        categories=("all",),
+        has_status=True,
+        has_generation=True,
+        description="Deployment enables declarative updates for Pods and ReplicaSets.",
+    ),
+    _t(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterroles",
+        "ClusterRole",
+        namespaced=False,
+        description="ClusterRole is a cluster level, logical grouping of PolicyRules.",
+    ),
+    _t(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "clusterrolebindings",
+        "ClusterRoleBinding",
+        namespaced=False,
+        description="ClusterRoleBinding references a ClusterRole, but not contain it.",
+    ),
+    _t(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "roles",
+        "Role",
+        description="Role is a namespaced, logical grouping of PolicyRules.",
+    ),
+    _t(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "rolebindings",
+        "RoleBinding",
+        description="RoleBinding references a role, but does not contain it.",
+    ),
+    _t(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        "PodDisruptionBudget",
+        short_names=("pdb",),
+        has_status=True,
+        has_generation=True,
+        description="PodDisruptionBudget limits the number of pods that are down simultaneously.",
+    ),
+    _t(
+        "networking.k8s.io",
+        "v1",
+        "networkpolicies",
+        "NetworkPolicy",
+        short_names=("netpol",),
+        has_generation=True,
+        description="NetworkPolicy describes what network traffic is allowed for a set of Pods.",
+    ),
     _t(
         "events.k8s.io",
         "v1",
@@ -201,11 +262,15 @@ BUILTINS: tuple[ResourceType, ...] = (
 
 # Discovery order of the built-in named groups (kubectl takes the first match for short names).
 BUILTIN_GROUP_ORDER = (
+    "apps",
+    "events.k8s.io",
+    "batch",
+    "networking.k8s.io",
+    "policy",
+    "rbac.authorization.k8s.io",
     "apiextensions.k8s.io",
     "admissionregistration.k8s.io",
-    "batch",
     "coordination.k8s.io",
-    "events.k8s.io",
 )
 
 

@@ -315,6 +315,67 @@ BUILTIN_COLUMNS: dict[tuple[str, str], list[Column]] = {
         ),
         (_col("Selector", priority=1), lambda o: _selector(_g(o, "spec", "selector"))),
     ],
+    ("apps", "deployments"): [
+        (
+            _col("Ready"),
+            lambda o: (
+                f"{_g(o, 'status', 'readyReplicas', default=0)}/{_g(o, 'spec', 'replicas', default=1)}"
+            ),
+        ),
+        (_col("Up-to-date", "integer"), lambda o: _g(o, "status", "updatedReplicas", default=0)),
+        (_col("Available", "integer"), lambda o: _g(o, "status", "availableReplicas", default=0)),
+        (
+            _col("Containers", priority=1),
+            lambda o: ",".join(
+                c.get("name", "")
+                for c in _g(o, "spec", "template", "spec", "containers", default=[]) or []
+            ),
+        ),
+        (
+            _col("Images", priority=1),
+            lambda o: ",".join(
+                c.get("image", "")
+                for c in _g(o, "spec", "template", "spec", "containers", default=[]) or []
+            ),
+        ),
+        (_col("Selector", priority=1), lambda o: _selector(_g(o, "spec", "selector"))),
+    ],
+    ("rbac.authorization.k8s.io", "clusterroles"): [
+        (_col("Created At", "date"), lambda o: _g(o, "metadata", "creationTimestamp"))
+    ],
+    ("rbac.authorization.k8s.io", "roles"): [
+        (_col("Created At", "date"), lambda o: _g(o, "metadata", "creationTimestamp"))
+    ],
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): [
+        (
+            _col("Role"),
+            lambda o: (
+                f"{_g(o, 'roleRef', 'kind', default='')}/{_g(o, 'roleRef', 'name', default='')}"
+            ),
+        )
+    ],
+    ("rbac.authorization.k8s.io", "rolebindings"): [
+        (
+            _col("Role"),
+            lambda o: (
+                f"{_g(o, 'roleRef', 'kind', default='')}/{_g(o, 'roleRef', 'name', default='')}"
+            ),
+        )
+    ],
+    ("policy", "poddisruptionbudgets"): [
+        (_col("Min Available"), lambda o: str(_g(o, "spec", "minAvailable", default="N/A"))),
+        (_col("Max Unavailable"), lambda o: str(_g(o, "spec", "maxUnavailable", default="N/A"))),
+        (
+            _col("Allowed Disruptions", "integer"),
+            lambda o: _g(o, "status", "disruptionsAllowed", default=0),
+        ),
+    ],
+    ("networking.k8s.io", "networkpolicies"): [
+        (
+            _col("Pod-Selector"),
+            lambda o: _selector(_g(o, "spec", "podSelector")).replace("<none>", "<none>"),
+        )
+    ],
     ("coordination.k8s.io", "leases"): [
         (_col("Holder"), lambda o: _g(o, "spec", "holderIdentity", default=""))
     ],

@@ -10,7 +10,8 @@ changes); describe with events (involvedObject field selectors); patch --type me
 "(no change)"), --type json, default strategic patch refused with 415 for a CR; label; annotate;
 schema validation (422 with causes) and strict unknown-field decoding (400); delete (also of an
 object whose finalizer is removed while kubectl waits); wait --for=jsonpath and
---for=condition; logs of a finished pod; explain of a CRD field.
+--for=condition; logs of a finished pod; explain of a CRD field; Deployment and RBAC manifests (kinds
+kubesim serves without a controller).
 
 One kubesim serves the whole module (tests use their own object names); every test has its own
 kubectl --cache-dir so discovery and OpenAPI caches never leak between tests.
@@ -486,3 +487,57 @@ def test_server_side_apply_of_a_crd_then_its_resources(k: Any, server: Any) -> N
     assert "sprockets.example.kubesim.io" in ok(k("delete", "crd", "sprockets.example.kubesim.io"))
     gone = k("get", "spr")
     assert gone.returncode == 1
+
+
+WORKLOAD = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: nginx}]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: reader}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: reader}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: reader}
+subjects: [{kind: ServiceAccount, name: default, namespace: default}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web}
+spec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Ingress]}
+"""
+
+
+def test_manifest_kinds_without_controllers_apply(k: Any, server: Any) -> None:
+    out = ok(k("apply", "-f", "-", input=WORKLOAD))
+    for line in (
+        "deployment.apps/web created",
+        "role.rbac.authorization.k8s.io/reader created",
+        "rolebinding.rbac.authorization.k8s.io/reader created",
+        "networkpolicy.networking.k8s.io/web created",
+    ):
+        assert line in out
+    assert "deployment.apps/web unchanged" in ok(k("apply", "-f", "-", input=WORKLOAD))
+    table = ok(k("get", "deploy,rolebinding"))
+    assert "READY   UP-TO-DATE   AVAILABLE" in table and "Role/reader" in table
+    ok(k("apply", "-f", "-", input=WORKLOAD.replace("image: nginx", "image: nginx:2")))
+    deploy = server.store.get(GVR("apps", "v1", "deployments"), "web", namespace=NS)
+    assert deploy["metadata"]["generation"] == 2 and deploy["spec"]["replicas"] == 1
+    bad = k(
+        "apply",
+        "-f",
+        "-",
+        input=WORKLOAD.split("---")[0].replace(
+            "app: web}}\n  template", "app: other}}\n  template"
+        ),
+    )
+    assert bad.returncode == 1 and "field is immutable" in bad.stderr
