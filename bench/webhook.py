@@ -1,7 +1,8 @@
 """Webhook throughput: reviews/s of a 20-step JobFlow vs a trivial FastAPI echo endpoint.
 
 Both targets are served the same way in the same run: uvicorn (h11), TLS 1.2+ with the same
-certificate context from certs/, one server process (this one, one event loop), logging off.
+certificate context from certs/, in this one server process (each on its own event loop),
+logging off.
 - `validate` / `mutate`: the real webhook app (`app.main.create_app`, metrics and all) behind
   `app.serve.Servers`, exactly what `zen-flow serve --webhook-only` runs.
 - `echo`: a FastAPI app whose one POST route returns the request body unchanged.
