@@ -7,7 +7,8 @@ gives jobflow.defaults.apply_defaults) and nothing for a defaulted flow; 400 (no
 AdmissionReview, no uid, v1beta1), 413 (Content-Length and streamed body), 415; UPDATE rules
 (started flows keep their steps; suspend, approvals and metadata stay editable; not-started
 flows may change; old problems are not held against an update); non-JobFlow/DELETE/status
-requests pass; a non-object `object` is a denial, not an error; admission metrics on the
+requests pass; a non-object `object` is a denial, not an error; a flow above the inline limit
+is reviewed in a worker thread; admission metrics on the
 injected registry; /healthz and /readyz.
 """
 
@@ -372,3 +373,17 @@ def test_probes() -> None:
     assert answer.json() == {"ready": False, "checks": {"certificate": True, "controller": False}}
     ready["controller"] = True
     assert ops.get("/readyz").status_code == 200
+
+
+def test_large_flow_is_reviewed_off_the_event_loop() -> None:
+    from tests.fixtures.webhook import chain
+
+    client = AppClient(main.create_app(registry=CollectorRegistry()))  # default 3 MiB limit
+    flow = chain(400)
+    body = review(flow, uid="large")
+    assert len(json.dumps(body)) > 64 * 1024  # above routes.INLINE_LIMIT: a worker thread
+    assert post(client, "/validate", body)["allowed"] is True
+    flow["spec"]["steps"][0]["dependencies"] = ["s399"]
+    denied = post(client, "/validate", review(flow, uid="large-2"))
+    assert denied["allowed"] is False
+    assert "dependency-cycle" in {c["reason"] for c in denied["status"]["details"]["causes"]}
