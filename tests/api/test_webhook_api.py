@@ -8,8 +8,7 @@ AdmissionReview, no uid, v1beta1), 413 (Content-Length and streamed body), 415; 
 (started flows keep their steps; suspend, approvals and metadata stay editable; not-started
 flows may change; old problems are not held against an update); non-JobFlow/DELETE/status
 requests pass; a non-object `object` is a denial, not an error; a flow above the inline limit
-is reviewed in a worker thread; admission metrics on the
-injected registry; /healthz and /readyz.
+is reviewed in a worker thread; admission metrics on the injected registry; /healthz, /readyz.
 """
 
 from __future__ import annotations
