@@ -120,6 +120,7 @@ class Servers:
                 "and pass --cert-dir DIR"
             ) from None
         self._stopping = False
+        self.failed = False  # set when a server ended without being asked to
         self.readiness = app_main.Readiness()
         self.readiness.add("certificate", lambda: self.tls.is_loaded)
         self.readiness.add("serving", lambda: not self._stopping)
@@ -175,6 +176,9 @@ class Servers:
                 if self.controller is not None:
                     await asyncio.to_thread(self.controller.start)
             await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            if not stop.is_set():
+                self.failed = True
+                logger.error("a server stopped on its own; shutting down")
         finally:
             self._stopping = True
             logger.info("shutting down")
@@ -283,7 +287,7 @@ def run(settings: Settings) -> int:
         await servers.run(stop)
 
     asyncio.run(main())
-    return 0
+    return 1 if servers.failed else 0
 
 
 # -- the CLI subcommand ---------------------------------------------------------------------------
