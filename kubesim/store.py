@@ -56,6 +56,7 @@ PERSIST_INTERVAL = 0.5  # seconds between snapshots while dirty (bounded write a
 GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's alphabet (no vowels)
 GENERATE_NAME_SUFFIX = 5
 SEEDED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")  # upstream refuses to delete them
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
@@ -777,6 +778,13 @@ class Store:
             return cur, False
         uid = meta["uid"]
         if rt.key == NS_KEY:
+            if name in IMMORTAL_NAMESPACES:
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                    details={"name": name, "kind": "namespaces"},
+                )
             return self._delete_namespace(cur), self._find(NS_KEY, "", name) is None
         deps = self._live_dependents(uid)
         if propagation == "Orphan" or ORPHAN in (meta.get("finalizers") or []):

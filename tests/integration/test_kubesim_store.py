@@ -4,11 +4,11 @@ Covers: resourceVersion/generation/uid rules and the no-op write; optimistic con
 status subresource on the Store API the runner uses; subscribe/unsubscribe; bounded watch
 history (410 once compacted); foreground deletion held by a dependent's finalizer and released
 when it goes; background GC keeps a dependent that still has a live owner; a namespace that
-stays Terminating until a finalizer-held object goes; pod logs; persistence through
-``flush``/load; server-side apply ownership (a field the applier stops sending is removed unless
-another manager owns it); strategic merge directives; JSON patch errors; schema validation and
-defaulting details; validation ratcheting of unchanged fields after a schema change; selector
-parsing.
+stays Terminating until a finalizer-held object goes; system namespaces cannot be deleted; pod
+logs; persistence through ``flush``/load; server-side apply ownership (a field the applier stops
+sending is removed unless another manager owns it); strategic merge directives; JSON patch
+errors; schema validation and defaulting details; validation ratcheting of unchanged fields
+after a schema change; selector parsing.
 """
 
 from __future__ import annotations
@@ -420,3 +420,11 @@ def test_validation_ratchets_unchanged_fields_after_a_schema_change(store: Store
     with pytest.raises(ApiError) as exc:
         store.update(things, thing, namespace="default")
     assert exc.value.code == 422 and "spec.size" in exc.value.message
+
+
+@pytest.mark.parametrize("name", ["default", "kube-system", "kube-public"])
+def test_system_namespaces_cannot_be_deleted(store: Store, name: str) -> None:
+    with pytest.raises(ApiError) as exc:
+        store.delete(NS_GVR, name)
+    assert exc.value.code == 403 and "may not be deleted" in exc.value.message
+    assert store.get(NS_GVR, name)["status"]["phase"] == "Active"
