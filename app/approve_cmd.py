@@ -84,7 +84,7 @@ def _command(args: argparse.Namespace) -> int:
             ) from None
     except kube_mod.ApiError as exc:
         raise CommandError(
-            f"cannot reach the cluster at {run_cmd.server_url(kube)}: {exc}",
+            f"cannot reach the cluster at {run_cmd.server_url(kube)}: {run_cmd.brief(exc)}",
             exit_code=EXIT_FAILED,
         ) from None
     finally:

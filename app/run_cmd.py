@@ -28,6 +28,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -144,6 +145,22 @@ def kubeconfig_namespace(kubeconfig: str | None, context: str | None) -> str | N
     return None
 
 
+_OS_ERROR = re.compile(r"\[Errno -?\d+\] [^\"')]+")
+_TLS_ERROR = re.compile(r"certificate verify failed[^\"')]*", re.IGNORECASE)
+_MAX_REASON = 300  # characters of a client error kept in the one-line message
+
+
+def brief(exc: BaseException) -> str:
+    """The part of a client error a person needs (``[Errno 111] Connection refused``), on one
+    line: urllib3 wraps the cause in the pool, URL and retry details."""
+    text = " ".join(str(exc).split())
+    for pattern in (_OS_ERROR, _TLS_ERROR):
+        found = pattern.search(text)
+        if found:
+            return found.group(0).strip()
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
+
+
 def connect(kubeconfig: str | None, context: str | None) -> kube_mod.Kube:
     """A client of a real cluster; a bad kubeconfig or context is one CommandError line."""
     if kubeconfig and not Path(kubeconfig).is_file():
@@ -154,7 +171,7 @@ def connect(kubeconfig: str | None, context: str | None) -> kube_mod.Kube:
         where = f"--kubeconfig {kubeconfig}" if kubeconfig else "the default kubeconfig"
         if context:
             where += f" (context {context})"
-        raise CommandError(f"cannot use {where}: {exc}") from None
+        raise CommandError(f"cannot use {where}: {brief(exc)}") from None
 
 
 def server_url(kube: kube_mod.Kube) -> str:
@@ -180,7 +197,7 @@ def check_installed(kube: kube_mod.Kube, namespace: str) -> None:
         ) from None
     except kube_mod.ApiError as exc:
         raise CommandError(
-            f"cannot reach the cluster at {url}: {exc}", exit_code=EXIT_FAILED
+            f"cannot reach the cluster at {url}: {brief(exc)}", exit_code=EXIT_FAILED
         ) from None
 
 
@@ -208,7 +225,8 @@ def apply(kube: kube_mod.Kube, flow: Flow) -> tuple[str, str]:
         ) from None
     except kube_mod.ApiError as exc:
         raise CommandError(
-            f"{flow.label}: cannot create JobFlow {ns}/{flow.name} at {server_url(kube)}: {exc}",
+            f"{flow.label}: cannot create JobFlow {ns}/{flow.name} at {server_url(kube)}: "
+            f"{brief(exc)}",
             exit_code=EXIT_FAILED,
         ) from None
     meta = created.get("metadata") or {}
@@ -410,7 +428,8 @@ def _command(args: argparse.Namespace) -> int:
                 return EXIT_INTERRUPTED
             except kube_mod.ApiError as exc:
                 raise CommandError(
-                    f"lost the cluster at {server_url(kube)}: {exc}", exit_code=EXIT_FAILED
+                    f"lost the cluster at {server_url(kube)}: {brief(exc)}",
+                    exit_code=EXIT_FAILED,
                 ) from None
             display.summary(follower.flows)
             if args.output == "json":

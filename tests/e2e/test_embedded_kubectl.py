@@ -2,6 +2,7 @@
 
 Covers:
 - the process prints its kubeconfig path and writes it (mode 0600) to --kubeconfig-out;
+- with --exec local the steps' commands really run: kubectl logs shows their output;
 - kubectl apply -f examples/demo.yaml, then kubectl wait for phase Succeeded, kubectl get
   (printer columns Phase and Progress), kubectl describe (status and the controller's Events),
   kubectl get jobs by the flow label (one Job per attempt: the retried step has two);
@@ -61,7 +62,7 @@ def _ok(result: Any) -> str:
 
 
 def test_kubectl_apply_get_describe_wait(start_embedded: Any, tmp_path: Path) -> None:
-    server: EmbeddedServer = start_embedded()
+    server: EmbeddedServer = start_embedded("--exec", "local")
     cache = tmp_path / "kube-cache"
     assert f"kubeconfig: {server.kubeconfig}" in server.output()
     assert stat.S_IMODE(server.kubeconfig.stat().st_mode) == 0o600
@@ -106,6 +107,10 @@ def test_kubectl_apply_get_describe_wait(start_embedded: Any, tmp_path: Path) ->
     )["items"]
     attempts = sorted(j["metadata"]["labels"]["workflow.kube-zen.io/attempt"] for j in jobs)
     assert attempts == ["0", "1"]  # the failed first attempt is kept, the retry is its own Job
+
+    # --exec local: the pods ran the steps' shell commands; kubectl logs shows their output
+    logs = _ok(kubectl(server, "logs", "-l", "workflow.kube-zen.io/step=publish", cache_dir=cache))
+    assert logs.startswith("published demo-0.1.0.tar.gz at ")
 
     stored = json.loads(
         _ok(kubectl(server, "get", "jobflow", "demo", "-o", "json", cache_dir=cache))
