@@ -1,0 +1,138 @@
+"""Data between steps in kubesim's ``local`` mode (real processes) with the real controller.
+
+Covers: examples/parameters.yaml runs: compute's termination-message file becomes its outputs
+in status, deploy's log shows the real value through the command placeholder and through its
+env var, the ``when`` on an output runs big-batch; a value with quotes, ``$(HOME)`` and a
+newline, written as JSON, reaches the next process exactly (command and env);
+examples/artifacts.yaml runs: a file written by one step is read by the next through the
+workspace claim (a host directory per claim in local mode).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import kubesim
+from controller.kube import PODS
+from tests.fixtures.controller import NAMESPACE, flow
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def kubesim_server() -> Iterator[Any]:
+    """This module's cluster runs Job containers as local processes."""
+    handle = kubesim.start(exec_mode="local")
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+def example(name: str) -> dict[str, Any]:
+    body: dict[str, Any] = yaml.safe_load((EXAMPLES / name).read_text())
+    return body
+
+
+def step_log(cluster: Any, flow_name: str, step: str) -> str:
+    (job,) = cluster.step_jobs(flow_name, step)
+    selector = f"job-name={job['metadata']['name']}"
+    pods = cluster.kube.list_all(PODS, NAMESPACE, label_selector=selector)["items"]
+    return "".join(cluster.kube.pod_log(NAMESPACE, p["metadata"]["name"]) for p in pods)
+
+
+def test_parameters_example(cluster, start_controller) -> None:
+    start_controller()
+    cluster.create_flow(example("parameters.yaml"))
+    status = cluster.wait_phase("parameters-demo", "Succeeded", timeout=30)
+    steps = {s["name"]: s for s in status["steps"]}
+    assert steps["compute"]["outputs"] == {"parameters": {"version": "1.4.2", "rows": "42"}}
+    assert steps["big-batch"]["phase"] == "Succeeded"
+    log = step_log(cluster, "parameters-demo", "deploy")
+    assert "deploying version 1.4.2\n" in log
+    assert "env VERSION=1.4.2\n" in log
+    assert 'hello "release" {1.4}\n' in log
+
+
+def test_awkward_value_reaches_the_next_process_exactly(cluster, start_controller) -> None:
+    start_controller()
+    value = 'costs $(HOME) "quoted" {x}\nsecond line $$'
+    message = json.dumps({"note": value})
+    container = {"name": "main", "image": "busybox", "command": ["sh", "-c"]}
+    produce = {
+        "name": "produce",
+        "outputs": {"parameters": [{"name": "note"}]},
+        "template": {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "spec": {
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [
+                            {
+                                **container,
+                                "command": [
+                                    "sh",
+                                    "-c",
+                                    # $$: the kubelet's $(VAR) expansion of commands
+                                    f"printf '%s' {shlex.quote(message)} > /dev/termination-log".replace(
+                                        "$", "$$"
+                                    ),
+                                ],
+                            }
+                        ],
+                    }
+                }
+            },
+        },
+    }
+    ref = {"stepOutputRef": {"step": "produce", "parameter": "note"}}
+    consume = {
+        "name": "consume",
+        "dependencies": ["produce"],
+        "inputs": {"parameters": [{"name": "note", "valueFrom": ref}]},
+        "template": {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "spec": {
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [
+                            {
+                                **container,
+                                # argv[2] is the value itself: printed between markers, then $NOTE
+                                "command": [
+                                    "sh",
+                                    "-c",
+                                    'printf "[%s]\\n[%s]\\n" "$1" "$NOTE"',
+                                    "sh",
+                                    "{{ parameters.note }}",
+                                ],
+                            }
+                        ],
+                    }
+                }
+            },
+        },
+    }
+    cluster.create_flow(flow("awkward", [produce, consume]))
+    status = cluster.wait_phase("awkward", "Succeeded", timeout=30)
+    assert status["steps"][0]["outputs"] == {"parameters": {"note": value}}
+    assert step_log(cluster, "awkward", "consume") == f"[{value}]\n[{value}]\n"
+
+
+def test_artifacts_example_passes_a_file(cluster, start_controller) -> None:
+    start_controller()
+    cluster.create_flow(example("artifacts.yaml"))
+    cluster.wait_phase("artifacts-demo", "Succeeded", timeout=30)
+    assert step_log(cluster, "artifacts-demo", "produce") == "wrote summary.txt\n"
+    assert step_log(cluster, "artifacts-demo", "consume") == "read: rows: 42\n"
