@@ -11,8 +11,7 @@ Covers:
 - uninstall removes every object of the release and keeps the CRD (and so the users' flows).
 
 Helm keeps release records in process memory here (storage driver "memory"): its Secret storage
-speaks protobuf to the API server, which kubesim does not. Built-in kinds kubesim does not serve
-get stand-in types, as in test_helm_kubesim.py.
+speaks protobuf to the API server, which kubesim does not.
 """
 
 from __future__ import annotations
@@ -62,9 +61,6 @@ class Cluster:
 @pytest.fixture
 def cluster(kubesim_server: Any, tmp_path: Path) -> Cluster:
     cluster = Cluster(kubesim_server, tmp_path / "kubectl-cache")
-    served = set(cluster.kubectl("api-resources", "-o", "name").split())
-    for crd in helm.stand_in_crds(set(helm.CHART_KINDS), served):
-        kubesim_server.store.registry.register_crd(crd["metadata"]["name"], crd)
     cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(helm.third_party_crds()))
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": helm.NAMESPACE}}
     cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(namespace))
