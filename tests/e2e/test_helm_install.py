@@ -10,8 +10,9 @@ Covers:
 - install in cert-manager mode creates the Issuer and Certificate (cert-manager's CRDs present);
 - uninstall removes every object of the release and keeps the CRD (and so the users' flows).
 
-Helm keeps release records in process memory here (storage driver "memory"): its Secret storage
-speaks protobuf to the API server, which kubesim does not.
+Helm keeps release records in process memory here (storage driver "memory"): its default Secret
+storage works for install and upgrade, but uninstall deletes the release Secret with a protobuf
+DeleteOptions body, which kubesim does not decode yet (kubesim/server.py `_delete_options`).
 """
 
 from __future__ import annotations
