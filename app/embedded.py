@@ -347,6 +347,7 @@ def serve_command(args: argparse.Namespace) -> int:
     with cluster:
         print(f"zen-flow embedded cluster ready at {cluster.url} (jobs: {cluster.exec_mode})")
         print(f"kubeconfig: {cluster.kubeconfig}")
+        print(f"webhook: {cluster.webhook_url}  probes and metrics: {cluster.metrics_url}")
         print(f"  kubectl --kubeconfig {cluster.kubeconfig} get jobflows")
         print("press Ctrl-C to stop", flush=True)
         while not stop.wait(0.5):

@@ -6,6 +6,7 @@ Covers:
 - kubectl apply -f examples/demo.yaml, then kubectl wait for phase Succeeded, kubectl get
   (printer columns Phase and Progress), kubectl describe (status and the controller's Events),
   kubectl get jobs by the flow label (one Job per attempt: the retried step has two);
+- /readyz and /metrics of the same process answer (webhook and controller metrics);
 - our own webhook is installed: an invalid flow applied with kubectl is denied with its problems,
   and the mutating webhook's defaults are on the stored object;
 - with --data-dir the state survives a restart: after SIGTERM (exit 0) and a new process on the
@@ -16,9 +17,12 @@ Covers:
 from __future__ import annotations
 
 import json
+import re
 import stat
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from tests.fixtures.embedded import EXAMPLES, EmbeddedServer
 from tests.fixtures.kubesim import kubectl
@@ -121,6 +125,12 @@ def test_kubectl_apply_get_describe_wait(start_embedded: Any, tmp_path: Path) ->
     assert denied.returncode != 0
     assert 'admission webhook "vjobflow.workflow.kube-zen.io" denied the request' in denied.stderr
     assert "spec.steps[0].dependencies[0]" in denied.stderr
+
+    # the same process serves the probes and the metrics of its webhook and controller
+    metrics_url = re.search(r"probes and metrics: (\S+)", server.output())
+    assert metrics_url is not None, server.output()
+    assert httpx.get(f"{metrics_url.group(1)}/readyz").status_code == 200
+    assert "zenflow_" in httpx.get(f"{metrics_url.group(1)}/metrics").text
 
     assert server.stop() == 0
 
