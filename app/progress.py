@@ -94,9 +94,9 @@ def format_duration(seconds: float) -> str:
 
 
 def _max_attempts(step: Mapping[str, Any]) -> int:
-    retry = decoded.mapping(step.get("retryPolicy"))
-    if not retry:
+    if not isinstance(step.get("retryPolicy"), Mapping):
         return 1
+    retry = decoded.mapping(step.get("retryPolicy"))
     limit = retry.get("limit")
     # The webhook defaults a missing limit to 3; a flow admitted without it shows the default.
     return (limit if isinstance(limit, int) and limit >= 0 else 3) + 1
