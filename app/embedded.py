@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Final
@@ -111,7 +112,7 @@ def _version_of(obj: dict[str, Any]) -> dict[str, Any]:
     return {"resourceVersion": (obj.get("metadata") or {}).get("resourceVersion")}
 
 
-def _wait(predicate: Any, *, what: str, timeout: float = READY_TIMEOUT) -> None:
+def _wait(predicate: Callable[[], bool], *, what: str, timeout: float = READY_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -184,9 +185,14 @@ class Cluster:
         self.kubeconfig = Path(self._kubesim.kubeconfig)
         self.url: str = self._kubesim.url
         # The CA key is kept so a restart with data_dir re-issues from the same CA.
-        authority.write_bundle(
-            cert_dir, dns_names=["localhost"], ip_addresses=[LOOPBACK], keep_ca_key=True
-        )
+        try:
+            authority.write_bundle(
+                cert_dir, dns_names=["localhost"], ip_addresses=[LOOPBACK], keep_ca_key=True
+            )
+        except (OSError, authority.CertificateError) as exc:
+            raise EmbeddedError(
+                f"cannot write the webhook certificate to {cert_dir}: {exc}"
+            ) from None
         settings = Settings.model_validate(
             {**settings.model_dump(), "cert_dir": cert_dir, "kubeconfig": self.kubeconfig}
         )
@@ -195,7 +201,11 @@ class Cluster:
         self._install_crd(self._kube)
 
         registry = CollectorRegistry()
-        controller = controller_runner.from_settings(settings, registry=registry)
+        controller = (
+            controller_runner.from_settings(settings, registry=registry)
+            if settings.runs_controller
+            else None  # --webhook-only: flows are admitted but nothing runs them
+        )
         try:
             servers = serve.Servers(settings, controller=controller, registry=registry)
         except serve.ServeError as exc:
@@ -206,7 +216,8 @@ class Cluster:
         for body in webhook_configuration.configurations(ca_bundle=ca_bundle, url=self.webhook_url):
             _create_or_replace(self._kube, WEBHOOK_RESOURCES[body["kind"]], body)
         self._running = serve.RunningServers(servers)
-        _wait(controller.is_ready, what="the controller's caches did not sync")
+        if controller is not None:
+            _wait(controller.is_ready, what="the controller's caches did not sync")
         if kubeconfig_out is not None:
             try:
                 _write_private(kubeconfig_out, self.kubeconfig.read_bytes())
