@@ -1191,6 +1191,23 @@ class _Validator:
                     f"{base}.template.spec.template.spec.volumes[{i}].name",
                     f"volume name {name!r} is used by zen-flow for artifacts; rename it",
                 )
+        # Kubernetes refuses a pod whose container mounts two volumes at one path.
+        containers = _list(pod_spec.get("containers")) if pod_spec is not None else None
+        for c, item in enumerate(containers or []):
+            container = _map(item)
+            own = _list(container.get("volumeMounts")) if container is not None else None
+            for m, mount_item in enumerate(own or []):
+                mount = _map(mount_item)
+                mount_path = _str(mount.get("mountPath")) if mount is not None else None
+                if mount_path is not None and (mount_path.rstrip("/") or "/") in mounts:
+                    self.add(
+                        "duplicate-artifact-path",
+                        f"{base}.template.spec.template.spec.containers[{c}].volumeMounts[{m}]"
+                        ".mountPath",
+                        f"{mount_path!r} is also the path of"
+                        f" {mounts[mount_path.rstrip('/') or '/']}, which zen-flow mounts there;"
+                        " use another path",
+                    )
 
 
 def _declared_outputs(step: Mapping[str, object]) -> tuple[set[str], set[str]]:

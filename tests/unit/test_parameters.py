@@ -19,6 +19,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobflow import outputs, parameters
 from kubesim.runner import expand_vars
@@ -145,6 +147,23 @@ def test_substitution_keeps_values_exact(value: str) -> None:
     # Structure and non-string leaves are untouched; the output is still plain JSON.
     assert out["spec"]["backoffLimit"] == 2  # type: ignore[index]
     assert json.loads(json.dumps(out)) == out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    value=st.text(st.characters(exclude_categories=["Cs"])),
+    name=st.from_regex(r"[a-z]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True),
+)
+def test_any_value_arrives_exactly(value: str, name: str) -> None:
+    inputs = parameters.Resolved(values={name: value}, kubelet={})
+    placeholder = "{{ parameters." + name + " }}"
+    template = template_with(f"<{placeholder}>", note=placeholder.replace(" ", ""))
+    out = parameters.apply(template, inputs)
+    container = out["spec"]["template"]["spec"]["containers"][0]  # type: ignore[index]
+    env = {parameters.env_name(name): "not this", "HOME": "/root"}
+    assert expand_vars(container["command"][2], env) == f"<{value}>"
+    assert [expand_vars(e["value"], env) for e in container["env"]] == [value]
+    assert out["metadata"]["annotations"]["note"] == value  # type: ignore[index]
 
 
 def test_blanks_inside_braces_and_several_per_string() -> None:

@@ -1072,6 +1072,29 @@ RULES += [
         "spec.steps[0].template.spec.template.spec.volumes[0].name",
     ),
     (
+        "artifact-path-vs-template-mount",
+        ws(
+            both(
+                at("spec.steps.0.outputs", ARTIFACT_OUT),
+                at(
+                    "spec.steps.0.template.spec.template.spec.containers.0.volumeMounts",
+                    [{"name": "cache", "mountPath": "/cache"}],
+                ),
+            )
+        ),
+        ws(
+            both(
+                at("spec.steps.0.outputs", ARTIFACT_OUT),
+                at(
+                    "spec.steps.0.template.spec.template.spec.containers.0.volumeMounts",
+                    [{"name": "cache", "mountPath": "/out/report/"}],
+                ),
+            )
+        ),
+        "duplicate-artifact-path",
+        "spec.steps[0].template.spec.template.spec.containers[0].volumeMounts[0].mountPath",
+    ),
+    (
         "optional-output",
         at("spec.steps.0.outputs", {"parameters": [{"name": "v", "optional": True}]}),
         at("spec.steps.0.outputs", {"parameters": [{"name": "v", "optional": "yes"}]}),
