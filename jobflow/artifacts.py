@@ -56,6 +56,15 @@ def has_artifacts(step: Mapping[str, object]) -> bool:
     )
 
 
+def status_entries(step: Mapping[str, object], flow_name: str) -> list[dict[str, object]]:
+    """``status.steps[].outputs.artifacts`` of a succeeded step: name and subPath in the claim."""
+    return [
+        {"name": name, "path": sub_path(flow_name, decoded.string(step.get("name")) or "", name)}
+        for artifact in decoded.items(decoded.path(step, "outputs", "artifacts"))
+        if (name := decoded.string(artifact.get("name")))
+    ]
+
+
 def workspace_objects(spec: Mapping[str, object], *, flow: jobs.FlowRef) -> list[dict[str, object]]:
     """The workspace PVC of ``spec`` ([] without a workspace), ready to create."""
     template = decoded.mapping(decoded.path(spec, "workspace", "volumeClaimTemplate"))

@@ -386,7 +386,7 @@ class _Step:
             self.phase == StepPhase.FAILED.value and self.continue_on_failure
         )
 
-    def to_status(self, namespace: str) -> dict[str, object]:
+    def to_status(self, namespace: str, *, flow_name: str = "") -> dict[str, object]:
         out: dict[str, object] = {"name": self.name, "phase": self.phase}
         out["attempts"] = self.attempts
         if self.retries:
@@ -404,6 +404,12 @@ class _Step:
         out.update({k: v for k, v in optional.items() if v is not None})
         if self.outputs is not None:
             out["outputs"] = {"parameters": dict(self.outputs)}
+        # data passing (H8): where a succeeded step's artifacts are in the workspace claim
+        # (derived from the spec, so every pass writes the same).
+        if flow_name and self.phase == StepPhase.SUCCEEDED.value:
+            files = artifacts.status_entries(self.spec, flow_name)
+            if files:
+                out["outputs"] = {**decoded.mapping(out.get("outputs")), "artifacts": files}
         return out
 
 
@@ -1208,7 +1214,7 @@ class _Pass:
         new_status: dict[str, object] = {"phase": FlowPhase.PENDING.value}
         if self.generation is not None:
             new_status["observedGeneration"] = self.generation
-        new_status["steps"] = [s.to_status(self.namespace) for s in self.steps]
+        new_status["steps"] = [s.to_status(self.namespace, flow_name=self.name) for s in self.steps]
         new_status["progress"] = status.progress(phases)
         new_status["conditions"] = status.merge_conditions(
             self.prior_conditions, desired, now=self.now, generation=self.generation
@@ -1292,7 +1298,7 @@ class _Pass:
         if terminal:
             completion_text = self.now_text
             new_status["completionTime"] = completion_text
-        new_status["steps"] = [s.to_status(self.namespace) for s in self.steps]
+        new_status["steps"] = [s.to_status(self.namespace, flow_name=self.name) for s in self.steps]
         new_status["progress"] = progress
         new_status["conditions"] = status.merge_conditions(
             self.prior_conditions, desired, now=self.now, generation=self.generation

@@ -3,7 +3,8 @@
 Covers: spec.workspace creates the claim <flow>-workspace (owned by the flow, before the first
 Job); the producer's Job mounts it at the output path with subPath <flow>/<step>/<artifact>;
 the consumer's Job mounts the same subPath read-only at its input path; an ``http`` input gets
-an init container with the controller's ``artifact_fetch_image`` setting; deleting the flow
+an init container with the controller's ``artifact_fetch_image`` setting; the producer's
+status lists its artifact and where it is in the claim; deleting the flow
 removes the claim (owner reference, foreground garbage collection in kubesim).
 """
 
@@ -43,7 +44,11 @@ def artifact_flow(name: str) -> dict[str, Any]:
 def test_workspace_claim_and_mounts(cluster, start_controller) -> None:
     start_controller(artifact_fetch_image="mirror.local/curl:8")
     cluster.create_flow(artifact_flow("files"))
-    cluster.wait_phase("files", "Succeeded")
+    status = cluster.wait_phase("files", "Succeeded")
+    produced = next(s for s in status["steps"] if s["name"] == "produce")
+    assert produced["outputs"] == {
+        "artifacts": [{"name": "report", "path": "files/produce/report"}]
+    }
 
     claim = cluster.kube.get(PVCS, NAMESPACE, "files-workspace")
     owner = claim["metadata"]["ownerReferences"][0]

@@ -7,7 +7,8 @@ default path /tmp/artifacts/<name>); every container gets the mounts, existing m
 volumes are kept; ``http`` inputs: an init container with the configured image (before the
 user's init containers), headers, the URL after ``--``, a single-file read-only mount; a step
 without artifacts is unchanged; through ``plan()``: the claim is in create_objects before the
-first Job, Jobs carry the mounts, ``fetch_image`` reaches the init container.
+first Job, Jobs carry the mounts, a succeeded step lists its artifacts (name, subPath) in
+status, ``fetch_image`` reaches the init container.
 """
 
 from __future__ import annotations
@@ -201,6 +202,10 @@ def test_plan_creates_the_claim_and_mounts() -> None:
             "readOnly": True,
         }
     ]
+    assert world.step_status("make")["outputs"] == {
+        "artifacts": [{"name": "out", "path": "f/make/out"}]
+    }
+    assert "outputs" not in world.step_status("use")  # still running: nothing to show yet
     # The claim is created once: later passes do not ask again.
     assert world.reconcile().create_objects == ()
 
