@@ -220,7 +220,7 @@ def start(
             )
             loop.run_until_complete(site.start())
             h._app_runner = app_runner
-            sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+            sockets = site._server.sockets if site._server is not None else []  # type: ignore[attr-defined]
             h.port = int(sockets[0].getsockname()[1])
         except BaseException as exc:
             failure.append(exc)

@@ -621,8 +621,8 @@ class ApiServer:
                 await resp.write_eof()
                 return resp
             buf = bytearray()
-            for ev in initial:
-                item = self._translate(ev, match)
+            for first in initial:
+                item = self._translate(first, match)
                 if item is not None:
                     buf += encode(item[0], item[1])
             if initial_events:
@@ -638,7 +638,7 @@ class ApiServer:
                     break
                 wait = min(end_at, next_bookmark if bookmarks else end_at) - now
                 try:
-                    ev = await asyncio.wait_for(queue.get(), timeout=max(wait, 0.0))
+                    ev: Event | None = await asyncio.wait_for(queue.get(), timeout=max(wait, 0.0))
                 except TimeoutError:
                     if bookmarks and time.monotonic() >= next_bookmark:
                         await resp.write(bookmark(last_rv))
@@ -1022,6 +1022,7 @@ class ApiServer:
                 cur = self.store.get_ref(rt, route.name, route.namespace)
             except ApiError as e:
                 if e.code == 404 and ptype == "apply" and not sub:
+                    assert isinstance(patch_body, dict)  # checked above for apply patches
                     return self._apply_create(
                         request,
                         route,

@@ -27,6 +27,7 @@ Invariants (everything else in kubesim relies on them):
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 import logging
@@ -42,7 +43,7 @@ from pathlib import Path
 
 from kubesim import kinds, schema, selectors
 from kubesim.clone import clone
-from kubesim.errors import ApiError, already_exists, conflict, expired, invalid, not_found
+from kubesim.errors import ApiError, Cause, already_exists, conflict, expired, invalid, not_found
 from kubesim.errors import required as required_cause
 from kubesim.resources import GVR, Registry, ResourceType
 
@@ -146,8 +147,8 @@ class Store:
         self._rv = FIRST_RESOURCE_VERSION
         self._history: deque[Event] = deque(maxlen=history_size)
         self._compacted_rv = FIRST_RESOURCE_VERSION  # watches from an older RV get 410
-        self._listeners: list[_Listener] = []
-        self._subscribers: list[Callable[[str, GVR, dict], None]] = []
+        self._listeners: builtins.list[_Listener] = []
+        self._subscribers: builtins.list[Callable[[str, GVR, dict], None]] = []
         self._logs: dict[tuple[str, str], str] = {}
         self._by_uid: dict[str, tuple[tuple[str, str], str, str]] = {}
         self._dependents: dict[str, set[tuple[tuple[str, str], str, str]]] = {}
@@ -242,7 +243,7 @@ class Store:
         namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
-    ) -> list[dict]:
+    ) -> builtins.list[dict]:
         rt = self.registry.get(gvr)
         pred = selectors.compile_selectors(label_selector, field_selector)
         with self._lock:
@@ -296,7 +297,7 @@ class Store:
         rt: ResourceType,
         namespace: str | None,
         predicate: Callable[[dict], bool] | None = None,
-    ) -> tuple[list[dict], int]:
+    ) -> tuple[builtins.list[dict], int]:
         """Stored objects (read-only!) sorted by (namespace, name), and the list resourceVersion."""
         with self._lock:
             items = [o for o in self._iter(rt.key, namespace) if predicate is None or predicate(o)]
@@ -309,7 +310,7 @@ class Store:
         namespace: str | None,
         since: int | None,
         callback: Callable[[Event], None],
-    ) -> tuple[list[Event], int, WatchHandle]:
+    ) -> tuple[builtins.list[Event], int, WatchHandle]:
         """Register a listener atomically with the events it must see first.
 
         ``since=None``: synthetic ADDED events for every current object. ``since=N``: every
@@ -352,7 +353,7 @@ class Store:
     def has_objects(self, gvr: GVR) -> bool:
         """Whether any object of this resource exists (cheap; no copy)."""
         by_ns = self._objects.get((gvr.group, gvr.resource))
-        return bool(by_ns) and any(by_ns.values())
+        return by_ns is not None and any(by_ns.values())
 
     def check_continue_rv(self, rv: int) -> None:
         if rv < self._compacted_rv:
@@ -369,12 +370,12 @@ class Store:
         *,
         old: dict | None = None,
         field_validation: str = "Ignore",
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         """Prune, default (in place) and report unknown fields per fieldValidation; returns warnings.
 
         Strict raises 400 BadRequest with upstream's strict decoding message.
         """
-        warnings: list[str] = []
+        warnings: builtins.list[str] = []
         if rt.schema is not None:
             unknown = schema.prune(rt.schema, obj, old=old if old is not None else schema.MISSING)
             if unknown and field_validation == "Strict":
@@ -490,7 +491,7 @@ class Store:
         dry_run: bool = False,
         field_manager: str | None = None,
         field_validation: str = "Ignore",
-        warnings: list[str] | None = None,
+        warnings: builtins.list[str] | None = None,
         prepared: bool = False,
     ) -> dict:
         """Create; ``prepared``: the caller already pruned, defaulted and validated ``obj``."""
@@ -570,8 +571,8 @@ class Store:
         field_manager: str | None = None,
         field_validation: str = "Ignore",
         require_resource_version: bool = False,
-        managed_override: list | None = None,
-        warnings: list[str] | None = None,
+        managed_override: builtins.list[dict] | None = None,
+        warnings: builtins.list[str] | None = None,
     ) -> dict:
         meta_in = _meta(obj)
         ns = self._ns_for(rt, namespace or meta_in.get("namespace"))
@@ -817,7 +818,7 @@ class Store:
             return marked, False
         return self._remove(rt.key, ns, name, cur), True
 
-    def _live_dependents(self, uid: str) -> list[tuple[tuple[str, str], str, str]]:
+    def _live_dependents(self, uid: str) -> builtins.list[tuple[tuple[str, str], str, str]]:
         return sorted(d for d in self._dependents.get(uid, ()) if self._find(*d) is not None)
 
     def _strip_owner(self, key: tuple[str, str], ns: str, name: str, owner_uid: str) -> None:
@@ -835,7 +836,7 @@ class Store:
         self._commit(key, ns, name, new, cur, "MODIFIED")
 
     def _set_finalizers(
-        self, key: tuple[str, str], ns: str, name: str, finalizers: list[str]
+        self, key: tuple[str, str], ns: str, name: str, finalizers: builtins.list[str]
     ) -> dict:
         cur = self._find(key, ns, name)
         assert cur is not None
@@ -942,8 +943,8 @@ class Store:
     # ------------------------------------------------------------------ persistence
 
     def _snapshot(self) -> dict:
-        objs = []
-        crds = []
+        objs: builtins.list[builtins.list[object]] = []
+        crds: builtins.list[builtins.list[object]] = []
         for key, by_ns in self._objects.items():
             for objmap in by_ns.values():
                 for o in objmap.values():
@@ -1019,9 +1020,7 @@ class Store:
             self.flush()
 
 
-def invalid_rv_cause() -> object:
-    from kubesim.errors import Cause
-
+def invalid_rv_cause() -> Cause:
     return Cause(
         "FieldValueInvalid",
         "metadata.resourceVersion",
