@@ -55,6 +55,7 @@ EXIT_INTERRUPTED: Final = 130
 POLL_INTERVAL: Final = 0.2
 DEFAULT_NAMESPACE: Final = "default"
 _POD_TERMINAL: Final = frozenset({"Succeeded", "Failed"})
+NAMESPACES: Final = kube_mod.Resource("", "v1", "namespaces", namespaced=False)
 
 
 # -- reading and validating ------------------------------------------------------------------
@@ -201,6 +202,14 @@ def check_installed(kube: kube_mod.Kube, namespace: str) -> None:
         ) from None
 
 
+def ensure_namespaces(kube: kube_mod.Kube, namespaces: set[str]) -> None:
+    """Create missing namespaces: only for the embedded cluster, which this command owns."""
+    for ns in sorted(namespaces):
+        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+        with contextlib.suppress(kube_mod.AlreadyExists):
+            kube.create(NAMESPACES, None, body)
+
+
 def apply(kube: kube_mod.Kube, flow: Flow) -> tuple[str, str]:
     """Create ``flow``; returns (namespace, name) as created. Rejections are CommandErrors."""
     ns = flow.namespace
@@ -217,10 +226,10 @@ def apply(kube: kube_mod.Kube, flow: Flow) -> tuple[str, str]:
             f"{flow.label}: the cluster rejected JobFlow {ns}/{flow.name}: {exc}",
             exit_code=EXIT_REJECTED,
         ) from None
-    except kube_mod.NotFound as exc:
+    except kube_mod.NotFound:
         raise CommandError(
-            f"{flow.label}: cannot create JobFlow {ns}/{flow.name}: {exc} (does namespace "
-            f"{ns} exist?)",
+            f"{flow.label}: cannot create JobFlow {ns}/{flow.name}: namespace {ns} does not "
+            f"exist; create it first (kubectl create namespace {ns})",
             exit_code=EXIT_FAILED,
         ) from None
     except kube_mod.ApiError as exc:
@@ -411,6 +420,8 @@ def _command(args: argparse.Namespace) -> int:
     display = progress.choose(output=args.output)
     try:
         with _target(args, namespace) as (kube, cluster):
+            if cluster is not None:
+                ensure_namespaces(kube, {flow.namespace for flow in flows})
             keys = [apply(kube, flow) for flow in flows]
             hint = ""
             if cluster is not None:

@@ -7,6 +7,7 @@ Covers:
 - examples/failing.yaml exits 1 in sim and local modes and shows the failing step's log lines
   (both attempts) and the skipped dependant;
 - -o json prints only the final JobFlows (a List for two files) and keeps the exit code;
+- -n puts flows in a namespace, which the embedded cluster creates;
 - an invalid flow exits 2 listing every problem with its path, and nothing is applied;
 - --timeout exits 3 and says the flow did not finish; Ctrl-C (SIGINT) exits 130 and says so;
 - metadata.generateName: the flow gets a fresh name, shown in the result;
@@ -135,11 +136,14 @@ def test_json_output_is_only_the_final_flows() -> None:
 
 
 def test_json_output_of_one_flow_is_the_object(tmp_path: Path) -> None:
-    result = zen_flow("run", str(EXAMPLES / "approval.yaml"), "-o", "json", "--timeout", "2")
+    result = zen_flow(
+        "run", str(EXAMPLES / "approval.yaml"), "-o", "json", "--timeout", "2", "-n", "team-a"
+    )
 
     assert result.returncode == 3  # nobody approves: still Paused when the timeout hits
     flow = json.loads(result.stdout)
     assert flow["kind"] == "JobFlow"
+    assert flow["metadata"]["namespace"] == "team-a"  # created in the embedded cluster
     assert flow["status"]["phase"] == "Paused"
 
 
