@@ -257,6 +257,7 @@ class Follower:
     keys: list[tuple[str, str]]  # (namespace, name)
     display: progress.Display
     approve_hint: str = ""  # extra flags for the approve command shown to the user
+    show_logs: bool = True
     flows: list[dict[str, Any]] = field(default_factory=list)
     _pods: dict[str, _PodLog] = field(default_factory=dict)
     _hinted: set[tuple[str, str]] = field(default_factory=set)
@@ -295,8 +296,16 @@ class Follower:
         return label if attempt in ("", "0") else f"{label}#{int(attempt) + 1}"
 
     def _follow_logs(self, ns: str, name: str) -> None:
+        if not self.show_logs:
+            return
         selector = f"{names.LABEL_FLOW}={names.label_value(name)}"
-        pods = self.kube.list_all(kube_mod.PODS, ns, label_selector=selector)["items"]
+        try:
+            pods = self.kube.list_all(kube_mod.PODS, ns, label_selector=selector)["items"]
+        except kube_mod.Forbidden as exc:
+            # RBAC may allow JobFlows but not pods: follow the flow without its logs.
+            self.show_logs = False
+            self.display.note(f"not showing step logs: listing pods in {ns} is forbidden ({exc})")
+            return
         pods.sort(
             key=lambda p: (
                 str(p["metadata"].get("creationTimestamp") or ""),
