@@ -110,7 +110,7 @@ def collect(
         values[name] = found
     if missing:
         hint = (
-            " (the pod's termination message could not be read)"
+            " (the termination message was empty, or its pod is gone)"
             if termination_message is None and message is not None
             else ""
         )

@@ -275,7 +275,7 @@ def test_collect_missing_names_each_output() -> None:
 
 
 def test_collect_unreadable_pod_says_so() -> None:
-    with pytest.raises(outputs.OutputError, match="could not be read"):
+    with pytest.raises(outputs.OutputError, match="termination message was empty"):
         outputs.collect(producer({"name": "v"}), job=JOB, termination_message=None)
 
 
