@@ -54,6 +54,8 @@ EXIT_INTERRUPTED: Final = 130
 # transitions, slow enough to cost nothing on the API server.
 POLL_INTERVAL: Final = 0.2
 DEFAULT_NAMESPACE: Final = "default"
+# Seconds the cluster may stay unreachable while we follow before `run` gives up (exit 1).
+UNREACHABLE_GRACE: Final = 30.0
 _POD_TERMINAL: Final = frozenset({"Succeeded", "Failed"})
 NAMESPACES: Final = kube_mod.Resource("", "v1", "namespaces", namespaced=False)
 
@@ -353,11 +355,21 @@ class Follower:
 def follow(follower: Follower, *, timeout: float | None) -> bool:
     """Poll until every flow finished (True) or ``timeout`` seconds passed (False)."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    failing_since: float | None = None
     while True:
-        follower.poll()
-        if follower.finished:
-            follower.poll()  # the last log lines of pods that ended with the flow
-            return True
+        try:
+            follower.poll()
+            if follower.finished:
+                follower.poll()  # the last log lines of pods that ended with the flow
+                return True
+            failing_since = None
+        except kube_mod.Transient:
+            # A restarting API server or a dropped connection is not the flow's outcome: keep
+            # following, and give up only when the cluster stays unreachable.
+            now = time.monotonic()
+            failing_since = failing_since or now
+            if now - failing_since > UNREACHABLE_GRACE:
+                raise
         if deadline is not None and time.monotonic() >= deadline:
             return False
         time.sleep(POLL_INTERVAL)
