@@ -519,7 +519,7 @@ def _path_rewriter(paths: Mapping[str, str]) -> Callable[[str], str]:
     if not paths:
         return lambda text: text
     ordered = sorted(paths, key=len, reverse=True)
-    pattern = re.compile("|".join(re.escape(p) for p in ordered) + r"(?![A-Za-z0-9_.\-])")
+    pattern = re.compile("(?:" + "|".join(re.escape(p) for p in ordered) + r")(?![A-Za-z0-9_.\-])")
     return lambda text: pattern.sub(lambda m: paths[m.group(0)], text)
 
 

@@ -5,7 +5,9 @@ in status, deploy's log shows the real value through the command placeholder and
 env var, the ``when`` on an output runs big-batch; a value with quotes, ``$(HOME)`` and a
 newline, written as JSON, reaches the next process exactly (command and env);
 examples/artifacts.yaml runs: a file written by one step is read by the next through the
-workspace claim (a host directory per claim in local mode).
+workspace claim (a host directory per claim in local mode); the runner's mapping itself: a claim
+and an emptyDir become directories (subPath below, created), other volumes are not mapped, and
+mount paths are rewritten only as whole path components, longest first.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import yaml
 
 import kubesim
 from controller.kube import PODS
+from kubesim.runner import local_command, local_mounts
 from tests.fixtures.controller import NAMESPACE, flow
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -136,3 +139,40 @@ def test_artifacts_example_passes_a_file(cluster, start_controller) -> None:
     cluster.wait_phase("artifacts-demo", "Succeeded", timeout=30)
     assert step_log(cluster, "artifacts-demo", "produce") == "wrote summary.txt\n"
     assert step_log(cluster, "artifacts-demo", "consume") == "read: rows: 42\n"
+
+
+def test_local_mounts_and_rewriting(tmp_path: Path) -> None:
+    pod_spec = {
+        "volumes": [
+            {"name": "ws", "persistentVolumeClaim": {"claimName": "f-workspace"}},
+            {"name": "scratch", "emptyDir": {}},
+            {"name": "conf", "configMap": {"name": "c"}},
+        ]
+    }
+    container = {
+        "command": ["sh", "-c", "cat /in/a/x /in/ab /in/a-b; ls /scratch/; cat /etc/conf/k"],
+        "env": [{"name": "OUT", "value": "/in/a"}],
+        "volumeMounts": [
+            {"name": "ws", "mountPath": "/in/a", "subPath": "f/s/a", "readOnly": True},
+            {"name": "ws", "mountPath": "/in", "subPath": "f/other"},
+            {"name": "scratch", "mountPath": "/scratch/"},
+            {"name": "conf", "mountPath": "/etc/conf"},
+        ],
+    }
+    mounts = local_mounts(
+        pod_spec, container, claim_dir=lambda claim: tmp_path / "claims" / claim, pod_dir=tmp_path
+    )
+    claim = tmp_path / "claims" / "f-workspace"
+    assert mounts == {
+        "/in/a": str(claim / "f/s/a"),
+        "/in": str(claim / "f/other"),
+        "/scratch": str(tmp_path / "volumes" / "scratch"),
+    }
+    assert all(Path(p).is_dir() for p in mounts.values())
+    argv, env = local_command(
+        container, termination_file=str(tmp_path / "t"), extra_env={}, mounts=mounts
+    )
+    a, other = claim / "f/s/a", claim / "f/other"
+    scratch = tmp_path / "volumes" / "scratch"
+    assert argv[2] == (f"cat {a}/x {other}/ab {other}/a-b; ls {scratch}/; cat /etc/conf/k")
+    assert env["OUT"] == str(a)
