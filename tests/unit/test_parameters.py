@@ -10,7 +10,8 @@ mangling, the user's own variable wins, ours first); termination message parsing
 collection (default key, terminationMessageKey, jsonPath, optional, missing, the per-value
 and per-flow caps); and through ``plan()``: outputs recorded in status and passed on, a missing
 or oversized output fails the step (reason OutputError, message naming the cap), retried
-under a retryPolicy.
+under a retryPolicy; the controller reads the message of a one-container pod whatever the
+container's name.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.reconciler import pick_pod_details
 from jobflow import outputs, parameters
 from kubesim.runner import expand_vars
 from tests.unit.planning_world import World, flow, job_template, step
@@ -353,3 +355,19 @@ def test_oversized_output_fails_with_the_cap_and_is_retried() -> None:
     finish_build(world, "image-tag=v3", attempt=1)
     assert world.step_status("build")["outputs"] == {"parameters": {"image-tag": "v3"}}
     assert world.step_status("deploy")["phase"] == "Running"
+
+
+# --- the controller reading a succeeded pod ------------------------------------------------------
+
+
+def test_controller_reads_the_message_of_a_one_container_pod() -> None:
+    terminated = {"exitCode": 0, "reason": "Completed", "message": "version=3"}
+    pod = {
+        "metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"},
+        "status": {
+            "phase": "Succeeded",
+            "containerStatuses": [{"name": "worker", "state": {"terminated": terminated}}],
+        },
+    }
+    details = pick_pod_details([pod], container="main")
+    assert (details.exit_code, details.termination_message) == (0, "version=3")
