@@ -36,6 +36,7 @@ import yaml
 from aiohttp import web
 
 from kubesim import discovery, managed, openapi, protobuf, selectors, tables
+from kubesim import events as events_v1
 from kubesim.clone import clone
 from kubesim.errors import ApiError, Cause, bad_request, invalid, method_not_allowed, unknown_path
 from kubesim.patch import json_patch, merge_patch, strategic_merge
@@ -70,6 +71,8 @@ USER = {
     "groups": ["system:masters", "system:authenticated"],
 }
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
+EVENTS_V1_KEY = ("events.k8s.io", "events")
+CORE_EVENTS = GVR("", "v1", "events")
 MUTATING_CONFIGS = GVR("admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations")
 VALIDATING_CONFIGS = GVR("admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations")
 # upstream stores that answer a DELETE with the deleted object instead of a Status (the typed
@@ -117,15 +120,20 @@ class _NoAdmission:
 
 
 class _Route:
-    __slots__ = ("name", "namespace", "rt", "subresource")
+    __slots__ = ("name", "namespace", "rt", "subresource", "view")
 
     def __init__(
         self, rt: ResourceType, namespace: str | None, name: str | None, subresource: str | None
     ) -> None:
-        self.rt = rt
+        self.rt = rt  # the type objects are stored as
         self.namespace = namespace
         self.name = name
         self.subresource = subresource
+        self.view: ResourceType | None = None  # the type the client speaks, when it differs
+
+    @property
+    def client_type(self) -> ResourceType:
+        return self.view or self.rt
 
 
 class ApiServer:
@@ -293,7 +301,11 @@ class ApiServer:
             raise unknown_path()
         if sub is not None and not ((sub == "status" and rt.has_status) or sub in rt.subresources):
             raise unknown_path()
-        return _Route(rt, namespace, name, sub)
+        route = _Route(rt, namespace, name, sub)
+        if rt.key == EVENTS_V1_KEY:
+            route.rt = reg.get(CORE_EVENTS)
+            route.view = rt
+        return route
 
     # ------------------------------------------------------------------ discovery / openapi
 
@@ -393,6 +405,16 @@ class ApiServer:
         accept = request.headers.get("Accept", "")
         return "as=Table" in accept and "meta.k8s.io" in accept
 
+    def _out(self, route: _Route, obj: dict) -> dict:
+        """A stored object as the client's API version shows it."""
+        if route.view is not None:
+            return events_v1.from_core(obj)
+        return self._present(route.rt, obj)
+
+    def _into(self, route: _Route, obj: dict) -> dict:
+        """A client's object in the stored form."""
+        return events_v1.to_core(obj) if route.view is not None else obj
+
     def _present(self, rt: ResourceType, obj: dict) -> dict:
         if obj.get("apiVersion") != rt.api_version or obj.get("kind") != rt.kind:
             obj = dict(obj)
@@ -400,9 +422,14 @@ class ApiServer:
             obj["kind"] = rt.kind
         return obj
 
+    @staticmethod
+    def _field_selector(route: _Route, q: Any) -> str | None:
+        fs = q.get("fieldSelector")
+        return events_v1.core_field_selector(fs) if route.view is not None else fs
+
     def _get(self, request: web.Request, route: _Route) -> web.Response:
         assert route.name is not None
-        obj = self._present(route.rt, self.store.get_ref(route.rt, route.name, route.namespace))
+        obj = self._out(route, self.store.get_ref(route.rt, route.name, route.namespace))
         if self._wants_table(request):
             table = tables.to_table(
                 route.rt,
@@ -415,7 +442,7 @@ class ApiServer:
 
     def _list(self, request: web.Request, route: _Route) -> web.Response:
         q = request.query
-        pred = selectors.compile_selectors(q.get("labelSelector"), q.get("fieldSelector"))
+        pred = selectors.compile_selectors(q.get("labelSelector"), self._field_selector(route, q))
         items, rv = self.store.list_refs(route.rt, route.namespace, pred)
         cont_in = q.get("continue")
         if cont_in:
@@ -443,8 +470,8 @@ class ApiServer:
             cont_out = base64.urlsafe_b64encode(
                 _dumps({"rv": rv, "start": [last.get("namespace", ""), last["name"]]})
             ).decode()
-        rt = route.rt
-        items = [self._present(rt, o) for o in items]
+        rt = route.client_type
+        items = [self._out(route, o) for o in items]
         if self._wants_table(request):
             table = tables.to_table(
                 rt,
@@ -496,9 +523,9 @@ class ApiServer:
 
     async def _watch(self, request: web.Request, route: _Route) -> web.StreamResponse:
         q = request.query
-        rt = route.rt
+        rt = route.client_type  # what the client sees (the store is asked for route.rt)
         lreqs = selectors.parse_label_selector(q.get("labelSelector"))
-        freqs = selectors.parse_field_selector(q.get("fieldSelector"))
+        freqs = selectors.parse_field_selector(self._field_selector(route, q))
         if route.name is not None:
             freqs = (*freqs, selectors.FieldRequirement(("metadata", "name"), False, route.name))
 
@@ -573,7 +600,7 @@ class ApiServer:
         else:
             try:
                 initial, current_rv, handle = self.store.watch(
-                    rt, namespace=route.namespace, since=since, callback=on_event
+                    route.rt, namespace=route.namespace, since=since, callback=on_event
                 )
             except ApiError as e:
                 if e.code != 410:
@@ -587,7 +614,7 @@ class ApiServer:
         first_table = [True]
 
         def encode(typ: str, obj: dict) -> bytes:
-            obj = self._present(rt, obj)
+            obj = self._out(route, obj)
             if as_table and typ in ("ADDED", "MODIFIED", "DELETED"):
                 table = tables.to_table(
                     rt,
@@ -771,7 +798,7 @@ class ApiServer:
         )
 
     def _check_identity(self, route: _Route, obj: Any) -> dict:
-        rt = route.rt
+        rt = route.client_type
         if not isinstance(obj, dict):
             raise bad_request(
                 f"json: cannot unmarshal {type(obj).__name__} into Go value of type "
@@ -813,7 +840,9 @@ class ApiServer:
         rt = route.rt
         if route.namespace is None and rt.namespaced:
             raise method_not_allowed()
-        obj = self._check_identity(route, self._decode(request, body, yaml_ok=True))
+        obj = self._into(
+            route, self._check_identity(route, self._decode(request, body, yaml_ok=True))
+        )
         dry_run, manager, fv = self._options(request)
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         if rt.namespaced:
@@ -830,7 +859,7 @@ class ApiServer:
                     field_validation=fv,
                     warnings=warnings,
                 )
-                out = _dumps(self._present(rt, created))
+                out = _dumps(self._out(route, created))
             return self._json(None, 201, raw=out, warnings=warnings)
         warnings = self.store.prepare(rt, obj, field_validation=fv)
         name = str(obj["metadata"].get("name") or "")
@@ -853,13 +882,15 @@ class ApiServer:
             created = self.store._create(
                 rt, obj, route.namespace, dry_run=dry_run, field_manager=manager, prepared=True
             )
-            out = _dumps(self._present(rt, created))
+            out = _dumps(self._out(route, created))
         return self._json(None, 201, raw=out, warnings=warnings)
 
     def _update(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
         rt = route.rt
         assert route.name is not None
-        obj = self._check_identity(route, self._decode(request, body, yaml_ok=True))
+        obj = self._into(
+            route, self._check_identity(route, self._decode(request, body, yaml_ok=True))
+        )
         dry_run, manager, fv = self._options(request)
         meta = obj["metadata"]
         if meta.get("name") and meta["name"] != route.name:
@@ -886,7 +917,7 @@ class ApiServer:
                     warnings=warnings,
                     require_resource_version=not rt.builtin,
                 )
-                out = _dumps(self._present(rt, updated))
+                out = _dumps(self._out(route, updated))
             return self._json(None, raw=out, warnings=warnings)
         old = clone(self.store.get_ref(rt, route.name, route.namespace))
         warnings = self.store.prepare(rt, obj, old=old, field_validation=fv)
@@ -931,7 +962,7 @@ class ApiServer:
                 field_manager=manager,
                 require_resource_version=not rt.builtin,
             )
-            out = _dumps(self._present(rt, updated))
+            out = _dumps(self._out(route, updated))
         return self._json(None, raw=out, warnings=warnings)
 
     def _patch(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
@@ -1034,17 +1065,18 @@ class ApiServer:
                     )
                 raise
             cur_copy = clone(cur)
+            target = self._out(route, cur_copy) if route.view is not None else cur_copy
             managed_override = None
             if ptype == "merge":
-                new = merge_patch(cur_copy, patch_body)
+                new = merge_patch(target, patch_body)
             elif ptype == "json":
-                new = json_patch(cur_copy, patch_body)
+                new = json_patch(target, patch_body)
             elif ptype == "strategic":
-                new = strategic_merge(cur_copy, patch_body)
+                new = strategic_merge(target, patch_body)
             else:
                 assert isinstance(patch_body, dict)
                 new = managed.apply(
-                    cur_copy,
+                    target,
                     patch_body,
                     manager=manager,
                     force=force == "true",
@@ -1055,6 +1087,7 @@ class ApiServer:
                 managed_override = new["metadata"].get("managedFields", [])
             if not isinstance(new, dict):
                 raise bad_request("the patch produced a non-object document")
+            new = self._into(route, new)
             new.setdefault("metadata", {})
             if not isinstance(new["metadata"], dict):
                 raise bad_request("metadata must be an object")
@@ -1107,7 +1140,7 @@ class ApiServer:
                         field_validation="Ignore" if hooks else fv,
                         warnings=None if hooks else warnings,
                     )
-                    out = _dumps(self._present(rt, updated))
+                    out = _dumps(self._out(route, updated))
             except ApiError as e:
                 if (
                     e.code == 409
@@ -1141,6 +1174,7 @@ class ApiServer:
             has_status=rt.has_status,
             subresource=None,
         )
+        obj = self._into(route, obj)
         meta = obj.setdefault("metadata", {})
         meta["name"] = route.name
         if rt.namespaced:
@@ -1158,7 +1192,7 @@ class ApiServer:
                     field_validation=fv,
                     warnings=warnings,
                 )
-                out = _dumps(self._present(rt, created))
+                out = _dumps(self._out(route, created))
             return self._json(None, 201, raw=out, warnings=warnings)
         warnings = self.store.prepare(rt, obj, field_validation=fv)
         opts = {
@@ -1184,7 +1218,7 @@ class ApiServer:
             created = self.store._create(
                 rt, obj, route.namespace, dry_run=dry_run, field_manager=None, prepared=True
             )
-            out = _dumps(self._present(rt, created))
+            out = _dumps(self._out(route, created))
         return self._json(None, 201, raw=out, warnings=warnings)
 
     def _delete_options(self, request: web.Request, body: bytes) -> dict:
@@ -1258,7 +1292,7 @@ class ApiServer:
                     }
                 )
             else:
-                out = _dumps(self._present(rt, obj))
+                out = _dumps(self._out(route, obj))
         return self._json(None, raw=out, warnings=warnings)
 
     def _delete_collection(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
@@ -1266,7 +1300,7 @@ class ApiServer:
         q = request.query
         opts = self._delete_options(request, body)
         dry_run = "All" in (opts.get("dryRun") or [])
-        pred = selectors.compile_selectors(q.get("labelSelector"), q.get("fieldSelector"))
+        pred = selectors.compile_selectors(q.get("labelSelector"), self._field_selector(route, q))
         items, _rv = self.store.list_refs(rt, route.namespace, pred)
         deleted = []
         for o in items:
@@ -1283,7 +1317,7 @@ class ApiServer:
                     if e.code == 404:
                         continue
                     raise
-                deleted.append(self._present(rt, obj))
+                deleted.append(self._out(route, obj))
         return self._json(
             {
                 "apiVersion": rt.api_version,

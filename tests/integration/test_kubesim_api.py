@@ -15,7 +15,9 @@ and deletionTimestamp; owner-reference garbage collection (background, foregroun
 blockOwnerDeletion, orphan) of runner-made pods; namespace deletion; the DynamicClient (legacy
 discovery); persistence across a restart with ``data_dir``; Lease MicroTime with ``+00:00``
 stored as ``Z`` and the leader-election 409; the CRD lifecycle (Established at once, OpenAPI
-hash changes with the schema, deletion removes endpoints, discovery entry and objects).
+hash changes with the schema, deletion removes endpoints, discovery entry and objects);
+events.k8s.io/v1 and core/v1 Events sharing one storage (written, listed, selected and patched
+through either).
 """
 
 from __future__ import annotations
@@ -635,3 +637,55 @@ def test_crd_lifecycle_changes_discovery_openapi_and_removes_objects(kubesim_ser
         r = http.get(f"/apis/{GROUP}/{VERSION}/namespaces/{NS}/{PLURAL}")
         assert r.status_code == 404
         assert GROUP not in [g["name"] for g in http.get("/apis").json()["groups"]]
+
+
+def test_events_v1_and_core_events_are_one_storage(api: client.ApiClient) -> None:
+    import datetime as dt
+
+    v1, ev1 = client.CoreV1Api(api), client.EventsV1Api(api)
+    cm = v1.create_namespaced_config_map(NS, {"metadata": {"name": "evented"}})
+    regarding = {
+        "kind": "ConfigMap",
+        "name": "evented",
+        "namespace": NS,
+        "uid": cm.metadata.uid,
+        "apiVersion": "v1",
+    }
+    ev1.create_namespaced_event(
+        NS,
+        {
+            "metadata": {"name": "evented.new"},
+            "regarding": regarding,
+            "reason": "Checked",
+            "note": "written with events.k8s.io/v1",
+            "type": "Normal",
+            "action": "Check",
+            "eventTime": dt.datetime.now(dt.UTC),
+            "reportingController": "tests",
+            "reportingInstance": "t1",
+        },
+    )
+    core = v1.list_namespaced_event(
+        NS, field_selector=f"involvedObject.uid={cm.metadata.uid}"
+    ).items
+    assert [(e.reason, e.message, e.reporting_component) for e in core] == [
+        ("Checked", "written with events.k8s.io/v1", "tests")
+    ]
+    v1.create_namespaced_event(
+        NS,
+        {
+            "metadata": {"name": "evented.old"},
+            "involvedObject": regarding,
+            "reason": "Legacy",
+            "message": "written with core/v1",
+            "type": "Warning",
+        },
+    )
+    new = ev1.list_namespaced_event(NS, field_selector="regarding.name=evented").items
+    assert sorted((e.reason, e.note) for e in new) == [
+        ("Checked", "written with events.k8s.io/v1"),
+        ("Legacy", "written with core/v1"),
+    ]
+    patched = ev1.patch_namespaced_event("evented.new", NS, {"note": "patched"})
+    assert patched.note == "patched"
+    assert v1.read_namespaced_event("evented.new", NS).message == "patched"
