@@ -67,7 +67,7 @@ def _command(args: argparse.Namespace) -> int:
     try:
         run_cmd.check_installed(kube, namespace)
         try:
-            flow = kube.get(kube_mod.JOBFLOWS, namespace, args.flow)
+            flow = run_cmd.retrying(lambda: kube.get(kube_mod.JOBFLOWS, namespace, args.flow))
         except kube_mod.NotFound:
             raise CommandError(
                 f"JobFlow {ref} not found; list them with: kubectl get jobflows -n {namespace}"
@@ -76,7 +76,7 @@ def _command(args: argparse.Namespace) -> int:
         value = "false" if args.reject else "true"
         patch = {"metadata": {"annotations": {names.approve_annotation(args.step): value}}}
         try:
-            kube.patch(kube_mod.JOBFLOWS, namespace, args.flow, patch)
+            run_cmd.retrying(lambda: kube.patch(kube_mod.JOBFLOWS, namespace, args.flow, patch))
         except kube_mod.ApiError as exc:
             raise CommandError(
                 f"cannot annotate JobFlow {ref} at {run_cmd.server_url(kube)}: {exc}",

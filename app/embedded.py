@@ -242,6 +242,11 @@ class Cluster:
         _wait(served, what="the JobFlow CRD is not served")
 
     # -- use ---------------------------------------------------------------------------------
+    @property
+    def kubesim(self) -> Any:
+        """The kubesim Handle (``store``, ``faults``, ``runner``): for in-process tests."""
+        return self._kubesim
+
     def connect(self) -> kube_mod.Kube:
         """A new client of this cluster (the caller closes it)."""
         return kube_mod.Kube.connect(str(self.kubeconfig), qps=0)

@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import yaml
 
@@ -54,6 +55,11 @@ EXIT_INTERRUPTED: Final = 130
 # transitions, slow enough to cost nothing on the API server.
 POLL_INTERVAL: Final = 0.2
 DEFAULT_NAMESPACE: Final = "default"
+# One-shot requests (check, create, approve) are tried this often on 5xx/429, pausing
+# TRANSIENT_PAUSE x attempt seconds in between (0.5 + 1 + 1.5 s at most).
+TRANSIENT_ATTEMPTS: Final = 4
+TRANSIENT_PAUSE: Final = 0.5
+T = TypeVar("T")
 # Seconds the cluster may stay unreachable while we follow before `run` gives up (exit 1).
 UNREACHABLE_GRACE: Final = 30.0
 _POD_TERMINAL: Final = frozenset({"Succeeded", "Failed"})
@@ -181,11 +187,28 @@ def server_url(kube: kube_mod.Kube) -> str:
     return str(getattr(kube.api_client.configuration, "host", "") or "the cluster")
 
 
+def retrying(call: Callable[[], T]) -> T:
+    """``call()``, tried again when the server answered 5xx or 429 (a busy or restarting API
+    server). No answer at all (connection refused) is final: the user has the wrong cluster."""
+    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
+        try:
+            return call()
+        except kube_mod.Transient as exc:
+            if exc.code == 0 or attempt == TRANSIENT_ATTEMPTS:
+                raise
+            time.sleep(TRANSIENT_PAUSE * attempt)
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
 def check_installed(kube: kube_mod.Kube, namespace: str) -> None:
     """Fail with one line unless JobFlows are served and we may list them."""
     url = server_url(kube)
     try:
-        kube.list_all(kube_mod.JOBFLOWS, namespace, field_selector="metadata.name=-", limit=1)
+        retrying(
+            lambda: kube.list_all(
+                kube_mod.JOBFLOWS, namespace, field_selector="metadata.name=-", limit=1
+            )
+        )
     except kube_mod.NotFound:
         raise CommandError(
             f"zen-flow is not installed in the cluster at {url}: the JobFlow CRD "
@@ -207,16 +230,29 @@ def check_installed(kube: kube_mod.Kube, namespace: str) -> None:
 def ensure_namespaces(kube: kube_mod.Kube, namespaces: set[str]) -> None:
     """Create missing namespaces: only for the embedded cluster, which this command owns."""
     for ns in sorted(namespaces):
-        body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
         with contextlib.suppress(kube_mod.AlreadyExists):
-            kube.create(NAMESPACES, None, body)
+            retrying(functools.partial(kube.create, NAMESPACES, None, body))
 
 
 def apply(kube: kube_mod.Kube, flow: Flow) -> tuple[str, str]:
     """Create ``flow``; returns (namespace, name) as created. Rejections are CommandErrors."""
     ns = flow.namespace
+    tries = 0
+
+    def create() -> dict[str, Any]:
+        nonlocal tries
+        tries += 1
+        try:
+            return kube.create(kube_mod.JOBFLOWS, ns, flow.body)
+        except kube_mod.AlreadyExists:
+            if tries > 1 and flow.body["metadata"].get("name"):
+                # our first create answered 5xx but was stored: the flow is ours
+                return kube.get(kube_mod.JOBFLOWS, ns, flow.body["metadata"]["name"])
+            raise
+
     try:
-        created = kube.create(kube_mod.JOBFLOWS, ns, flow.body)
+        created = retrying(create)
     except kube_mod.AlreadyExists:
         raise CommandError(
             f"{flow.label}: JobFlow {ns}/{flow.name} already exists; delete it first "
