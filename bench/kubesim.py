@@ -8,7 +8,9 @@ controller benchmark, so client and server do not share a GIL. Figures, one run:
 3. watch-event latency: a watch (``Watch().stream``) is open in one thread; the main thread
    creates objects one at a time and records the time from just before the create call to the
    ADDED event arriving in the watcher; p50/p99.
-4. HTTP stack: requests/s of ``GET /version`` over TLS with keep-alive from 4 client threads,
+4. watch fan-out: 20 raw watch streams receive the same events (created by 4 client threads);
+   deliveries/s and whether every stream got every event in resourceVersion order.
+5. HTTP stack: requests/s of ``GET /version`` over TLS with keep-alive from 4 client threads,
    against kubesim (aiohttp) and against the stdlib ``ThreadingHTTPServer`` serving the same JSON
    with the same certificate, to show what the transport costs.
 
@@ -154,6 +156,62 @@ def bench_watch_latency(api: client.ApiClient, n: int) -> None:
     )
 
 
+def bench_watch_fanout(api: client.ApiClient, kubeconfig: str, watchers: int, n: int) -> None:
+    """``watchers`` raw watch streams each receive the same ``n`` events; all must arrive in order."""
+    import yaml
+
+    kc = yaml.safe_load(Path(kubeconfig).read_text())
+    server = kc["clusters"][0]["cluster"]["server"]
+    token = kc["users"][0]["user"]["token"]
+    ca = str(Path(kubeconfig).parent / "ca.crt")
+    v1 = client.CoreV1Api(api)
+    v1.create_namespace({"metadata": {"name": "bench-fan"}})
+    rv = v1.list_namespaced_config_map("bench-fan").metadata.resource_version
+    pool = urllib3.PoolManager(maxsize=watchers, ssl_context=ssl.create_default_context(cafile=ca))
+    url = f"{server}/api/v1/namespaces/bench-fan/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=120"
+    got: list[list[int]] = [[] for _ in range(watchers)]
+    finished: list[float] = [0.0] * watchers
+
+    def watch_one(i: int) -> None:
+        r = pool.request(
+            "GET", url, headers={"Authorization": f"Bearer {token}"}, preload_content=False
+        )
+        buf = b""
+        for chunk in r.stream(65536):
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                if line:
+                    got[i].append(int(json.loads(line)["object"]["metadata"]["resourceVersion"]))
+            if len(got[i]) >= n:
+                finished[i] = time.perf_counter()
+                break
+        r.release_conn()
+
+    threads = [threading.Thread(target=watch_one, args=(i,), daemon=True) for i in range(watchers)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(CLIENT_THREADS) as ex:
+        list(
+            ex.map(
+                lambda i: v1.create_namespaced_config_map(
+                    "bench-fan", {"metadata": {"name": f"f-{i}"}}
+                ),
+                range(n),
+            )
+        )
+    for t in threads:
+        t.join(60)
+    complete = all(len(g) == n and g == sorted(g) for g in got)
+    elapsed = max(finished) - t0
+    print(
+        f"watch fan-out: {watchers} watches x {n} events, complete and ordered: {complete}; "
+        f"{watchers * n / elapsed:.0f} event deliveries/s ({elapsed:.2f} s from first create to last delivery)"
+    )
+
+
 def _rps(url: str, ca: str, headers: dict[str, str], n: int) -> float:
     pool = urllib3.PoolManager(
         maxsize=CLIENT_THREADS, ssl_context=ssl.create_default_context(cafile=ca)
@@ -211,6 +269,7 @@ def main() -> int:
             with api_for(kubeconfig) as api:
                 bench_creates(api, n_create)
                 bench_watch_latency(api, n_watch)
+                bench_watch_fanout(api, kubeconfig, 20, n_watch)
             bench_transport(kubeconfig, n_http)
         finally:
             proc.terminate()
