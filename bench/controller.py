@@ -152,6 +152,18 @@ def delete_all(kube: Kube, prefix: str) -> None:
             )
 
 
+def wait_cleaned_up(kube: Kube, timeout: float = 600) -> None:
+    """Wait until garbage collection removed every Job (and so its pods): a cascade of thousands
+    of deletes running in kubesim would distort the next phase's latencies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        page = kube.list_page(JOBS, NAMESPACE, query=[("limit", 1)])
+        if not page.get("items"):
+            return
+        time.sleep(1.0)
+    print("  WARNING: Jobs still being garbage-collected")
+
+
 def start_controller(kubeconfig: str, workers: int) -> Controller:
     config = ControllerConfig(workers=workers, leader_elect=False, resync_period=0)
     ctl = Controller.connect(kubeconfig, config, qps=0, burst=1, registry=CollectorRegistry())
@@ -425,6 +437,7 @@ def main() -> int:
             )
         delete_all(kube, "tp-")
         delete_all(kube, "floor-")
+        wait_cleaned_up(kube)
         if "dispatch" not in skip:
             samples, in_flight = phase_dispatch(
                 kube,
@@ -442,6 +455,7 @@ def main() -> int:
                 f"goal p99 <= {GOAL_P99_MS:.0f} ms: {verdict(p99 <= GOAL_P99_MS)}"
             )
             delete_all(kube, "lat-")
+            wait_cleaned_up(kube)
         if "memory" not in skip:
             per_1000 = phase_memory(
                 kube, kubeconfig, flows=args.active, steps=args.steps, workers=args.workers

@@ -396,14 +396,25 @@ class Kube:
         rv = ""
         cont = ""
         while True:
-            q = query + ([("continue", cont)] if cont else [])
-            page = self._json("list", "GET", res.path(namespace), query=q)
+            page = self.list_page(res, namespace, query=query, cont=cont)
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
             rv = rv or str(meta.get("resourceVersion") or "")
             cont = str(meta.get("continue") or "")
             if not cont:
                 return {"items": items, "metadata": {"resourceVersion": rv}}
+
+    def list_page(
+        self,
+        res: Resource,
+        namespace: str | None = None,
+        *,
+        query: list[tuple[str, Any]] | None = None,
+        cont: str = "",
+    ) -> JSONDict:
+        """One page of a LIST (``query`` holds limit and selectors; ``cont`` the continue token)."""
+        q = list(query or []) + ([("continue", cont)] if cont else [])
+        return self._json("list", "GET", res.path(namespace), query=q)
 
     def create(self, res: Resource, namespace: str | None, body: Mapping[str, Any]) -> JSONDict:
         return self._json("create", "POST", res.path(namespace), body=dict(body))
