@@ -1247,7 +1247,19 @@ def validate(obj: Mapping[str, object]) -> list[Problem]:
         return [Problem("not-an-object", "", "a JobFlow must be a JSON/YAML object")]
     # One serialisation serves the size budget and the placeholder pre-check. pydantic_core is
     # ~3x faster than json.dumps; non-JSON values from YAML (dates) count as their string form.
-    data = pydantic_core.to_json(obj, fallback=str)
+    try:
+        data = pydantic_core.to_json(obj, fallback=str)
+    except pydantic_core.PydanticSerializationError:
+        # Only text that UTF-8 cannot encode (a lone surrogate from a JSON "\udc80" escape)
+        # gets here; the API server would refuse to store it too, so nothing else is checked.
+        return [
+            Problem(
+                "invalid-text",
+                "",
+                "the JobFlow contains text that is not valid Unicode (a lone surrogate escape);"
+                " remove the \\udXXX escape",
+            )
+        ]
     problems = _size_problems(len(data))
     problems.extend(_shape_problems(obj))
     validator = _Validator(obj, has_placeholders=b"{{" in data)

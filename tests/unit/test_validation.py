@@ -1382,3 +1382,9 @@ def test_random_corruptions_never_raise() -> None:
         node[path[-1]] = copy.deepcopy(rng.choice(weird))
         for problem in validation.validate(obj):
             assert problem.code and problem.message
+
+
+def test_lone_surrogate_is_a_problem_not_a_crash() -> None:
+    # A JSON "\udc80" escape decodes to a str that UTF-8 cannot encode (found by the webhook fuzz).
+    problems = validation.validate(flow(step("\udc80")))
+    assert codes_and_paths(problems) == {("invalid-text", "")}
