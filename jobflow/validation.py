@@ -18,6 +18,7 @@ compares a 10,000-step flow with stdlib ``graphlib`` on the same graph.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
@@ -150,6 +151,9 @@ def parse_go_duration(text: str) -> Decimal | None:
     return -total if text.startswith("-") else total
 
 
+_QUANTITY_CACHE_SIZE: Final = 1024  # distinct quantity strings remembered
+
+
 def parse_quantity(value: object) -> Decimal | None:
     """A Kubernetes resource quantity (``500m``, ``1Gi``, ``2``, ``1e3``) as a number."""
     if isinstance(value, bool):
@@ -159,6 +163,13 @@ def parse_quantity(value: object) -> Decimal | None:
         return number if number.is_finite() else None
     if not isinstance(value, str):
         return None
+    return _parse_quantity_text(value)
+
+
+@functools.lru_cache(maxsize=_QUANTITY_CACHE_SIZE)
+def _parse_quantity_text(value: str) -> Decimal | None:
+    # Flows repeat the same few quantities ("500m", "1Gi") in every step: caching them keeps
+    # the webhook's per-review cost down (this was the largest single cost of validate()).
     match = _QUANTITY.fullmatch(value)
     if match is None:
         return None
