@@ -4,6 +4,8 @@ Covers:
 - examples/demo.yaml succeeds (exit 0) in sim and local modes: the retried step shows two
   attempts and both attempts' logs, the `when`-false step is Skipped, the summary says
   Succeeded; in local mode the steps' real output (shell commands) shows, prefixed by step name;
+- every example (but those waiting for an approval) in one run per mode, sim and local: each
+  flow reaches its expected phase (failing.yaml Failed, the rest Succeeded), exit 1;
 - examples/failing.yaml exits 1 in sim and local modes and shows the failing step's log lines
   (both attempts) and the skipped dependant;
 - -o json prints only the final JobFlows (a List for two files) and keeps the exit code;
@@ -24,6 +26,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.fixtures.embedded import EXAMPLES, REPO, ZEN_FLOW, cli_env, zen_flow
 from tests.waiting import eventually
@@ -252,3 +255,36 @@ def test_user_mistakes_are_one_line_exit_2(args: list[str], message: str) -> Non
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     _assert_no_traceback(result)
+
+
+def _examples() -> dict[Path, dict[str, object]]:
+    """Every example flow (one JobFlow per file) by path."""
+    return {path: yaml.safe_load(path.read_text()) for path in sorted(EXAMPLES.glob("*.yaml"))}
+
+
+def _waits_for_a_person(flow: dict[str, object]) -> bool:
+    steps = flow["spec"]["steps"]  # type: ignore[index]
+    return any(step.get("type") == "Manual" for step in steps)
+
+
+@pytest.mark.parametrize("mode", ["sim", "local"])
+def test_every_example_runs_to_its_outcome(mode: str) -> None:
+    """All examples at once (one process per mode keeps this fast); flows that wait for an
+    approval are covered by the approval tests and the timeout test."""
+    runnable = {p: f for p, f in _examples().items() if not _waits_for_a_person(f)}
+    assert len(runnable) >= 3, "the examples directory lost its flows"
+
+    result = zen_flow("run", *map(str, runnable), "--exec", mode, "--timeout", "60")
+
+    verdicts = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^JobFlow (\S+) (Succeeded|Failed) ", result.stdout, re.M)
+    }
+    expected = {
+        f["metadata"]["name"]: "Failed" if p.name == "failing.yaml" else "Succeeded"  # type: ignore[index]
+        for p, f in runnable.items()
+    }
+    assert verdicts == expected, result.stdout[-3000:] + result.stderr
+    assert result.returncode == (1 if "Failed" in expected.values() else 0)
+    # with several flows, log lines carry flow/step
+    assert re.search(r"^demo/fetch-deps#2 +\| ", result.stdout, re.M)
