@@ -16,6 +16,9 @@ rows and the logs. Logs are read per pod (one pod per attempt, since every attem
 Job): the text already shown is remembered by length, so each poll prints only new complete
 lines, and a finished pod's last partial line is printed once. A pod still Pending has no log.
 
+API errors: one-shot requests (the install check, creates) are retried on 5xx/429; the follow
+loop keeps polling through errors and gives up only after ``UNREACHABLE_GRACE`` seconds of them.
+
 A flow that is created is never deleted by this command: on a real cluster it keeps running
 after a timeout or Ctrl-C (we say so and how to follow it); the embedded cluster stops with the
 command (we say the flow did not finish).
