@@ -23,6 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy jobflow
+	$(BIN)/mypy webhook app certs
 	$(BIN)/lint-imports
 
 bench: $(STAMP)
