@@ -73,6 +73,7 @@ log = logging.getLogger(__name__)
 JOBS = GVR("batch", "v1", "jobs")
 PODS = GVR("", "v1", "pods")
 PVCS = GVR("", "v1", "persistentvolumeclaims")
+LOCAL_STOP_TIMEOUT = 5.0  # seconds stop() waits for local-mode process threads
 
 ANN_DURATION = "kubesim.io/duration"
 ANN_EXIT_CODE = "kubesim.io/exit-code"
@@ -731,6 +732,9 @@ class JobRunner:
         self._generations: dict[str, Any] = {}  # job uid -> generation last reconciled
         self._attempts: dict[tuple[str, str], int] = {}  # (namespace, attempt key) -> runs
         self._threads: list[threading.Thread] = []
+        # local mode: the process thread of each run (pod threads), so stop() can wait for them
+        self._local: dict[threading.Thread, _Run] = {}
+        self._stopping = False  # set once by stop(); no process starts after it (under _lock)
         self._unsubscribe: Callable[[], None] | None = None
         self._started = False
 
@@ -751,6 +755,15 @@ class JobRunner:
             self._queue.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
 
     def stop(self) -> None:
+        """Stop reconciling, kill every local process and wait (bounded) for its thread.
+
+        The caller may delete the work directory right after this returns, so a pod thread
+        still running then could only fail noisily; it is made quiet instead (``_stopping``).
+        A thread can outlive the bound only if its process left a child outside the process
+        group holding the output pipe open.
+        """
+        with self._lock:
+            self._stopping = True
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -760,9 +773,21 @@ class JobRunner:
             t.join(timeout=5)
         self._threads.clear()
         with self._lock:
-            runs = list(self._runs.values())
+            runs = {*self._runs.values(), *self._local.values()}
         for run in runs:
             self._cancel(run)
+        deadline = time.monotonic() + LOCAL_STOP_TIMEOUT
+        with self._lock:
+            threads = list(self._local)
+        for t in threads:
+            t.join(timeout=max(deadline - time.monotonic(), 0.0))
+        with self._lock:
+            left = [t.name for t in self._local]
+        if left:
+            log.warning(
+                "kubesim local runs still draining at stop",
+                extra={"threads": left, "timeout": LOCAL_STOP_TIMEOUT},
+            )
 
     def idle(self) -> bool:
         """True when no reconcile is queued or running (timers may still be pending)."""
@@ -1127,9 +1152,16 @@ class JobRunner:
         run.due = None
         self._set_log(run, "")
         self._write_running(run)
-        threading.Thread(
+        thread = threading.Thread(
             target=self._run_local, args=(run,), name=f"kubesim-pod-{run.name}", daemon=True
-        ).start()
+        )
+        with self._lock:
+            if self._stopping:
+                run.cancelled = True  # stop() has taken its snapshot: start nothing new
+                return
+            self._local[thread] = run
+            # started under the lock, so stop() never sees (and joins) an unstarted thread
+            thread.start()
 
     def _collect(self, st: _JobState, spec: JobSpec, sim: SimSpec) -> bool:
         """Finish the runs whose outcome is known; returns whether anything changed."""
@@ -1283,16 +1315,32 @@ class JobRunner:
         namespace = run.key[0]
         workdir = self.work_dir / "pods" / f"{namespace}_{run.name}_{run.restarts}"
         try:
-            outcome = self._execute(run, workdir)
-        except Exception as exc:  # thread boundary: a runner bug must still finish the pod
-            log.exception("local run failed", extra={"namespace": namespace, "pod": run.name})
-            outcome = (128, f"kubesim could not run the container: {exc}")
+            try:
+                outcome = self._execute(run, workdir)
+            except Exception as exc:  # thread boundary: a runner bug must still finish the pod
+                with self._lock:
+                    stopping = self._stopping
+                if stopping:
+                    # the server is going away (its work dir may already be deleted): an
+                    # error now is expected and nobody will read the outcome
+                    log.debug(
+                        "local run ended by shutdown",
+                        extra={"namespace": namespace, "pod": run.name, "error": repr(exc)},
+                    )
+                else:
+                    log.exception(
+                        "local run failed", extra={"namespace": namespace, "pod": run.name}
+                    )
+                outcome = (128, f"kubesim could not run the container: {exc}")
+            finally:
+                shutil.rmtree(workdir, ignore_errors=True)
+            with self._lock:
+                run.outcome = outcome
+                run.process = None
+            self._queue.add(run.key)
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        with self._lock:
-            run.outcome = outcome
-            run.process = None
-        self._queue.add(run.key)
+            with self._lock:
+                self._local.pop(threading.current_thread(), None)
 
     def _claim_dir(self, namespace: str, claim: str) -> Path:
         """The host directory of a PersistentVolumeClaim (local mode): one per claim object, so

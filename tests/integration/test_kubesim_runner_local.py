@@ -8,14 +8,18 @@ Covers (real HTTPS server, official client and real kubectl):
 - output is streamed into the pod log while the process runs;
 - deleting the Job (or its pod) kills the running process;
 - restartPolicy OnFailure restarts the process in the same pod (restartCount, lastState) and
-  terminationMessagePolicy FallbackToLogsOnError takes the message from the log.
+  terminationMessagePolicy FallbackToLogsOnError takes the message from the log;
+- stop() kills the processes and waits for their threads, which stay quiet (no error log) even
+  when their output pipe outlives the kill and the work dir is gone when they finish.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -185,3 +189,38 @@ def test_fallback_to_logs_and_on_failure_restarts(api: client.ApiClient, tmp_pat
     assert (last["exitCode"], last["message"]) == (1, "oops")
     assert eventually(lambda: finished_as(api, "crashy"), 20) == "Failed"
     assert status_of(api, "crashy")["failed"] == 1
+
+
+def test_stop_waits_for_local_threads_and_keeps_them_quiet(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    pid_file = tmp_path / "pid"
+    # the escaped child leaves the process group, so SIGKILL of the group does not end it, and
+    # it holds the output pipe open for LINGER seconds: the pod thread reads on after the kill
+    # (before the fix stop() returned then, and the thread failed on the deleted work dir)
+    linger = 3
+    code = (
+        "import subprocess, sys, time\n"
+        f"p = subprocess.Popen(['sleep', '{linger}'], start_new_session=True)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+        "print('started', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    caplog.set_level(logging.DEBUG, logger="kubesim")
+    with kubesim.start(exec_mode="local") as handle:
+        api_client = config.new_client_from_config(config_file=str(handle.kubeconfig))
+        try:
+            client.BatchV1Api(api_client).create_namespaced_job(
+                NS, make_job("lingering", [sys.executable, "-c", code], backoffLimit=0)
+            )
+            eventually(lambda: pid_file.exists() and pid_file.read_text().strip(), 20)
+            (pod,) = pods_of(api_client, "lingering")
+            name = pod["metadata"]["name"]
+            eventually(lambda: handle.store.get_pod_log(NS, name) == "started\n", 10)
+        finally:
+            api_client.close()
+    # leaving the block ran handle.stop(): the state dir is deleted, the threads are done
+    assert pid_alive(int(pid_file.read_text())) is False
+    assert [t.name for t in threading.enumerate() if t.name.startswith("kubesim-pod-")] == []
+    noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert noisy == []
