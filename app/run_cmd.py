@@ -103,7 +103,9 @@ def load_flows(sources: Sequence[str], *, namespace: str) -> tuple[list[Flow], l
                     f"{doc.label}: not a JobFlow: {doc.describe_kind()}; expected kind JobFlow"
                 )
                 continue
-            body = dict(doc.content)  # type: ignore[call-overload]
+            # is_jobflow holds only for a mapping; mypy cannot see through the property.
+            assert isinstance(doc.content, Mapping)
+            body = dict(doc.content)
             meta = (
                 dict(body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {}
             )
@@ -555,7 +557,7 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "run",
         help="apply JobFlows and follow them to the end (embedded cluster by default)",

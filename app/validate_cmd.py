@@ -89,7 +89,7 @@ def _command(args: argparse.Namespace) -> int:
     return EXIT_FAILED if invalid else EXIT_OK
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "validate",
         help="validate JobFlow manifests offline (the webhook's rules)",
