@@ -255,6 +255,34 @@ class WatchStream:
         self._response.release_conn()
 
 
+# The kubeconfig/in-cluster loaders install a hook that re-reads the credentials before EVERY
+# request (and re-sets the host, which scans the environment for proxies): ~0.3 ms of CPU per
+# request, a fifth of the client's cost. Tokens from exec plugins, OIDC and projected service
+# accounts live for many minutes, so re-reading them once a minute keeps them fresh.
+CREDENTIAL_REFRESH_INTERVAL = 60.0
+
+
+def _throttle_refresh_hook(cfg: k8s_client.Configuration) -> None:
+    if cfg.refresh_api_key_hook is None:
+        return
+    state: dict[str, Any] = {"hook": cfg.refresh_api_key_hook, "last": float("-inf")}
+    lock = threading.Lock()
+
+    def throttled(conf: k8s_client.Configuration) -> None:
+        with lock:
+            now = time.monotonic()
+            if now - state["last"] < CREDENTIAL_REFRESH_INTERVAL:
+                return
+            state["last"] = now
+            state["hook"](conf)
+            # the loader's hook re-installs itself on every call: keep ours in front of it
+            if conf.refresh_api_key_hook is not throttled:
+                state["hook"] = conf.refresh_api_key_hook
+                conf.refresh_api_key_hook = throttled
+
+    cfg.refresh_api_key_hook = throttled
+
+
 # --------------------------------------------------------------------------------------------
 # The client
 # --------------------------------------------------------------------------------------------
@@ -301,6 +329,7 @@ class Kube:
                 k8s_config.load_kube_config(context=context, client_configuration=cfg)
         # Enough pooled connections for every worker plus the watches, so none waits on a socket.
         cfg.connection_pool_maxsize = pool_size
+        _throttle_refresh_hook(cfg)
         return cls(k8s_client.ApiClient(cfg), qps=qps, burst=burst, observer=observer)
 
     def close(self) -> None:

@@ -215,3 +215,21 @@ def test_events_of_one_pass_are_coalesced_by_type_and_reason() -> None:
         ("Warning", "StepFailed", "step d failed"),
     ]
     assert coalesce_events([]) == []
+
+
+def test_credential_refresh_hook_runs_at_most_once_a_minute() -> None:
+    """The kubeconfig loader's hook re-installs itself on every call; ours must stay in front."""
+    from types import SimpleNamespace
+
+    calls: list[int] = []
+
+    def loader_hook(conf: SimpleNamespace) -> None:
+        calls.append(1)
+        conf.refresh_api_key_hook = loader_hook  # what kubernetes.config does
+
+    conf = SimpleNamespace(refresh_api_key_hook=loader_hook)
+    kube._throttle_refresh_hook(conf)  # type: ignore[arg-type]
+    for _ in range(100):
+        conf.refresh_api_key_hook(conf)
+    assert len(calls) == 1
+    assert conf.refresh_api_key_hook is not loader_hook
