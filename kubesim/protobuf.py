@@ -3,7 +3,8 @@
 ``kubectl create namespace|configmap|secret|serviceaccount`` encode the new object as
 ``application/vnd.kubernetes.protobuf`` (the ``k8s\\x00`` magic, then a ``runtime.Unknown``
 wrapping the typed message). kubesim decodes those four kinds to the JSON form and answers JSON,
-which kubectl accepts. Any other protobuf body is refused with 415 naming the JSON alternative.
+which kubectl accepts. ``DeleteOptions`` bodies (client-go's typed delete, as Helm sends them)
+are decoded too. Any other protobuf body is refused with 415 naming the JSON alternative.
 Field numbers are those of k8s.io/api/core/v1/generated.proto and apimachinery's meta/v1.
 """
 
@@ -182,30 +183,76 @@ DECODERS: dict[tuple[str, str], Callable[[bytes], dict]] = {
 }
 
 
-def decode(body: bytes) -> dict:
-    """The JSON form of a protobuf-encoded object; 415 for kinds kubesim cannot decode."""
+def _unwrap(body: bytes) -> tuple[str, str, bytes]:
+    """(apiVersion, kind, raw message) of a ``runtime.Unknown`` after the magic prefix."""
     if not body.startswith(MAGIC):
         raise _unsupported("a protobuf body without the k8s magic prefix")
+    api_version = kind = ""
+    raw = b""
+    for num, _w, v in fields(body[len(MAGIC) :]):
+        if num == 1 and isinstance(v, bytes):
+            for n, _ww, x in fields(v):
+                if n == 1:
+                    api_version = _s(x)
+                elif n == 2:
+                    kind = _s(x)
+        elif num == 2 and isinstance(v, bytes):
+            raw = v
+    return api_version, kind, raw
+
+
+def _bad_body(exc: Exception) -> ApiError:
+    return ApiError(400, "BadRequest", f"the protobuf body could not be decoded: {exc}", details={})
+
+
+def decode(body: bytes) -> dict:
+    """The JSON form of a protobuf-encoded object; 415 for kinds kubesim cannot decode."""
     try:
-        api_version = kind = ""
-        raw = b""
-        for num, _w, v in fields(body[len(MAGIC) :]):
-            if num == 1 and isinstance(v, bytes):
-                for n, _ww, x in fields(v):
-                    if n == 1:
-                        api_version = _s(x)
-                    elif n == 2:
-                        kind = _s(x)
-            elif num == 2 and isinstance(v, bytes):
-                raw = v
+        api_version, kind, raw = _unwrap(body)
         decoder = DECODERS.get((api_version, kind))
         if decoder is None:
             raise _unsupported(f"protobuf for {api_version}, Kind={kind}")
         return decoder(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(
-            400, "BadRequest", f"the protobuf body could not be decoded: {exc}", details={}
-        ) from exc
+        raise _bad_body(exc) from exc
+
+
+def _int64(v: int | bytes) -> int:
+    """A varint read as protobuf int64 (negative numbers are sent as 10-byte two's complement)."""
+    n = v if isinstance(v, int) else int.from_bytes(v, "little")
+    return n - (1 << 64) if n >= 1 << 63 else n
+
+
+def _preconditions(buf: bytes) -> dict:
+    names = {1: "uid", 2: "resourceVersion"}
+    return {names[num]: _s(v) for num, _w, v in fields(buf) if num in names}
+
+
+def delete_options(body: bytes) -> dict:
+    """The JSON form of a protobuf ``DeleteOptions`` body (what Helm's client sends on delete).
+
+    client-go encodes it in the group version of the resource's client, so any apiVersion is
+    accepted (``v1``, ``apps/v1``, ``meta.k8s.io/v1``); the kind must be DeleteOptions.
+    """
+    try:
+        api_version, kind, raw = _unwrap(body)
+        if kind != "DeleteOptions":
+            raise _unsupported(f"protobuf for {api_version}, Kind={kind} as delete options")
+        opts: dict = {}
+        for num, _w, v in fields(raw):
+            if num == 1:
+                opts["gracePeriodSeconds"] = _int64(v)
+            elif num == 2 and isinstance(v, bytes):
+                opts["preconditions"] = _preconditions(v)
+            elif num == 3:
+                opts["orphanDependents"] = bool(v)
+            elif num == 4:
+                opts["propagationPolicy"] = _s(v)
+            elif num == 5:
+                opts.setdefault("dryRun", []).append(_s(v))
+        return opts
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _bad_body(exc) from exc
 
 
 def _unsupported(what: str) -> ApiError:

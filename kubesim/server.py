@@ -1223,7 +1223,10 @@ class ApiServer:
 
     def _delete_options(self, request: web.Request, body: bytes) -> dict:
         opts: dict = {}
-        if body.strip():
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype == "application/vnd.kubernetes.protobuf" and body:
+            opts.update(protobuf.delete_options(body))
+        elif body.strip():
             try:
                 parsed = json.loads(body)
             except ValueError as exc:

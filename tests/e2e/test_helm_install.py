@@ -10,9 +10,8 @@ Covers:
 - install in cert-manager mode creates the Issuer and Certificate (cert-manager's CRDs present);
 - uninstall removes every object of the release and keeps the CRD (and so the users' flows).
 
-Helm keeps release records in process memory here (storage driver "memory"): its default Secret
-storage works for install and upgrade, but uninstall deletes the release Secret with a protobuf
-DeleteOptions body, which kubesim does not decode yet (kubesim/server.py `_delete_options`).
+Helm keeps its release records in its default storage, Secrets in the release namespace (one per
+revision); uninstall deletes them with protobuf DeleteOptions bodies, which kubesim decodes.
 """
 
 from __future__ import annotations
@@ -73,7 +72,7 @@ def helm_config(cluster: Cluster) -> Iterator[helm_python.Config]:
     with helm_python.Config(
         kubeconfig_path=cluster.handle.kubeconfig,
         namespace=helm.NAMESPACE,
-        storage_driver="memory",
+        storage_driver="secret",  # Helm's default, named so HELM_DRIVER cannot change it
     ) as config:
         yield config
 
@@ -82,6 +81,11 @@ def _install(config: helm_python.Config, values: dict[str, Any]) -> dict[str, An
     return config.install(
         str(helm.CHART_DIR), helm.RELEASE, values, namespace=helm.NAMESPACE, timeout=HELM_TIMEOUT
     )
+
+
+def _release_secrets(cluster: Cluster) -> list[str]:
+    out = cluster.kubectl("get", "secrets", "-n", helm.NAMESPACE, "-l", "owner=helm", "-o", "name")
+    return sorted(line.removeprefix("secret/") for line in out.split())
 
 
 def _webhook_ca(cluster: Cluster) -> set[str]:
@@ -126,7 +130,10 @@ def test_self_signed_upgrade_keeps_the_certificate_and_uninstall_cleans_up(
     assert deployment["spec"]["replicas"] == 3
 
     manifest = helm_config.status(helm.RELEASE)["manifest"]
+    records = [f"sh.helm.release.v1.{helm.RELEASE}.v{n}" for n in (1, 2)]
+    assert _release_secrets(cluster) == records
     helm_config.uninstall(helm.RELEASE, timeout=HELM_TIMEOUT)
+    assert _release_secrets(cluster) == []
     leftovers = cluster.kubectl("get", "-f", "-", "-o", "name", stdin=manifest, ok=False)
     assert leftovers.count("NotFound") == len([d for d in yaml.safe_load_all(manifest) if d])
     # Helm never deletes CRDs: the users' JobFlows survive an uninstall.

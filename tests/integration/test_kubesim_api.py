@@ -11,7 +11,8 @@ label selectors with every operator and field selectors (metadata.name, status.p
 list pagination with limit/continue; watch from a resourceVersion (replay), selector transitions
 (ADDED when a label starts matching, DELETED when it stops), 410 Expired after compaction,
 WatchList with the initial-events-end bookmark and its 422 validation; Table output; finalizers
-and deletionTimestamp; owner-reference garbage collection (background, foreground with
+and deletionTimestamp; DELETE with a protobuf DeleteOptions body (dryRun, preconditions);
+owner-reference garbage collection (background, foreground with
 blockOwnerDeletion, orphan) of runner-made pods; namespace deletion; the DynamicClient (legacy
 discovery); persistence across a restart with ``data_dir``; Lease MicroTime with ``+00:00``
 stored as ``Z`` and the leader-election 409; the CRD lifecycle (Established at once, OpenAPI
@@ -35,7 +36,7 @@ from kubernetes.client.exceptions import ApiException
 
 import kubesim
 from kubesim.store import GVR
-from tests.fixtures.kubesim import api_client
+from tests.fixtures.kubesim import api_client, protobuf_delete_options
 from tests.waiting import eventually
 
 NS = "default"
@@ -510,6 +511,27 @@ def test_garbage_collection_of_pods_owned_by_a_job(api: client.ApiClient, policy
         assert orphans and not orphans[0].metadata.owner_references
     else:
         assert _pods_of(v1, name) == []
+
+
+def test_delete_with_protobuf_delete_options(api: client.ApiClient, raw: httpx.Client) -> None:
+    v1 = client.CoreV1Api(api)
+    cm = v1.create_namespaced_config_map(NS, {"metadata": {"name": "pb-delete"}})
+    url = f"/api/v1/namespaces/{NS}/configmaps/pb-delete"
+    headers = {"Content-Type": "application/vnd.kubernetes.protobuf"}
+
+    def delete(**options: Any) -> httpx.Response:
+        body = protobuf_delete_options(**options)
+        return raw.request("DELETE", url, content=body, headers=headers)
+
+    assert delete(dry_run=["All"]).status_code == 200
+    assert v1.read_namespaced_config_map("pb-delete", NS).metadata.uid == cm.metadata.uid
+    stale = delete(preconditions={"uid": "not-" + cm.metadata.uid})
+    assert (stale.status_code, stale.json()["reason"]) == (409, "Conflict")
+    done = delete(preconditions={"uid": cm.metadata.uid}, propagation_policy="Background")
+    assert done.status_code == 200, done.text
+    with pytest.raises(ApiException) as gone:
+        v1.read_namespaced_config_map("pb-delete", NS)
+    assert gone.value.status == 404
 
 
 def test_namespace_deletion_removes_its_content(api: client.ApiClient) -> None:
