@@ -83,10 +83,7 @@ def _command(args: argparse.Namespace) -> int:
                 exit_code=EXIT_FAILED,
             ) from None
     except kube_mod.ApiError as exc:
-        raise CommandError(
-            f"cannot reach the cluster at {run_cmd.server_url(kube)}: {run_cmd.brief(exc)}",
-            exit_code=EXIT_FAILED,
-        ) from None
+        raise run_cmd.unreachable(kube, exc) from None
     finally:
         kube.close()
     verb = "rejected" if args.reject else "approved"

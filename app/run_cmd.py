@@ -192,6 +192,13 @@ def server_url(kube: kube_mod.Kube) -> str:
     return str(getattr(kube.api_client.configuration, "host", "") or "the cluster")
 
 
+def unreachable(kube: kube_mod.Kube, exc: BaseException) -> CommandError:
+    """The one line for a cluster that did not answer (run and approve say it alike)."""
+    return CommandError(
+        f"cannot reach the cluster at {server_url(kube)}: {brief(exc)}", exit_code=EXIT_FAILED
+    )
+
+
 def retrying(call: Callable[[], T]) -> T:
     """``call()``, tried again when the server answered 5xx or 429 (a busy or restarting API
     server). No answer at all (connection refused) is final: the user has the wrong cluster."""
@@ -227,9 +234,7 @@ def check_installed(kube: kube_mod.Kube, namespace: str) -> None:
             exit_code=EXIT_FAILED,
         ) from None
     except kube_mod.ApiError as exc:
-        raise CommandError(
-            f"cannot reach the cluster at {url}: {brief(exc)}", exit_code=EXIT_FAILED
-        ) from None
+        raise unreachable(kube, exc) from None
 
 
 def ensure_namespaces(kube: kube_mod.Kube, namespaces: set[str]) -> None:

@@ -91,48 +91,11 @@ def _labels() -> dict[str, str]:
     return {names.LABEL_MANAGED_BY: names.MANAGED_BY}
 
 
-def validating_configuration(
-    *,
-    ca_bundle: bytes,
-    url: str | None = None,
-    service_name: str | None = None,
-    service_namespace: str | None = None,
-) -> dict[str, Any]:
-    config = client_config(
-        ca_bundle=ca_bundle,
-        path=VALIDATE_PATH,
-        url=url,
-        service_name=service_name,
-        service_namespace=service_namespace,
-    )
+def _configuration(*, kind: str, name: str, hook: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": API_VERSION,
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": VALIDATING_NAME, "labels": _labels()},
-        "webhooks": [_webhook(VALIDATING_WEBHOOK, config)],
-    }
-
-
-def mutating_configuration(
-    *,
-    ca_bundle: bytes,
-    url: str | None = None,
-    service_name: str | None = None,
-    service_namespace: str | None = None,
-) -> dict[str, Any]:
-    config = client_config(
-        ca_bundle=ca_bundle,
-        path=MUTATE_PATH,
-        url=url,
-        service_name=service_name,
-        service_namespace=service_namespace,
-    )
-    hook = _webhook(MUTATING_WEBHOOK, config)
-    hook["reinvocationPolicy"] = "Never"
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": MUTATING_NAME, "labels": _labels()},
+        "kind": kind,
+        "metadata": {"name": name, "labels": _labels()},
         "webhooks": [hook],
     }
 
@@ -145,10 +108,23 @@ def configurations(
     service_namespace: str | None = None,
 ) -> list[dict[str, Any]]:
     """Both configurations, mutating first (the order an installer should apply them)."""
-    kwargs: dict[str, Any] = {
-        "ca_bundle": ca_bundle,
-        "url": url,
-        "service_name": service_name,
-        "service_namespace": service_namespace,
-    }
-    return [mutating_configuration(**kwargs), validating_configuration(**kwargs)]
+
+    def config(path: str) -> dict[str, Any]:
+        # Both webhooks reach the same server; only the path differs.
+        return client_config(
+            ca_bundle=ca_bundle,
+            path=path,
+            url=url,
+            service_name=service_name,
+            service_namespace=service_namespace,
+        )
+
+    mutating = _webhook(MUTATING_WEBHOOK, config(MUTATE_PATH))
+    mutating["reinvocationPolicy"] = "Never"
+    validating = _webhook(VALIDATING_WEBHOOK, config(VALIDATE_PATH))
+    return [
+        _configuration(kind="MutatingWebhookConfiguration", name=MUTATING_NAME, hook=mutating),
+        _configuration(
+            kind="ValidatingWebhookConfiguration", name=VALIDATING_NAME, hook=validating
+        ),
+    ]

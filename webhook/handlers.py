@@ -181,13 +181,24 @@ def _denial(
     )
 
 
-def review_validate(request: review.AdmissionRequest) -> review.AdmissionResponse:
+def _reviewed_object(
+    request: review.AdmissionRequest,
+) -> Mapping[str, Any] | review.AdmissionResponse:
+    """The JobFlow to review, or the answer already due: allowed when the request is not ours to
+    review (another kind, DELETE/CONNECT), denied when its object is not a JSON object."""
     if not _is_jobflow(request) or request.operation not in REVIEWED_OPERATIONS:
         return review.allow(request.uid)
     obj = request.object
     if not isinstance(obj, Mapping):
         problem = Problem(NOT_AN_OBJECT, "", "request.object must be a JobFlow object")
         return _denial(request, request.name, [problem])
+    return obj
+
+
+def review_validate(request: review.AdmissionRequest) -> review.AdmissionResponse:
+    obj = _reviewed_object(request)
+    if isinstance(obj, review.AdmissionResponse):
+        return obj
     name = _name(request, obj)
     problems = validation.validate(obj)
     if request.operation == "UPDATE" and isinstance(request.old_object, Mapping):
@@ -201,10 +212,7 @@ def review_validate(request: review.AdmissionRequest) -> review.AdmissionRespons
 
 
 def review_mutate(request: review.AdmissionRequest) -> review.AdmissionResponse:
-    if not _is_jobflow(request) or request.operation not in REVIEWED_OPERATIONS:
-        return review.allow(request.uid)
-    obj = request.object
-    if not isinstance(obj, Mapping):
-        problem = Problem(NOT_AN_OBJECT, "", "request.object must be a JobFlow object")
-        return _denial(request, request.name, [problem])
+    obj = _reviewed_object(request)
+    if isinstance(obj, review.AdmissionResponse):
+        return obj
     return review.allow_with_patch(request.uid, defaults.default_patch(obj))

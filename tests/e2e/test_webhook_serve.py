@@ -34,6 +34,43 @@ def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     )
 
 
+def write_certs(tmp_path: Path) -> Path:
+    """A CA and a serving certificate for 127.0.0.1, written by `zen-flow certs`."""
+    certs = tmp_path / "certs"
+    assert run("certs", "--out", str(certs), "--ip", "127.0.0.1").returncode == 0
+    return certs
+
+
+def serve_command(certs: Path, *options: str) -> list[str]:
+    """`zen-flow serve` on loopback with ephemeral ports (tests run in parallel)."""
+    return [
+        ZEN_FLOW,
+        "serve",
+        *options,
+        "--cert-dir",
+        str(certs),
+        "--webhook-host",
+        "127.0.0.1",
+        "--webhook-port",
+        "0",
+        "--metrics-host",
+        "127.0.0.1",
+        "--metrics-port",
+        "0",
+    ]
+
+
+def wait_serving(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    """The "serving" log entry (it names the bound ports), read from serve's JSON stderr."""
+    assert proc.stderr is not None
+    while True:  # readline blocks until the process logs; the test timeout bounds it
+        line = proc.stderr.readline()
+        assert line, f"serve exited early: {proc.wait()}"
+        entry: dict[str, Any] = json.loads(line)  # JSON logs: stderr is a pipe, not a TTY
+        if entry["msg"] == "serving":
+            return entry
+
+
 def test_certs_command(tmp_path: Path) -> None:
     out = tmp_path / "certs"
     result = run(
@@ -51,35 +88,13 @@ def test_certs_command(tmp_path: Path) -> None:
 
 
 def test_serve_answers_over_tls_and_stops_on_sigterm(tmp_path: Path) -> None:
-    certs = tmp_path / "certs"
-    assert run("certs", "--out", str(certs), "--ip", "127.0.0.1").returncode == 0
+    certs = write_certs(tmp_path)
     env = {**os.environ, "ZEN_FLOW_LOG_LEVEL": "INFO"}
-    command = [
-        ZEN_FLOW,
-        "serve",
-        "--webhook-only",
-        "--cert-dir",
-        str(certs),
-        "--webhook-host",
-        "127.0.0.1",
-        "--webhook-port",
-        "0",
-        "--metrics-host",
-        "127.0.0.1",
-        "--metrics-port",
-        "0",
-    ]
-    lines: list[dict[str, Any]] = []
+    command = serve_command(certs, "--webhook-only")
     with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as proc:
         try:
+            ports = wait_serving(proc)
             assert proc.stderr is not None
-            while True:  # readline blocks until the process logs; the test timeout bounds it
-                line = proc.stderr.readline()
-                assert line, f"serve exited early: {proc.wait()}"
-                lines.append(json.loads(line))  # JSON logs: stderr is a pipe, not a TTY
-                if lines[-1]["msg"] == "serving":
-                    break
-            ports = lines[-1]
             verify = ssl.create_default_context(cafile=str(certs / "ca.crt"))
             with httpx.Client(verify=verify, timeout=5) as client:
                 flow = jobflow("cycle", [step("a", "b"), step("b", "a")])
@@ -136,33 +151,12 @@ def test_serve_runs_the_controller_and_stops_it_first(
         cache_dir=kubectl_cache,
     )
     assert crd.returncode == 0, crd.stderr
-    certs = tmp_path / "certs"
-    assert run("certs", "--out", str(certs), "--ip", "127.0.0.1").returncode == 0
-    command = [
-        ZEN_FLOW,
-        "serve",
-        "--kubeconfig",
-        str(kubesim_server.kubeconfig),
-        "--cert-dir",
-        str(certs),
-        "--webhook-host",
-        "127.0.0.1",
-        "--webhook-port",
-        "0",
-        "--metrics-host",
-        "127.0.0.1",
-        "--metrics-port",
-        "0",
-    ]
+    certs = write_certs(tmp_path)
+    command = serve_command(certs, "--kubeconfig", str(kubesim_server.kubeconfig))
     with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as proc:
         try:
+            entry = wait_serving(proc)
             assert proc.stderr is not None
-            while True:
-                line = proc.stderr.readline()
-                assert line, f"serve exited early: {proc.wait()}"
-                entry = json.loads(line)
-                if entry["msg"] == "serving":
-                    break
             assert entry["controller"] is True
             ops = f"http://127.0.0.1:{entry['metrics_port']}"
             checks = eventually(

@@ -30,17 +30,35 @@ def apply_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
     return doc
 
 
+# DESIGN's executionPolicy defaults, written out here rather than read from jobflow.defaults so
+# that a changed default fails these tests.
+DEFAULT_POLICY = {
+    "concurrencyPolicy": "Forbid",
+    "ttlSecondsAfterFinished": 86400,
+    "backoffLimit": 6,
+}
+
+# Every field set, zeros included: apply_defaults has nothing to add.
+COMPLETE: dict[str, Any] = {
+    "spec": {
+        "executionPolicy": {
+            "concurrencyPolicy": "Allow",
+            "ttlSecondsAfterFinished": 0,
+            "backoffLimit": 1,
+        },
+        "steps": [
+            {"name": "a", "type": "Job", "retryPolicy": {"limit": 0, "backoff": {"factor": 3}}}
+        ],
+    }
+}
+
 CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     (
         "empty-policy-and-bare-step",
         {"spec": {"steps": [{"name": "a"}]}},
         {
             "spec": {
-                "executionPolicy": {
-                    "concurrencyPolicy": "Forbid",
-                    "ttlSecondsAfterFinished": 86400,
-                    "backoffLimit": 6,
-                },
+                "executionPolicy": DEFAULT_POLICY,
                 "steps": [{"name": "a", "type": "Job"}],
             }
         },
@@ -69,11 +87,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
         },
         {
             "spec": {
-                "executionPolicy": {
-                    "concurrencyPolicy": "Forbid",
-                    "ttlSecondsAfterFinished": 86400,
-                    "backoffLimit": 6,
-                },
+                "executionPolicy": DEFAULT_POLICY,
                 "steps": [
                     {
                         "name": "a",
@@ -84,51 +98,13 @@ CASES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
             }
         },
     ),
-    (
-        "explicit-zero-limit-kept",
-        {
-            "spec": {
-                "executionPolicy": {
-                    "concurrencyPolicy": "Allow",
-                    "ttlSecondsAfterFinished": 0,
-                    "backoffLimit": 1,
-                },
-                "steps": [
-                    {
-                        "name": "a",
-                        "type": "Job",
-                        "retryPolicy": {"limit": 0, "backoff": {"factor": 3}},
-                    }
-                ],
-            }
-        },
-        {
-            "spec": {
-                "executionPolicy": {
-                    "concurrencyPolicy": "Allow",
-                    "ttlSecondsAfterFinished": 0,
-                    "backoffLimit": 1,
-                },
-                "steps": [
-                    {
-                        "name": "a",
-                        "type": "Job",
-                        "retryPolicy": {"limit": 0, "backoff": {"factor": 3}},
-                    }
-                ],
-            }
-        },
-    ),
+    ("explicit-zero-limit-kept", COMPLETE, copy.deepcopy(COMPLETE)),
     (
         "explicit-null-is-absent",
         {"spec": {"executionPolicy": None, "steps": [{"name": "a", "type": None}]}},
         {
             "spec": {
-                "executionPolicy": {
-                    "concurrencyPolicy": "Forbid",
-                    "ttlSecondsAfterFinished": 86400,
-                    "backoffLimit": 6,
-                },
+                "executionPolicy": DEFAULT_POLICY,
                 "steps": [{"name": "a", "type": "Job"}],
             }
         },
@@ -170,11 +146,7 @@ def test_patch_for_missing_policy_is_one_op_for_the_parent() -> None:
         {
             "op": "add",
             "path": "/spec/executionPolicy",
-            "value": {
-                "concurrencyPolicy": "Forbid",
-                "ttlSecondsAfterFinished": 86400,
-                "backoffLimit": 6,
-            },
+            "value": DEFAULT_POLICY,
         }
     ]
 
