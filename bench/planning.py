@@ -51,25 +51,27 @@ def mid_run_chain() -> Callable[[], object]:
     return lambda: plan(frozen, observed, now)
 
 
-def fan_out() -> Callable[[], object]:
-    when = "steps['root'].phase == 'Succeeded'"
-    steps = [step("root")] + [step(f"w{i}", "root", when=when) for i in range(BIG)]
+def _first_step_finished(
+    steps: list[dict[str, object]], *, first: str, ok: bool
+) -> Callable[[], object]:
+    """The next pass after ``first`` (the one step started) has finished with ``ok``."""
     world = World(flow=flow(*steps))
     world.reconcile(check_idempotent=False)
     world.advance(5)
-    world.finish(world.job_of("root"), ok=True)
+    world.finish(world.job_of(first), ok=ok)
     frozen, observed, now = copy.deepcopy(world.flow), world.observed(), world.now
     return lambda: plan(frozen, observed, now)
+
+
+def fan_out() -> Callable[[], object]:
+    when = "steps['root'].phase == 'Succeeded'"
+    steps = [step("root")] + [step(f"w{i}", "root", when=when) for i in range(BIG)]
+    return _first_step_finished(steps, first="root", ok=True)
 
 
 def failure() -> Callable[[], object]:
     steps = [step("s0")] + [step(f"s{i}", f"s{i - 1}") for i in range(1, BIG + 1)]
-    world = World(flow=flow(*steps))
-    world.reconcile(check_idempotent=False)
-    world.advance(5)
-    world.finish(world.job_of("s0"), ok=False)
-    frozen, observed, now = copy.deepcopy(world.flow), world.observed(), world.now
-    return lambda: plan(frozen, observed, now)
+    return _first_step_finished(steps, first="s0", ok=False)
 
 
 def main() -> None:
