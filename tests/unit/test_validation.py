@@ -540,51 +540,47 @@ def with_pvc(change: Callable[[dict[str, Any]], None]) -> Mutation:
     return mutate
 
 
-def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
-    return at(path, value)
-
-
 VCT = "spec.resourceTemplates.volumeClaimTemplates[0]"
 RULES += [
     (
         "pvc-name",
-        with_pvc(_set("metadata.name", "data")),
-        with_pvc(_set("metadata", {})),
+        with_pvc(at("metadata.name", "data")),
+        with_pvc(at("metadata", {})),
         "resource-template-name-required",
         f"{VCT}.metadata.name",
     ),
     (
         "pvc-name-format",
-        with_pvc(_set("metadata.name", "data-1")),
-        with_pvc(_set("metadata.name", "Data_1")),
+        with_pvc(at("metadata.name", "data-1")),
+        with_pvc(at("metadata.name", "Data_1")),
         "invalid-resource-template-name",
         f"{VCT}.metadata.name",
     ),
     (
         "pvc-kind",
-        with_pvc(_set("kind", "PersistentVolumeClaim")),
-        with_pvc(_set("kind", "Pod")),
+        with_pvc(at("kind", "PersistentVolumeClaim")),
+        with_pvc(at("kind", "Pod")),
         "invalid-resource-template-kind",
         f"{VCT}.kind",
     ),
     (
         "pvc-access-modes",
-        with_pvc(_set("spec.accessModes", ["ReadWriteMany"])),
-        with_pvc(_set("spec.accessModes", [])),
+        with_pvc(at("spec.accessModes", ["ReadWriteMany"])),
+        with_pvc(at("spec.accessModes", [])),
         "pvc-access-modes-required",
         f"{VCT}.spec.accessModes",
     ),
     (
         "pvc-storage",
-        with_pvc(_set("spec.resources.requests.storage", "10Mi")),
-        with_pvc(_set("spec.resources.requests", {})),
+        with_pvc(at("spec.resources.requests.storage", "10Mi")),
+        with_pvc(at("spec.resources.requests", {})),
         "pvc-storage-required",
         f"{VCT}.spec.resources.requests.storage",
     ),
     (
         "pvc-storage-zero",
-        with_pvc(_set("spec.resources.requests.storage", "1")),
-        with_pvc(_set("spec.resources.requests.storage", "0")),
+        with_pvc(at("spec.resources.requests.storage", "1")),
+        with_pvc(at("spec.resources.requests.storage", "0")),
         "invalid-resource-quantity",
         f"{VCT}.spec.resources.requests.storage",
     ),
