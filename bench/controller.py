@@ -257,6 +257,17 @@ def phase_floor(
                     "name": f"{name}-s{s}",
                     "namespace": NAMESPACE,
                     "labels": {"bench": "floor"},
+                    # owned like the controller's Jobs (and garbage-collected with the flow)
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "workflow.kube-zen.io/v1alpha1",
+                            "kind": "JobFlow",
+                            "name": name,
+                            "uid": obj["metadata"]["uid"],
+                            "controller": True,
+                            "blockOwnerDeletion": True,
+                        }
+                    ],
                 },
                 "spec": template["spec"],
             }
