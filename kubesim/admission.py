@@ -59,7 +59,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kubesim.errors import ApiError
+from kubesim.errors import ApiError, internal
 from kubesim.resources import GVR
 from kubesim.selectors import match_label_selector_object
 
@@ -316,13 +316,7 @@ def denial_error(webhook_name: str, response: Mapping[str, Any]) -> ApiError:
 
 
 def call_failure(webhook_name: str, err: str) -> ApiError:
-    message = f'failed calling webhook "{webhook_name}": {err}'
-    return ApiError(
-        500,
-        "InternalError",
-        f"Internal error occurred: {message}",
-        details={"causes": [{"message": message}]},
-    )
+    return internal(f'failed calling webhook "{webhook_name}": {err}')
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,6 +37,16 @@ def ordered_groups(types: list[ResourceType]) -> list[str]:
     return builtin + sorted(named - set(builtin))
 
 
+def _aliases(t: ResourceType) -> dict[str, list[str]]:
+    """shortNames and categories, each only when the type has some (both discovery forms)."""
+    out: dict[str, list[str]] = {}
+    if t.short_names:
+        out["shortNames"] = list(t.short_names)
+    if t.categories:
+        out["categories"] = list(t.categories)
+    return out
+
+
 def _agg_resource(t: ResourceType) -> dict:
     rk = {"group": t.group, "version": t.version, "kind": t.kind}
     r: dict = {
@@ -45,11 +55,8 @@ def _agg_resource(t: ResourceType) -> dict:
         "scope": "Namespaced" if t.namespaced else "Cluster",
         "singularResource": t.singular,
         "verbs": list(t.verbs),
+        **_aliases(t),
     }
-    if t.short_names:
-        r["shortNames"] = list(t.short_names)
-    if t.categories:
-        r["categories"] = list(t.categories)
     subs = []
     if t.has_status:
         subs.append({"subresource": "status", "responseKind": rk, "verbs": STATUS_VERBS})
@@ -136,11 +143,8 @@ def api_resource_list(types: list[ResourceType], group: str, version: str) -> di
             "namespaced": t.namespaced,
             "kind": t.kind,
             "verbs": list(t.verbs),
+            **_aliases(t),
         }
-        if t.short_names:
-            r["shortNames"] = list(t.short_names)
-        if t.categories:
-            r["categories"] = list(t.categories)
         resources.append(r)
         if t.has_status:
             resources.append(

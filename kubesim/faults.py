@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from kubesim.errors import ApiError
+from kubesim.errors import ApiError, internal
 
 VERBS = frozenset({"get", "list", "watch", "create", "update", "patch", "delete"})
 WILDCARD = "*"
@@ -99,13 +99,7 @@ class Faults:
                 details={"retryAfterSeconds": retry_after},
                 headers={"Retry-After": str(retry_after)},
             )
-        message = f"kubesim injected a fault into this {verb} request"
-        return ApiError(
-            500,
-            "InternalError",
-            f"Internal error occurred: {message}",
-            details={"causes": [{"message": message}]},
-        )
+        return internal(f"kubesim injected a fault into this {verb} request")
 
     @property
     def latency(self) -> float:

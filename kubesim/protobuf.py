@@ -11,7 +11,7 @@ Field numbers are those of k8s.io/api/core/v1/generated.proto and apimachinery's
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from kubesim.errors import ApiError
 
@@ -108,46 +108,48 @@ def object_meta(buf: bytes) -> dict:
     return meta
 
 
-def _configmap(buf: bytes) -> dict:
-    obj: dict = {"apiVersion": "v1", "kind": "ConfigMap"}
-    data: list[bytes] = []
-    binary: list[bytes] = []
-    for num, _w, v in fields(buf):
-        if num == 1 and isinstance(v, bytes):
-            obj["metadata"] = object_meta(v)
-        elif num == 2 and isinstance(v, bytes):
-            data.append(v)
-        elif num == 3 and isinstance(v, bytes):
-            binary.append(v)
-        elif num == 4:
-            obj["immutable"] = bool(v)
-    if data:
-        obj["data"] = _map(data)
-    if binary:
-        obj["binaryData"] = _map(binary, as_bytes=True)
-    return obj
+def _flat(
+    kind: str,
+    *,
+    maps: Mapping[int, tuple[str, bool]],
+    strings: Mapping[int, str] | None = None,
+    bools: Mapping[int, str],
+) -> Callable[[bytes], dict]:
+    """A decoder for a v1 kind made of metadata (field 1), string maps and scalars.
+
+    ``maps``: field number -> (JSON name, values are bytes, shown base64 as in JSON).
+    """
+    strings = strings or {}
+
+    def decode(buf: bytes) -> dict:
+        obj: dict = {"apiVersion": "v1", "kind": kind}
+        entries: dict[int, list[bytes]] = {}
+        for num, _w, v in fields(buf):
+            if num == 1 and isinstance(v, bytes):
+                obj["metadata"] = object_meta(v)
+            elif num in maps and isinstance(v, bytes):
+                entries.setdefault(num, []).append(v)
+            elif num in strings:
+                obj[strings[num]] = _s(v)
+            elif num in bools:
+                obj[bools[num]] = bool(v)
+        for num, (name, as_bytes) in maps.items():
+            if num in entries:
+                obj[name] = _map(entries[num], as_bytes=as_bytes)
+        return obj
+
+    return decode
 
 
-def _secret(buf: bytes) -> dict:
-    obj: dict = {"apiVersion": "v1", "kind": "Secret"}
-    data: list[bytes] = []
-    string_data: list[bytes] = []
-    for num, _w, v in fields(buf):
-        if num == 1 and isinstance(v, bytes):
-            obj["metadata"] = object_meta(v)
-        elif num == 2 and isinstance(v, bytes):
-            data.append(v)
-        elif num == 3:
-            obj["type"] = _s(v)
-        elif num == 4 and isinstance(v, bytes):
-            string_data.append(v)
-        elif num == 5:
-            obj["immutable"] = bool(v)
-    if data:
-        obj["data"] = _map(data, as_bytes=True)
-    if string_data:
-        obj["stringData"] = _map(string_data)
-    return obj
+_configmap = _flat(
+    "ConfigMap", maps={2: ("data", False), 3: ("binaryData", True)}, bools={4: "immutable"}
+)
+_secret = _flat(
+    "Secret",
+    maps={2: ("data", True), 4: ("stringData", False)},
+    strings={3: "type"},
+    bools={5: "immutable"},
+)
 
 
 def _namespace(buf: bytes) -> dict:

@@ -72,10 +72,46 @@ class ResourceType:
 
 
 def _t(
-    group: str, version: str, resource: str, kind: str, *, namespaced: bool = True, **kw: object
+    group: str,
+    version: str,
+    resource: str,
+    kind: str,
+    *,
+    namespaced: bool = True,
+    short_names: tuple[str, ...] = (),
+    categories: tuple[str, ...] = (),
+    has_status: bool = False,
+    has_generation: bool = False,
+    subresources: tuple[str, ...] = (),
+    description: str = "",
 ) -> ResourceType:
-    singular = str(kw.pop("singular", kind.lower()))
-    return ResourceType(group, version, resource, kind, singular, namespaced, **kw)  # type: ignore[arg-type]
+    """A built-in type (singular = lower-case kind)."""
+    return ResourceType(
+        group,
+        version,
+        resource,
+        kind,
+        kind.lower(),
+        namespaced,
+        short_names=short_names,
+        categories=categories,
+        has_status=has_status,
+        has_generation=has_generation,
+        subresources=subresources,
+        description=description,
+    )
+
+
+def _events(group: str) -> ResourceType:
+    """Events: core/v1 and events.k8s.io/v1 are two views of one storage (kubesim/events.py)."""
+    return _t(
+        group,
+        "v1",
+        "events",
+        "Event",
+        short_names=("ev",),
+        description="Event is a report of an event somewhere in the cluster.",
+    )
 
 
 BUILTINS: tuple[ResourceType, ...] = (
@@ -136,14 +172,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         has_status=True,
         description="PersistentVolumeClaim is a user's request for and claim to a persistent volume.",
     ),
-    _t(
-        "",
-        "v1",
-        "events",
-        "Event",
-        short_names=("ev",),
-        description="Event is a report of an event somewhere in the cluster.",
-    ),
+    _events(""),
     _t(
         "batch",
         "v1",
@@ -218,14 +247,7 @@ BUILTINS: tuple[ResourceType, ...] = (
         has_generation=True,
         description="NetworkPolicy describes what network traffic is allowed for a set of Pods.",
     ),
-    _t(
-        "events.k8s.io",
-        "v1",
-        "events",
-        "Event",
-        short_names=("ev",),
-        description="Event is a report of an event somewhere in the cluster.",
-    ),
+    _events("events.k8s.io"),
     _t(
         "apiextensions.k8s.io",
         "v1",

@@ -282,25 +282,26 @@ def _check_string(schema: dict, value: str, path: str, causes: list[Cause]) -> N
             )
 
 
+def _check_size(
+    schema: dict, size: int, path: str, causes: list[Cause], *, keys: tuple[str, str], noun: str
+) -> None:
+    """minItems/maxItems or minProperties/maxProperties (upstream says "items" in both
+    too-many messages)."""
+    lo, hi = schema.get(keys[0]), schema.get(keys[1])
+    if lo is not None and size < lo:
+        causes.append(
+            errors.invalid_value(path, size, f"{path} in body should have at least {lo} {noun}")
+        )
+    if hi is not None and size > hi:
+        causes.append(
+            Cause("FieldValueTooMany", path, f"Too many: {size}: must have at most {hi} items")
+        )
+
+
 def _check_array(
     schema: dict, value: list, path: str, causes: list[Cause], old: Any = MISSING
 ) -> None:
-    min_items = schema.get("minItems")
-    if min_items is not None and len(value) < min_items:
-        causes.append(
-            errors.invalid_value(
-                path, len(value), f"{path} in body should have at least {min_items} items"
-            )
-        )
-    max_items = schema.get("maxItems")
-    if max_items is not None and len(value) > max_items:
-        causes.append(
-            Cause(
-                "FieldValueTooMany",
-                path,
-                f"Too many: {len(value)}: must have at most {max_items} items",
-            )
-        )
+    _check_size(schema, len(value), path, causes, keys=("minItems", "maxItems"), noun="items")
     list_type = schema.get("x-kubernetes-list-type")
     if schema.get("uniqueItems") or list_type == "set":
         seen: list[Any] = []
@@ -340,19 +341,6 @@ def _check_object(
             _validate(props[key], sub_value, _join(path, key), causes, old=_child(old, key))
         elif isinstance(addl, dict):
             _validate(addl, sub_value, _join(path, key), causes, old=_child(old, key))
-    min_p = schema.get("minProperties")
-    if min_p is not None and len(value) < min_p:
-        causes.append(
-            errors.invalid_value(
-                path, len(value), f"{path} in body should have at least {min_p} properties"
-            )
-        )
-    max_p = schema.get("maxProperties")
-    if max_p is not None and len(value) > max_p:
-        causes.append(
-            Cause(
-                "FieldValueTooMany",
-                path,
-                f"Too many: {len(value)}: must have at most {max_p} items",
-            )
-        )
+    _check_size(
+        schema, len(value), path, causes, keys=("minProperties", "maxProperties"), noun="properties"
+    )

@@ -38,7 +38,15 @@ from aiohttp import web
 from kubesim import discovery, managed, openapi, protobuf, selectors, tables
 from kubesim import events as events_v1
 from kubesim.clone import clone
-from kubesim.errors import ApiError, Cause, bad_request, invalid, method_not_allowed, unknown_path
+from kubesim.errors import (
+    ApiError,
+    Cause,
+    bad_request,
+    internal,
+    invalid,
+    method_not_allowed,
+    unknown_path,
+)
 from kubesim.patch import json_patch, merge_patch, strategic_merge
 from kubesim.resources import GVR, ResourceType
 from kubesim.store import Event, Store
@@ -208,14 +216,7 @@ class ApiServer:
             log.exception(
                 "kubesim request failed", extra={"method": request.method, "path": request.path}
             )
-            return self._error(
-                ApiError(
-                    500,
-                    "InternalError",
-                    f"Internal error occurred: {exc}",
-                    details={"causes": [{"message": str(exc)}]},
-                )
-            )
+            return self._error(internal(str(exc)))
 
     def _error(self, e: ApiError) -> web.Response:
         resp = web.Response(body=_dumps(e.status()), status=e.code, content_type="application/json")
@@ -715,7 +716,7 @@ class ApiServer:
     # -------- writes (worker threads)
 
     def _decode(self, request: web.Request, body: bytes, *, yaml_ok: bool = False) -> Any:
-        ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        ctype = _content_type(request)
         if not body:
             raise bad_request("the body of the request was empty")
         if ctype == "application/vnd.kubernetes.protobuf":
@@ -847,43 +848,90 @@ class ApiServer:
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         if rt.namespaced:
             obj["metadata"]["namespace"] = route.namespace
-        if not self._has_webhooks():
-            warnings: list[str] = []
-            with self.store.lock:
-                created = self.store._create(
-                    rt,
-                    obj,
-                    route.namespace,
-                    dry_run=dry_run,
-                    field_manager=manager,
-                    field_validation=fv,
-                    warnings=warnings,
-                )
-                out = _dumps(self._out(route, created))
-            return self._json(None, 201, raw=out, warnings=warnings)
-        warnings = self.store.prepare(rt, obj, field_validation=fv)
-        name = str(obj["metadata"].get("name") or "")
-        opts = {
-            "apiVersion": "meta.k8s.io/v1",
-            "kind": "CreateOptions",
-            "fieldManager": manager,
-            "fieldValidation": fv,
-        }
-        obj, w = self.admission.mutate(
-            self._attrs("CREATE", route, obj, None, name=name, dry_run=dry_run, options=opts)
+        return self._persist_create(
+            route, obj, dry_run=dry_run, manager=manager, store_manager=manager, fv=fv
         )
-        warnings += w
-        self.store.prepare(rt, obj, field_validation="Ignore")
-        self.store.validate(rt, obj)
-        warnings += self.admission.validate(
-            self._attrs("CREATE", route, obj, None, name=name, dry_run=dry_run, options=opts)
-        )
+
+    def _persist_create(
+        self,
+        route: _Route,
+        obj: dict,
+        *,
+        dry_run: bool,
+        manager: str,
+        store_manager: str | None,
+        fv: str,
+    ) -> web.Response:
+        """Admit (when webhooks exist) and store a new object; 201 with the stored object.
+
+        ``manager`` is the request's field manager (in the admission CreateOptions);
+        ``store_manager`` the one the Store records in managedFields (None for an apply, whose
+        managedFields are already computed).
+        """
+        rt = route.rt
+        hooks = self._has_webhooks()
+        warnings: list[str] = []
+        if hooks:
+            # the Store's defaulting/validation runs here, around the webhooks (see _admit)
+            warnings += self.store.prepare(rt, obj, field_validation=fv)
+            obj, w = self._admit(
+                "CREATE",
+                route,
+                obj,
+                None,
+                name=str(obj["metadata"].get("name") or ""),
+                dry_run=dry_run,
+                options=_write_options("CreateOptions", manager, fv),
+            )
+            warnings += w
         with self.store.lock:
             created = self.store._create(
-                rt, obj, route.namespace, dry_run=dry_run, field_manager=manager, prepared=True
+                rt,
+                obj,
+                route.namespace,
+                dry_run=dry_run,
+                field_manager=store_manager,
+                field_validation="Ignore" if hooks else fv,
+                warnings=None if hooks else warnings,
+                prepared=hooks,
             )
             out = _dumps(self._out(route, created))
         return self._json(None, 201, raw=out, warnings=warnings)
+
+    def _admit(
+        self,
+        op: str,
+        route: _Route,
+        obj: dict,
+        old: dict | None,
+        *,
+        name: str,
+        subresource: str = "",
+        dry_run: bool,
+        options: dict,
+    ) -> tuple[dict, list[str]]:
+        """Mutating webhooks, then (on CREATE) the core's defaulting and validation of what they
+        made, then validating webhooks; returns the admitted object and the warnings."""
+
+        def attrs(current: dict) -> Any:
+            return self._attrs(
+                op,
+                route,
+                current,
+                old,
+                name=name,
+                subresource=subresource,
+                dry_run=dry_run,
+                options=options,
+            )
+
+        obj, mutated = self.admission.mutate(attrs(obj))
+        warnings = list(mutated)
+        if op == "CREATE":
+            self.store.prepare(route.rt, obj, field_validation="Ignore")
+            self.store.validate(route.rt, obj)
+        warnings += self.admission.validate(attrs(obj))
+        return obj, warnings
 
     def _update(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
         rt = route.rt
@@ -902,56 +950,22 @@ class ApiServer:
         if rt.namespaced:
             meta["namespace"] = route.namespace
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
-        sub = route.subresource or ""
-        if not self._has_webhooks():
-            warnings: list[str] = []
-            with self.store.lock:
-                updated = self.store._update(
-                    rt,
-                    obj,
-                    route.namespace,
-                    subresource=route.subresource,
-                    dry_run=dry_run,
-                    field_manager=manager,
-                    field_validation=fv,
-                    warnings=warnings,
-                    require_resource_version=not rt.builtin,
-                )
-                out = _dumps(self._out(route, updated))
-            return self._json(None, raw=out, warnings=warnings)
-        old = clone(self.store.get_ref(rt, route.name, route.namespace))
-        warnings = self.store.prepare(rt, obj, old=old, field_validation=fv)
-        opts = {
-            "apiVersion": "meta.k8s.io/v1",
-            "kind": "UpdateOptions",
-            "fieldManager": manager,
-            "fieldValidation": fv,
-        }
-        obj, w = self.admission.mutate(
-            self._attrs(
+        hooks = self._has_webhooks()
+        warnings: list[str] = []
+        if hooks:
+            old = clone(self.store.get_ref(rt, route.name, route.namespace))
+            warnings += self.store.prepare(rt, obj, old=old, field_validation=fv)
+            obj, w = self._admit(
                 "UPDATE",
                 route,
                 obj,
                 old,
                 name=route.name,
-                subresource=sub,
+                subresource=route.subresource or "",
                 dry_run=dry_run,
-                options=opts,
+                options=_write_options("UpdateOptions", manager, fv),
             )
-        )
-        warnings += w
-        warnings += self.admission.validate(
-            self._attrs(
-                "UPDATE",
-                route,
-                obj,
-                old,
-                name=route.name,
-                subresource=sub,
-                dry_run=dry_run,
-                options=opts,
-            )
-        )
+            warnings += w
         with self.store.lock:
             updated = self.store._update(
                 rt,
@@ -960,6 +974,8 @@ class ApiServer:
                 subresource=route.subresource,
                 dry_run=dry_run,
                 field_manager=manager,
+                field_validation="Ignore" if hooks else fv,
+                warnings=None if hooks else warnings,
                 require_resource_version=not rt.builtin,
             )
             out = _dumps(self._out(route, updated))
@@ -968,7 +984,7 @@ class ApiServer:
     def _patch(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
         rt = route.rt
         assert route.name is not None
-        ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        ctype = _content_type(request)
         ptype = _PATCH_TYPES.get(ctype)
         q = request.query
         accepted = (
@@ -1042,12 +1058,7 @@ class ApiServer:
             and bool((patch_body.get("metadata") or {}).get("resourceVersion"))
         )
         sub = route.subresource or ""
-        opts = {
-            "apiVersion": "meta.k8s.io/v1",
-            "kind": "UpdateOptions",
-            "fieldManager": manager,
-            "fieldValidation": fv,
-        }
+        opts = _write_options("UpdateOptions", manager, fv)
         for attempt in range(PATCH_RETRIES):
             try:
                 cur = self.store.get_ref(rt, route.name, route.namespace)
@@ -1102,31 +1113,17 @@ class ApiServer:
             warnings: list[str] = []
             if hooks:
                 warnings += self.store.prepare(rt, new, old=cur_copy, field_validation=fv)
-                new, w = self.admission.mutate(
-                    self._attrs(
-                        "UPDATE",
-                        route,
-                        new,
-                        cur_copy,
-                        name=route.name,
-                        subresource=sub,
-                        dry_run=dry_run,
-                        options=opts,
-                    )
+                new, w = self._admit(
+                    "UPDATE",
+                    route,
+                    new,
+                    cur_copy,
+                    name=route.name,
+                    subresource=sub,
+                    dry_run=dry_run,
+                    options=opts,
                 )
                 warnings += w
-                warnings += self.admission.validate(
-                    self._attrs(
-                        "UPDATE",
-                        route,
-                        new,
-                        cur_copy,
-                        name=route.name,
-                        subresource=sub,
-                        dry_run=dry_run,
-                        options=opts,
-                    )
-                )
             try:
                 with self.store.lock:
                     updated = self.store._update(
@@ -1180,50 +1177,14 @@ class ApiServer:
         if rt.namespaced:
             meta["namespace"] = route.namespace
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
-        if not self._has_webhooks():
-            warnings: list[str] = []
-            with self.store.lock:
-                created = self.store._create(
-                    rt,
-                    obj,
-                    route.namespace,
-                    dry_run=dry_run,
-                    field_manager=None,
-                    field_validation=fv,
-                    warnings=warnings,
-                )
-                out = _dumps(self._out(route, created))
-            return self._json(None, 201, raw=out, warnings=warnings)
-        warnings = self.store.prepare(rt, obj, field_validation=fv)
-        opts = {
-            "apiVersion": "meta.k8s.io/v1",
-            "kind": "CreateOptions",
-            "fieldManager": manager,
-            "fieldValidation": fv,
-        }
-        obj, w = self.admission.mutate(
-            self._attrs(
-                "CREATE", route, obj, None, name=str(route.name), dry_run=dry_run, options=opts
-            )
+        # managedFields come from managed.apply above: the Store must not record an Update entry
+        return self._persist_create(
+            route, obj, dry_run=dry_run, manager=manager, store_manager=None, fv=fv
         )
-        warnings += w
-        self.store.prepare(rt, obj, field_validation="Ignore")
-        self.store.validate(rt, obj)
-        warnings += self.admission.validate(
-            self._attrs(
-                "CREATE", route, obj, None, name=str(route.name), dry_run=dry_run, options=opts
-            )
-        )
-        with self.store.lock:
-            created = self.store._create(
-                rt, obj, route.namespace, dry_run=dry_run, field_manager=None, prepared=True
-            )
-            out = _dumps(self._out(route, created))
-        return self._json(None, 201, raw=out, warnings=warnings)
 
     def _delete_options(self, request: web.Request, body: bytes) -> dict:
         opts: dict = {}
-        ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        ctype = _content_type(request)
         if ctype == "application/vnd.kubernetes.protobuf" and body:
             opts.update(protobuf.delete_options(body))
         elif body.strip():
@@ -1329,6 +1290,21 @@ class ApiServer:
                 "items": deleted,
             }
         )
+
+
+def _content_type(request: web.Request) -> str:
+    """The media type of the request body, without parameters (``; charset=utf-8``)."""
+    return request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+def _write_options(kind: str, manager: str, fv: str) -> dict:
+    """The CreateOptions/UpdateOptions object admission webhooks see in ``request.options``."""
+    return {
+        "apiVersion": "meta.k8s.io/v1",
+        "kind": kind,
+        "fieldManager": manager,
+        "fieldValidation": fv,
+    }
 
 
 def _tail(text: str, tail_lines: str | None) -> str:

@@ -178,13 +178,13 @@ class Store:
         dry_run: bool = False,
         field_manager: str | None = None,
     ) -> dict:
-        rt = self.registry.get(gvr)
-        with self._lock:
-            return clone(
-                self._create(
-                    rt, clone(obj), namespace, dry_run=dry_run, field_manager=field_manager
-                )
-            )
+        return self._write(
+            gvr,
+            obj,
+            lambda rt, copy: self._create(
+                rt, copy, namespace, dry_run=dry_run, field_manager=field_manager
+            ),
+        )
 
     def get(self, gvr: GVR, name: str, *, namespace: str | None = None) -> dict:
         rt = self.registry.get(gvr)
@@ -201,18 +201,25 @@ class Store:
         dry_run: bool = False,
         field_manager: str | None = None,
     ) -> dict:
+        return self._write(
+            gvr,
+            obj,
+            lambda rt, copy: self._update(
+                rt,
+                copy,
+                namespace,
+                subresource=subresource,
+                dry_run=dry_run,
+                field_manager=field_manager,
+            ),
+        )
+
+    def _write(self, gvr: GVR, obj: dict, write: Callable[[ResourceType, dict], dict]) -> dict:
+        """Run ``write`` on a copy of ``obj`` under the lock; the caller gets its own copy back
+        (neither side may alias the stored object)."""
         rt = self.registry.get(gvr)
         with self._lock:
-            return clone(
-                self._update(
-                    rt,
-                    clone(obj),
-                    namespace,
-                    subresource=subresource,
-                    dry_run=dry_run,
-                    field_manager=field_manager,
-                )
-            )
+            return clone(write(rt, clone(obj)))
 
     def delete(
         self,

@@ -242,6 +242,19 @@ def _selector(sel: object) -> str:
     return "<none>"
 
 
+def _template_containers(obj: dict, field: str) -> str:
+    containers = _g(obj, "spec", "template", "spec", "containers", default=[]) or []
+    return ",".join(c.get(field, "") for c in containers)
+
+
+# the wide (-o wide) columns of every workload with a pod template (Jobs, Deployments)
+_POD_TEMPLATE_COLUMNS: list[Column] = [
+    (_col("Containers", priority=1), lambda o: _template_containers(o, "name")),
+    (_col("Images", priority=1), lambda o: _template_containers(o, "image")),
+    (_col("Selector", priority=1), lambda o: _selector(_g(o, "spec", "selector"))),
+]
+
+
 BUILTIN_COLUMNS: dict[tuple[str, str], list[Column]] = {
     ("", "namespaces"): [(_col("Status"), lambda o: _g(o, "status", "phase"))],
     ("", "configmaps"): [
@@ -299,21 +312,7 @@ BUILTIN_COLUMNS: dict[tuple[str, str], list[Column]] = {
             ),
         ),
         (_col("Duration"), _job_duration),
-        (
-            _col("Containers", priority=1),
-            lambda o: ",".join(
-                c.get("name", "")
-                for c in _g(o, "spec", "template", "spec", "containers", default=[]) or []
-            ),
-        ),
-        (
-            _col("Images", priority=1),
-            lambda o: ",".join(
-                c.get("image", "")
-                for c in _g(o, "spec", "template", "spec", "containers", default=[]) or []
-            ),
-        ),
-        (_col("Selector", priority=1), lambda o: _selector(_g(o, "spec", "selector"))),
+        *_POD_TEMPLATE_COLUMNS,
     ],
     ("apps", "deployments"): [
         (
@@ -324,21 +323,7 @@ BUILTIN_COLUMNS: dict[tuple[str, str], list[Column]] = {
         ),
         (_col("Up-to-date", "integer"), lambda o: _g(o, "status", "updatedReplicas", default=0)),
         (_col("Available", "integer"), lambda o: _g(o, "status", "availableReplicas", default=0)),
-        (
-            _col("Containers", priority=1),
-            lambda o: ",".join(
-                c.get("name", "")
-                for c in _g(o, "spec", "template", "spec", "containers", default=[]) or []
-            ),
-        ),
-        (
-            _col("Images", priority=1),
-            lambda o: ",".join(
-                c.get("image", "")
-                for c in _g(o, "spec", "template", "spec", "containers", default=[]) or []
-            ),
-        ),
-        (_col("Selector", priority=1), lambda o: _selector(_g(o, "spec", "selector"))),
+        *_POD_TEMPLATE_COLUMNS,
     ],
     ("rbac.authorization.k8s.io", "clusterroles"): [
         (_col("Created At", "date"), lambda o: _g(o, "metadata", "creationTimestamp"))

@@ -1,7 +1,7 @@
 """kubesim calls admission webhooks as kube-apiserver does, through its real HTTPS API.
 
 Covers, with tiny real HTTPS webhook servers (http.server + ssl in a thread, certificates from a
-CA generated here with `cryptography`):
+throw-away CA made by kubesim.tls, as kubesim's own):
 - a validating webhook that denies: the Python client gets 403 with
   `admission webhook "<name>" denied the request: <message>`; real kubectl prints it;
 - the AdmissionReview v1 request the webhook receives (uid, kind, resource, name, namespace,
@@ -20,14 +20,11 @@ CA generated here with `cryptography`):
 from __future__ import annotations
 
 import base64
-import datetime
 import http.server
-import ipaddress
 import json
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -36,104 +33,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kubesim import tls
+from tests.fixtures import kubesim as kubesim_fixtures
 from tests.waiting import eventually
 
-KUBECTL = str(Path(sys.executable).parent / "kubectl")
 SERVICE_HOST = "hook.webhooks.svc"
 
 Reply = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 # ------------------------------------------------------------------ certificates
+# kubesim's own throw-away PKI serves the webhooks too: SANs 127.0.0.1 and SERVICE_HOST
 
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-@dataclass(frozen=True)
-class Pki:
-    ca_pem: bytes
-    cert_pem: bytes
-    key_pem: bytes
-
-    @property
-    def ca_bundle(self) -> str:
-        return base64.b64encode(self.ca_pem).decode()
+Pki = tls.Pki
 
 
 def make_pki() -> Pki:
-    now = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
-    later = now + datetime.timedelta(days=1)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("kubesim-test-ca"))
-        .issuer_name(_name("kubesim-test-ca"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(later)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("webhook"))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(later)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.DNSName(SERVICE_HOST),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    return Pki(
-        ca_pem=ca.public_bytes(serialization.Encoding.PEM),
-        cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
+    return tls.make_pki([SERVICE_HOST])
+
+
+def ca_bundle(pki: Pki) -> str:
+    """The caBundle of a webhook clientConfig: the CA certificate PEM, base64."""
+    return base64.b64encode(pki.ca_pem).decode()
 
 
 @pytest.fixture(scope="module")
@@ -286,21 +210,7 @@ def status_of(exc: ApiException) -> dict[str, Any]:
 def kubectl(
     cluster: Any, tmp_path: Path, *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            KUBECTL,
-            "--kubeconfig",
-            str(cluster.kubeconfig),
-            "--cache-dir",
-            str(tmp_path / "kube-cache"),
-            *args,
-        ],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return kubesim_fixtures.kubectl(cluster, *args, cache_dir=tmp_path / "kube-cache", input=stdin)
 
 
 def deny_named_bad(review: dict[str, Any]) -> dict[str, Any]:
@@ -329,7 +239,7 @@ def test_denial_reaches_the_python_client(
     register(
         api,
         "ValidatingWebhookConfiguration",
-        webhook("deny.kubesim.test", {"url": hook.url, "caBundle": pki.ca_bundle}),
+        webhook("deny.kubesim.test", {"url": hook.url, "caBundle": ca_bundle(pki)}),
     )
     core = client.CoreV1Api(api)
     with pytest.raises(ApiException) as info:
@@ -355,7 +265,7 @@ def test_review_request_as_kube_apiserver_sends_it(
         api,
         "ValidatingWebhookConfiguration",
         webhook(
-            "record.kubesim.test", {"url": hook.url, "caBundle": pki.ca_bundle}, timeoutSeconds=7
+            "record.kubesim.test", {"url": hook.url, "caBundle": ca_bundle(pki)}, timeoutSeconds=7
         ),
     )
     core = client.CoreV1Api(api)
@@ -412,7 +322,7 @@ def test_mutating_patch_is_applied_and_warnings_reach_kubectl(
     register(
         api,
         "MutatingWebhookConfiguration",
-        webhook("mutate.kubesim.test", {"url": hook.url, "caBundle": pki.ca_bundle}),
+        webhook("mutate.kubesim.test", {"url": hook.url, "caBundle": ca_bundle(pki)}),
     )
     core = client.CoreV1Api(api)
     created = core.create_namespaced_config_map("default", configmap("m1", {"a": "b"}))
@@ -432,7 +342,7 @@ def test_denial_printed_by_kubectl(
     register(
         api,
         "ValidatingWebhookConfiguration",
-        webhook("deny.kubesim.test", {"url": hook.url, "caBundle": pki.ca_bundle}),
+        webhook("deny.kubesim.test", {"url": hook.url, "caBundle": ca_bundle(pki)}),
     )
     expected = (
         'admission webhook "deny.kubesim.test" denied the request: '
@@ -458,7 +368,9 @@ def test_unreachable_webhook_follows_failure_policy(
     register(
         api,
         "ValidatingWebhookConfiguration",
-        webhook("down.kubesim.test", {"url": url, "caBundle": pki.ca_bundle}, failurePolicy=policy),
+        webhook(
+            "down.kubesim.test", {"url": url, "caBundle": ca_bundle(pki)}, failurePolicy=policy
+        ),
     )
     core = client.CoreV1Api(api)
     if policy == "Ignore":
@@ -481,14 +393,14 @@ def test_timeout_and_untrusted_certificate_fail(
     start_hook: Callable[..., Hook], pki: Pki, api: client.ApiClient
 ) -> None:
     slow = start_hook(delay=3.0)
-    other_ca = make_pki().ca_bundle
+    other_ca = ca_bundle(make_pki())
     trusted = start_hook()
     register(
         api,
         "ValidatingWebhookConfiguration",
         webhook(
             "slow.kubesim.test",
-            {"url": slow.url, "caBundle": pki.ca_bundle},
+            {"url": slow.url, "caBundle": ca_bundle(pki)},
             timeoutSeconds=1,
             objectSelector={"matchLabels": {"hook": "slow"}},
         ),
@@ -521,7 +433,7 @@ def test_service_reference_through_the_resolver(
     register(
         api,
         "ValidatingWebhookConfiguration",
-        webhook("svc.kubesim.test", {"service": service, "caBundle": pki.ca_bundle}),
+        webhook("svc.kubesim.test", {"service": service, "caBundle": ca_bundle(pki)}),
     )
     core = client.CoreV1Api(api)
     # no resolver entry: https://hook.webhooks.svc:8443 does not resolve -> Fail
@@ -551,7 +463,7 @@ def test_namespace_selector(
         "ValidatingWebhookConfiguration",
         webhook(
             "ns.kubesim.test",
-            {"url": hook.url, "caBundle": pki.ca_bundle},
+            {"url": hook.url, "caBundle": ca_bundle(pki)},
             namespaceSelector={"matchLabels": {"guard": "on"}},
         ),
     )
@@ -602,7 +514,7 @@ def test_match_policy_for_another_version(
         "ValidatingWebhookConfiguration",
         webhook(
             "eq.kubesim.test",
-            {"url": hook.url, "caBundle": pki.ca_bundle},
+            {"url": hook.url, "caBundle": ca_bundle(pki)},
             rules=[rule],
             matchPolicy=policy,
         ),
