@@ -294,9 +294,14 @@ class PlainDisplay:
         for flow in flows:
             name = decoded.string(decoded.path(flow, "metadata", "name")) or "?"
             phase = flow_phase(flow)
+            flow_line = None
             if self._flow_seen.get(name) != phase:
                 self._flow_seen[name] = phase
-                self._print(f"{now:%H:%M:%S} JobFlow {name}: {phase}")
+                flow_line = f"{now:%H:%M:%S} JobFlow {name}: {phase}"
+            # A flow's end is told after the step transitions that ended it, its start before.
+            ended = phase in TERMINAL_FLOW_PHASES
+            if flow_line and not ended:
+                self._print(flow_line)
             for row in step_rows(flow):
                 self._width = max(self._width, _prefix_width(row, multi))
                 state = (row.phase, row.attempts, row.reason)
@@ -310,6 +315,8 @@ class PlainDisplay:
                 if row.note:
                     line += f": {row.note}"
                 self._print(line)
+            if flow_line and ended:
+                self._print(flow_line)
 
     def log(self, prefix: str, line: str) -> None:
         self._print(f"{prefix:<{self._width}} | {line}")

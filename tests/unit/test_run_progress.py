@@ -83,6 +83,16 @@ def test_plain_display_prints_transitions_once() -> None:
     assert len(out.getvalue().splitlines()) == 3
 
 
+def test_plain_display_tells_the_end_of_a_flow_after_the_steps_that_ended_it() -> None:
+    out = io.StringIO()
+    display = progress.PlainDisplay(out)
+    display.update([_flow("Running", [{"name": "build", "phase": "Running", "attempts": 1}])])
+    display.update([_flow("Succeeded", [{"name": "build", "phase": "Succeeded", "attempts": 1}])])
+    lines = [line.split(" ", 1)[1] for line in out.getvalue().splitlines()]
+
+    assert lines[-2:] == ["demo/build: Succeeded (attempt 1/3)", "JobFlow demo: Succeeded"]
+
+
 def test_summary_table_and_verdict() -> None:
     out = io.StringIO()
     done = _flow(
