@@ -245,7 +245,9 @@ class Reconciler:
         for job_name in result.delete_jobs:
             self._delete_job(str(namespace), job_name)
 
-        old_status = _normalise(flow.get("status") or {})
+        # The cached status is what the server returned for our last write: already plain JSON
+        # without nulls, so only the planner's side needs normalising.
+        old_status = flow.get("status") or {}
         new_status = _normalise(result.status)
         if new_status != old_status:
             body = {**flow, "status": new_status}
@@ -255,8 +257,8 @@ class Reconciler:
             self._observe_transitions(old_status, new_status)
             if old_status.get("phase") != new_status.get("phase"):
                 self.enqueue_peers(flow)
-        for type_, reason, message in coalesce_events(result.events):
-            self.recorder.record(flow, type_=type_, reason=reason, message=message)
+        for event in result.events:
+            self.recorder.record(flow, type_=event.type, reason=event.reason, message=event.message)
 
         if result.delete_flow:
             try:
@@ -427,17 +429,6 @@ class Reconciler:
             latency = time.monotonic() - latest
             self.metrics.dispatch_latency.observe(latency)
             self.dispatch_samples.append(latency)
-
-
-def coalesce_events(events: Sequence[planning.Event]) -> list[tuple[str, str, str]]:
-    """One Event per (type, reason) per pass, its messages joined: a pass that finishes four
-    steps and starts four more writes two Events, not eight. Nothing is lost (every message is
-    kept, in order) and `kubectl describe` stays readable; Event writes were the largest share of
-    API writes per step before this."""
-    grouped: dict[tuple[str, str], list[str]] = {}
-    for event in events:
-        grouped.setdefault((event.type, event.reason), []).append(event.message)
-    return [(t, r, "; ".join(messages)) for (t, r), messages in grouped.items()]
 
 
 def pick_pod_details(pods: Sequence[JSONDict], *, container: str) -> PodDetails:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from tests.fixtures.controller import flow, job_step
 from tests.fixtures.kubesim import kubectl
+from tests.waiting import eventually
 
 
 def test_kubectl_shows_status_events_and_jobs(cluster, start_controller, tmp_path) -> None:
@@ -17,12 +18,16 @@ def test_kubectl_shows_status_events_and_jobs(cluster, start_controller, tmp_pat
     assert got.returncode == 0, got.stderr
     assert "Succeeded" in got.stdout and "2/2" in got.stdout
 
-    described = kubectl(
-        cluster.server, "describe", "jf", "shown", cache_dir=tmp_path, namespace="default"
-    )
-    assert described.returncode == 0, described.stderr
-    events = described.stdout.split("Events:", 1)[1]
-    assert "StepSucceeded" in events and "FlowSucceeded" in events
+    def described_events() -> str:
+        out = kubectl(
+            cluster.server, "describe", "jf", "shown", cache_dir=tmp_path, namespace="default"
+        )
+        assert out.returncode == 0, out.stderr
+        events = out.stdout.split("Events:", 1)[1]
+        return events if "StepSucceeded" in events and "FlowSucceeded" in events else ""
+
+    # Events are written asynchronously (gathered for a moment), so they may trail the status.
+    eventually(described_events, 10, message="kubectl describe lists the Events")
 
     jobs = kubectl(
         cluster.server,

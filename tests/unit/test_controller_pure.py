@@ -198,23 +198,41 @@ def test_two_metric_sets_on_separate_registries_do_not_collide() -> None:
     ControllerMetrics(CollectorRegistry())
 
 
-def test_events_of_one_pass_are_coalesced_by_type_and_reason() -> None:
-    from controller.reconciler import coalesce_events
-    from jobflow.planning import Event
+def test_event_recorder_gathers_one_event_per_flow_type_and_reason() -> None:
+    from controller.events import EventRecorder
 
-    events = [
-        Event("Normal", "StepSucceeded", "step a succeeded"),
-        Event("Normal", "StepStarted", "step b started"),
-        Event("Normal", "StepSucceeded", "step c succeeded"),
-        Event("Warning", "StepFailed", "step d failed"),
-        Event("Normal", "StepStarted", "step e started"),
-    ]
-    assert coalesce_events(events) == [
-        ("Normal", "StepSucceeded", "step a succeeded; step c succeeded"),
-        ("Normal", "StepStarted", "step b started; step e started"),
-        ("Warning", "StepFailed", "step d failed"),
-    ]
-    assert coalesce_events([]) == []
+    now = [0.0]
+    written: list[tuple[str, dict]] = []
+    recorder = EventRecorder(
+        write=lambda ns, body: written.append((ns, body)), window=0.5, clock=lambda: now[0]
+    )
+    flow = {
+        "apiVersion": "workflow.kube-zen.io/v1alpha1",
+        "kind": "JobFlow",
+        "metadata": {"name": "f", "namespace": "ns", "uid": "u"},
+    }
+    other = {**flow, "metadata": {"name": "g", "namespace": "ns", "uid": "v"}}
+    recorder.record(flow, type_="Normal", reason="StepSucceeded", message="step a succeeded")
+    recorder.record(flow, type_="Normal", reason="StepStarted", message="step b started")
+    now[0] = 0.3
+    recorder.record(flow, type_="Normal", reason="StepSucceeded", message="step c succeeded")
+    recorder.record(other, type_="Normal", reason="StepSucceeded", message="step x succeeded")
+    assert recorder.write_due() == 0, "nothing is due before its window closes"
+    now[0] = 0.6
+    assert recorder.write_due() == 2
+    bodies = {(b["involvedObject"]["name"], b["reason"]): b for _, b in written}
+    assert bodies[("f", "StepSucceeded")]["message"] == "step a succeeded; step c succeeded"
+    assert bodies[("f", "StepStarted")]["message"] == "step b started"
+    assert all(ns == "ns" and b["involvedObject"]["uid"] == "u" for ns, b in written)
+    assert recorder.write_due(flush=True) == 1  # the other flow's group, flushed on stop
+    assert written[-1][1]["involvedObject"]["name"] == "g"
+    assert recorder.written == 3
+
+
+def test_event_messages_are_capped() -> None:
+    from controller.events import MAX_MESSAGE, join_messages
+
+    assert len(join_messages(["x" * 600, "y" * 600])) == MAX_MESSAGE
 
 
 def test_credential_refresh_hook_runs_at_most_once_a_minute() -> None:
