@@ -24,6 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy jobflow
 	$(BIN)/mypy webhook app certs
+	$(BIN)/mypy kubesim
 	$(BIN)/lint-imports
 
 bench: $(STAMP)

@@ -21,12 +21,20 @@ import tempfile
 import threading
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from kubesim import tls
 from kubesim.errors import ApiError
 from kubesim.resources import GVR
 from kubesim.store import Store
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from kubesim.admission import Admission
+    from kubesim.faults import Faults
+    from kubesim.runner import JobRunner
+    from kubesim.server import ApiServer
 
 __all__ = ["GVR", "ApiError", "Handle", "Store", "start"]
 
@@ -47,16 +55,16 @@ class Handle:
         self.ca_file = ""
         self.token = ""
         self.store: Store
-        self.faults: Any = None
-        self.admission: Any = None
-        self.runner: Any = None
-        self.server: Any = None
+        self.faults: Faults  # set by start()
+        self.admission: Admission  # set by start()
+        self.runner: JobRunner | None = None  # None with start(runner=False)
+        self.server: ApiServer | None = None
         self.state_dir: Path
         self._owns_state_dir = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
-        self._app_runner: Any = None
+        self._app_runner: web.AppRunner | None = None
 
     def stop(self) -> None:
         if self._stopped.is_set():
@@ -83,7 +91,8 @@ class Handle:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
     async def _shutdown(self) -> None:
-        self.server.shutdown()
+        if self.server is not None:
+            self.server.shutdown()
         if self._app_runner is not None:
             await self._app_runner.cleanup()
 
@@ -158,8 +167,8 @@ def start(
     persist = data_dir is not None
     if state_dir is not None:
         h.state_dir = Path(state_dir)
-    elif persist:
-        h.state_dir = Path(data_dir) / "kubesim"  # type: ignore[arg-type]
+    elif data_dir is not None:
+        h.state_dir = Path(data_dir) / "kubesim"
     else:
         h.state_dir = Path(tempfile.mkdtemp(prefix="kubesim-"))
         h._owns_state_dir = True
@@ -168,23 +177,16 @@ def start(
     h.token = token
     h.ca_file = str(h.state_dir / "ca.crt")
     cert_file, key_file = h.state_dir / "tls.crt", h.state_dir / "tls.key"
-    h.store = Store(data_dir=Path(data_dir) / "store" if persist else None)  # type: ignore[arg-type]
+    h.store = Store(data_dir=Path(data_dir) / "store" if data_dir is not None else None)
 
-    from kubesim import server as server_mod
+    # imported here: `import kubesim` (for GVR, Store, tls) does not load aiohttp
+    from kubesim.admission import Admission
+    from kubesim.faults import Faults
+    from kubesim.server import ApiServer
 
-    try:
-        from kubesim.faults import Faults
-
-        h.faults = Faults()
-    except ImportError:
-        h.faults = None
-    try:
-        from kubesim.admission import Admission
-
-        h.admission = Admission(h.store)
-    except ImportError:
-        h.admission = None
-    h.server = server_mod.ApiServer(
+    h.faults = Faults()
+    h.admission = Admission(h.store)
+    h.server = server = ApiServer(
         h.store,
         token=token if auth else None,
         admission=h.admission,
@@ -205,7 +207,7 @@ def start(
         h._loop = loop
         try:
             app_runner = web.AppRunner(
-                h.server.app(),
+                server.app(),
                 access_log=None,
                 handle_signals=False,
                 shutdown_timeout=SHUTDOWN_TIMEOUT,
@@ -220,8 +222,7 @@ def start(
             )
             loop.run_until_complete(site.start())
             h._app_runner = app_runner
-            sockets = site._server.sockets if site._server is not None else []  # type: ignore[attr-defined]
-            h.port = int(sockets[0].getsockname()[1])
+            h.port = int(app_runner.addresses[0][1])  # the port bound for port=0
         except BaseException as exc:
             failure.append(exc)
             ready.set()
@@ -245,19 +246,16 @@ def start(
     h.host = host
     url_host = f"[{host}]" if ":" in host else host
     h.url = f"https://{url_host}:{h.port}"
-    h.server.server_address = f"{host}:{h.port}"
+    server.server_address = f"{host}:{h.port}"
     kc = h.state_dir / "kubeconfig"
     tls.write_private(kc, tls.kubeconfig_yaml(url=h.url, ca_pem=pki.ca_pem, token=token))
     h.kubeconfig = str(kc)
     if runner:
-        try:
-            from kubesim.runner import JobRunner
-        except ImportError:
-            h.runner = None
-        else:
-            work = h.state_dir / "runner"
-            work.mkdir(exist_ok=True)
-            h.runner = JobRunner(h.store, exec_mode=exec_mode, work_dir=work)
-            h.runner.start()
+        from kubesim.runner import JobRunner
+
+        work = h.state_dir / "runner"
+        work.mkdir(exist_ok=True)
+        h.runner = JobRunner(h.store, exec_mode=exec_mode, work_dir=work)
+        h.runner.start()
     log.info("kubesim started", extra={"url": h.url, "kubeconfig": h.kubeconfig})
     return h

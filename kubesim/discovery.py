@@ -8,6 +8,8 @@ groups sorted by name; within a group the storage (preferred) version comes firs
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubesim.resources import BUILTIN_GROUP_ORDER, ResourceType
 
 AGGREGATED_CONTENT_TYPE = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
@@ -47,9 +49,9 @@ def _aliases(t: ResourceType) -> dict[str, list[str]]:
     return out
 
 
-def _agg_resource(t: ResourceType) -> dict:
+def _agg_resource(t: ResourceType) -> dict[str, Any]:
     rk = {"group": t.group, "version": t.version, "kind": t.kind}
-    r: dict = {
+    r: dict[str, Any] = {
         "resource": t.resource,
         "responseKind": rk,
         "scope": "Namespaced" if t.namespaced else "Cluster",
@@ -73,7 +75,7 @@ def _agg_resource(t: ResourceType) -> dict:
     return r
 
 
-def aggregated(types: list[ResourceType], *, core: bool) -> dict:
+def aggregated(types: list[ResourceType], *, core: bool) -> dict[str, Any]:
     items = []
     gv = _group_versions(types)
     groups = [""] if core else ordered_groups(types)
@@ -86,7 +88,7 @@ def aggregated(types: list[ResourceType], *, core: bool) -> dict:
             versions.append(
                 {"version": v, "resources": [_agg_resource(t) for t in res], "freshness": "Current"}
             )
-        meta: dict = {"creationTimestamp": None}
+        meta: dict[str, Any] = {"creationTimestamp": None}
         if g:
             meta["name"] = g
         items.append({"metadata": meta, "versions": versions})
@@ -98,7 +100,7 @@ def aggregated(types: list[ResourceType], *, core: bool) -> dict:
     }
 
 
-def api_versions(server_address: str) -> dict:
+def api_versions(server_address: str) -> dict[str, Any]:
     return {
         "kind": "APIVersions",
         "versions": ["v1"],
@@ -108,12 +110,12 @@ def api_versions(server_address: str) -> dict:
     }
 
 
-def _api_group(g: str, versions: list[str]) -> dict:
+def _api_group(g: str, versions: list[str]) -> dict[str, Any]:
     vs = [{"groupVersion": f"{g}/{v}", "version": v} for v in versions]
     return {"name": g, "versions": vs, "preferredVersion": vs[0]}
 
 
-def api_group_list(types: list[ResourceType]) -> dict:
+def api_group_list(types: list[ResourceType]) -> dict[str, Any]:
     gv = _group_versions(types)
     return {
         "kind": "APIGroupList",
@@ -122,14 +124,14 @@ def api_group_list(types: list[ResourceType]) -> dict:
     }
 
 
-def api_group(types: list[ResourceType], group: str) -> dict | None:
+def api_group(types: list[ResourceType], group: str) -> dict[str, Any] | None:
     gv = _group_versions(types)
     if group not in gv or not group:
         return None
     return {"kind": "APIGroup", "apiVersion": "v1", **_api_group(group, gv[group])}
 
 
-def api_resource_list(types: list[ResourceType], group: str, version: str) -> dict | None:
+def api_resource_list(types: list[ResourceType], group: str, version: str) -> dict[str, Any] | None:
     res = sorted(
         (t for t in types if t.group == group and t.version == version), key=lambda t: t.resource
     )
@@ -137,7 +139,7 @@ def api_resource_list(types: list[ResourceType], group: str, version: str) -> di
         return None
     resources = []
     for t in res:
-        r: dict = {
+        r: dict[str, Any] = {
             "name": t.resource,
             "singularName": t.singular,
             "namespaced": t.namespaced,

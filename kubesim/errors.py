@@ -11,6 +11,7 @@ the *Kind* for Invalid, as upstream does.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class ApiError(Exception):
@@ -22,7 +23,7 @@ class ApiError(Exception):
         reason: str,
         message: str,
         *,
-        details: dict | None = None,
+        details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -32,8 +33,8 @@ class ApiError(Exception):
         self.details = details
         self.headers = dict(headers or {})
 
-    def status(self) -> dict:
-        body: dict = {
+    def status(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "kind": "Status",
             "apiVersion": "v1",
             "metadata": {},
@@ -54,8 +55,8 @@ def qualified(resource: str, group: str) -> str:
     return f"{resource}.{group}" if group else resource
 
 
-def _details(name: str, group: str, kind: str, **extra: object) -> dict:
-    d: dict = {"name": name}
+def _details(name: str, group: str, kind: str, **extra: object) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": name}
     if group:
         d["group"] = group
     d["kind"] = kind
@@ -111,7 +112,7 @@ def method_not_allowed() -> ApiError:
     )
 
 
-def forbidden(message: str, *, details: dict | None = None) -> ApiError:
+def forbidden(message: str, *, details: dict[str, Any] | None = None) -> ApiError:
     return ApiError(403, "Forbidden", message, details=details or {})
 
 

@@ -11,6 +11,8 @@ v1 view (upstream sends null, which the typed Python client cannot decode).
 
 from __future__ import annotations
 
+from typing import Any
+
 from kubesim.clone import clone
 
 API_VERSION = "events.k8s.io/v1"
@@ -28,13 +30,13 @@ _TO_CORE = dict(_RENAMES)
 _FROM_CORE = {core: new for new, core in _RENAMES}
 
 
-def to_core(obj: dict) -> dict:
+def to_core(obj: dict[str, Any]) -> dict[str, Any]:
     out = {_TO_CORE.get(k, k): v for k, v in obj.items()}
     out["apiVersion"], out["kind"] = "v1", "Event"
     return out
 
 
-def from_core(obj: dict) -> dict:
+def from_core(obj: dict[str, Any]) -> dict[str, Any]:
     out = {_FROM_CORE.get(k, k): clone(v) if k == "metadata" else v for k, v in obj.items()}
     out["apiVersion"], out["kind"] = API_VERSION, "Event"
     if not out.get("eventTime"):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from typing import Any
 
 from kubesim import errors
 from kubesim.errors import Cause
@@ -68,7 +69,7 @@ def _valid_qualified_key(key: str) -> bool:
     return 0 < len(name) <= LABEL_MAX and bool(_QUALIFIED_NAME.match(name))
 
 
-def validate_metadata(meta: dict) -> list[Cause]:
+def validate_metadata(meta: dict[str, Any]) -> list[Cause]:
     causes: list[Cause] = []
     labels = meta.get("labels")
     if labels is not None and not isinstance(labels, dict):
@@ -115,7 +116,7 @@ def validate_metadata(meta: dict) -> list[Cause]:
 # ---------------------------------------------------------------- defaulting
 
 
-def default(rt: ResourceType, obj: dict, old: dict | None) -> None:
+def default(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     if not rt.builtin:
         return
     fn = _DEFAULTERS.get(rt.key)
@@ -123,7 +124,7 @@ def default(rt: ResourceType, obj: dict, old: dict | None) -> None:
         fn(obj, old)
 
 
-def _default_namespace(obj: dict, old: dict | None) -> None:
+def _default_namespace(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     meta = obj.setdefault("metadata", {})
     meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta.get("name", "")
     status = obj.setdefault("status", {})
@@ -131,7 +132,7 @@ def _default_namespace(obj: dict, old: dict | None) -> None:
     obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
 
 
-def _default_pod_spec(spec: dict, *, restart: str = "Always") -> None:
+def _default_pod_spec(spec: dict[str, Any], *, restart: str = "Always") -> None:
     spec.setdefault("restartPolicy", restart)
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("terminationGracePeriodSeconds", 30)
@@ -150,7 +151,7 @@ def _default_pod_spec(spec: dict, *, restart: str = "Always") -> None:
             c.setdefault("resources", {})
 
 
-def _default_pod(obj: dict, old: dict | None) -> None:
+def _default_pod(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     spec = obj.setdefault("spec", {})
     _default_pod_spec(spec)
     if old is None:
@@ -158,7 +159,7 @@ def _default_pod(obj: dict, old: dict | None) -> None:
         obj["status"].setdefault("qosClass", "BestEffort")
 
 
-def _default_job(obj: dict, old: dict | None) -> None:
+def _default_job(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("parallelism", 1)
     if spec.get("completionMode", "NonIndexed") == "NonIndexed":
@@ -196,7 +197,7 @@ def _default_job(obj: dict, old: dict | None) -> None:
             )  # upstream copies template labels to a label-less Job
 
 
-def _default_deployment(obj: dict, old: dict | None) -> None:
+def _default_deployment(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("replicas", 1)
     spec.setdefault("revisionHistoryLimit", 10)
@@ -208,7 +209,7 @@ def _default_deployment(obj: dict, old: dict | None) -> None:
     _default_pod_spec(tspec)
 
 
-def _validate_deployment(obj: dict, old: dict | None) -> list[Cause]:
+def _validate_deployment(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     spec = obj.get("spec") or {}
     template = spec.get("template") or {}
     causes = _validate_containers(
@@ -234,7 +235,7 @@ def _validate_deployment(obj: dict, old: dict | None) -> list[Cause]:
     return causes
 
 
-def preset_uid(rt: ResourceType, obj: dict) -> str | None:
+def preset_uid(rt: ResourceType, obj: dict[str, Any]) -> str | None:
     """The uid defaulting already committed to (a Job's generated selector names it)."""
     if rt.key != ("batch", "jobs") or not rt.builtin:
         return None
@@ -246,7 +247,7 @@ def preset_uid(rt: ResourceType, obj: dict) -> str | None:
     return str(uid) if uid else None
 
 
-def _default_secret(obj: dict, old: dict | None) -> None:
+def _default_secret(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     obj.setdefault("type", "Opaque")
     sd = obj.pop("stringData", None)
     if isinstance(sd, dict):
@@ -255,7 +256,7 @@ def _default_secret(obj: dict, old: dict | None) -> None:
             data[k] = base64.b64encode(str(v).encode()).decode()
 
 
-def _default_service(obj: dict, old: dict | None) -> None:
+def _default_service(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
     spec.setdefault("sessionAffinity", "None")
@@ -271,7 +272,7 @@ def _default_service(obj: dict, old: dict | None) -> None:
         obj.setdefault("status", {"loadBalancer": {}})
 
 
-def _default_pvc(obj: dict, old: dict | None) -> None:
+def _default_pvc(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("volumeMode", "Filesystem")
     if old is None:
@@ -284,7 +285,7 @@ def _default_pvc(obj: dict, old: dict | None) -> None:
             status.setdefault("capacity", {"storage": req["storage"]})
 
 
-def _default_event(obj: dict, old: dict | None) -> None:
+def _default_event(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     if "reason" in obj:
         obj.setdefault("type", "Normal")
     for f in ("eventTime", "firstTimestamp", "lastTimestamp"):
@@ -292,7 +293,7 @@ def _default_event(obj: dict, old: dict | None) -> None:
             obj[f] = normalize_time(obj[f])
 
 
-def _default_webhook_config(obj: dict, old: dict | None) -> None:
+def _default_webhook_config(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     mutating = obj.get("kind") == "MutatingWebhookConfiguration"
     for w in obj.get("webhooks") or []:
         if not isinstance(w, dict):
@@ -312,7 +313,7 @@ def _default_webhook_config(obj: dict, old: dict | None) -> None:
             svc.setdefault("port", 443)
 
 
-def _default_crd(obj: dict, old: dict | None) -> None:
+def _default_crd(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     spec = obj.setdefault("spec", {})
     names = spec.setdefault("names", {})
     kind = str(names.get("kind", ""))
@@ -329,7 +330,7 @@ def normalize_time(value: object) -> object:
     return value
 
 
-def _default_lease(obj: dict, old: dict | None) -> None:
+def _default_lease(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     spec = obj.get("spec")
     if isinstance(spec, dict):
         for f in ("acquireTime", "renewTime"):
@@ -337,7 +338,7 @@ def _default_lease(obj: dict, old: dict | None) -> None:
                 spec[f] = normalize_time(spec[f])
 
 
-def _default_new_event(obj: dict, old: dict | None) -> None:
+def _default_new_event(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     for f in ("eventTime", "deprecatedFirstTimestamp", "deprecatedLastTimestamp"):
         if f in obj:
             obj[f] = normalize_time(obj[f])
@@ -366,7 +367,7 @@ _DEFAULTERS = {
 # ---------------------------------------------------------------- validation
 
 
-def validate(rt: ResourceType, obj: dict, old: dict | None) -> list[Cause]:
+def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     if not rt.builtin:
         return []
     fn = _VALIDATORS.get(rt.key)
@@ -394,7 +395,7 @@ def _validate_containers(containers: object, path: str) -> list[Cause]:
     return causes
 
 
-def _validate_pod(obj: dict, old: dict | None) -> list[Cause]:
+def _validate_pod(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     spec = obj.get("spec") or {}
     causes = _validate_containers(spec.get("containers"), "spec.containers")
     rp = spec.get("restartPolicy")
@@ -424,7 +425,7 @@ def _validate_pod(obj: dict, old: dict | None) -> list[Cause]:
     return causes
 
 
-def _validate_job(obj: dict, old: dict | None) -> list[Cause]:
+def _validate_job(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     spec = obj.get("spec") or {}
     tspec = ((spec.get("template") or {}).get("spec")) or {}
     causes = _validate_containers(tspec.get("containers"), "spec.template.spec.containers")
@@ -472,7 +473,7 @@ def _validate_job(obj: dict, old: dict | None) -> list[Cause]:
     return causes
 
 
-def _validate_configmap(obj: dict, old: dict | None) -> list[Cause]:
+def _validate_configmap(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     causes: list[Cause] = []
     for f in ("data", "binaryData"):
         v = obj.get(f)
@@ -491,7 +492,7 @@ def _kind_of(v: object) -> str:
     return type(v).__name__
 
 
-def _validate_lease(obj: dict, old: dict | None) -> list[Cause]:
+def _validate_lease(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     spec = obj.get("spec") or {}
     v = spec.get("leaseDurationSeconds")
     if v is not None and (not isinstance(v, int) or v <= 0):
@@ -499,7 +500,7 @@ def _validate_lease(obj: dict, old: dict | None) -> list[Cause]:
     return []
 
 
-def _validate_event(obj: dict, old: dict | None) -> list[Cause]:
+def _validate_event(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     io = obj.get("involvedObject")
     if not isinstance(io, dict):
         return [errors.required("involvedObject")]
@@ -513,7 +514,7 @@ def _validate_event(obj: dict, old: dict | None) -> list[Cause]:
     return []
 
 
-def _validate_webhook_config(obj: dict, old: dict | None) -> list[Cause]:
+def _validate_webhook_config(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     causes: list[Cause] = []
     seen: set[str] = set()
     for i, w in enumerate(obj.get("webhooks") or []):
@@ -560,7 +561,7 @@ def _validate_webhook_config(obj: dict, old: dict | None) -> list[Cause]:
     return causes
 
 
-def _validate_crd(obj: dict, old: dict | None) -> list[Cause]:
+def _validate_crd(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     causes: list[Cause] = []
     spec = obj.get("spec") or {}
     group = str(spec.get("group") or "")
@@ -643,7 +644,7 @@ _VALIDATORS = {
 }
 
 
-def crd_prepare(crd: dict) -> None:
+def crd_prepare(crd: dict[str, Any]) -> None:
     """Set a CRD's status as the apiextensions controllers would, synchronously."""
     spec = crd.get("spec") or {}
     status = crd.setdefault("status", {})
@@ -652,7 +653,7 @@ def crd_prepare(crd: dict) -> None:
     ts = now_rfc3339()
     old_conds = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
 
-    def cond(typ: str, reason: str, message: str) -> dict:
+    def cond(typ: str, reason: str, message: str) -> dict[str, Any]:
         prev = old_conds.get(typ)
         if prev and prev.get("status") == "True":
             return prev

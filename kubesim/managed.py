@@ -31,7 +31,9 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def leaves(obj: dict, *, has_status: bool, subresource: str | None = None) -> dict[Path, Any]:
+def leaves(
+    obj: dict[str, Any], *, has_status: bool, subresource: str | None = None
+) -> dict[Path, Any]:
     """Leaf paths of an object that field management tracks, with their values."""
     out: dict[Path, Any] = {}
     for key, value in obj.items():
@@ -58,8 +60,8 @@ def _walk(value: Any, path: Path, out: dict[Path, Any]) -> None:
         out[path] = value
 
 
-def encode(paths: set[Path] | list[Path]) -> dict:
-    root: dict = {}
+def encode(paths: set[Path] | list[Path]) -> dict[str, Any]:
+    root: dict[str, Any] = {}
     for p in sorted(paths):
         node = root
         for part in p:
@@ -67,10 +69,10 @@ def encode(paths: set[Path] | list[Path]) -> dict:
     return root
 
 
-def decode(fields: dict | None) -> set[Path]:
+def decode(fields: dict[str, Any] | None) -> set[Path]:
     out: set[Path] = set()
 
-    def rec(node: dict, prefix: Path) -> None:
+    def rec(node: dict[str, Any], prefix: Path) -> None:
         children = [k for k in node if k.startswith("f:")]
         if not children and prefix:
             out.add(prefix)
@@ -92,8 +94,8 @@ def _get(obj: Any, path: Path) -> tuple[bool, Any]:
     return True, cur
 
 
-def _delete(obj: dict, path: Path) -> None:
-    parents: list[tuple[dict, str]] = []
+def _delete(obj: dict[str, Any], path: Path) -> None:
+    parents: list[tuple[dict[str, Any], str]] = []
     cur: Any = obj
     for p in path[:-1]:
         if not isinstance(cur, dict) or p not in cur:
@@ -110,16 +112,16 @@ def _delete(obj: dict, path: Path) -> None:
             break
 
 
-def _entries(obj: dict) -> list[dict]:
+def _entries(obj: dict[str, Any]) -> list[dict[str, Any]]:
     mf = (obj.get("metadata") or {}).get("managedFields")
     return [e for e in mf if isinstance(e, dict)] if isinstance(mf, list) else []
 
 
-def _entry_key(e: dict) -> tuple[str, str, str]:
+def _entry_key(e: dict[str, Any]) -> tuple[str, str, str]:
     return (str(e.get("manager", "")), str(e.get("operation", "")), str(e.get("subresource", "")))
 
 
-def _rebuild(entries: list[tuple[dict, set[Path]]]) -> list[dict]:
+def _rebuild(entries: list[tuple[dict[str, Any], set[Path]]]) -> list[dict[str, Any]]:
     out = []
     for e, paths in entries:
         if not paths:
@@ -132,8 +134,8 @@ def _rebuild(entries: list[tuple[dict, set[Path]]]) -> list[dict]:
 
 
 def record_update(
-    new: dict,
-    old: dict | None,
+    new: dict[str, Any],
+    old: dict[str, Any] | None,
     *,
     manager: str,
     api_version: str,
@@ -155,7 +157,11 @@ def record_update(
     key = (manager, "Update", subresource or "")
     mine = next((p for e, p in entries if _entry_key(e) == key), None)
     if mine is None:
-        entry: dict = {"manager": manager, "operation": "Update", "apiVersion": api_version}
+        entry: dict[str, Any] = {
+            "manager": manager,
+            "operation": "Update",
+            "apiVersion": api_version,
+        }
         if subresource:
             entry["subresource"] = subresource
         mine = set()
@@ -180,20 +186,20 @@ def _merge(base: Any, patch: Any) -> Any:
 
 
 def apply(
-    cur: dict | None,
-    applied: dict,
+    cur: dict[str, Any] | None,
+    applied: dict[str, Any],
     *,
     manager: str,
     force: bool,
     api_version: str,
     has_status: bool,
     subresource: str | None,
-) -> dict:
+) -> dict[str, Any]:
     """The object after server-side apply of ``applied`` by ``manager`` (cur None: create)."""
     applied_leaves = leaves(applied, has_status=has_status, subresource=subresource)
     if cur is None:
         new = clone(applied)
-        entries: list[tuple[dict, set[Path]]] = []
+        entries: list[tuple[dict[str, Any], set[Path]]] = []
     else:
         new = clone(cur)
         entries = [(dict(e), decode(e.get("fieldsV1"))) for e in _entries(cur)]
@@ -245,7 +251,7 @@ def apply(
             body["metadata"] = m
         new = _merge(new, body)
     entries = [(e, p) for e, p in entries if _entry_key(e) != key]
-    entry: dict = {
+    entry: dict[str, Any] = {
         "manager": manager,
         "operation": "Apply",
         "apiVersion": api_version,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from typing import Any
 
 from kubesim.resources import ResourceType
 
@@ -76,7 +77,7 @@ def schema_name(t: ResourceType) -> str:
     return f"{rev}.{t.version}.{t.kind}"
 
 
-def _object_meta() -> dict:
+def _object_meta() -> dict[str, Any]:
     s = {"type": "string"}
     return {
         "type": "object",
@@ -137,7 +138,7 @@ def _object_meta() -> dict:
     }
 
 
-def _kind_schema(t: ResourceType) -> dict:
+def _kind_schema(t: ResourceType) -> dict[str, Any]:
     gvk = [{"group": t.group, "version": t.version, "kind": t.kind}]
     base_props = {
         "apiVersion": {
@@ -203,11 +204,11 @@ def _op(
     op_id: str,
     ref: str,
     *,
-    params: list[dict] | None = None,
+    params: list[dict[str, Any]] | None = None,
     body: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     gvk = {"group": t.group, "version": t.version, "kind": t.kind}
-    op: dict = {
+    op: dict[str, Any] = {
         "operationId": op_id,
         "x-kubernetes-action": action,
         "x-kubernetes-group-version-kind": gvk,
@@ -226,7 +227,7 @@ def _op(
     return op
 
 
-def _paths_for(t: ResourceType) -> dict[str, dict]:
+def _paths_for(t: ResourceType) -> dict[str, dict[str, Any]]:
     prefix = f"/apis/{t.group}/{t.version}" if t.group else f"/api/{t.version}"
     coll = (
         f"{prefix}/namespaces/{{namespace}}/{t.resource}"
@@ -290,14 +291,14 @@ def _paths_for(t: ResourceType) -> dict[str, dict]:
     return paths
 
 
-def document(types: list[ResourceType], group: str, version: str) -> dict | None:
+def document(types: list[ResourceType], group: str, version: str) -> dict[str, Any] | None:
     res = sorted(
         (t for t in types if t.group == group and t.version == version), key=lambda t: t.resource
     )
     if not res:
         return None
-    paths: dict = {}
-    schemas: dict = {OBJECT_META: _object_meta()}
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {OBJECT_META: _object_meta()}
     for t in res:
         paths.update(_paths_for(t))
         name = schema_name(t)

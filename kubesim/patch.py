@@ -188,7 +188,7 @@ def json_patch(doc: Any, ops: Any) -> Any:
     return doc
 
 
-def _merge_key_for(field: str, items: list) -> str | bool | None:
+def _merge_key_for(field: str, items: list[Any]) -> str | bool | None:
     """The merge key of a list field, None for primitive sets, False for atomic (replace)."""
     if field == "ports":
         for k in PORT_KEYS:
@@ -210,7 +210,7 @@ def strategic_merge(target: Any, patch: Any) -> Any:
         return None
     out = dict(target) if isinstance(target, dict) else {}
     retain = patch.get("$retainKeys")
-    orders: dict[str, list] = {}
+    orders: dict[str, list[Any]] = {}
     for k, v in patch.items():
         if k in ("$patch", "$retainKeys"):
             continue
@@ -245,7 +245,7 @@ def strategic_merge(target: Any, patch: Any) -> Any:
     return out
 
 
-def _merge_list(field: str, cur: list, patch: list) -> list:
+def _merge_list(field: str, cur: list[Any], patch: list[Any]) -> list[Any]:
     key = _merge_key_for(field, cur + patch)
     if key is False:
         return [clone(x) for x in patch if not (isinstance(x, dict) and "$patch" in x)]
@@ -276,7 +276,7 @@ def _merge_list(field: str, cur: list, patch: list) -> list:
     return out
 
 
-def _order(field: str, items: list, order: list) -> list:
+def _order(field: str, items: list[Any], order: list[Any]) -> list[Any]:
     key = _merge_key_for(field, items + order)
     if key is False:
         return items

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from kubesim.errors import ApiError
 
@@ -72,9 +73,9 @@ def _map(entries: list[bytes], *, as_bytes: bool = False) -> dict[str, str]:
     return out
 
 
-def _owner_ref(buf: bytes) -> dict:
+def _owner_ref(buf: bytes) -> dict[str, Any]:
     names = {1: "kind", 3: "name", 4: "uid", 5: "apiVersion"}
-    ref: dict = {}
+    ref: dict[str, Any] = {}
     for num, _w, v in fields(buf):
         if num in names:
             ref[names[num]] = _s(v)
@@ -85,9 +86,9 @@ def _owner_ref(buf: bytes) -> dict:
     return ref
 
 
-def object_meta(buf: bytes) -> dict:
+def object_meta(buf: bytes) -> dict[str, Any]:
     strings = {1: "name", 2: "generateName", 3: "namespace", 5: "uid", 6: "resourceVersion"}
-    meta: dict = {}
+    meta: dict[str, Any] = {}
     labels: list[bytes] = []
     annotations: list[bytes] = []
     for num, _w, v in fields(buf):
@@ -114,15 +115,15 @@ def _flat(
     maps: Mapping[int, tuple[str, bool]],
     strings: Mapping[int, str] | None = None,
     bools: Mapping[int, str],
-) -> Callable[[bytes], dict]:
+) -> Callable[[bytes], dict[str, Any]]:
     """A decoder for a v1 kind made of metadata (field 1), string maps and scalars.
 
     ``maps``: field number -> (JSON name, values are bytes, shown base64 as in JSON).
     """
     strings = strings or {}
 
-    def decode(buf: bytes) -> dict:
-        obj: dict = {"apiVersion": "v1", "kind": kind}
+    def decode(buf: bytes) -> dict[str, Any]:
+        obj: dict[str, Any] = {"apiVersion": "v1", "kind": kind}
         entries: dict[int, list[bytes]] = {}
         for num, _w, v in fields(buf):
             if num == 1 and isinstance(v, bytes):
@@ -152,8 +153,8 @@ _secret = _flat(
 )
 
 
-def _namespace(buf: bytes) -> dict:
-    obj: dict = {"apiVersion": "v1", "kind": "Namespace"}
+def _namespace(buf: bytes) -> dict[str, Any]:
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace"}
     for num, _w, v in fields(buf):
         if num == 1 and isinstance(v, bytes):
             obj["metadata"] = object_meta(v)
@@ -164,8 +165,8 @@ def _namespace(buf: bytes) -> dict:
     return obj
 
 
-def _service_account(buf: bytes) -> dict:
-    obj: dict = {"apiVersion": "v1", "kind": "ServiceAccount"}
+def _service_account(buf: bytes) -> dict[str, Any]:
+    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ServiceAccount"}
     for num, _w, v in fields(buf):
         if num == 1 and isinstance(v, bytes):
             obj["metadata"] = object_meta(v)
@@ -177,7 +178,7 @@ def _service_account(buf: bytes) -> dict:
     return obj
 
 
-DECODERS: dict[tuple[str, str], Callable[[bytes], dict]] = {
+DECODERS: dict[tuple[str, str], Callable[[bytes], dict[str, Any]]] = {
     ("v1", "ConfigMap"): _configmap,
     ("v1", "Secret"): _secret,
     ("v1", "Namespace"): _namespace,
@@ -207,7 +208,7 @@ def _bad_body(exc: Exception) -> ApiError:
     return ApiError(400, "BadRequest", f"the protobuf body could not be decoded: {exc}", details={})
 
 
-def decode(body: bytes) -> dict:
+def decode(body: bytes) -> dict[str, Any]:
     """The JSON form of a protobuf-encoded object; 415 for kinds kubesim cannot decode."""
     try:
         api_version, kind, raw = _unwrap(body)
@@ -225,12 +226,12 @@ def _int64(v: int | bytes) -> int:
     return n - (1 << 64) if n >= 1 << 63 else n
 
 
-def _preconditions(buf: bytes) -> dict:
+def _preconditions(buf: bytes) -> dict[str, Any]:
     names = {1: "uid", 2: "resourceVersion"}
     return {names[num]: _s(v) for num, _w, v in fields(buf) if num in names}
 
 
-def delete_options(body: bytes) -> dict:
+def delete_options(body: bytes) -> dict[str, Any]:
     """The JSON form of a protobuf ``DeleteOptions`` body (what Helm's client sends on delete).
 
     client-go encodes it in the group version of the resource's client, so any apiVersion is
@@ -240,7 +241,7 @@ def delete_options(body: bytes) -> dict:
         api_version, kind, raw = _unwrap(body)
         if kind != "DeleteOptions":
             raise _unsupported(f"protobuf for {api_version}, Kind={kind} as delete options")
-        opts: dict = {}
+        opts: dict[str, Any] = {}
         for num, _w, v in fields(raw):
             if num == 1:
                 opts["gracePeriodSeconds"] = _int64(v)

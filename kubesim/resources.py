@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import threading
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kubesim.errors import ApiError, unknown_path
 
@@ -43,12 +43,12 @@ class ResourceType:
     has_generation: bool = False
     builtin: bool = True  # strategic merge patch allowed; built-in validation applies
     subresources: tuple[str, ...] = ()  # besides "status": e.g. "log"
-    schema: dict | None = None  # openAPIV3Schema for CRDs
-    printer_columns: tuple[dict, ...] = ()  # CRD additionalPrinterColumns
+    schema: dict[str, Any] | None = None  # openAPIV3Schema for CRDs
+    printer_columns: tuple[dict[str, Any], ...] = ()  # CRD additionalPrinterColumns
     storage_version: str = ""  # for CRDs: the version objects are stored as
     verbs: tuple[str, ...] = ALL_VERBS
     description: str = ""
-    extra: dict = field(default_factory=dict, hash=False, compare=False)
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @functools.cached_property
     def gvr(self) -> GVR:
@@ -296,7 +296,7 @@ BUILTIN_GROUP_ORDER = (
 )
 
 
-def crd_types(crd: dict) -> list[ResourceType]:
+def crd_types(crd: dict[str, Any]) -> list[ResourceType]:
     """The ResourceTypes one CRD object serves (one per served version)."""
     spec = crd.get("spec") or {}
     names = spec.get("names") or {}
@@ -386,7 +386,7 @@ class Registry:
                 best = best or t
         return best
 
-    def register_crd(self, name: str, crd: dict) -> None:
+    def register_crd(self, name: str, crd: dict[str, Any]) -> None:
         with self._lock:
             for t in self._crd_types.pop(name, []):
                 self._by_gvr.pop(t.gvr, None)

@@ -1090,7 +1090,7 @@ class JobRunner:
                 }
                 for c in pod_spec.get("containers") or []
             ]
-        pod = {
+        pod: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {
@@ -1112,7 +1112,7 @@ class JobRunner:
             "spec": pod_spec,
         }
         if not annotations:
-            del pod["metadata"]["annotations"]  # type: ignore[attr-defined]
+            del pod["metadata"]["annotations"]
         try:
             created = self.store.create(PODS, pod, namespace=namespace)
         except ApiError as exc:

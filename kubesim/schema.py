@@ -46,7 +46,7 @@ def _type_name(value: object) -> str:
 
 
 def prune(
-    schema: dict, obj: Any, path: str = "", *, root: bool = True, old: Any = MISSING
+    schema: dict[str, Any], obj: Any, path: str = "", *, root: bool = True, old: Any = MISSING
 ) -> list[str]:
     """Remove fields the schema does not know (in place); return their paths.
 
@@ -92,14 +92,14 @@ def prune(
     return unknown
 
 
-def _prune_embedded_metadata(meta: dict) -> None:
+def _prune_embedded_metadata(meta: dict[str, Any]) -> None:
     allowed = {"name", "namespace", "labels", "annotations", "generateName", "finalizers"}
     for key in list(meta):
         if key not in allowed:
             del meta[key]
 
 
-def _nullable(schema: dict, key: str) -> bool:
+def _nullable(schema: dict[str, Any], key: str) -> bool:
     props = schema.get("properties")
     sub = props.get(key) if isinstance(props, dict) else schema.get("additionalProperties")
     if isinstance(sub, dict):
@@ -107,7 +107,7 @@ def _nullable(schema: dict, key: str) -> bool:
     return True
 
 
-def apply_defaults(schema: dict, obj: Any, *, old: Any = MISSING) -> None:
+def apply_defaults(schema: dict[str, Any], obj: Any, *, old: Any = MISSING) -> None:
     """Fill in ``default`` values of missing properties (in place), recursively (subtrees equal
     to the already defaulted ``old`` are skipped)."""
     if old is not MISSING and obj == old:
@@ -135,7 +135,7 @@ def apply_defaults(schema: dict, obj: Any, *, old: Any = MISSING) -> None:
 
 
 def validate(
-    schema: dict, obj: Any, path: str = "", *, root: bool = True, old: Any = MISSING
+    schema: dict[str, Any], obj: Any, path: str = "", *, root: bool = True, old: Any = MISSING
 ) -> list[Cause]:
     """Every violation of ``schema`` by ``obj`` as causes (empty list: valid).
 
@@ -157,7 +157,7 @@ def _item(old: Any, i: int) -> Any:
 
 
 def _validate(
-    schema: dict,
+    schema: dict[str, Any],
     value: Any,
     path: str,
     causes: list[Cause],
@@ -225,7 +225,7 @@ def _type_ok(typ: str, value: Any) -> bool:
     return True
 
 
-def _check_number(schema: dict, value: float, path: str, causes: list[Cause]) -> None:
+def _check_number(schema: dict[str, Any], value: float, path: str, causes: list[Cause]) -> None:
     lo = schema.get("minimum")
     if lo is not None:
         if schema.get("exclusiveMinimum") and value <= lo:
@@ -257,7 +257,7 @@ def _check_number(schema: dict, value: float, path: str, causes: list[Cause]) ->
         )
 
 
-def _check_string(schema: dict, value: str, path: str, causes: list[Cause]) -> None:
+def _check_string(schema: dict[str, Any], value: str, path: str, causes: list[Cause]) -> None:
     min_len = schema.get("minLength")
     if min_len is not None and len(value) < min_len:
         causes.append(
@@ -283,7 +283,13 @@ def _check_string(schema: dict, value: str, path: str, causes: list[Cause]) -> N
 
 
 def _check_size(
-    schema: dict, size: int, path: str, causes: list[Cause], *, keys: tuple[str, str], noun: str
+    schema: dict[str, Any],
+    size: int,
+    path: str,
+    causes: list[Cause],
+    *,
+    keys: tuple[str, str],
+    noun: str,
 ) -> None:
     """minItems/maxItems or minProperties/maxProperties (upstream says "items" in both
     too-many messages)."""
@@ -299,7 +305,7 @@ def _check_size(
 
 
 def _check_array(
-    schema: dict, value: list, path: str, causes: list[Cause], old: Any = MISSING
+    schema: dict[str, Any], value: list[Any], path: str, causes: list[Cause], old: Any = MISSING
 ) -> None:
     _check_size(schema, len(value), path, causes, keys=("minItems", "maxItems"), noun="items")
     list_type = schema.get("x-kubernetes-list-type")
@@ -311,7 +317,7 @@ def _check_array(
             seen.append(item)
     if list_type == "map":
         keys = tuple(schema.get("x-kubernetes-list-map-keys") or ())
-        seen_keys: set[tuple] = set()
+        seen_keys: set[tuple[str, ...]] = set()
         for i, item in enumerate(value):
             if isinstance(item, dict) and keys:
                 k = tuple(repr(item.get(key)) for key in keys)
@@ -327,7 +333,13 @@ def _check_array(
 
 
 def _check_object(
-    schema: dict, value: dict, path: str, causes: list[Cause], *, root: bool, old: Any = MISSING
+    schema: dict[str, Any],
+    value: dict[str, Any],
+    path: str,
+    causes: list[Cause],
+    *,
+    root: bool,
+    old: Any = MISSING,
 ) -> None:
     for req in schema.get("required") or ():
         if req not in value:

@@ -28,9 +28,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 from aiohttp import web
@@ -51,7 +51,14 @@ from kubesim.patch import json_patch, merge_patch, strategic_merge
 from kubesim.resources import GVR, ResourceType
 from kubesim.store import Event, Store
 
+if TYPE_CHECKING:
+    from kubesim.admission import Attributes
+    from kubesim.faults import Faults
+
 log = logging.getLogger(__name__)
+
+# what a watch's asyncio queue carries: store events, then None when the server shuts down
+WatchQueue = asyncio.Queue[Event | None]
 
 VERSION_INFO = {
     "major": "1",
@@ -119,11 +126,20 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+class AdmissionChain(Protocol):
+    """What the server needs of admission (kubesim.admission.Admission, or none)."""
+
+    def mutate(self, attrs: Attributes) -> tuple[dict[str, Any], list[str]]: ...
+
+    def validate(self, attrs: Attributes) -> list[str]: ...
+
+
 class _NoAdmission:
-    def mutate(self, attrs: Any) -> tuple[dict, list[str]]:
+    def mutate(self, attrs: Attributes) -> tuple[dict[str, Any], list[str]]:
+        assert attrs.obj is not None  # only called for CREATE/UPDATE, which carry an object
         return attrs.obj, []
 
-    def validate(self, attrs: Any) -> list[str]:
+    def validate(self, attrs: Attributes) -> list[str]:
         return []
 
 
@@ -152,13 +168,13 @@ class ApiServer:
         store: Store,
         *,
         token: str | None,
-        admission: Any = None,
-        faults: Any = None,
+        admission: AdmissionChain | None = None,
+        faults: Faults | None = None,
         server_address: str = "127.0.0.1:0",
     ) -> None:
         self.store = store
         self.token = token
-        self.admission = admission or _NoAdmission()
+        self.admission: AdmissionChain = admission or _NoAdmission()
         self.faults = faults
         self.server_address = server_address
         self.pool = ThreadPoolExecutor(
@@ -166,13 +182,13 @@ class ApiServer:
         )
         self.openapi = openapi.OpenApiCache()
         self._disc_cache: dict[str, tuple[int, bytes]] = {}
-        self._watch_queues: set[asyncio.Queue] = set()
-        self._pending: list[tuple[asyncio.Queue, Event]] = []
+        self._watch_queues: set[WatchQueue] = set()
+        self._pending: list[tuple[WatchQueue, Event]] = []
         self._pending_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closing = asyncio.Event()
 
-    def _deliver(self, queue: asyncio.Queue, ev: Event) -> None:
+    def _deliver(self, queue: WatchQueue, ev: Event) -> None:
         """Hand a store event to a watch (any thread). One loop wake-up per burst of events,
         not one per event and watcher: writers run under the store lock, so this stays cheap."""
         with self._pending_lock:
@@ -371,7 +387,7 @@ class ApiServer:
             if verb in ("update", "patch") and route.name is None:
                 raise method_not_allowed()
         if self.faults is not None:
-            delay = float(getattr(self.faults, "latency", 0.0) or 0.0)
+            delay = self.faults.latency
             if delay > 0:
                 await asyncio.sleep(delay)
             err = self.faults.decide(verb if verb != "delete" or route.name else "delete")
@@ -406,17 +422,17 @@ class ApiServer:
         accept = request.headers.get("Accept", "")
         return "as=Table" in accept and "meta.k8s.io" in accept
 
-    def _out(self, route: _Route, obj: dict) -> dict:
+    def _out(self, route: _Route, obj: dict[str, Any]) -> dict[str, Any]:
         """A stored object as the client's API version shows it."""
         if route.view is not None:
             return events_v1.from_core(obj)
         return self._present(route.rt, obj)
 
-    def _into(self, route: _Route, obj: dict) -> dict:
+    def _into(self, route: _Route, obj: dict[str, Any]) -> dict[str, Any]:
         """A client's object in the stored form."""
         return events_v1.to_core(obj) if route.view is not None else obj
 
-    def _present(self, rt: ResourceType, obj: dict) -> dict:
+    def _present(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         if obj.get("apiVersion") != rt.api_version or obj.get("kind") != rt.kind:
             obj = dict(obj)
             obj["apiVersion"] = rt.api_version
@@ -424,7 +440,7 @@ class ApiServer:
         return obj
 
     @staticmethod
-    def _field_selector(route: _Route, q: Any) -> str | None:
+    def _field_selector(route: _Route, q: Mapping[str, str]) -> str | None:
         fs = q.get("fieldSelector")
         return events_v1.core_field_selector(fs) if route.view is not None else fs
 
@@ -483,7 +499,7 @@ class ApiServer:
                 remaining=remaining,
             )
             return self._json(table, content_type=TABLE_CONTENT_TYPE)
-        meta: dict = {"resourceVersion": str(rv)}
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
         if cont_out:
             meta["continue"] = cont_out
             meta["remainingItemCount"] = remaining
@@ -530,7 +546,7 @@ class ApiServer:
         if route.name is not None:
             freqs = (*freqs, selectors.FieldRequirement(("metadata", "name"), False, route.name))
 
-        def match(o: dict | None) -> bool:
+        def match(o: dict[str, Any] | None) -> bool:
             return (
                 o is not None
                 and selectors.match_labels(lreqs, o)
@@ -582,7 +598,7 @@ class ApiServer:
         include = q.get("includeObject", "Metadata")
 
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        queue: WatchQueue = asyncio.Queue()
         self._watch_queues.add(queue)
 
         self._loop = loop
@@ -614,7 +630,7 @@ class ApiServer:
         resp.enable_chunked_encoding()
         first_table = [True]
 
-        def encode(typ: str, obj: dict) -> bytes:
+        def encode(typ: str, obj: dict[str, Any]) -> bytes:
             obj = self._out(route, obj)
             if as_table and typ in ("ADDED", "MODIFIED", "DELETED"):
                 table = tables.to_table(
@@ -629,7 +645,7 @@ class ApiServer:
             return _dumps({"type": typ, "object": obj}) + b"\n"
 
         def bookmark(rv: int, *, end: bool = False) -> bytes:
-            meta: dict = {"resourceVersion": str(rv), "creationTimestamp": None}
+            meta: dict[str, Any] = {"resourceVersion": str(rv), "creationTimestamp": None}
             if end:
                 meta["annotations"] = {INITIAL_EVENTS_END: "true"}
             return (
@@ -697,7 +713,9 @@ class ApiServer:
         return resp
 
     @staticmethod
-    def _translate(ev: Event, match: Callable[[dict | None], bool]) -> tuple[str, dict] | None:
+    def _translate(
+        ev: Event, match: Callable[[dict[str, Any] | None], bool]
+    ) -> tuple[str, dict[str, Any]] | None:
         """Apply selector transitions: entering the selection is ADDED, leaving it DELETED."""
         new_m = match(ev.obj)
         if ev.type == "ADDED":
@@ -764,14 +782,14 @@ class ApiServer:
         self,
         op: str,
         route: _Route,
-        obj: dict | None,
-        old: dict | None,
+        obj: dict[str, Any] | None,
+        old: dict[str, Any] | None,
         *,
         name: str,
         subresource: str = "",
         dry_run: bool = False,
-        options: dict | None = None,
-    ) -> Any:
+        options: dict[str, Any] | None = None,
+    ) -> Attributes:
         from kubesim import admission as adm
 
         rt = route.rt
@@ -798,7 +816,7 @@ class ApiServer:
             VALIDATING_CONFIGS
         )
 
-    def _check_identity(self, route: _Route, obj: Any) -> dict:
+    def _check_identity(self, route: _Route, obj: Any) -> dict[str, Any]:
         rt = route.client_type
         if not isinstance(obj, dict):
             raise bad_request(
@@ -855,7 +873,7 @@ class ApiServer:
     def _persist_create(
         self,
         route: _Route,
-        obj: dict,
+        obj: dict[str, Any],
         *,
         dry_run: bool,
         manager: str,
@@ -902,18 +920,18 @@ class ApiServer:
         self,
         op: str,
         route: _Route,
-        obj: dict,
-        old: dict | None,
+        obj: dict[str, Any],
+        old: dict[str, Any] | None,
         *,
         name: str,
         subresource: str = "",
         dry_run: bool,
-        options: dict,
-    ) -> tuple[dict, list[str]]:
+        options: dict[str, Any],
+    ) -> tuple[dict[str, Any], list[str]]:
         """Mutating webhooks, then (on CREATE) the core's defaulting and validation of what they
         made, then validating webhooks; returns the admitted object and the warnings."""
 
-        def attrs(current: dict) -> Any:
+        def attrs(current: dict[str, Any]) -> Attributes:
             return self._attrs(
                 op,
                 route,
@@ -1154,7 +1172,7 @@ class ApiServer:
         self,
         request: web.Request,
         route: _Route,
-        applied: dict,
+        applied: dict[str, Any],
         *,
         manager: str,
         dry_run: bool,
@@ -1182,8 +1200,8 @@ class ApiServer:
             route, obj, dry_run=dry_run, manager=manager, store_manager=None, fv=fv
         )
 
-    def _delete_options(self, request: web.Request, body: bytes) -> dict:
-        opts: dict = {}
+    def _delete_options(self, request: web.Request, body: bytes) -> dict[str, Any]:
+        opts: dict[str, Any] = {}
         ctype = _content_type(request)
         if ctype == "application/vnd.kubernetes.protobuf" and body:
             opts.update(protobuf.delete_options(body))
@@ -1241,7 +1259,7 @@ class ApiServer:
                 dry_run=dry_run,
             )
             if gone and rt.key not in RETURN_DELETED_OBJECT:
-                details: dict = {"name": route.name}
+                details: dict[str, Any] = {"name": route.name}
                 if rt.group:
                     details["group"] = rt.group
                 details["kind"] = rt.resource
@@ -1297,7 +1315,7 @@ def _content_type(request: web.Request) -> str:
     return request.headers.get("Content-Type", "").split(";")[0].strip().lower()
 
 
-def _write_options(kind: str, manager: str, fv: str) -> dict:
+def _write_options(kind: str, manager: str, fv: str) -> dict[str, Any]:
     """The CreateOptions/UpdateOptions object admission webhooks see in ``request.options``."""
     return {
         "apiVersion": "meta.k8s.io/v1",

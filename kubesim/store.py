@@ -40,6 +40,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kubesim import kinds, schema, selectors
 from kubesim.clone import clone
@@ -86,8 +87,8 @@ class Event:
     type: str  # ADDED | MODIFIED | DELETED
     key: tuple[str, str]
     namespace: str
-    obj: dict  # the stored (shared, never mutated) new state; for DELETED the last state
-    old: dict | None  # the previous state (selector transitions need it)
+    obj: dict[str, Any]  # the stored (shared, never mutated) new state; for DELETED the last state
+    old: dict[str, Any] | None  # the previous state (selector transitions need it)
 
 
 class WatchHandle:
@@ -108,7 +109,7 @@ class _Listener:
     callback: Callable[[Event], None]
 
 
-def _meta(obj: dict) -> dict:
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     m = obj.get("metadata")
     if not isinstance(m, dict):
         m = {}
@@ -116,7 +117,7 @@ def _meta(obj: dict) -> dict:
     return m
 
 
-def _strip_volatile(obj: dict) -> dict:
+def _strip_volatile(obj: dict[str, Any]) -> dict[str, Any]:
     """The object without fields a no-op comparison must ignore."""
     out = dict(obj)
     meta = dict(out.get("metadata") or {})
@@ -130,7 +131,7 @@ def _strip_volatile(obj: dict) -> dict:
     return out
 
 
-def _spec_part(obj: dict, has_status: bool) -> dict:
+def _spec_part(obj: dict[str, Any], has_status: bool) -> dict[str, Any]:
     """What counts for metadata.generation: everything but metadata (and status if a subresource)."""
     return {k: v for k, v in obj.items() if k != "metadata" and not (has_status and k == "status")}
 
@@ -143,12 +144,12 @@ class Store:
     ) -> None:
         self.registry = Registry()
         self._lock = threading.RLock()
-        self._objects: dict[tuple[str, str], dict[str, dict[str, dict]]] = {}
+        self._objects: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]]] = {}
         self._rv = FIRST_RESOURCE_VERSION
         self._history: deque[Event] = deque(maxlen=history_size)
         self._compacted_rv = FIRST_RESOURCE_VERSION  # watches from an older RV get 410
         self._listeners: builtins.list[_Listener] = []
-        self._subscribers: builtins.list[Callable[[str, GVR, dict], None]] = []
+        self._subscribers: builtins.list[Callable[[str, GVR, dict[str, Any]], None]] = []
         self._logs: dict[tuple[str, str], str] = {}
         self._by_uid: dict[str, tuple[tuple[str, str], str, str]] = {}
         self._dependents: dict[str, set[tuple[tuple[str, str], str, str]]] = {}
@@ -172,12 +173,12 @@ class Store:
     def create(
         self,
         gvr: GVR,
-        obj: dict,
+        obj: dict[str, Any],
         *,
         namespace: str | None = None,
         dry_run: bool = False,
         field_manager: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         return self._write(
             gvr,
             obj,
@@ -186,7 +187,7 @@ class Store:
             ),
         )
 
-    def get(self, gvr: GVR, name: str, *, namespace: str | None = None) -> dict:
+    def get(self, gvr: GVR, name: str, *, namespace: str | None = None) -> dict[str, Any]:
         rt = self.registry.get(gvr)
         with self._lock:
             return self._present(rt, clone(self._get_ref(rt, name, namespace)))
@@ -194,13 +195,13 @@ class Store:
     def update(
         self,
         gvr: GVR,
-        obj: dict,
+        obj: dict[str, Any],
         *,
         namespace: str | None = None,
         subresource: str | None = None,
         dry_run: bool = False,
         field_manager: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         return self._write(
             gvr,
             obj,
@@ -214,7 +215,12 @@ class Store:
             ),
         )
 
-    def _write(self, gvr: GVR, obj: dict, write: Callable[[ResourceType, dict], dict]) -> dict:
+    def _write(
+        self,
+        gvr: GVR,
+        obj: dict[str, Any],
+        write: Callable[[ResourceType, dict[str, Any]], dict[str, Any]],
+    ) -> dict[str, Any]:
         """Run ``write`` on a copy of ``obj`` under the lock; the caller gets its own copy back
         (neither side may alias the stored object)."""
         rt = self.registry.get(gvr)
@@ -228,9 +234,9 @@ class Store:
         *,
         namespace: str | None = None,
         propagation: str = "Background",
-        preconditions: dict | None = None,
+        preconditions: dict[str, Any] | None = None,
         dry_run: bool = False,
-    ) -> dict:
+    ) -> dict[str, Any]:
         rt = self.registry.get(gvr)
         with self._lock:
             obj, _gone = self._delete(
@@ -250,7 +256,7 @@ class Store:
         namespace: str | None = None,
         label_selector: str | None = None,
         field_selector: str | None = None,
-    ) -> builtins.list[dict]:
+    ) -> builtins.list[dict[str, Any]]:
         rt = self.registry.get(gvr)
         pred = selectors.compile_selectors(label_selector, field_selector)
         with self._lock:
@@ -260,7 +266,7 @@ class Store:
                 if pred is None or pred(o)
             ]
 
-    def subscribe(self, callback: Callable[[str, GVR, dict], None]) -> Callable[[], None]:
+    def subscribe(self, callback: Callable[[str, GVR, dict[str, Any]], None]) -> Callable[[], None]:
         """callback(type, gvr, obj) after each committed change, synchronously; returns unsubscribe."""
         with self._lock:
             self._subscribers.append(callback)
@@ -294,7 +300,7 @@ class Store:
     def lock(self) -> threading.RLock:
         return self._lock
 
-    def get_ref(self, rt: ResourceType, name: str, namespace: str | None) -> dict:
+    def get_ref(self, rt: ResourceType, name: str, namespace: str | None) -> dict[str, Any]:
         """The stored object itself (read-only!) for serialisation without a copy."""
         with self._lock:
             return self._get_ref(rt, name, namespace)
@@ -303,8 +309,8 @@ class Store:
         self,
         rt: ResourceType,
         namespace: str | None,
-        predicate: Callable[[dict], bool] | None = None,
-    ) -> tuple[builtins.list[dict], int]:
+        predicate: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> tuple[builtins.list[dict[str, Any]], int]:
         """Stored objects (read-only!) sorted by (namespace, name), and the list resourceVersion."""
         with self._lock:
             items = [o for o in self._iter(rt.key, namespace) if predicate is None or predicate(o)]
@@ -373,9 +379,9 @@ class Store:
     def prepare(
         self,
         rt: ResourceType,
-        obj: dict,
+        obj: dict[str, Any],
         *,
-        old: dict | None = None,
+        old: dict[str, Any] | None = None,
         field_validation: str = "Ignore",
     ) -> builtins.list[str]:
         """Prune, default (in place) and report unknown fields per fieldValidation; returns warnings.
@@ -400,7 +406,9 @@ class Store:
         kinds.default(rt, obj, old)
         return warnings
 
-    def validate(self, rt: ResourceType, obj: dict, *, old: dict | None = None) -> None:
+    def validate(
+        self, rt: ResourceType, obj: dict[str, Any], *, old: dict[str, Any] | None = None
+    ) -> None:
         """Raise 422 Invalid with every cause if obj is not a valid object of rt."""
         meta = obj.get("metadata") or {}
         causes = []
@@ -420,7 +428,7 @@ class Store:
 
     # ------------------------------------------------------------------ internals: reads
 
-    def _iter(self, key: tuple[str, str], namespace: str | None) -> Iterator[dict]:
+    def _iter(self, key: tuple[str, str], namespace: str | None) -> Iterator[dict[str, Any]]:
         by_ns = self._objects.get(key)
         if not by_ns:
             return
@@ -443,17 +451,17 @@ class Store:
             return namespace
         return ""
 
-    def _get_ref(self, rt: ResourceType, name: str, namespace: str | None) -> dict:
+    def _get_ref(self, rt: ResourceType, name: str, namespace: str | None) -> dict[str, Any]:
         ns = self._ns_for(rt, namespace)
         obj = self._objects.get(rt.key, {}).get(ns, {}).get(name)
         if obj is None:
             raise not_found(rt.resource, rt.group, name)
         return obj
 
-    def _find(self, key: tuple[str, str], ns: str, name: str) -> dict | None:
+    def _find(self, key: tuple[str, str], ns: str, name: str) -> dict[str, Any] | None:
         return self._objects.get(key, {}).get(ns, {}).get(name)
 
-    def _present(self, rt: ResourceType, obj: dict) -> dict:
+    def _present(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         """Set apiVersion/kind for the version asked (CRD versions share storage)."""
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
@@ -492,7 +500,7 @@ class Store:
     def _create(
         self,
         rt: ResourceType,
-        obj: dict,
+        obj: dict[str, Any],
         namespace: str | None,
         *,
         dry_run: bool = False,
@@ -500,7 +508,7 @@ class Store:
         field_validation: str = "Ignore",
         warnings: builtins.list[str] | None = None,
         prepared: bool = False,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Create; ``prepared``: the caller already pruned, defaulted and validated ``obj``."""
         meta = _meta(obj)
         ns = self._ns_for(rt, namespace or meta.get("namespace"))
@@ -570,7 +578,7 @@ class Store:
     def _update(
         self,
         rt: ResourceType,
-        obj: dict,
+        obj: dict[str, Any],
         namespace: str | None,
         *,
         subresource: str | None = None,
@@ -578,9 +586,9 @@ class Store:
         field_manager: str | None = None,
         field_validation: str = "Ignore",
         require_resource_version: bool = False,
-        managed_override: builtins.list[dict] | None = None,
+        managed_override: builtins.list[dict[str, Any]] | None = None,
         warnings: builtins.list[str] | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         meta_in = _meta(obj)
         ns = self._ns_for(rt, namespace or meta_in.get("namespace"))
         name = meta_in.get("name")
@@ -682,7 +690,13 @@ class Store:
         return new
 
     def _commit(
-        self, key: tuple[str, str], ns: str, name: str, obj: dict, old: dict | None, typ: str
+        self,
+        key: tuple[str, str],
+        ns: str,
+        name: str,
+        obj: dict[str, Any],
+        old: dict[str, Any] | None,
+        typ: str,
     ) -> None:
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
@@ -691,7 +705,12 @@ class Store:
         self._emit(Event(self._rv, typ, key, ns, obj, old))
 
     def _index(
-        self, key: tuple[str, str], ns: str, name: str, obj: dict | None, old: dict | None
+        self,
+        key: tuple[str, str],
+        ns: str,
+        name: str,
+        obj: dict[str, Any] | None,
+        old: dict[str, Any] | None,
     ) -> None:
         ref = (key, ns, name)
         if old is not None:
@@ -745,9 +764,9 @@ class Store:
         namespace: str | None,
         *,
         propagation: str = "Background",
-        preconditions: dict | None = None,
+        preconditions: dict[str, Any] | None = None,
         dry_run: bool = False,
-    ) -> tuple[dict, bool]:
+    ) -> tuple[dict[str, Any], bool]:
         ns = self._ns_for(rt, namespace)
         cur = self._get_ref(rt, name, ns)
         meta = cur["metadata"]
@@ -844,7 +863,7 @@ class Store:
 
     def _set_finalizers(
         self, key: tuple[str, str], ns: str, name: str, finalizers: builtins.list[str]
-    ) -> dict:
+    ) -> dict[str, Any]:
         cur = self._find(key, ns, name)
         assert cur is not None
         new = clone(cur)
@@ -857,7 +876,9 @@ class Store:
         self._commit(key, ns, name, new, cur, "MODIFIED")
         return new
 
-    def _remove(self, key: tuple[str, str], ns: str, name: str, last: dict) -> dict:
+    def _remove(
+        self, key: tuple[str, str], ns: str, name: str, last: dict[str, Any]
+    ) -> dict[str, Any]:
         """Final removal: DELETED event, then garbage collection and deferred completions."""
         cur = self._objects.get(key, {}).get(ns, {}).pop(name, None)
         self._rv += 1
@@ -915,7 +936,7 @@ class Store:
             ref[0], ref[1], ref[2], [f for f in owner["metadata"]["finalizers"] if f != FOREGROUND]
         )
 
-    def _delete_namespace(self, cur: dict) -> dict:
+    def _delete_namespace(self, cur: dict[str, Any]) -> dict[str, Any]:
         name = cur["metadata"]["name"]
         marked = clone(cur)
         marked["metadata"]["deletionTimestamp"] = now_rfc3339()
@@ -949,7 +970,7 @@ class Store:
 
     # ------------------------------------------------------------------ persistence
 
-    def _snapshot(self) -> dict:
+    def _snapshot(self) -> dict[str, Any]:
         objs: builtins.list[builtins.list[object]] = []
         crds: builtins.list[builtins.list[object]] = []
         for key, by_ns in self._objects.items():

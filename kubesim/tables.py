@@ -14,18 +14,31 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 from kubesim.resources import ResourceType
 
-NAME_COLUMN = {
+
+class ColumnDefinition(TypedDict):
+    """meta.k8s.io/v1 TableColumnDefinition."""
+
+    name: str
+    type: str
+    format: str
+    description: str
+    priority: int
+
+
+Getter = Callable[[dict[str, Any]], Any]  # one cell of a row, from the object
+
+NAME_COLUMN: ColumnDefinition = {
     "name": "Name",
     "type": "string",
     "format": "name",
     "description": "Name must be unique within a namespace.",
     "priority": 0,
 }
-AGE_COLUMN = {
+AGE_COLUMN: ColumnDefinition = {
     "name": "Age",
     "type": "date",
     "format": "",
@@ -141,10 +154,12 @@ def _format_cell(values: list[Any], typ: str) -> Any:
 
 # ---------------------------------------------------------------- built-in columns
 
-Column = tuple[dict, Callable[[dict], Any]]
+Column = tuple[ColumnDefinition, Getter]
 
 
-def _col(name: str, typ: str = "string", priority: int = 0, description: str = "") -> dict:
+def _col(
+    name: str, typ: str = "string", priority: int = 0, description: str = ""
+) -> ColumnDefinition:
     return {
         "name": name,
         "type": typ,
@@ -154,7 +169,7 @@ def _col(name: str, typ: str = "string", priority: int = 0, description: str = "
     }
 
 
-def _g(obj: dict, *path: str, default: Any = None) -> Any:
+def _g(obj: dict[str, Any], *path: str, default: Any = None) -> Any:
     cur: Any = obj
     for p in path:
         if not isinstance(cur, dict):
@@ -163,11 +178,11 @@ def _g(obj: dict, *path: str, default: Any = None) -> Any:
     return default if cur is None else cur
 
 
-def _created(obj: dict) -> str | None:
+def _created(obj: dict[str, Any]) -> str | None:
     return age(_g(obj, "metadata", "creationTimestamp"))
 
 
-def _pod_status(obj: dict) -> str:
+def _pod_status(obj: dict[str, Any]) -> str:
     if _g(obj, "metadata", "deletionTimestamp"):
         return "Terminating"
     reason = _g(obj, "status", "reason") or _g(obj, "status", "phase", default="Pending")
@@ -181,7 +196,7 @@ def _pod_status(obj: dict) -> str:
     return str(reason)
 
 
-def _pod_ready(obj: dict) -> str:
+def _pod_ready(obj: dict[str, Any]) -> str:
     total = len(_g(obj, "spec", "containers", default=[]) or [])
     ready = sum(
         1 for cs in _g(obj, "status", "containerStatuses", default=[]) or [] if cs.get("ready")
@@ -189,14 +204,14 @@ def _pod_ready(obj: dict) -> str:
     return f"{ready}/{total}"
 
 
-def _pod_restarts(obj: dict) -> int:
+def _pod_restarts(obj: dict[str, Any]) -> int:
     return sum(
         int(cs.get("restartCount") or 0)
         for cs in _g(obj, "status", "containerStatuses", default=[]) or []
     )
 
 
-def _job_status(obj: dict) -> str:
+def _job_status(obj: dict[str, Any]) -> str:
     for c in _g(obj, "status", "conditions", default=[]) or []:
         if c.get("status") == "True" and c.get("type") in (
             "Complete",
@@ -204,11 +219,12 @@ def _job_status(obj: dict) -> str:
             "Suspended",
             "FailureTarget",
         ):
-            return {"FailureTarget": "Failed"}.get(c["type"], c["type"])
+            kind = str(c["type"])
+            return {"FailureTarget": "Failed"}.get(kind, kind)
     return "Running"
 
 
-def _job_duration(obj: dict) -> str | None:
+def _job_duration(obj: dict[str, Any]) -> str | None:
     start = _parse_time(_g(obj, "status", "startTime"))
     if start is None:
         return None
@@ -216,17 +232,17 @@ def _job_duration(obj: dict) -> str | None:
     return human_duration((end - start).total_seconds())
 
 
-def _svc_ports(obj: dict) -> str:
+def _svc_ports(obj: dict[str, Any]) -> str:
     ports = _g(obj, "spec", "ports", default=[]) or []
     return ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports) or "<none>"
 
 
-def _event_object(obj: dict) -> str:
+def _event_object(obj: dict[str, Any]) -> str:
     io = obj.get("involvedObject") or obj.get("regarding") or {}
     return f"{str(io.get('kind', '')).lower()}/{io.get('name', '')}"
 
 
-def _event_last_seen(obj: dict) -> str | None:
+def _event_last_seen(obj: dict[str, Any]) -> str | None:
     for f in ("lastTimestamp", "eventTime", "deprecatedLastTimestamp", "firstTimestamp"):
         v = obj.get(f) or (_g(obj, "series", "lastObservedTime") if f == "eventTime" else None)
         if v:
@@ -242,7 +258,7 @@ def _selector(sel: object) -> str:
     return "<none>"
 
 
-def _template_containers(obj: dict, field: str) -> str:
+def _template_containers(obj: dict[str, Any], field: str) -> str:
     containers = _g(obj, "spec", "template", "spec", "containers", default=[]) or []
     return ",".join(c.get(field, "") for c in containers)
 
@@ -384,50 +400,62 @@ _EVENT_COLUMNS: list[Column] = [
 ]
 
 
-def _columns(rt: ResourceType) -> tuple[list[dict], list[Callable[[dict], Any]]]:
+def _printer_column(path: str, typ: str) -> Getter:
+    return lambda o: _format_cell(jsonpath(o, path), typ)
+
+
+def _aged(fn: Getter) -> Getter:
+    return lambda o: age(fn(o))
+
+
+def _name(obj: dict[str, Any]) -> Any:
+    return _g(obj, "metadata", "name")
+
+
+def _columns(rt: ResourceType) -> tuple[list[ColumnDefinition], list[Getter]]:
+    defs: list[ColumnDefinition] = [NAME_COLUMN.copy()]
+    getters: list[Getter] = [_name]
     if not rt.builtin:
-        defs = [dict(NAME_COLUMN)]
-        getters: list[Callable[[dict], Any]] = [lambda o: _g(o, "metadata", "name")]
         pcs = list(rt.printer_columns)
         if not pcs:
-            defs.append(dict(AGE_COLUMN))
+            defs.append(AGE_COLUMN.copy())
             getters.append(_created)
         for pc in pcs:
             typ = str(pc.get("type", "string"))
             path = str(pc.get("jsonPath", ""))
             defs.append(
                 {
-                    "name": pc.get("name", ""),
+                    "name": str(pc.get("name", "")),
                     "type": typ,
-                    "format": pc.get("format", ""),
-                    "description": pc.get("description")
-                    or f"Custom resource definition column (in JSONPath format): {path}",
+                    "format": str(pc.get("format", "")),
+                    "description": str(
+                        pc.get("description")
+                        or f"Custom resource definition column (in JSONPath format): {path}"
+                    ),
                     "priority": int(pc.get("priority", 0)),
                 }
             )
-            getters.append(lambda o, p=path, t=typ: _format_cell(jsonpath(o, p), t))
+            getters.append(_printer_column(path, typ))
         return defs, getters
     if rt.resource == "events":
-        cols = _EVENT_COLUMNS
-        defs = [c[0] for c in cols] + [dict(NAME_COLUMN, priority=1)]
-        getters = [c[1] for c in cols] + [lambda o: _g(o, "metadata", "name")]
-        return defs, getters
+        # the name is a wide column of events (kubectl shows LAST SEEN, TYPE, REASON ... first)
+        wide_name: ColumnDefinition = {**NAME_COLUMN, "priority": 1}
+        event_defs = [d for d, _fn in _EVENT_COLUMNS] + [wide_name]
+        return event_defs, [fn for _d, fn in _EVENT_COLUMNS] + [_name]
     cols = BUILTIN_COLUMNS.get(rt.key, [])
-    defs = [dict(NAME_COLUMN)]
-    getters = [lambda o: _g(o, "metadata", "name")]
     has_age = any(c[0]["type"] == "date" for c in cols)
     for d, fn in cols:
         defs.append(d)
-        getters.append((lambda o, f=fn: age(f(o))) if d["type"] == "date" else fn)
+        getters.append(_aged(fn) if d["type"] == "date" else fn)
     if not has_age:
         # Age sits before the wide (priority 1) columns, as kubectl shows it
         idx = next((i for i, d in enumerate(defs) if d["priority"] > 0), len(defs))
-        defs.insert(idx, dict(AGE_COLUMN))
+        defs.insert(idx, AGE_COLUMN.copy())
         getters.insert(idx, _created)
     return defs, getters
 
 
-def _row_object(obj: dict, include: str) -> dict | None:
+def _row_object(obj: dict[str, Any], include: str) -> dict[str, Any] | None:
     if include == "None":
         return None
     if include == "Object":
@@ -438,14 +466,14 @@ def _row_object(obj: dict, include: str) -> dict | None:
 
 def to_table(
     rt: ResourceType,
-    objs: list[dict],
+    objs: list[dict[str, Any]],
     *,
     resource_version: str = "",
     cont: str = "",
     include_object: str = "Metadata",
     with_columns: bool = True,
     remaining: int | None = None,
-) -> dict:
+) -> dict[str, Any]:
     defs, getters = _columns(rt)
     rows = []
     for o in objs:
@@ -455,12 +483,12 @@ def to_table(
                 cells.append(g(o))
             except Exception:  # a malformed object prints an empty cell, never a 500
                 cells.append(None)
-        row: dict = {"cells": cells}
+        row: dict[str, Any] = {"cells": cells}
         ro = _row_object(o, include_object)
         if ro is not None:
             row["object"] = ro
         rows.append(row)
-    meta: dict = {}
+    meta: dict[str, Any] = {}
     if resource_version:
         meta["resourceVersion"] = resource_version
     if cont:
