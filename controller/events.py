@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 # Distinct (flow, type, reason) groups waiting to be written; beyond this, new ones are dropped.
 MAX_PENDING = 10_000
 # How long occurrences of one (flow, type, reason) are gathered into one Event.
-DEFAULT_WINDOW = 0.5
+DEFAULT_WINDOW = 1.0
 # The API server rejects longer messages from well-behaved clients (client-go truncates at 1 KiB).
 MAX_MESSAGE = 1024
 COMPONENT = "zen-flow-controller"
