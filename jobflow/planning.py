@@ -1077,6 +1077,13 @@ class _Pass:
                     if step.is_blocking_failure:
                         failing = True
                         self.failed_upstream = None  # recomputed with this failure
+        # Retry timers are read only now: a retry that an early sweep saw as due later may be
+        # cancelled by a failure found further down the same pass, and its stale timer would
+        # make this plan's requeue differ from the next pass's (not idempotent).
+        if not self.suspended:
+            for step in self.steps:
+                if step.is_waiting_retry:
+                    self.wake_at(decoded.parse_time(step.next_attempt_time) or self.now)
 
     def _advance(self, step: _Step, *, failing: bool) -> bool:
         if step.phase == StepPhase.PENDING_APPROVAL.value:
@@ -1099,8 +1106,7 @@ class _Pass:
             if self.now >= due:
                 self._start_job(step)
                 return True
-            self.wake_at(due)
-            return False
+            return False  # its timer is set once the sweeps settle (see schedule)
         if failing:
             if self.failed_upstream is None:
                 self.failed_upstream = self._failed_upstream()

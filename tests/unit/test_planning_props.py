@@ -148,6 +148,29 @@ def test_random_flows_end_and_keep_invariants(
     check_invariants(world)
 
 
+def test_a_retry_cancelled_by_a_later_failure_in_the_same_pass_sets_no_timer() -> None:
+    # Found by the property above: s0 fails and is due to retry in 1 s, s3 (later in the spec)
+    # fails in the same pass, so s0 is not retried; the plan must not keep s0's wake-up, or the
+    # next pass (which has none) differs from it.
+    retried = step("s0", retryPolicy={"limit": 1, "backoff": {"type": "Fixed", "duration": "1s"}})
+    spec = flow(
+        retried,
+        step("s1", type="Manual", when="never"),
+        step("s2", type="Manual"),
+        step("s3"),
+        policy={"backoffLimit": 1},
+    )
+    outcomes: dict[tuple[str, int], Outcome] = {
+        (name, attempt): (0.0, False, 0, None)
+        for name in ("s0", "s1", "s2", "s3")
+        for attempt in range(4)
+    }
+    outcomes[("s3", 0)] = (1.0, False, 0, None)
+    world = run(spec, outcomes, lose=set())
+    assert world.phase == "Failed"
+    check_invariants(world)
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(random_flows(), st.sets(st.integers(min_value=1, max_value=12), max_size=5))
 def test_lost_status_writes_never_duplicate_attempts(
