@@ -26,6 +26,7 @@ import httpx
 
 from tests.fixtures.embedded import EXAMPLES, EmbeddedServer
 from tests.fixtures.kubesim import kubectl
+from tests.waiting import eventually
 
 INVALID = """
 apiVersion: workflow.kube-zen.io/v1alpha1
@@ -90,10 +91,15 @@ def test_kubectl_apply_get_describe_wait(start_embedded: Any, tmp_path: Path) ->
     assert header.split()[:3] == ["NAME", "PHASE", "PROGRESS"]
     assert row.split()[:3] == ["demo", "Succeeded", "6/6"]
 
-    described = _ok(kubectl(server, "describe", "jobflow", "demo", cache_dir=cache))
+    def describe_with_step_events() -> str | None:
+        # The controller gathers Events for up to a second before writing them (as client-go's
+        # recorder aggregates), so they may land just after the status says Succeeded.
+        text = _ok(kubectl(server, "describe", "jobflow", "demo", cache_dir=cache))
+        return text if "fetch-deps" in text.split("Events:")[-1] else None
+
+    described = eventually(describe_with_step_events, timeout=15)
     assert "Phase:" in described and "Succeeded" in described
     assert "Events:" in described
-    assert "fetch-deps" in described.split("Events:")[1]  # the controller's step Events
 
     jobs = json.loads(
         _ok(
