@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy jobflow
-	$(BIN)/mypy webhook app certs
+	$(BIN)/mypy webhook app certs controller
 	$(BIN)/mypy kubesim
 	$(BIN)/lint-imports
 

@@ -376,7 +376,7 @@ class Kube:
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             self._observe(verb, "error")
             raise Transient(f"{method} {path}: {exc}") from exc
-        response = rest.response
+        response: urllib3.BaseHTTPResponse = rest.response  # untyped in the client
         self._observe(verb, response.status)
         if response.status >= 300:
             try:
