@@ -181,6 +181,8 @@ def connect(kubeconfig: str | None, context: str | None) -> kube_mod.Kube:
         raise CommandError(f"--kubeconfig {kubeconfig}: no such file; check the path")
     try:
         return kube_mod.Kube.connect(kubeconfig, context=context)
+    except kube_mod.ConfigError as exc:
+        raise CommandError(str(exc)) from None
     except Exception as exc:  # the kubernetes config loader's own errors: report, never trace
         where = f"--kubeconfig {kubeconfig}" if kubeconfig else "the default kubeconfig"
         if context:

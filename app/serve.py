@@ -276,7 +276,12 @@ def run(settings: Settings) -> int:
             raise ServeError(
                 "the controller is not available in this build; run `zen-flow serve --webhook-only`"
             )
-        controller = factory(settings, registry=registry)
+        from controller import kube  # lazily, like the factory: webhook-only never loads it
+
+        try:
+            controller = factory(settings, registry=registry)
+        except kube.ConfigError as exc:
+            raise ServeError(f"{exc}; check --kubeconfig or ZEN_FLOW_KUBECONFIG") from None
     servers = Servers(settings, controller=controller, registry=registry)
 
     async def main() -> None:

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 
+from controller import kube
 from controller.leader import LeaderTimings
 from controller.runner import Controller, ControllerConfig, default_identity
 
@@ -51,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         identity=args.identity or default_identity(),
         timings=timings,
     )
-    ctl = Controller.connect(args.kubeconfig, config, qps=args.qps, burst=args.burst)
+    try:
+        ctl = Controller.connect(args.kubeconfig, config, qps=args.qps, burst=args.burst)
+    except kube.ConfigError as exc:
+        print(f"python -m controller: {exc}; check --kubeconfig", file=sys.stderr)
+        return 2
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

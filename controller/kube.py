@@ -87,6 +87,10 @@ class Transient(ApiError):
     retryable = True
 
 
+class ConfigError(Exception):
+    """The kubeconfig (or in-cluster configuration) cannot be used: a user's mistake, permanent."""
+
+
 def _error_for(code: int, body: bytes | str | None, fallback: str) -> ApiError:
     message, reason = fallback, ""
     if body:
@@ -318,15 +322,23 @@ class Kube:
         """Build a client from a kubeconfig file, or from the in-cluster service account when
         ``kubeconfig`` is None and we run in a pod, else from the default kubeconfig."""
         cfg = k8s_client.Configuration()
-        if kubeconfig:
-            k8s_config.load_kube_config(
-                config_file=kubeconfig, context=context, client_configuration=cfg
-            )
-        else:
-            try:
-                k8s_config.load_incluster_config(client_configuration=cfg)
-            except k8s_config.ConfigException:
-                k8s_config.load_kube_config(context=context, client_configuration=cfg)
+        try:
+            if kubeconfig:
+                k8s_config.load_kube_config(
+                    config_file=kubeconfig, context=context, client_configuration=cfg
+                )
+            else:
+                try:
+                    k8s_config.load_incluster_config(client_configuration=cfg)
+                except k8s_config.ConfigException:
+                    k8s_config.load_kube_config(context=context, client_configuration=cfg)
+        except (k8s_config.ConfigException, OSError, ValueError) as exc:
+            # The loader's own errors (missing file, no current-context, bad YAML): wrapped once
+            # so every entry point reports them in one line.
+            where = f"kubeconfig {kubeconfig}" if kubeconfig else "the default kubeconfig"
+            if context:
+                where += f" (context {context})"
+            raise ConfigError(f"cannot use {where}: {' '.join(str(exc).split())}") from exc
         # Enough pooled connections for every worker plus the watches, so none waits on a socket.
         cfg.connection_pool_maxsize = pool_size
         _throttle_refresh_hook(cfg)

@@ -136,6 +136,37 @@ def test_serve_bad_setting_is_one_line(tmp_path: Path) -> None:
     assert missing.stderr.count("\n") == 1
 
 
+def test_unusable_kubeconfig_is_one_line_for_serve_and_the_controller(tmp_path: Path) -> None:
+    # A kubeconfig the client's loader refuses (no current-context) is a user's mistake: one
+    # line naming the file, never "internal error" or a traceback.
+    config = tmp_path / "kubeconfig"
+    config.write_text("apiVersion: v1\nkind: Config\n")
+    served = run(
+        "serve",
+        "--kubeconfig",
+        str(config),
+        "--cert-dir",
+        str(tmp_path),
+        "--webhook-port",
+        "0",
+        "--metrics-port",
+        "0",
+    )
+    assert served.returncode == 1
+    assert served.stderr.startswith(f"zen-flow serve: cannot use kubeconfig {config}: ")
+    assert served.stderr.count("\n") == 1
+    alone = subprocess.run(
+        [sys.executable, "-m", "controller", "--kubeconfig", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert alone.returncode == 2
+    assert alone.stderr.startswith(f"python -m controller: cannot use kubeconfig {config}: ")
+    assert alone.stderr.count("\n") == 1
+
+
 def test_serve_runs_the_controller_and_stops_it_first(
     tmp_path: Path, kubesim_server: Any, kubectl_cache: Path
 ) -> None:
