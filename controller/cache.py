@@ -279,14 +279,16 @@ class Informer:
             except ApiError as exc:
                 if self._stop.is_set():
                     return
+                # the server's Retry-After (429 under load) is a floor on our own pause
+                pause = max(backoff, exc.retry_after or 0.0)
                 log.warning(
                     "watch failed, retrying",
-                    extra={"informer": self.name, "error": str(exc), "backoff": backoff},
+                    extra={"informer": self.name, "error": str(exc), "backoff": pause},
                 )
                 # A resumed watch replays from our resourceVersion; if that is gone, the server
                 # answers 410 and we re-list. Repeated errors → re-list too (cheap, safe).
                 need_list = need_list or backoff >= ERROR_BACKOFF_MAX
-                self._stop.wait(backoff)
+                self._stop.wait(pause)
                 backoff = min(ERROR_BACKOFF_MAX, backoff * 2)
             except Exception:
                 log.exception("informer crashed, re-listing", extra={"informer": self.name})

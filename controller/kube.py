@@ -7,7 +7,8 @@ Design:
   controller's per-request CPU small and lets custom and built-in kinds share one code path.
 - Every failure is mapped once onto our own hierarchy, and the class says what happens next:
   NotFound / AlreadyExists / Conflict / Gone / Invalid / Forbidden are permanent answers the caller
-  decides on; Transient (5xx, 429, timeouts, connection errors) means "retry later".
+  decides on; Transient (5xx, 429, timeouts, connection errors) means "retry later", after the
+  server's `Retry-After` when it sent one (`ApiError.retry_after`).
 - A token bucket caps the request rate (QPS with a burst), like client-go's client-side limiter,
   so a burst of reconciles cannot flood the API server. Long-running watch streams take one token
   when they open.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -37,6 +39,10 @@ RequestObserver = Callable[[str, str], None]  # (verb, code) -> None
 
 # Reads that outlive this are treated as a stalled connection (Transient), not waited on forever.
 DEFAULT_REQUEST_TIMEOUT = 30.0
+# A server's Retry-After is honoured up to this many seconds (a bogus huge value must not park a
+# flow for hours; our own backoff takes over after that).
+RETRY_AFTER_MAX = 60.0
+
 # Slack added to a watch's server-side timeoutSeconds before the client gives up on the socket.
 WATCH_READ_SLACK = 15.0
 
@@ -49,10 +55,14 @@ class ApiError(Exception):
 
     retryable = False
 
-    def __init__(self, message: str, *, code: int = 0, reason: str = "") -> None:
+    def __init__(
+        self, message: str, *, code: int = 0, reason: str = "", retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
+        # seconds the server asked us to wait (429/5xx ``Retry-After``); None when it did not say
+        self.retry_after = retry_after
 
 
 class NotFound(ApiError):
@@ -91,13 +101,31 @@ class ConfigError(Exception):
     """The kubeconfig (or in-cluster configuration) cannot be used: a user's mistake, permanent."""
 
 
-def _error_for(code: int, body: bytes | str | None, fallback: str) -> ApiError:
-    message, reason = fallback, ""
+def _retry_after(header: str | None, details: Any) -> float | None:
+    """The wait a 429/5xx asks for: the ``Retry-After`` header (delta-seconds, as kube-apiserver
+    sends it) or else the Status body's ``details.retryAfterSeconds``; None when neither says."""
+    for raw in (header, details.get("retryAfterSeconds") if isinstance(details, dict) else None):
+        if raw is None:
+            continue
+        try:
+            seconds = float(raw)
+        except (TypeError, ValueError):
+            continue  # an HTTP-date or junk: fall back to our own backoff
+        if seconds >= 0 and math.isfinite(seconds):
+            return min(seconds, RETRY_AFTER_MAX)
+    return None
+
+
+def _error_for(
+    code: int, body: bytes | str | None, fallback: str, *, retry_after_header: str | None = None
+) -> ApiError:
+    message, reason, details = fallback, "", None
     if body:
         try:
             status = json.loads(body)
             message = str(status.get("message") or fallback)
             reason = str(status.get("reason") or "")
+            details = status.get("details")
         except (ValueError, AttributeError):
             message = (body.decode(errors="replace") if isinstance(body, bytes) else body)[:300]
     cls: type[ApiError]
@@ -113,7 +141,8 @@ def _error_for(code: int, body: bytes | str | None, fallback: str) -> ApiError:
         cls = Forbidden
     else:
         cls = Transient
-    return cls(message, code=code, reason=reason)
+    retry_after = _retry_after(retry_after_header, details) if cls is Transient else None
+    return cls(message, code=code, reason=reason, retry_after=retry_after)
 
 
 # --------------------------------------------------------------------------------------------
@@ -395,7 +424,12 @@ class Kube:
                 data = response.data
             finally:
                 response.release_conn()
-            raise _error_for(response.status, data, f"{method} {path}: HTTP {response.status}")
+            raise _error_for(
+                response.status,
+                data,
+                f"{method} {path}: HTTP {response.status}",
+                retry_after_header=response.headers.get("Retry-After"),
+            )
         return response
 
     def _json(self, verb: str, method: str, path: str, **kwargs: Any) -> JSONDict:

@@ -6,7 +6,8 @@ Invariants:
   marked dirty and queued again only when that worker calls ``done`` (so no reconcile of a key
   ever runs concurrently with another of the same key, and no change is lost).
 - ``add_after`` schedules a key for later; of several pending delays the earliest wins.
-- ``add_rate_limited`` delays a key by its own exponential backoff (base * 2^failures, capped);
+- ``add_rate_limited`` delays a key by its own exponential backoff (base * 2^failures, capped),
+  or by the server's Retry-After when that is longer;
   ``forget`` resets the failure count after a success.
 - ``get`` blocks until a key is ready or the queue shuts down (then returns None).
 
@@ -80,12 +81,13 @@ class WorkQueue:
             heapq.heappush(self._heap, (due, next(self._seq), key))
             self._cond.notify_all()  # a getter may be sleeping until a later due time
 
-    def add_rate_limited(self, key: str) -> float:
-        """Re-add after the key's backoff; returns the delay used."""
+    def add_rate_limited(self, key: str, *, at_least: float = 0.0) -> float:
+        """Re-add after the key's backoff, or after ``at_least`` seconds when that is longer (the
+        server's Retry-After); returns the delay used."""
         with self._cond:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
-        delay = min(self.max_delay, self.base_delay * float(2**failures))
+        delay = max(at_least, min(self.max_delay, self.base_delay * float(2**failures)))
         self.add_after(key, delay)
         return delay
 

@@ -191,7 +191,7 @@ class _Term:
                     self.queue.add_after(key, max(MIN_REQUEUE, requeue))
             except ApiError as exc:
                 metrics.reconcile_errors.labels(error=type(exc).__name__).inc()
-                delay = self.queue.add_rate_limited(key)
+                delay = self.queue.add_rate_limited(key, at_least=exc.retry_after or 0.0)
                 log.warning(
                     "reconcile failed, retrying",
                     extra={"flow": key, "error": str(exc), "retry_in": round(delay, 3)},

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import threading
+import time
 
 from controller.kube import ApiError
 from tests.fixtures.controller import flow, job_step
@@ -95,3 +97,26 @@ def test_flows_finish_after_a_period_of_expired_watches(cluster, start_controlle
     faults.reset()
     cluster.wait_phase("expired", "Succeeded", timeout=30)
     assert_one_job_per_attempt(cluster, "expired")
+
+
+def test_a_429_retry_after_spaces_the_retries(cluster, start_controller, caplog) -> None:
+    """kube-apiserver sheds load with 429 + Retry-After; retrying sooner only adds to the load.
+    Every Job create is refused with Retry-After: 1 for a while: each failed pass is retried no
+    sooner than the server asked (our own first backoff is milliseconds), then the flow finishes."""
+    faults = cluster.server.faults
+    cluster.create_flow(flow("shed", [job_step("a", duration=0.1)]))
+    faults.configure(error_rate={"create": 1.0}, error_code=429, retry_after=1)
+    caplog.set_level(logging.WARNING, logger="controller.runner")
+    start_controller()
+    eventually(
+        lambda: any(r.getMessage() == "reconcile failed, retrying" for r in caplog.records), 10
+    )
+    time.sleep(2.5)
+    faults.reset()
+    cluster.wait_phase("shed", "Succeeded", timeout=20)
+    retried = [r for r in caplog.records if r.getMessage() == "reconcile failed, retrying"]
+    assert retried, "the refused creates made the pass fail"
+    assert all(r.retry_in >= 1.0 for r in retried), [r.retry_in for r in retried]
+    # ~3.5 s of refusals at one retry a second (without Retry-After: ~10 with our backoff)
+    assert len(retried) <= 5, len(retried)
+    assert_one_job_per_attempt(cluster, "shed")

@@ -85,6 +85,26 @@ def test_error_message_comes_from_status_body() -> None:
 
 
 @pytest.mark.parametrize(
+    ("code", "header", "body", "expected"),
+    [
+        (429, "3", None, 3.0),  # kube-apiserver's max-in-flight answer
+        (429, None, b'{"reason":"TooManyRequests","details":{"retryAfterSeconds":2}}', 2.0),
+        (503, "1", b'{"details":{"retryAfterSeconds":9}}', 1.0),  # the header wins
+        (429, "Wed, 21 Oct 2026 07:28:00 GMT", None, None),  # a date: our own backoff decides
+        (429, "-1", None, None),
+        (429, "100000", None, kube.RETRY_AFTER_MAX),  # capped
+        (500, None, b"not json", None),
+        (409, "5", b'{"reason":"Conflict"}', None),  # only a "retry later" error carries it
+    ],
+)
+def test_retry_after_is_read_from_header_or_status_details(
+    code: int, header: str | None, body: bytes | None, expected: float | None
+) -> None:
+    err = kube._error_for(code, body, "fallback", retry_after_header=header)
+    assert err.retry_after == expected
+
+
+@pytest.mark.parametrize(
     ("res", "args", "path"),
     [
         (

@@ -106,6 +106,13 @@ def test_rate_limited_backoff_doubles_caps_and_forget_resets(q: WorkQueue) -> No
     assert q.add_rate_limited("a") == 0.01
 
 
+def test_rate_limited_waits_at_least_the_servers_retry_after(q: WorkQueue) -> None:
+    assert q.add_rate_limited("a", at_least=0.5) == 0.5  # longer than the first backoff, 0.01
+    assert q.add_rate_limited("a", at_least=0.0) == 0.02  # the failure count still advanced
+    assert q.add_rate_limited("b", at_least=5.0) == 5.0  # a Retry-After is not capped here
+    assert q.get(timeout=0) is None  # nothing due yet
+
+
 def test_backoff_is_per_key(q: WorkQueue) -> None:
     q.add_rate_limited("a")
     q.add_rate_limited("a")
