@@ -48,6 +48,7 @@ from controller.kube import (
 )
 from controller.metrics import ControllerMetrics
 from jobflow import artifacts, names, planning
+from jobflow.errors import Problem
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,8 @@ class Reconciler:
         self._lock = threading.Lock()
         self._pod_details: dict[str, PodDetails] = {}  # job uid -> what its failed pod said
         self._finished_at: dict[str, float] = {}  # job key -> monotonic time we saw it finish
+        # flow uid -> (generation, spec problems): validation runs once per spec, not per pass
+        self._problems: dict[str, tuple[int, list[Problem]]] = {}
         self.dispatch_samples: deque[float] = deque(maxlen=DISPATCH_SAMPLES)
         self.writes = 0  # create/update/delete calls made (benchmarks read it)
 
@@ -184,6 +187,9 @@ class Reconciler:
         if obj is None:
             return
         self.enqueue(cache_mod.key_of(obj))
+        if new is None:
+            with self._lock:
+                self._problems.pop(str((obj.get("metadata") or {}).get("uid")), None)
         old_phase = ((old or {}).get("status") or {}).get("phase")
         new_phase = ((new or {}).get("status") or {}).get("phase")
         if old is None or new is None or old_phase != new_phase:
@@ -233,11 +239,16 @@ class Reconciler:
             if (p.get("metadata") or {}).get("uid") != uid
         ]
         now = self.now()
-        result = planning.plan(flow, observed, now, peers=peers, fetch_image=self.fetch_image)
+        problems = self._spec_problems(flow)
+        result = planning.plan(
+            flow, observed, now, peers=peers, fetch_image=self.fetch_image, problems=problems
+        )
         if result.needs_pod_details:
             self._read_pod_details(flow, observed, result.needs_pod_details)
             observed = self._observed_jobs(flow)
-            result = planning.plan(flow, observed, now, peers=peers, fetch_image=self.fetch_image)
+            result = planning.plan(
+                flow, observed, now, peers=peers, fetch_image=self.fetch_image, problems=problems
+            )
 
         for obj in result.create_objects:
             self._create_owned(flow, dict(obj))
@@ -273,6 +284,25 @@ class Reconciler:
         return None if result.requeue_after is None else float(result.requeue_after)
 
     # -- reading -----------------------------------------------------------------------------
+    def _spec_problems(self, flow: JSONDict) -> list[Problem]:
+        """``planning.spec_problems(flow)``, computed once per (uid, generation).
+
+        The API server bumps ``metadata.generation`` on every spec change (the status and the
+        metadata do not count, and validation reads only the spec and the immutable name). A
+        server that does not set it gets no memo."""
+        meta = flow.get("metadata") or {}
+        uid, generation = str(meta.get("uid") or ""), meta.get("generation")
+        if not uid or not isinstance(generation, int) or generation <= 0:
+            return planning.spec_problems(flow)
+        with self._lock:
+            known = self._problems.get(uid)
+        if known is not None and known[0] == generation:
+            return known[1]
+        problems = planning.spec_problems(flow)
+        with self._lock:
+            self._problems[uid] = (generation, problems)
+        return problems
+
     def _observed_jobs(self, flow: JSONDict) -> list[planning.ObservedJob]:
         meta = flow.get("metadata") or {}
         uid = meta.get("uid") or ""

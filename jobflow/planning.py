@@ -181,11 +181,14 @@ def plan(
     *,
     peers: Sequence[Mapping[str, object]] = (),
     fetch_image: str = artifacts.DEFAULT_FETCH_IMAGE,
+    problems: Sequence[Problem] | None = None,
 ) -> Plan:
     """Decide the next actions for ``flow``; see the module docstring for the contract.
 
     ``fetch_image`` (a controller setting) runs the init containers that download ``http``
-    input artifacts (jobflow.artifacts).
+    input artifacts (jobflow.artifacts). ``problems`` is ``spec_problems(flow)`` when the caller
+    already knows it (the controller keeps it per flow generation: the spec cannot change
+    without a new generation); None validates here.
     """
     if now.tzinfo is None:
         raise ValueError("plan() needs a timezone-aware 'now'")
@@ -197,12 +200,25 @@ def plan(
         return _plan(status=prior)
     if decoded.string(prior.get("phase")) in _TERMINAL_FLOW:
         return _finished(obj, now)
-    # The spec is validated, not the status: a status written by another version must never
-    # make a valid flow look invalid.
-    problems = validation.validate({k: v for k, v in obj.items() if k != "status"})
+    if problems is None:
+        problems = _validate(obj)
     if problems:
         return _invalid(obj, problems, now)
     return _Pass(obj, observed_jobs, now, peers, fetch_image=fetch_image).run()
+
+
+def spec_problems(flow: Mapping[str, object]) -> list[Problem]:
+    """What ``plan`` finds wrong with ``flow``'s spec (its defaults filled in); [] when valid.
+
+    It depends only on the spec and the name, never on the status or the rest of the metadata,
+    so a caller may keep it for as long as ``metadata.generation`` stays the same."""
+    return _validate(with_defaults(flow))
+
+
+def _validate(obj: Mapping[str, object]) -> list[Problem]:
+    # The spec is validated, not the status: a status written by another version must never
+    # make a valid flow look invalid.
+    return validation.validate({k: v for k, v in obj.items() if k != "status"})
 
 
 def with_defaults(flow: Mapping[str, object]) -> dict[str, object]:

@@ -6,7 +6,8 @@ the flow; a pass on a finished flow writes nothing); retries with the observed b
 continueOnFailure; a failure skips dependants and the flow ends Failed; a step timeout removes the
 Job and its pods; the flow deadline; `when` false skips and dependants still run; approval and
 rejection through the annotation; suspend and resume; Forbid and Replace; TTL deletes the flow
-and its Jobs; resourceTemplates created first and referenced by their real names."""
+and its Jobs; resourceTemplates created first and referenced by their real names; an invalid
+spec is refused (Accepted=False) and runs once corrected."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from controller.kube import CONFIGMAPS, EVENTS, JOBS, PODS, PVCS, NotFound
+from controller.kube import CONFIGMAPS, EVENTS, JOBFLOWS, JOBS, PODS, PVCS, NotFound
 from tests.fixtures.controller import NAMESPACE, flow, job_step, manual_step
 from tests.waiting import eventually
 
@@ -284,6 +285,29 @@ def test_suspend_starts_nothing_until_resumed(cluster, start_controller) -> None
     cluster.patch_flow("suspend", {"spec": {"suspend": False}})
     cluster.wait_phase("suspend", "Succeeded")
     assert len(cluster.jobs("suspend")) == 2
+
+
+def test_an_invalid_spec_waits_and_runs_once_corrected(cluster, start_controller) -> None:
+    """No webhook here, so a cycle reaches the controller: Accepted=False, nothing started. A
+    corrected spec (a new generation) is validated anew and runs, although the controller keeps
+    the validation result per generation."""
+    start_controller()
+    cluster.create_flow(flow("cyclic", [job_step("a", "b"), job_step("b", "a")]))
+
+    def refused() -> dict[str, Any] | None:
+        conditions = cluster.status("cyclic").get("conditions") or []
+        return next((c for c in conditions if c["type"] == "Accepted"), None)
+
+    accepted = eventually(refused, 10)
+    assert (accepted["status"], accepted["reason"]) == ("False", "InvalidSpec")
+    assert "a -> b -> a" in accepted["message"]
+    assert cluster.jobs("cyclic") == []
+    body = cluster.flow("cyclic")
+    body["spec"]["steps"][0]["dependencies"] = []
+    cluster.kube.replace(JOBFLOWS, NAMESPACE, "cyclic", body)
+    done = cluster.wait_phase("cyclic", "Succeeded")
+    assert [c["status"] for c in done["conditions"] if c["type"] == "Accepted"] == ["True"]
+    assert len(cluster.jobs("cyclic")) == 2
 
 
 def test_forbid_queues_the_newer_flow_until_the_older_ends(cluster, start_controller) -> None:

@@ -25,7 +25,8 @@ from datetime import timedelta
 
 import pytest
 
-from jobflow import names
+from jobflow import names, planning
+from jobflow.errors import Problem
 from jobflow.model import JobFlowStatus
 from jobflow.planning import Plan
 from tests.unit.planning_world import (
@@ -1377,3 +1378,20 @@ def test_plan(row: Row) -> None:
     # mid-way through a two-step change on purpose (see adopted-past-timeout).
     if not result.delete_flow and result.requeue_after != 0:
         assert_noop(world.plan(), result)
+    # The controller passes the spec's problems it keeps per generation: the same plan.
+    known = planning.spec_problems(world.flow)
+    again = planning.plan(world.flow, world.observed(), world.now, peers=world.peers)
+    assert (
+        planning.plan(world.flow, world.observed(), world.now, peers=world.peers, problems=known)
+        == again
+    )
+
+
+def test_problems_given_by_the_caller_are_used_instead_of_validating() -> None:
+    world = World(flow=three())
+    assert planning.spec_problems(world.flow) == []
+    given = [Problem("dependency-cycle", "spec.steps", "kept from an earlier generation")]
+    result = planning.plan(world.flow, [], world.now, problems=given)
+    assert reasons(result) == ["InvalidSpec"] and result.create_jobs == ()
+    cyclic = World(flow=invalid_flow())
+    assert [p.code for p in planning.spec_problems(cyclic.flow)] == ["dependency-cycle"]
