@@ -15,10 +15,12 @@ Two execution modes (chosen per server):
   ``log``, ``termination-message``...; see RUNNER.md). A run with duration 0 finishes inside the
   same reconcile that created its pod, so an instant Job costs three Store writes (pod create,
   pod status, Job status) and no thread; longer runs sit in one timer heap.
-* ``local`` (opt-in): the first container's command + args run as a local process (its own
-  session, cwd a per-pod temp dir, env from ``env[].value``), stdout+stderr stream into the pod
-  log, the exit code becomes ``state.terminated.exitCode`` and what the process writes to its
-  termination message file becomes ``state.terminated.message``. One thread per running process.
+* ``local`` (opt-in): the init containers, then the first container's command + args run as
+  local processes (each in its own session, cwd a per-pod temp dir shared by them, env from
+  ``env[].value``), stdout+stderr of the app container stream into the pod log, the exit code
+  becomes ``state.terminated.exitCode`` and what the process writes to its termination message
+  file becomes ``state.terminated.message``; init containers report ``initContainerStatuses``
+  and one that fails ends the run there. One thread per running pod.
 
 Design and invariants:
 
@@ -33,11 +35,15 @@ Design and invariants:
 * Pods the runner deletes are forgotten *before* the delete call, so their DELETED event is not
   mistaken for a pod deleted by a user (which counts as a failure and gets a replacement, as in
   Kubernetes with pod-failure tracking).
-* Deleting a pod or its Job kills the local process at once (SIGKILL to its process group).
+* Deleting a pod or its Job kills the local process at once (SIGKILL to its process group);
+  every process start checks ``run.cancelled`` under ``self._lock``, so nothing starts after.
+* The pod thread writes pod status only before its outcome is recorded (init container
+  transitions); workers write it only before the thread starts or after the outcome, so the
+  two never race on ``run.pod``.
 
 Simplifications: no Events are written; pods go Running without a Pending phase; pod
 re-creation after a failure has no exponential delay unless ``kubesim.io/pod-backoff`` asks for
-one (Kubernetes waits 10 s, 20 s, ...); only the first container is run (others mirror it);
+one (Kubernetes waits 10 s, 20 s, ...); only the first app container is run (others mirror it);
 podFailurePolicy, successPolicy, backoffLimitPerIndex and podReplacementPolicy are ignored.
 """
 
@@ -102,6 +108,7 @@ GENERATE_SUFFIX = 5  # the store appends 5 random characters to generateName
 REQUEUE_AFTER_ERROR = 1.0  # seconds before a reconcile that raised is retried
 MAX_STEPS = 10_000  # bound on create/finish rounds in one reconcile (instant retries loop)
 NODE_NAME = "kubesim-node"
+WAITING_INIT = "PodInitializing"  # reason of a container waiting for init containers
 LOCAL_IP = "127.0.0.1"
 
 REASON_COMPLETIONS = "CompletionsReached"
@@ -386,13 +393,33 @@ def pod_status(
     last_state: Mapping[str, Any] | None,
     container_id: str,
     now: str,
+    init_statuses: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A pod status as the kubelet reports it; every container reports ``state`` (only the first
-    really runs)."""
+    really runs). ``init_statuses`` (local mode, pods with init containers) become
+    ``initContainerStatuses``; while one of them has not completed, the pod is not Initialized
+    and the app containers wait with reason PodInitializing (``state`` says so)."""
     running = "running" in state
     ready = "True" if running else "False"
+    incomplete = [
+        str(s.get("name", ""))
+        for s in init_statuses or []
+        if ((s.get("state") or {}).get("terminated") or {}).get("exitCode", -1) != 0
+    ]
+    initialized: dict[str, str] = {}
     if running:
         not_ready: dict[str, str] = {}
+    elif incomplete:
+        names = " ".join(str(c.get("name", "")) for c in containers)
+        not_ready = {
+            "reason": "ContainersNotReady",
+            "message": f"containers with unready status: [{names}]",
+        }
+        initialized = {
+            "status": "False",
+            "reason": "ContainersNotInitialized",
+            "message": f"containers with incomplete status: [{' '.join(incomplete)}]",
+        }
     elif phase in ("Succeeded", "Failed"):
         not_ready = {"reason": "PodCompleted"}
     else:
@@ -410,6 +437,7 @@ def pod_status(
             "lastProbeTime": None,
             "lastTransitionTime": start_time,
             **not_ready,
+            **initialized,
         },
         {
             "type": "Ready",
@@ -435,20 +463,22 @@ def pod_status(
     statuses = []
     for c in containers:
         image = str(c.get("image", ""))
-        statuses.append(
-            {
-                "name": str(c.get("name", "")),
-                "image": image,
-                "imageID": f"kubesim://{image}",
-                "containerID": container_id,
-                "ready": running,
-                "started": running,
-                "restartCount": restarts,
-                "state": dict(state),
-                "lastState": dict(last_state or {}),
-            }
-        )
-    return {
+        entry = {
+            "name": str(c.get("name", "")),
+            "image": image,
+            "imageID": f"kubesim://{image}",
+            "containerID": container_id,
+            "ready": running,
+            "started": running,
+            "restartCount": restarts,
+            "state": dict(state),
+            "lastState": dict(last_state or {}),
+        }
+        if ((state.get("waiting") or {}).get("reason")) == WAITING_INIT:
+            entry["imageID"] = ""  # never started: no image pulled, no container
+            del entry["containerID"]
+        statuses.append(entry)
+    out: dict[str, Any] = {
         "phase": phase,
         "conditions": conditions,
         "hostIP": LOCAL_IP,
@@ -459,6 +489,37 @@ def pod_status(
         "containerStatuses": statuses,
         "qosClass": "BestEffort",
     }
+    if init_statuses is not None:
+        out["initContainerStatuses"] = [dict(s) for s in init_statuses]
+    return out
+
+
+def init_container_status(
+    container: Mapping[str, Any],
+    state: Mapping[str, Any],
+    *,
+    restarts: int,
+    last_state: Mapping[str, Any] | None,
+    container_id: str,
+) -> dict[str, Any]:
+    """One entry of ``initContainerStatuses``: ready once it completed with exit code 0."""
+    image = str(container.get("image", ""))
+    terminated = state.get("terminated") or {}
+    entry: dict[str, Any] = {
+        "name": str(container.get("name", "")),
+        "image": image,
+        "imageID": f"kubesim://{image}",
+        "ready": terminated.get("exitCode", -1) == 0,
+        "started": "running" in state,
+        "restartCount": restarts,
+        "state": dict(state),
+        "lastState": dict(last_state or {}),
+    }
+    if (state.get("waiting") or {}).get("reason") == WAITING_INIT:
+        entry["imageID"] = ""
+    else:
+        entry["containerID"] = container_id
+    return entry
 
 
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
@@ -488,8 +549,10 @@ def local_mounts(
 
     A PersistentVolumeClaim is the directory ``claim_dir(claimName)``, shared by every pod that
     mounts the claim (so a file one step writes is there for the next); an emptyDir lives in
-    the pod's own directory. ``subPath`` is a directory below it, created as the kubelet does.
-    Other volume kinds are not mapped. ``readOnly`` is not enforced.
+    the pod's own directory. ``subPath`` is a directory below it, created as the kubelet does,
+    unless it already is a file (an init container's download): then the mount is that file,
+    as the kubelet's single-file bind mount. Other volume kinds are not mapped. ``readOnly`` is
+    not enforced.
     """
     sources: dict[str, Path] = {}
     for volume in pod_spec.get("volumes") or []:
@@ -510,7 +573,8 @@ def local_mounts(
         if base is None or not mount_path.startswith("/"):
             continue
         host = base / str(mount.get("subPath") or "").strip("/")
-        host.mkdir(parents=True, exist_ok=True)
+        if not host.is_file():  # a file (written by an init container) is bind-mounted as is
+            host.mkdir(parents=True, exist_ok=True)
         out[mount_path.rstrip("/") or "/"] = str(host)
     return out
 
@@ -680,6 +744,12 @@ class _Run:
     process: subprocess.Popen[bytes] | None = None
     gone: bool = False  # deleted from the Store behind our back
     cancelled: bool = False  # killed by us or by a deletion; no process may start after this
+    # local mode, pods with init containers: state of each init container in the current run
+    # (name -> state), restarts caused by each, and the one whose failure is ``outcome``
+    init_states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    init_restarts: dict[str, int] = field(default_factory=dict)
+    init_last: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed_init: str | None = None
 
     @property
     def name(self) -> str:
@@ -1150,8 +1220,15 @@ class JobRunner:
                 self._timers.at(run.due, run.key)
             return
         run.due = None
+        run.failed_init = None
         self._set_log(run, "")
-        self._write_running(run)
+        inits = _init_containers(run)
+        if inits:
+            # as a pod whose init containers have not run yet: Pending, everything waiting
+            run.init_states = {str(c.get("name", "")): _waiting_init() for c in inits}
+            self._write_pod_status(run, "Pending", _waiting_init())
+        else:
+            self._write_running(run)
         thread = threading.Thread(
             target=self._run_local, args=(run,), name=f"kubesim-pod-{run.name}", daemon=True
         )
@@ -1188,6 +1265,9 @@ class JobRunner:
             if outcome is None:
                 continue
             changed = True
+            if run.failed_init is not None:
+                self._init_failed(st, spec, sim, run, run.failed_init)
+                continue
             exit_code, message = outcome
             message = self._termination_message(run, exit_code, message)
             finished = now_rfc3339()
@@ -1233,6 +1313,36 @@ class JobRunner:
                 st.last_failure = now_mono
         return changed
 
+    def _init_failed(
+        self, st: _JobState, spec: JobSpec, sim: SimSpec, run: _Run, name: str
+    ) -> None:
+        """An init container exited non-zero (local mode). restartPolicy Never: the pod fails
+        without its app containers having run. OnFailure: counted as a restart of the pod's run
+        (which starts again from the first init container), like a failed app container."""
+        if spec.restart_policy == "OnFailure":
+            run.restarts += 1
+            run.init_restarts[name] = run.init_restarts.get(name, 0) + 1
+            run.init_last[name] = {"terminated": run.init_states.get(name, {}).get("terminated")}
+            total = sum(r.restarts for r in st.runs.values())
+            if restarts_exceed(total, spec.backoff_limit):
+                run.init_states[name] = {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": f"back-off restarting failed container {name}",
+                    }
+                }
+                self._write_pod_status(run, "Pending", _waiting_init())
+                run.planned, run.due, run.outcome, run.failed_init = None, None, None, None
+            else:
+                self._start_container(run, sim)
+            return
+        self._write_pod_status(run, "Failed", _waiting_init())
+        del st.runs[run.uid]
+        with self._lock:
+            self._runs.pop(run.uid, None)
+        st.failed += 1
+        st.last_failure = time.monotonic()
+
     def _termination_message(self, run: _Run, exit_code: int, message: str) -> str:
         message = message.encode()[:MAX_TERMINATION_MESSAGE].decode("utf-8", "ignore")
         containers = (run.pod.get("spec") or {}).get("containers") or [{}]
@@ -1248,15 +1358,28 @@ class JobRunner:
     def _write_pod_status(self, run: _Run, phase: str, state: dict[str, Any]) -> None:
         now = now_rfc3339()
         containers = (run.pod.get("spec") or {}).get("containers") or []
+        inits = _init_containers(run) if self.exec_mode == "local" else []
+        init_statuses = [
+            init_container_status(
+                c,
+                run.init_states.get(str(c.get("name", "")), _waiting_init()),
+                restarts=run.init_restarts.get(str(c.get("name", "")), 0),
+                last_state=run.init_last.get(str(c.get("name", ""))),
+                container_id=f"{_container_id(run)}-init{i}",
+            )
+            for i, c in enumerate(inits)
+        ]
         run.pod["status"] = pod_status(
             containers,
             phase=phase,
             start_time=run.started_at,
             state=state,
-            restarts=run.restarts,
+            # the app container's own restarts: those caused by init containers are theirs
+            restarts=run.restarts - sum(run.init_restarts.values()),
             last_state=run.last_state,
             container_id=_container_id(run),
             now=now,
+            init_statuses=init_statuses if inits else None,
         )
         body = dict(run.pod)
         body["metadata"] = {k: v for k, v in run.pod["metadata"].items() if k != "resourceVersion"}
@@ -1355,18 +1478,66 @@ class JobRunner:
         return self.work_dir / "volumes" / namespace / (f"{claim}-{uid}" if uid else claim)
 
     def _execute(self, run: _Run, workdir: Path) -> Outcome:
-        namespace = run.key[0]
+        """Run the init containers in order, then the first app container, in one work dir
+        (so emptyDir volumes are shared). An init container that fails (or a cancel) ends the
+        run there: ``run.failed_init`` names it and its outcome is the run's."""
         containers = (run.pod.get("spec") or {}).get("containers") or [{}]
-        container = containers[0]
         workdir.mkdir(parents=True, exist_ok=True)
-        tfile = workdir / "termination-log"
-        tfile.touch()
         base_env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(workdir),
             "HOSTNAME": run.name,
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
+        inits = _init_containers(run)
+        for i, init in enumerate(inits):
+            name = str(init.get("name", ""))
+            started = now_rfc3339()
+            with self._lock:
+                if run.cancelled:
+                    return 137, ""
+                run.init_states[name] = {"running": {"startedAt": started}}
+            self._write_pod_status(run, "Pending", _waiting_init())
+            code, message = self._exec_container(
+                run, init, workdir, base_env, tfile=workdir / f"termination-log.init-{i}"
+            )
+            message = message.encode()[:MAX_TERMINATION_MESSAGE].decode("utf-8", "ignore")
+            term = terminated_state(
+                code,
+                message,
+                started_at=started,
+                finished_at=now_rfc3339(),
+                container_id=f"{_container_id(run)}-init{i}",
+            )
+            with self._lock:
+                run.init_states[name] = {"terminated": term}
+                if code != 0 or run.cancelled:
+                    run.failed_init = name
+                    return code, message
+        run.container_started_at = now_rfc3339()
+        if inits:
+            with self._lock:
+                if run.cancelled:
+                    return 137, ""
+            self._write_running(run)
+        return self._exec_container(
+            run, containers[0], workdir, base_env, tfile=workdir / "termination-log", log=True
+        )
+
+    def _exec_container(
+        self,
+        run: _Run,
+        container: Mapping[str, Any],
+        workdir: Path,
+        base_env: Mapping[str, str],
+        *,
+        tfile: Path,
+        log: bool = False,
+    ) -> Outcome:
+        """One container as a process in its own session (killable by ``_cancel``); its output
+        goes to the pod log when ``log`` (the app container), else it is discarded."""
+        namespace = run.key[0]
+        tfile.touch()
         mounts = local_mounts(
             run.pod.get("spec") or {},
             container,
@@ -1387,33 +1558,45 @@ class JobRunner:
                     cwd=workdir,
                     env=env,
                     stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
+                    stdout=subprocess.PIPE if log else subprocess.DEVNULL,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
             except OSError as exc:
                 return 127, f"cannot start {argv[0]!r}: {exc.strerror or exc}"
             run.process = proc
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        log_ok = True
-        while True:
-            chunk = os.read(fd, 65536)
-            text = decoder.decode(chunk, final=not chunk)
-            if text and log_ok:
-                try:
-                    self._set_log(run, text, append=True)
-                except ApiError:
-                    log_ok = False  # the pod is gone; keep draining so the process can exit
-            if not chunk:
-                break
-        proc.stdout.close()
+        if proc.stdout is not None:
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            fd = proc.stdout.fileno()
+            log_ok = True
+            while True:
+                chunk = os.read(fd, 65536)
+                text = decoder.decode(chunk, final=not chunk)
+                if text and log_ok:
+                    try:
+                        self._set_log(run, text, append=True)
+                    except ApiError:
+                        log_ok = False  # the pod is gone; keep draining so the process can exit
+                if not chunk:
+                    break
+            proc.stdout.close()
         code = proc.wait()
+        with self._lock:
+            run.process = None
         if code < 0:
             code = 128 - code  # killed by a signal: the shell convention the kubelet reports
         message = tfile.read_bytes()[:MAX_TERMINATION_MESSAGE].decode("utf-8", "replace")
         return code, message
+
+
+def _init_containers(run: _Run) -> list[Mapping[str, Any]]:
+    """The init containers local mode runs (sidecars, restartPolicy Always, are not emulated)."""
+    inits = (run.pod.get("spec") or {}).get("initContainers") or []
+    return [c for c in inits if isinstance(c, Mapping) and c.get("restartPolicy") != "Always"]
+
+
+def _waiting_init() -> dict[str, Any]:
+    return {"waiting": {"reason": WAITING_INIT}}
 
 
 def _container_id(run: _Run) -> str:

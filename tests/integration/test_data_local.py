@@ -7,13 +7,18 @@ newline, written as JSON, reaches the next process exactly (command and env);
 examples/artifacts.yaml runs: a file written by one step is read by the next through the
 workspace claim (a host directory per claim in local mode); the runner's mapping itself: a claim
 and an emptyDir become directories (subPath below, created), other volumes are not mapped, and
-mount paths are rewritten only as whole path components, longest first.
+mount paths are rewritten only as whole path components, longest first; an ``http`` input
+artifact is downloaded by the controller's init container (real curl, from an http.server in
+the test) and the step reads the file at its path (a single-file subPath mount).
 """
 
 from __future__ import annotations
 
+import http.server
 import json
 import shlex
+import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +31,11 @@ from controller.kube import PODS
 from kubesim.runner import local_command, local_mounts
 from tests.fixtures.controller import NAMESPACE, flow
 
+WORKSPACE = {
+    "volumeClaimTemplate": {
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    }
+}
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
@@ -176,3 +186,75 @@ def test_local_mounts_and_rewriting(tmp_path: Path) -> None:
     scratch = tmp_path / "volumes" / "scratch"
     assert argv[2] == (f"cat {a}/x {other}/ab {other}/a-b; ls {scratch}/; cat /etc/conf/k")
     assert env["OUT"] == str(a)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the fetch init container runs curl")
+def test_http_input_artifact_is_downloaded_by_the_init_container(
+    cluster, start_controller, tmp_path: Path
+) -> None:
+    (tmp_path / "data.csv").write_text("id,rows\n1,42\n")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(tmp_path), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/data.csv"
+        step = {
+            "name": "read",
+            "inputs": {
+                "artifacts": [{"name": "data", "path": "/in/data.csv", "http": {"url": url}}]
+            },
+            "template": {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "spec": {
+                    "backoffLimit": 0,
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [
+                                {
+                                    "name": "main",
+                                    "image": "busybox",
+                                    "command": ["sh", "-c", "cat /in/data.csv"],
+                                }
+                            ],
+                        }
+                    },
+                },
+            },
+        }
+        start_controller()
+        cluster.create_flow(flow("fetched", [step], workspace=WORKSPACE))
+        cluster.wait_phase("fetched", "Succeeded", timeout=60)
+        assert step_log(cluster, "fetched", "read") == "id,rows\n1,42\n"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_a_file_sub_path_is_mounted_as_that_file(tmp_path: Path) -> None:
+    fetched = tmp_path / "volumes" / "fetch" / "0"
+    fetched.parent.mkdir(parents=True)
+    fetched.write_text("x")  # what the init container downloaded
+    pod_spec = {"volumes": [{"name": "fetch", "emptyDir": {}}]}
+    container = {
+        "command": ["cat", "/in/data.csv"],
+        "volumeMounts": [
+            {"name": "fetch", "mountPath": "/in/data.csv", "subPath": "0", "readOnly": True},
+            {"name": "fetch", "mountPath": "/new", "subPath": "1"},
+        ],
+    }
+    mounts = local_mounts(pod_spec, container, claim_dir=lambda c: tmp_path, pod_dir=tmp_path)
+    assert mounts == {"/in/data.csv": str(fetched), "/new": str(fetched.parent / "1")}
+    assert fetched.read_text() == "x" and (fetched.parent / "1").is_dir()
+    argv, _ = local_command(container, termination_file="t", extra_env={}, mounts=mounts)
+    assert argv == ["cat", str(fetched)]

@@ -10,7 +10,13 @@ Covers (real HTTPS server, official client and real kubectl):
 - restartPolicy OnFailure restarts the process in the same pod (restartCount, lastState) and
   terminationMessagePolicy FallbackToLogsOnError takes the message from the log;
 - stop() kills the processes and waits for their threads, which stay quiet (no error log) even
-  when their output pipe outlives the kill and the work dir is gone when they finish.
+  when their output pipe outlives the kill and the work dir is gone when they finish;
+- init containers run before the main container in the same work dir: a file one writes into an
+  emptyDir is read by the main container through a single-file subPath mount and through a
+  directory mount; a failing init container (exit 4) fails the pod and the Job without the main
+  container running (initContainerStatuses, main waiting PodInitializing); deleting the Job
+  during an init container kills it and starts nothing more; under OnFailure an init failure
+  restarts the run (init re-runs) until backoffLimit.
 """
 
 from __future__ import annotations
@@ -223,3 +229,106 @@ def test_stop_waits_for_local_threads_and_keeps_them_quiet(
     assert [t.name for t in threading.enumerate() if t.name.startswith("kubesim-pod-")] == []
     noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert noisy == []
+
+
+def init_job(name: str, init_script: str, main_script: str) -> dict[str, Any]:
+    """A Job whose init container writes into an emptyDir the main container reads, once as a
+    single-file subPath mount and once as a directory mount."""
+    job = make_job(name, ["sh", "-c", main_script], backoffLimit=0)
+    pod_spec = job["spec"]["template"]["spec"]
+    pod_spec["volumes"] = [{"name": "scratch", "emptyDir": {}}]
+    pod_spec["initContainers"] = [
+        {
+            "name": "fetch",
+            "image": "curl",
+            "command": ["sh", "-c", init_script],
+            "volumeMounts": [{"name": "scratch", "mountPath": "/fetch"}],
+        }
+    ]
+    pod_spec["containers"][0]["volumeMounts"] = [
+        {"name": "scratch", "mountPath": "/in/data.txt", "subPath": "0", "readOnly": True},
+        {"name": "scratch", "mountPath": "/all"},
+    ]
+    return job
+
+
+def test_init_container_fills_an_empty_dir_for_the_main_container(api: client.ApiClient) -> None:
+    job = init_job(
+        "init-ok",
+        "printf 'payload 42' > /fetch/0; echo init-ran > /dev/termination-log",
+        "cat /in/data.txt; echo; cat /all/0",
+    )
+    client.BatchV1Api(api).create_namespaced_job(NS, job)
+    assert eventually(lambda: finished_as(api, "init-ok"), 30) == "Complete"
+    (pod,) = pods_of(api, "init-ok")
+    log = client.CoreV1Api(api).read_namespaced_pod_log(pod["metadata"]["name"], NS)
+    assert log == "payload 42\npayload 42"
+    (init,) = pod["status"]["initContainerStatuses"]
+    term = init["state"]["terminated"]
+    assert (init["name"], init["ready"], term["exitCode"], term["reason"]) == (
+        "fetch",
+        True,
+        0,
+        "Completed",
+    )
+    assert term["message"] == "init-ran\n"
+    main = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert main["exitCode"] == 0
+    initialized = next(c for c in pod["status"]["conditions"] if c["type"] == "Initialized")
+    assert initialized["status"] == "True"
+
+
+def test_failing_init_container_fails_the_pod_before_main_runs(
+    api: client.ApiClient, tmp_path: Path
+) -> None:
+    marker = tmp_path / "main-ran"
+    job = init_job("init-bad", "echo broken > /dev/termination-log; exit 4", f"touch {marker}")
+    client.BatchV1Api(api).create_namespaced_job(NS, job)
+    assert eventually(lambda: finished_as(api, "init-bad"), 30) == "Failed"
+    status = status_of(api, "init-bad")
+    assert status["failed"] == 1
+    assert {c["type"]: c["reason"] for c in status["conditions"]}["Failed"] == (
+        "BackoffLimitExceeded"
+    )
+    (pod,) = pods_of(api, "init-bad")
+    assert pod["status"]["phase"] == "Failed"
+    (init,) = pod["status"]["initContainerStatuses"]
+    term = init["state"]["terminated"]
+    assert (term["exitCode"], term["reason"], term["message"]) == (4, "Error", "broken\n")
+    assert init["ready"] is False
+    main = pod["status"]["containerStatuses"][0]
+    assert main["state"] == {"waiting": {"reason": "PodInitializing"}}
+    initialized = next(c for c in pod["status"]["conditions"] if c["type"] == "Initialized")
+    assert (initialized["status"], initialized["reason"]) == ("False", "ContainersNotInitialized")
+    assert not marker.exists()
+
+
+def test_deleting_the_job_during_an_init_container_stops_the_whole_run(
+    api: client.ApiClient, tmp_path: Path
+) -> None:
+    pid_file, marker = tmp_path / "pid", tmp_path / "main-ran"
+    job = init_job("init-slow", f"sleep 60 & echo $! > {pid_file}; wait", f"touch {marker}")
+    client.BatchV1Api(api).create_namespaced_job(NS, job)
+    eventually(lambda: pid_file.exists() and pid_file.read_text().strip(), 30)
+    pid = int(pid_file.read_text())
+    (pod,) = pods_of(api, "init-slow")
+    assert pod["status"]["phase"] == "Pending"
+    assert pod["status"]["initContainerStatuses"][0]["state"].keys() == {"running"}
+    client.BatchV1Api(api).delete_namespaced_job("init-slow", NS, propagation_policy="Background")
+    eventually(lambda: not pid_alive(pid), 20, message="init process killed")
+    eventually(lambda: not pods_of(api, "init-slow"), 20, message="pod deleted")
+    assert not marker.exists()
+
+
+def test_on_failure_a_failing_init_container_restarts_the_run(
+    api: client.ApiClient, tmp_path: Path
+) -> None:
+    runs, marker = tmp_path / "init-runs", tmp_path / "main-ran"
+    job = init_job("init-retry", f"echo run >> {runs}; exit 4", f"touch {marker}")
+    job["spec"]["backoffLimit"] = 2
+    job["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    client.BatchV1Api(api).create_namespaced_job(NS, job)
+    assert eventually(lambda: finished_as(api, "init-retry"), 30) == "Failed"
+    # restart 1 re-runs the init container; restart 2 reaches backoffLimit 2
+    assert runs.read_text() == "run\nrun\n"
+    assert not marker.exists()

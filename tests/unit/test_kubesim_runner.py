@@ -292,3 +292,69 @@ def test_log_tail() -> None:
     assert tail.splitlines()[-1] == "line 199"
     assert len(tail.splitlines()) == 80
     assert len(runner.log_tail("x" * 5000)) == 2048
+
+
+def test_pod_status_while_and_after_init_containers() -> None:
+    waiting = {"waiting": {"reason": "PodInitializing"}}
+    running_init = runner.init_container_status(
+        {"name": "fetch", "image": "curl"},
+        {"running": {"startedAt": "t0"}},
+        restarts=0,
+        last_state=None,
+        container_id="kubesim://x-init0",
+    )
+    status = runner.pod_status(
+        [{"name": "main", "image": "busybox"}],
+        phase="Pending",
+        start_time="t0",
+        state=waiting,
+        restarts=0,
+        last_state=None,
+        container_id="kubesim://x",
+        now="t1",
+        init_statuses=[running_init],
+    )
+    assert status["phase"] == "Pending"
+    (init,) = status["initContainerStatuses"]
+    assert (init["name"], init["ready"], init["started"]) == ("fetch", False, True)
+    main = status["containerStatuses"][0]
+    assert main["state"] == waiting and "containerID" not in main and main["imageID"] == ""
+    conds = {c["type"]: c for c in status["conditions"]}
+    assert (conds["Initialized"]["status"], conds["Initialized"]["reason"]) == (
+        "False",
+        "ContainersNotInitialized",
+    )
+    assert conds["Initialized"]["message"] == "containers with incomplete status: [fetch]"
+    assert conds["Ready"]["message"] == "containers with unready status: [main]"
+
+    term = runner.terminated_state(0, "", started_at="t0", finished_at="t1", container_id="c")
+    done = runner.init_container_status(
+        {"name": "fetch"}, {"terminated": term}, restarts=0, last_state=None, container_id="c"
+    )
+    assert done["ready"] is True
+    after = runner.pod_status(
+        [{"name": "main"}],
+        phase="Running",
+        start_time="t0",
+        state={"running": {}},
+        restarts=0,
+        last_state=None,
+        container_id="c",
+        now="t1",
+        init_statuses=[done],
+    )
+    assert {c["type"]: c["status"] for c in after["conditions"]}["Initialized"] == "True"
+
+
+def test_pod_status_without_init_containers_has_no_init_statuses() -> None:
+    status = runner.pod_status(
+        [{"name": "main"}],
+        phase="Running",
+        start_time="t0",
+        state={"running": {}},
+        restarts=0,
+        last_state=None,
+        container_id="c",
+        now="t1",
+    )
+    assert "initContainerStatuses" not in status
