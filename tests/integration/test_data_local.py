@@ -189,9 +189,13 @@ def test_local_mounts_and_rewriting(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the fetch init container runs curl")
+@pytest.mark.parametrize("served", [True, False])
 def test_http_input_artifact_is_downloaded_by_the_init_container(
-    cluster, start_controller, tmp_path: Path
+    cluster, start_controller, tmp_path: Path, served: bool
 ) -> None:
+    """Served: the step reads the file. Missing (404): curl --fail exits 22 in the init
+    container, the Job fails and so does the step (the controller finds no app container exit
+    code and does not crash)."""
     (tmp_path / "data.csv").write_text("id,rows\n1,42\n")
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -205,7 +209,8 @@ def test_http_input_artifact_is_downloaded_by_the_init_container(
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/data.csv"
+        name = "data.csv" if served else "missing.csv"
+        url = f"http://127.0.0.1:{server.server_address[1]}/{name}"
         step = {
             "name": "read",
             "inputs": {
@@ -233,8 +238,13 @@ def test_http_input_artifact_is_downloaded_by_the_init_container(
         }
         start_controller()
         cluster.create_flow(flow("fetched", [step], workspace=WORKSPACE))
-        cluster.wait_phase("fetched", "Succeeded", timeout=60)
-        assert step_log(cluster, "fetched", "read") == "id,rows\n1,42\n"
+        if served:
+            cluster.wait_phase("fetched", "Succeeded", timeout=60)
+            assert step_log(cluster, "fetched", "read") == "id,rows\n1,42\n"
+        else:
+            status = cluster.wait_phase("fetched", "Failed", timeout=60)
+            assert status["steps"][0]["phase"] == "Failed"
+            assert step_log(cluster, "fetched", "read") == ""
     finally:
         server.shutdown()
         server.server_close()
