@@ -1535,7 +1535,8 @@ class JobRunner:
         log: bool = False,
     ) -> Outcome:
         """One container as a process in its own session (killable by ``_cancel``); its output
-        goes to the pod log when ``log`` (the app container), else it is discarded."""
+        goes to the pod log when ``log`` (the app container); else (an init container) only its
+        tail is kept, for ``terminationMessagePolicy: FallbackToLogsOnError``."""
         namespace = run.key[0]
         tfile.touch()
         mounts = local_mounts(
@@ -1558,17 +1559,18 @@ class JobRunner:
                     cwd=workdir,
                     env=env,
                     stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE if log else subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                 )
             except OSError as exc:
                 return 127, f"cannot start {argv[0]!r}: {exc.strerror or exc}"
             run.process = proc
+        tail = ""  # an init container's output, bounded: what a fallback message may use
         if proc.stdout is not None:
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             fd = proc.stdout.fileno()
-            log_ok = True
+            log_ok = log
             while True:
                 chunk = os.read(fd, 65536)
                 text = decoder.decode(chunk, final=not chunk)
@@ -1577,6 +1579,8 @@ class JobRunner:
                         self._set_log(run, text, append=True)
                     except ApiError:
                         log_ok = False  # the pod is gone; keep draining so the process can exit
+                elif text and not log:
+                    tail = (tail + text)[-4 * FALLBACK_LOG_BYTES :]
                 if not chunk:
                     break
             proc.stdout.close()
@@ -1586,6 +1590,9 @@ class JobRunner:
         if code < 0:
             code = 128 - code  # killed by a signal: the shell convention the kubelet reports
         message = tfile.read_bytes()[:MAX_TERMINATION_MESSAGE].decode("utf-8", "replace")
+        policy = container.get("terminationMessagePolicy")
+        if not log and not message and code != 0 and policy == "FallbackToLogsOnError":
+            message = log_tail(tail)
         return code, message
 
 
