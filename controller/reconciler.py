@@ -148,6 +148,7 @@ def _parse_time(text: Any) -> datetime | None:
 class PodDetails:
     exit_code: int | None
     termination_message: str | None
+    init_container: str | None = None  # set when they are a failed init container's
 
 
 class Reconciler:
@@ -319,6 +320,7 @@ class Reconciler:
                     job=job,
                     exit_code=found.exit_code if found else None,
                     termination_message=found.termination_message if found else None,
+                    failed_init_container=found.init_container if found else None,
                     pod_details_read=found is not None,
                 )
             )
@@ -465,7 +467,9 @@ def pick_pod_details(pods: Sequence[JSONDict], *, container: str) -> PodDetails:
     """Exit code and termination message of ``container`` in the most recent finished pod
     (Failed pods first: the planner asks about failed attempts). Falls back to the first
     terminated container with a non-zero exit code when no container has that name, then to
-    the only container of a one-container pod (a succeeded step's outputs)."""
+    the only container of a one-container pod (a succeeded step's outputs), then to a failed
+    init container (named in ``init_container``: upstream's podFailurePolicy matches init
+    containers' exit codes too)."""
 
     def finished_key(pod: JSONDict) -> tuple[int, str]:
         phase = (pod.get("status") or {}).get("phase")
@@ -491,12 +495,20 @@ def pick_pod_details(pods: Sequence[JSONDict], *, container: str) -> PodDetails:
             # A one-container pod that succeeded: its termination message carries the step's
             # output parameters whatever the container is called.
             chosen = statuses[0]
-        if chosen is None:
-            continue
-        terminated = (chosen.get("state") or {}).get("terminated") or {}
+        terminated = ((chosen or {}).get("state") or {}).get("terminated") or {}
         if "exitCode" in terminated:
             return PodDetails(
                 exit_code=int(terminated["exitCode"]),
                 termination_message=terminated.get("message"),
             )
+        # No app container ran to the end: did an init container fail (the pod then fails
+        # with its app containers still waiting in PodInitializing)?
+        for init in (pod.get("status") or {}).get("initContainerStatuses") or []:
+            terminated = (init.get("state") or {}).get("terminated") or {}
+            if terminated.get("exitCode"):
+                return PodDetails(
+                    exit_code=int(terminated["exitCode"]),
+                    termination_message=terminated.get("message"),
+                    init_container=str(init.get("name") or ""),
+                )
     return PodDetails(exit_code=None, termination_message=None)

@@ -32,6 +32,8 @@ WORKSPACE: Final = "workspace"  # the claim is <flow>-workspace
 WORKSPACE_VOLUME: Final = "zen-workspace"
 FETCH_VOLUME: Final = "zen-fetch"
 FETCH_DIR: Final = "/zen-fetch"
+# The init container downloading the i-th http input artifact is "zen-fetch-<i>".
+FETCH_CONTAINER_PREFIX: Final = "zen-fetch-"
 # curl is small and has retries; a cluster without Docker Hub sets its own mirror.
 DEFAULT_FETCH_IMAGE: Final = "curlimages/curl:8.11.1"
 DEFAULT_INPUT_DIR: Final = "/tmp/artifacts"  # the seed's default target of an input artifact
@@ -77,6 +79,25 @@ def workspace_objects(spec: Mapping[str, object], *, flow: jobs.FlowRef) -> list
     return jobs.resource_objects({"volumeClaimTemplates": [named]}, flow=flow)
 
 
+def http_inputs(step: Mapping[str, object]) -> list[Mapping[str, object]]:
+    """The step's ``http`` input artifacts in order: the i-th is fetched by "zen-fetch-<i>"."""
+    return [
+        artifact
+        for artifact in decoded.items(decoded.path(step, "inputs", "artifacts"))
+        if not decoded.string(artifact.get("from")) and decoded.mapping(artifact.get("http"))
+    ]
+
+
+def fetched_by(step: Mapping[str, object], container: str) -> Mapping[str, object] | None:
+    """The http input artifact the init container ``container`` downloads; None when it is not
+    one of ours (a template's own init container)."""
+    index = container.removeprefix(FETCH_CONTAINER_PREFIX)
+    if index == container or not index.isdigit():
+        return None
+    found = http_inputs(step)
+    return found[int(index)] if int(index) < len(found) else None
+
+
 def input_path(artifact: Mapping[str, object]) -> str:
     path = decoded.string(artifact.get("path"))
     if path:
@@ -106,10 +127,13 @@ def _fetch_container(
     # "--" so a URL can never be read as an option.
     command += ["--", decoded.string(http.get("url")) or ""]
     return {
-        "name": f"zen-fetch-{index}",
+        "name": f"{FETCH_CONTAINER_PREFIX}{index}",
         "image": fetch_image,
         "command": command,
         "volumeMounts": [{"name": FETCH_VOLUME, "mountPath": FETCH_DIR}],
+        # curl writes nothing to the termination log: a failed download reports its last
+        # output lines instead ("curl: (22) The requested URL returned error: 404").
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
 
 
@@ -153,7 +177,7 @@ def apply(
                     "readOnly": True,
                 }
             )
-        elif decoded.mapping(artifact.get("http")):
+        elif decoded.mapping(artifact.get("http")):  # the same order as http_inputs()
             index = len(fetches)
             fetches.append(_fetch_container(index, artifact, fetch_image=fetch_image))
             mounts.append(

@@ -129,6 +129,9 @@ class ObservedJob:
     job: Mapping[str, object]  # the batch/v1 Job JSON from the watch cache
     exit_code: int | None = None  # the failed pod's container exit code, when read
     termination_message: str | None = None  # that container's termination message
+    # Set when the exit code and message are an init container's: the pod failed before the
+    # step's own containers ran (an http input artifact's download, or the template's own).
+    failed_init_container: str | None = None
     # True once the runtime looked at the pods, even if it found no exit code or message (pods
     # already gone): the planner then stops asking for them and decides without.
     pod_details_read: bool = False
@@ -677,13 +680,18 @@ class _Pass:
             return
         if observed is not None and outcome is not None and outcome.state == "failed":
             action = self._failure_action(observed, outcome)
-            if action is None:
+            if action is None or (
+                not observed.pod_details_read and artifacts.http_inputs(step.spec)
+            ):
+                # the exit code decides, or a download may have failed: that needs explaining
                 self.needs_details.append(step.job_name)
                 return
             if observed.exit_code is not None:
                 step.exit_code = observed.exit_code
             detail = outcome.message or outcome.reason or "the Job failed"
-            if observed.exit_code is not None:
+            if observed.failed_init_container is not None:
+                detail = f"{detail}: {_init_failure(step.spec, observed)}"
+            elif observed.exit_code is not None:
                 detail = f"{detail} (exit code {observed.exit_code})"
             self.failures.append(
                 _Failure(
@@ -1372,6 +1380,23 @@ class _Pass:
 
 def _list(value: object) -> list[object]:
     return list(value) if isinstance(value, list | tuple) else []
+
+
+def _init_failure(spec: Mapping[str, object], observed: ObservedJob) -> str:
+    """What a failed init container did wrong, in the words a user acts on: which input
+    artifact could not be downloaded from where, with curl's own last words."""
+    container = observed.failed_init_container or ""
+    said = (observed.termination_message or "").strip()
+    tail = f": {said.splitlines()[-1][:300]}" if said else ""
+    artifact = artifacts.fetched_by(spec, container)
+    if artifact is not None:
+        name = decoded.string(artifact.get("name")) or "?"
+        url = decoded.string(decoded.path(artifact, "http", "url")) or "?"
+        return (
+            f"input artifact {name!r} could not be downloaded from {url} "
+            f"(exit code {observed.exit_code}{tail})"
+        )
+    return f"init container {container!r} failed (exit code {observed.exit_code}{tail})"
 
 
 def _parse_termination_message(text: str) -> dict[str, str]:

@@ -194,8 +194,8 @@ def test_http_input_artifact_is_downloaded_by_the_init_container(
     cluster, start_controller, tmp_path: Path, served: bool
 ) -> None:
     """Served: the step reads the file. Missing (404): curl --fail exits 22 in the init
-    container, the Job fails and so does the step (the controller finds no app container exit
-    code and does not crash)."""
+    container, the Job fails and so does the step, whose message names the artifact, the URL
+    and curl's own error (FallbackToLogsOnError on the fetch container)."""
     (tmp_path / "data.csv").write_text("id,rows\n1,42\n")
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -243,7 +243,11 @@ def test_http_input_artifact_is_downloaded_by_the_init_container(
             assert step_log(cluster, "fetched", "read") == "id,rows\n1,42\n"
         else:
             status = cluster.wait_phase("fetched", "Failed", timeout=60)
-            assert status["steps"][0]["phase"] == "Failed"
+            read = status["steps"][0]
+            assert (read["phase"], read["exitCode"]) == ("Failed", 22)
+            assert f"input artifact 'data' could not be downloaded from {url}" in read["message"]
+            assert "(exit code 22: curl: (22) " in read["message"]
+            assert "404" in read["message"]
             assert step_log(cluster, "fetched", "read") == ""
     finally:
         server.shutdown()

@@ -78,6 +78,7 @@ def flow(
 class PodResult:
     exit_code: int | None = None
     termination_message: str | None = None
+    init_container: str | None = None  # the failed init container they came from
 
 
 @dataclass
@@ -142,6 +143,7 @@ class World:
                     job=copy.deepcopy(job),
                     exit_code=pod.exit_code if pod else None,
                     termination_message=pod.termination_message if pod else None,
+                    failed_init_container=pod.init_container if pod else None,
                     pod_details_read=pod is not None,
                 )
             )
@@ -196,6 +198,7 @@ class World:
         exit_code: int | None = None,
         message: str | None = None,
         reason: str | None = None,
+        init_container: str | None = None,
     ) -> None:
         job = self.jobs[job_name]
         when = ts(at or self.now)
@@ -213,7 +216,9 @@ class World:
             **({"completionTime": when} if ok else {}),
         }
         if exit_code is not None or message is not None:
-            self.pods[job_name] = PodResult(exit_code=exit_code, termination_message=message)
+            self.pods[job_name] = PodResult(
+                exit_code=exit_code, termination_message=message, init_container=init_container
+            )
 
     def job_of(self, step_name: str, attempt: int = 0) -> str:
         meta = self.flow["metadata"]

@@ -8,7 +8,9 @@ volumes are kept; ``http`` inputs: an init container with the configured image (
 user's init containers), headers, the URL after ``--``, a single-file read-only mount; a step
 without artifacts is unchanged; through ``plan()``: the claim is in create_objects before the
 first Job, Jobs carry the mounts, a succeeded step lists its artifacts (name, subPath) in
-status, ``fetch_image`` reaches the init container.
+status, ``fetch_image`` reaches the init container; a failed download (or a template's own
+init container) is explained in the step's message once the pods were read: which artifact,
+from where, curl's last line, the exit code.
 """
 
 from __future__ import annotations
@@ -150,6 +152,9 @@ def test_http_input_is_downloaded_by_an_init_container() -> None:
     headers = [command[i + 1] for i, arg in enumerate(command) if arg == "--header"]
     assert headers == ["Accept: text/csv", "Authorization: Bearer t"]
     assert fetch["volumeMounts"] == [{"name": "zen-fetch", "mountPath": "/zen-fetch"}]
+    assert fetch["terminationMessagePolicy"] == "FallbackToLogsOnError"  # curl's error text
+    assert artifacts.fetched_by(spec, "zen-fetch-0") is spec["inputs"]["artifacts"][0]
+    assert [artifacts.fetched_by(spec, c) for c in ("zen-fetch-1", "user-init")] == [None, None]
     assert pod["containers"][0]["volumeMounts"][-1] == {
         "name": "zen-fetch",
         "mountPath": "/in/data.csv",
@@ -219,3 +224,32 @@ def test_plan_passes_the_fetch_image() -> None:
     (http,) = [j for j in default.create_jobs if j["metadata"]["name"].startswith("f-http")]  # type: ignore[index]
     init = http["spec"]["template"]["spec"]["initContainers"]  # type: ignore[index]
     assert init[0]["image"] == artifacts.DEFAULT_FETCH_IMAGE
+
+
+def test_a_failed_download_is_explained_in_the_step_message() -> None:
+    world = World(flow(artifact_flow()["spec"]["steps"][1]))  # type: ignore[index]
+    world.reconcile()
+    world.advance(3)
+    name = world.job_of("http")
+    world.finish(name, ok=False)
+    first = world.plan()
+    assert first.needs_pod_details == (name,)  # the pods say whether the download failed
+    curl = "  % Total\ncurl: (22) The requested URL returned error: 404\n"
+    world.finish(name, ok=False, exit_code=22, message=curl, init_container="zen-fetch-0")
+    world.reconcile()
+    failed = world.step_status("http")
+    assert failed["phase"] == "Failed" and failed["exitCode"] == 22
+    assert failed["message"] == (
+        "Job has reached the specified backoff limit: input artifact 'd' could not be downloaded"
+        " from http://h/d (exit code 22: curl: (22) The requested URL returned error: 404)"
+    )
+
+
+def test_a_templates_own_failed_init_container_is_named() -> None:
+    world = World(flow(step("s")))
+    world.reconcile()
+    world.finish(world.job_of("s"), ok=False, exit_code=3, init_container="migrate")
+    world.reconcile()
+    assert world.step_status("s")["message"] == (
+        "Job has reached the specified backoff limit: init container 'migrate' failed (exit code 3)"
+    )

@@ -163,6 +163,24 @@ def test_pick_pod_details_falls_back_to_a_nonzero_container() -> None:
     assert pick_pod_details(pods, container="main").exit_code == 3
 
 
+def test_pick_pod_details_reads_a_failed_init_container() -> None:
+    # what the kubelet shows when an init container fails: the app container never started
+    pod = _pod("Failed", "t", [])
+    pod["status"]["containerStatuses"] = [
+        {"name": "main", "state": {"waiting": {"reason": "PodInitializing"}}}
+    ]
+    pod["status"]["initContainerStatuses"] = [
+        {"name": "zen-fetch-0", "state": {"terminated": {"exitCode": 0}}},
+        {"name": "zen-fetch-1", "state": {"terminated": {"exitCode": 22, "message": "404"}}},
+    ]
+    details = pick_pod_details([pod], container="main")
+    assert (details.exit_code, details.termination_message) == (22, "404")
+    assert details.init_container == "zen-fetch-1"
+    ran = _pod("Failed", "t", [("main", 1, None)])
+    ran["status"]["initContainerStatuses"] = pod["status"]["initContainerStatuses"]
+    assert pick_pod_details([ran], container="main").init_container is None  # main's own code
+
+
 def test_pick_pod_details_without_finished_pods() -> None:
     details = pick_pod_details([_pod("Running", "t", [])], container="main")
     assert details.exit_code is None
