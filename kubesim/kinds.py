@@ -676,3 +676,54 @@ def crd_prepare(crd: dict[str, Any]) -> None:
         if isinstance(v, dict) and v.get("storage") and v.get("name") not in stored:
             stored.append(v["name"])
     status["storedVersions"] = stored
+
+
+# -------------------------------------------------------------------------------- pod containers
+
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
+
+
+def pod_container_names(pod: dict[str, Any]) -> list[str]:
+    """Every container name of a pod in upstream's visiting order: init, app, ephemeral."""
+    spec = pod.get("spec") or {}
+    return [
+        str(c.get("name", ""))
+        for field in ("initContainers", "containers", "ephemeralContainers")
+        for c in (spec.get(field) or [])
+        if isinstance(c, dict)
+    ]
+
+
+def default_container(pod: dict[str, Any]) -> str:
+    """The container a log means when none is named, as kubectl picks it: the
+    ``kubectl.kubernetes.io/default-container`` annotation when it names a container of the pod,
+    else the first app container ("" for a pod without containers)."""
+    annotated = ((pod.get("metadata") or {}).get("annotations") or {}).get(
+        DEFAULT_CONTAINER_ANNOTATION
+    )
+    if annotated and annotated in pod_container_names(pod):
+        return str(annotated)
+    containers = (pod.get("spec") or {}).get("containers") or []
+    return str(containers[0].get("name", "")) if containers else ""
+
+
+def log_container(pod: dict[str, Any], requested: str | None) -> str:
+    """The container ``GET pods/{name}/log?container=`` reads, by the API server's rule
+    (upstream ``validateContainer``): a named container must exist (init and ephemeral ones
+    included); without a name a pod must have exactly one app container (the annotation is
+    kubectl's business: kubectl always sends ``container=``). Raises 400 BadRequest."""
+    name = str((pod.get("metadata") or {}).get("name", ""))
+    names = pod_container_names(pod)
+    if requested:
+        if requested not in names:
+            raise errors.bad_request(f"container {requested} is not valid for pod {name}")
+        return requested
+    containers = (pod.get("spec") or {}).get("containers") or []
+    if len(containers) == 1:
+        return str(containers[0].get("name", ""))
+    if not containers:
+        raise errors.bad_request(f"a container name must be specified for pod {name}")
+    # Go's %s of a []string: "[a b c]"
+    raise errors.bad_request(
+        f"a container name must be specified for pod {name}, choose one of: [{' '.join(names)}]"
+    )

@@ -17,7 +17,7 @@ Two execution modes (chosen per server):
   pod status, Job status) and no thread; longer runs sit in one timer heap.
 * ``local`` (opt-in): the init containers, then the first container's command + args run as
   local processes (each in its own session, cwd a per-pod temp dir shared by them, env from
-  ``env[].value``), stdout+stderr of the app container stream into the pod log, the exit code
+  ``env[].value``), stdout+stderr of each stream into its own container log, the exit code
   becomes ``state.terminated.exitCode`` and what the process writes to its termination message
   file becomes ``state.terminated.message``; init containers report ``initContainerStatuses``
   and one that fails ends the run there. One thread per running pod.
@@ -1221,7 +1221,7 @@ class JobRunner:
             return
         run.due = None
         run.failed_init = None
-        self._set_log(run, "")
+        self._set_log(run, "", container=_first_name(run))  # a (re)started run's log starts empty
         inits = _init_containers(run)
         if inits:
             # as a pod whose init containers have not run yet: Pending, everything waiting
@@ -1349,7 +1349,8 @@ class JobRunner:
         policy = containers[0].get("terminationMessagePolicy")
         if not message and exit_code != 0 and policy == "FallbackToLogsOnError":
             with contextlib.suppress(ApiError):
-                message = log_tail(self.store.get_pod_log(run.key[0], run.name))
+                log_text = self.store.get_pod_log(run.key[0], run.name, container=_first_name(run))
+                message = log_tail(log_text)
         return message
 
     def _write_running(self, run: _Run) -> None:
@@ -1389,8 +1390,16 @@ class JobRunner:
             if exc.code != 404:
                 raise
 
-    def _set_log(self, run: _Run, text: str, *, append: bool = False) -> None:
-        self.store.set_pod_log(run.key[0], run.name, text, append=append)
+    def _set_log(
+        self, run: _Run, text: str, *, container: str | None = None, append: bool = False
+    ) -> bool:
+        """Write one container's log (the pod's default container when None); False when the
+        pod is gone (a run outliving its pod keeps draining its process, writing nothing)."""
+        try:
+            self.store.set_pod_log(run.key[0], run.name, text, container=container, append=append)
+        except ApiError:
+            return False
+        return True
 
     def _stop_runs(self, st: _JobState, *, delete: bool) -> int:
         """Kill every active run (and delete its pod); returns how many there were."""
@@ -1521,7 +1530,7 @@ class JobRunner:
                     return 137, ""
             self._write_running(run)
         return self._exec_container(
-            run, containers[0], workdir, base_env, tfile=workdir / "termination-log", log=True
+            run, containers[0], workdir, base_env, tfile=workdir / "termination-log", app=True
         )
 
     def _exec_container(
@@ -1532,12 +1541,18 @@ class JobRunner:
         base_env: Mapping[str, str],
         *,
         tfile: Path,
-        log: bool = False,
+        app: bool = False,
     ) -> Outcome:
-        """One container as a process in its own session (killable by ``_cancel``); its output
-        goes to the pod log when ``log`` (the app container); else (an init container) only its
-        tail is kept, for ``terminationMessagePolicy: FallbackToLogsOnError``."""
+        """One container as a process in its own session (killable by ``_cancel``); its
+        stdout+stderr stream into its own container log, which an init container's run starts
+        afresh (the app container's was reset when the run started, so a restarted run does not
+        show the previous output meanwhile). ``app`` is the first app container, whose
+        ``FallbackToLogsOnError`` message ``_collect`` derives; an init container's is derived
+        here, from the log it just wrote."""
         namespace = run.key[0]
+        name = str(container.get("name", ""))
+        if not app:
+            self._set_log(run, "", container=name)
         tfile.touch()
         mounts = local_mounts(
             run.pod.get("spec") or {},
@@ -1566,21 +1581,16 @@ class JobRunner:
             except OSError as exc:
                 return 127, f"cannot start {argv[0]!r}: {exc.strerror or exc}"
             run.process = proc
-        tail = ""  # an init container's output, bounded: what a fallback message may use
         if proc.stdout is not None:
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
             fd = proc.stdout.fileno()
-            log_ok = log
+            log_ok = True
             while True:
                 chunk = os.read(fd, 65536)
                 text = decoder.decode(chunk, final=not chunk)
                 if text and log_ok:
-                    try:
-                        self._set_log(run, text, append=True)
-                    except ApiError:
-                        log_ok = False  # the pod is gone; keep draining so the process can exit
-                elif text and not log:
-                    tail = (tail + text)[-4 * FALLBACK_LOG_BYTES :]
+                    # False: the pod is gone; keep draining so the process can exit
+                    log_ok = self._set_log(run, text, container=name, append=True)
                 if not chunk:
                     break
             proc.stdout.close()
@@ -1591,8 +1601,9 @@ class JobRunner:
             code = 128 - code  # killed by a signal: the shell convention the kubelet reports
         message = tfile.read_bytes()[:MAX_TERMINATION_MESSAGE].decode("utf-8", "replace")
         policy = container.get("terminationMessagePolicy")
-        if not log and not message and code != 0 and policy == "FallbackToLogsOnError":
-            message = log_tail(tail)
+        if not app and not message and code != 0 and policy == "FallbackToLogsOnError":
+            with contextlib.suppress(ApiError):
+                message = log_tail(self.store.get_pod_log(namespace, run.name, container=name))
         return code, message
 
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import yaml
 from aiohttp import web
 
-from kubesim import discovery, managed, openapi, protobuf, selectors, tables
+from kubesim import discovery, kinds, managed, openapi, protobuf, selectors, tables
 from kubesim import events as events_v1
 from kubesim.clone import clone
 from kubesim.errors import (
@@ -508,10 +508,15 @@ class ApiServer:
         )
 
     async def _log(self, request: web.Request, route: _Route) -> web.StreamResponse:
+        """One container's log (``?container=``, else the pod's only app container; 400 as
+        upstream otherwise). ``follow`` streams what is appended until the container or the pod
+        has finished, or its log starts over (a restarted container)."""
         assert route.name is not None and route.namespace is not None
         ns, name = route.namespace, route.name
-        text = self.store.get_pod_log(ns, name)
         q = request.query
+        pod = self.store.get_ref(route.rt, name, ns)
+        container = kinds.log_container(pod, q.get("container"))
+        text = self.store.get_pod_log(ns, name, container=container)
         if q.get("follow") not in ("true", "1"):
             return web.Response(text=_tail(text, q.get("tailLines")), content_type="text/plain")
         resp = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
@@ -523,13 +528,15 @@ class ApiServer:
         while not self.closing.is_set():
             try:
                 pod = self.store.get_ref(route.rt, name, ns)
-                text = self.store.get_pod_log(ns, name)
+                text = self.store.get_pod_log(ns, name, container=container)
             except ApiError:
                 break
+            if len(text) < offset:
+                break  # the container restarted: this stream was the previous instance's
             if len(text) > offset:
                 await resp.write(text[offset:].encode())
                 offset = len(text)
-            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            if _log_finished(pod, container):
                 break
             await asyncio.sleep(LOG_FOLLOW_POLL)
         with contextlib.suppress(ConnectionResetError):
@@ -1323,6 +1330,19 @@ def _write_options(kind: str, manager: str, fv: str) -> dict[str, Any]:
         "fieldManager": manager,
         "fieldValidation": fv,
     }
+
+
+def _log_finished(pod: Mapping[str, Any], container: str) -> bool:
+    """Whether a followed log can grow no more: the pod is done, or the container terminated
+    (an init container that finished while the pod runs on)."""
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Succeeded", "Failed"):
+        return True
+    for field in ("initContainerStatuses", "containerStatuses"):
+        for cs in status.get(field) or []:
+            if cs.get("name") == container:
+                return "terminated" in (cs.get("state") or {})
+    return False
 
 
 def _tail(text: str, tail_lines: str | None) -> str:

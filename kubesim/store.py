@@ -19,6 +19,8 @@ Invariants (everything else in kubesim relies on them):
   ``foregroundDeletion`` finalizer until dependents with ``blockOwnerDeletion`` are gone;
   ``Orphan`` strips the owner reference. Deleting a namespace marks it Terminating, deletes its
   content and removes it when empty. Deleting a CRD deletes its custom resources.
+* Pod logs are kept per container (``set_pod_log``/``get_pod_log``; no container means the
+  pod's default one) and dropped when the pod is finally removed.
 * With ``data_dir`` the whole store (objects, counter, pod logs) is written to
   ``<data_dir>/store.json`` (atomically, at most once per ``PERSIST_INTERVAL`` while dirty, and on
   ``close()``) and loaded again on start, so a restarted server keeps its objects. Watch history
@@ -64,6 +66,7 @@ ORPHAN = "orphan"
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_KEY = ("", "namespaces")
 POD_KEY = ("", "pods")
+POD_GVR = GVR("", "v1", "pods")
 _SERVER_META = (
     "uid",
     "creationTimestamp",
@@ -150,7 +153,8 @@ class Store:
         self._compacted_rv = FIRST_RESOURCE_VERSION  # watches from an older RV get 410
         self._listeners: builtins.list[_Listener] = []
         self._subscribers: builtins.list[Callable[[str, GVR, dict[str, Any]], None]] = []
-        self._logs: dict[tuple[str, str], str] = {}
+        # (namespace, pod) -> container -> text; dropped with the pod
+        self._logs: dict[tuple[str, str], dict[str, str]] = {}
         self._by_uid: dict[str, tuple[tuple[str, str], str, str]] = {}
         self._dependents: dict[str, set[tuple[tuple[str, str], str, str]]] = {}
         self._data_dir = Path(data_dir) if data_dir else None
@@ -278,17 +282,39 @@ class Store:
 
         return unsubscribe
 
-    def set_pod_log(self, namespace: str, name: str, text: str, *, append: bool = False) -> None:
+    def set_pod_log(
+        self,
+        namespace: str,
+        name: str,
+        text: str,
+        *,
+        container: str | None = None,
+        append: bool = False,
+    ) -> None:
+        """Replace (or ``append`` to) the log of one container of an existing pod (404 if the pod
+        is gone, 400 for a container it does not have); no ``container`` means the pod's default
+        one (``kinds.default_container``: the annotation kubectl honours, else the first app
+        container)."""
         with self._lock:
-            key = (namespace, name)
-            self._logs[key] = (self._logs.get(key, "") + text) if append else text
+            pod = self._get_ref(self.registry.get(POD_GVR), name, namespace)
+            c = self._log_container(pod, container)
+            logs = self._logs.setdefault((namespace, name), {})
+            logs[c] = (logs.get(c, "") + text) if append else text
             self._dirty = True
 
-    def get_pod_log(self, namespace: str, name: str) -> str:
+    def get_pod_log(self, namespace: str, name: str, *, container: str | None = None) -> str:
+        """The log of one container of a pod ("" before it wrote anything); no ``container``
+        means the default one, as in ``set_pod_log``. 404 if the pod does not exist."""
         with self._lock:
-            rt = self.registry.get(GVR("", "v1", "pods"))
-            self._get_ref(rt, name, namespace)
-            return self._logs.get((namespace, name), "")
+            pod = self._get_ref(self.registry.get(POD_GVR), name, namespace)
+            c = self._log_container(pod, container)
+            return self._logs.get((namespace, name), {}).get(c, "")
+
+    @staticmethod
+    def _log_container(pod: dict[str, Any], container: str | None) -> str:
+        if container is None:
+            return kinds.default_container(pod)
+        return kinds.log_container(pod, container)  # 400 for a container the pod lacks
 
     # ------------------------------------------------------------------ extras for the HTTP layer
 
@@ -980,7 +1006,9 @@ class Store:
         return {
             "resourceVersion": self._rv,
             "objects": crds + objs,
-            "logs": [[ns, n, t] for (ns, n), t in list(self._logs.items())],
+            "logs": [
+                [ns, n, c, t] for (ns, n), by_c in list(self._logs.items()) for c, t in by_c.items()
+            ],
         }
 
     def flush(self) -> None:
@@ -1032,8 +1060,16 @@ class Store:
                     self.registry.register_crd(meta["name"], obj)
                 self._objects.setdefault(key, {}).setdefault(ns, {})[meta["name"]] = obj
                 self._index(key, ns, meta["name"], obj, None)
-            for ns, n, text in data.get("logs", []):
-                self._logs[(ns, n)] = text
+            for entry in data.get("logs", []):
+                if len(entry) == 4:
+                    ns, n, c, text = entry
+                else:  # an older snapshot: one log per pod, the default container's
+                    ns, n, text = entry
+                    pod = self._find(POD_KEY, ns, n)
+                    if pod is None:
+                        continue  # a log outliving its pod: nothing can read it
+                    c = kinds.default_container(pod)
+                self._logs.setdefault((ns, n), {})[c] = text
             self._rv = int(data.get("resourceVersion", FIRST_RESOURCE_VERSION))
             self._compacted_rv = self._rv
         return True

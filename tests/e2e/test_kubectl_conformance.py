@@ -10,8 +10,9 @@ changes); describe with events (involvedObject field selectors); patch --type me
 "(no change)"), --type json, default strategic patch refused with 415 for a CR; label; annotate;
 schema validation (422 with causes) and strict unknown-field decoding (400); delete (also of an
 object whose finalizer is removed while kubectl waits); wait --for=jsonpath and
---for=condition; logs of a finished pod; explain of a CRD field; Deployment and RBAC manifests (kinds
-kubesim serves without a controller).
+--for=condition; logs of a finished pod, and per container (-c, kubectl's default-container
+annotation, the server's 400 without container= for two app containers); explain of a CRD
+field; Deployment and RBAC manifests (kinds kubesim serves without a controller).
 
 One kubesim serves the whole module (tests use their own object names); every test has its own
 kubectl --cache-dir so discovery and OpenAPI caches never leak between tests.
@@ -405,6 +406,41 @@ def test_logs_of_a_finished_pod(k: Any, server: Any) -> None:
     assert ok(k("logs", "logged")) == "hello from the pod\nsecond line\n"
     assert ok(k("logs", "logged", "--tail=1")) == "second line\n"
     assert "Completed" in ok(k("get", "pod", "logged"))
+
+
+def test_logs_of_a_pod_with_several_containers(k: Any, server: Any) -> None:
+    server.store.create(
+        PODS,
+        {
+            "metadata": {
+                "name": "multi",
+                "annotations": {"kubectl.kubernetes.io/default-container": "side"},
+            },
+            "spec": {
+                "restartPolicy": "Never",
+                "initContainers": [{"name": "fetch", "image": "curl"}],
+                "containers": [
+                    {"name": "main", "image": "busybox"},
+                    {"name": "side", "image": "busybox"},
+                ],
+            },
+        },
+        namespace=NS,
+    )
+    for container in ("fetch", "main", "side"):
+        server.store.set_pod_log(NS, "multi", f"{container} output\n", container=container)
+    # kubectl picks the annotated default container and names it in the request
+    assert ok(k("logs", "multi")) == "side output\n"
+    assert ok(k("logs", "multi", "-c", "main")) == "main output\n"
+    assert ok(k("logs", "multi", "-c", "fetch")) == "fetch output\n"
+    # the API server itself does not read the annotation: with two app containers a request
+    # without container= is a 400 listing them all (init containers first, as upstream)
+    raw = k("get", "--raw", f"/api/v1/namespaces/{NS}/pods/multi/log")
+    assert raw.returncode != 0
+    assert (
+        "Error from server (BadRequest): a container name must be specified for pod multi, "
+        "choose one of: [fetch main side]"
+    ) in raw.stderr
 
 
 def test_logs_of_a_job_run_by_the_runner(k: Any, server: Any) -> None:

@@ -16,11 +16,18 @@ Covers (real HTTPS server, official client and real kubectl):
   directory mount; a failing init container (exit 4) fails the pod and the Job without the main
   container running (initContainerStatuses, main waiting PodInitializing); deleting the Job
   during an init container kills it and starts nothing more; under OnFailure an init failure
-  restarts the run (init re-runs) until backoffLimit.
+  restarts the run (init re-runs) until backoffLimit;
+- per-container logs: an init container's output is its own log (`kubectl logs -c fetch`, the
+  official client's `container=`), `kubectl logs POD` and the client without `container=` give
+  only the main container's, `--all-containers` both; an unknown container is a 400 BadRequest
+  (`container nope is not valid for pod P`; kubectl reports it too, checking before it asks);
+  a failed init container's FallbackToLogsOnError message comes from its own log; following an
+  init container's log ends when it exits, while the pod runs on.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -332,3 +339,149 @@ def test_on_failure_a_failing_init_container_restarts_the_run(
     # restart 1 re-runs the init container; restart 2 reaches backoffLimit 2
     assert runs.read_text() == "run\nrun\n"
     assert not marker.exists()
+
+
+def kubectl(cluster: Any, cache: Path, *args: str, timeout: float = 60) -> Any:
+    return subprocess.run(
+        [KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "--cache-dir", str(cache), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_init_container_output_is_its_own_container_log(
+    api: client.ApiClient, cluster: Any, tmp_path: Path
+) -> None:
+    job = init_job(
+        "init-log",
+        "echo fetching the payload; printf 'payload 42' > /fetch/0",
+        "echo main starts; cat /in/data.txt",
+    )
+    client.BatchV1Api(api).create_namespaced_job(NS, job)
+    assert eventually(lambda: finished_as(api, "init-log"), 30) == "Complete"
+    (pod,) = pods_of(api, "init-log")
+    name = pod["metadata"]["name"]
+    cache = tmp_path / "c"
+
+    init = kubectl(cluster, cache, "logs", name, "-c", "fetch")
+    assert (init.returncode, init.stdout) == (0, "fetching the payload\n"), init.stderr
+    main = kubectl(cluster, cache, "logs", name)  # kubectl sends container=main
+    assert (main.returncode, main.stdout) == (0, "main starts\npayload 42"), main.stderr
+    every = kubectl(cluster, cache, "logs", name, "--all-containers", "--prefix")
+    assert every.returncode == 0, every.stderr
+    assert sorted(every.stdout.splitlines()) == [
+        f"[pod/{name}/fetch] fetching the payload",
+        f"[pod/{name}/main] main starts",
+        f"[pod/{name}/main] payload 42",
+    ]
+
+    core = client.CoreV1Api(api)
+    assert core.read_namespaced_pod_log(name, NS, container="fetch") == "fetching the payload\n"
+    assert core.read_namespaced_pod_log(name, NS, container="main") == "main starts\npayload 42"
+    # no container: the API server takes the pod's only app container
+    assert core.read_namespaced_pod_log(name, NS) == "main starts\npayload 42"
+    assert core.read_namespaced_pod_log(name, NS, container="fetch", tail_lines=1) == (
+        "fetching the payload\n"
+    )
+
+
+def test_unknown_container_is_a_bad_request(
+    api: client.ApiClient, cluster: Any, tmp_path: Path
+) -> None:
+    job = init_job("init-nope", "echo fetched", "echo done")
+    client.BatchV1Api(api).create_namespaced_job(NS, job)
+    assert eventually(lambda: finished_as(api, "init-nope"), 30) == "Complete"
+    (pod,) = pods_of(api, "init-nope")
+    name = pod["metadata"]["name"]
+    message = f"container nope is not valid for pod {name}"
+
+    with pytest.raises(client.ApiException) as exc:
+        client.CoreV1Api(api).read_namespaced_pod_log(name, NS, container="nope")
+    assert exc.value.status == 400
+    body = json.loads(exc.value.body)
+    assert (body["kind"], body["reason"], body["code"]) == ("Status", "BadRequest", 400)
+    assert body["message"] == message
+    # kubectl logs checks the name against the pod it fetched before asking for the log...
+    logs = kubectl(cluster, tmp_path / "c", "logs", name, "-c", "nope")
+    assert logs.returncode != 0
+    assert f"error: {message}" in logs.stderr
+    # ...and prints the server's 400 when the request is sent anyway
+    raw = kubectl(
+        cluster,
+        tmp_path / "c",
+        "get",
+        "--raw",
+        f"/api/v1/namespaces/{NS}/pods/{name}/log?container=nope",
+    )
+    assert raw.returncode != 0
+    assert f"Error from server (BadRequest): {message}" in raw.stderr
+
+
+def test_failed_init_container_falls_back_to_its_own_log(api: client.ApiClient) -> None:
+    job = init_job("init-fallback", "echo one; echo 'curl: (22) 404 Not Found'; exit 22", "true")
+    job["spec"]["template"]["spec"]["initContainers"][0]["terminationMessagePolicy"] = (
+        "FallbackToLogsOnError"
+    )
+    client.BatchV1Api(api).create_namespaced_job(NS, job)
+    assert eventually(lambda: finished_as(api, "init-fallback"), 30) == "Failed"
+    (pod,) = pods_of(api, "init-fallback")
+    term = pod["status"]["initContainerStatuses"][0]["state"]["terminated"]
+    assert (term["exitCode"], term["message"]) == (22, "one\ncurl: (22) 404 Not Found")
+    core = client.CoreV1Api(api)
+    log = core.read_namespaced_pod_log(pod["metadata"]["name"], NS, container="fetch")
+    assert log == "one\ncurl: (22) 404 Not Found\n"
+    assert core.read_namespaced_pod_log(pod["metadata"]["name"], NS) == ""  # main never ran
+
+
+def test_following_an_init_container_ends_when_it_exits(
+    api: client.ApiClient, cluster: Any, tmp_path: Path
+) -> None:
+    gate = tmp_path / "go"
+    # the init container prints, waits for the test, prints again and exits; the main container
+    # then runs on for a minute: the follow must end with the init container, not the pod
+    job = init_job(
+        "init-follow",
+        f"echo first; while [ ! -e {gate} ]; do sleep 0.05; done; echo second",
+        "sleep 60",
+    )
+    client.BatchV1Api(api).create_namespaced_job(NS, job)
+
+    def init_running() -> str | None:
+        for pod in pods_of(api, "init-follow"):
+            statuses = (pod.get("status") or {}).get("initContainerStatuses") or []
+            if statuses and "running" in statuses[0]["state"]:
+                return str(pod["metadata"]["name"])
+        return None
+
+    name = eventually(init_running, 30)
+    follow = subprocess.Popen(
+        [
+            KUBECTL,
+            "--kubeconfig",
+            str(cluster.kubeconfig),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "logs",
+            "-f",
+            name,
+            "-c",
+            "fetch",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follow.stdout is not None
+        assert follow.stdout.readline() == "first\n"  # streamed while the init container runs
+        gate.touch()
+        out, err = follow.communicate(timeout=30)
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.communicate()
+    assert (follow.returncode, out) == (0, "second\n"), err
+    (pod,) = pods_of(api, "init-follow")
+    assert pod["status"]["phase"] == "Running"  # the main container still runs

@@ -5,7 +5,9 @@ status subresource on the Store API the runner uses; subscribe/unsubscribe; boun
 history (410 once compacted); foreground deletion held by a dependent's finalizer and released
 when it goes; background GC keeps a dependent that still has a live owner; a namespace that
 stays Terminating until a finalizer-held object goes; system namespaces cannot be deleted; pod
-logs; persistence through ``flush``/load; server-side apply ownership (a field the applier stops
+logs kept per container (default container without a name, kubectl's default-container
+annotation, 400 for an unknown container, dropped with the pod, persisted, an old one-log-per-pod
+snapshot still loads); persistence through ``flush``/load; server-side apply ownership (a field the applier stops
 sending is removed unless another manager owns it); strategic merge directives; JSON patch
 errors; schema validation and defaulting details; validation ratcheting of unchanged fields
 after a schema change; selector parsing.
@@ -13,6 +15,7 @@ after a schema change; selector parsing.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -180,6 +183,77 @@ def test_pod_logs(store: Store) -> None:
     with pytest.raises(ApiError) as exc:
         store.get_pod_log("default", "p")
     assert exc.value.code == 404
+    with pytest.raises(ApiError) as exc:
+        store.set_pod_log("default", "p", "late\n", append=True)  # a run outliving its pod
+    assert exc.value.code == 404
+
+
+def multi_container_pod(store: Store, name: str, *, default: str | None = None) -> None:
+    meta: dict = {"name": name}
+    if default:
+        meta["annotations"] = {"kubectl.kubernetes.io/default-container": default}
+    store.create(
+        POD,
+        {
+            "metadata": meta,
+            "spec": {
+                "initContainers": [{"name": "fetch", "image": "curl"}],
+                "containers": [{"name": "main", "image": "i"}, {"name": "side", "image": "i"}],
+            },
+        },
+        namespace="default",
+    )
+
+
+def test_pod_logs_are_kept_per_container(store: Store) -> None:
+    multi_container_pod(store, "p")
+    store.set_pod_log("default", "p", "downloading\n", container="fetch")
+    store.set_pod_log("default", "p", "main says hi\n")  # no container: the first app one
+    store.set_pod_log("default", "p", "side\n", container="side", append=True)
+    assert store.get_pod_log("default", "p", container="fetch") == "downloading\n"
+    assert store.get_pod_log("default", "p", container="main") == "main says hi\n"
+    assert store.get_pod_log("default", "p") == "main says hi\n"
+    assert store.get_pod_log("default", "p", container="side") == "side\n"
+    with pytest.raises(ApiError) as exc:
+        store.get_pod_log("default", "p", container="nope")
+    assert (exc.value.code, exc.value.message) == (400, "container nope is not valid for pod p")
+    with pytest.raises(ApiError) as exc:
+        store.set_pod_log("default", "p", "x", container="nope")
+    assert exc.value.code == 400
+    # kubectl's default-container annotation picks the default, for writers and readers
+    multi_container_pod(store, "q", default="side")
+    store.set_pod_log("default", "q", "from side\n")
+    assert store.get_pod_log("default", "q", container="side") == "from side\n"
+    assert store.get_pod_log("default", "q", container="main") == ""
+    # a pod of the same name created again starts without the old containers' logs
+    store.delete(POD, "p", namespace="default")
+    multi_container_pod(store, "p")
+    assert store.get_pod_log("default", "p", container="fetch") == ""
+    assert store.get_pod_log("default", "p") == ""
+
+
+def test_pod_logs_survive_a_restart_and_an_old_snapshot_loads(tmp_path: Path) -> None:
+    first = Store(data_dir=tmp_path)
+    multi_container_pod(first, "p")
+    first.set_pod_log("default", "p", "fetched\n", container="fetch")
+    first.set_pod_log("default", "p", "ran\n")
+    first.close()
+    second = Store(data_dir=tmp_path)
+    try:
+        assert second.get_pod_log("default", "p", container="fetch") == "fetched\n"
+        assert second.get_pod_log("default", "p") == "ran\n"
+    finally:
+        second.close()
+    # the format before per-container logs: [namespace, pod, text], the default container's
+    snapshot = json.loads((tmp_path / "store.json").read_text())
+    snapshot["logs"] = [["default", "p", "old format\n"], ["default", "gone", "orphan\n"]]
+    (tmp_path / "store.json").write_text(json.dumps(snapshot))
+    third = Store(data_dir=tmp_path)
+    try:
+        assert third.get_pod_log("default", "p") == "old format\n"
+        assert third.get_pod_log("default", "p", container="fetch") == ""
+    finally:
+        third.close()
 
 
 def test_persistence_round_trip(tmp_path: Path) -> None:
