@@ -357,7 +357,7 @@ def test_init_container_output_is_its_own_container_log(
     job = init_job(
         "init-log",
         "echo fetching the payload; printf 'payload 42' > /fetch/0",
-        "echo main starts; cat /in/data.txt",
+        "echo main starts; cat /in/data.txt; echo",  # whole lines: kubectl interleaves
     )
     client.BatchV1Api(api).create_namespaced_job(NS, job)
     assert eventually(lambda: finished_as(api, "init-log"), 30) == "Complete"
@@ -368,7 +368,7 @@ def test_init_container_output_is_its_own_container_log(
     init = kubectl(cluster, cache, "logs", name, "-c", "fetch")
     assert (init.returncode, init.stdout) == (0, "fetching the payload\n"), init.stderr
     main = kubectl(cluster, cache, "logs", name)  # kubectl sends container=main
-    assert (main.returncode, main.stdout) == (0, "main starts\npayload 42"), main.stderr
+    assert (main.returncode, main.stdout) == (0, "main starts\npayload 42\n"), main.stderr
     every = kubectl(cluster, cache, "logs", name, "--all-containers", "--prefix")
     assert every.returncode == 0, every.stderr
     assert sorted(every.stdout.splitlines()) == [
@@ -379,9 +379,9 @@ def test_init_container_output_is_its_own_container_log(
 
     core = client.CoreV1Api(api)
     assert core.read_namespaced_pod_log(name, NS, container="fetch") == "fetching the payload\n"
-    assert core.read_namespaced_pod_log(name, NS, container="main") == "main starts\npayload 42"
+    assert core.read_namespaced_pod_log(name, NS, container="main") == "main starts\npayload 42\n"
     # no container: the API server takes the pod's only app container
-    assert core.read_namespaced_pod_log(name, NS) == "main starts\npayload 42"
+    assert core.read_namespaced_pod_log(name, NS) == "main starts\npayload 42\n"
     assert core.read_namespaced_pod_log(name, NS, container="fetch", tail_lines=1) == (
         "fetching the payload\n"
     )
