@@ -30,8 +30,10 @@ Semantics (DESIGN section 3), in the order a pass applies them:
    an unfinished flow stop (reason Replaced). A queued flow has no wake-up: the runtime
    re-enqueues a group when one of its flows changes phase.
 3. Running Jobs are read from their conditions (Complete/Failed, never counters). A failed
-   attempt goes through the pod failure policy (exit code from ``ObservedJob``; until the
-   runtime has read the pod, the Job is named in ``needs_pod_details`` and the step waits):
+   attempt's pod is read once (until the runtime has read it, the Job is named in
+   ``needs_pod_details`` and the step waits): its exit code goes to ``status.steps[].exitCode``
+   and the message, a failed init container is named (an http artifact's download says which
+   artifact and URL), and the attempt goes through the pod failure policy:
    FailJob fails the step at once, Ignore retries without charging the limits, Count (or no
    match) charges one retry. Retries need a retryPolicy with retries left and the flow
    ``backoffLimit`` not used up; they are cancelled when the flow is failing.
@@ -680,10 +682,9 @@ class _Pass:
             return
         if observed is not None and outcome is not None and outcome.state == "failed":
             action = self._failure_action(observed, outcome)
-            if action is None or (
-                not observed.pod_details_read and artifacts.http_inputs(step.spec)
-            ):
-                # the exit code decides, or a download may have failed: that needs explaining
+            if action is None or not observed.pod_details_read:
+                # the exit code decides, or it explains the failure (status.steps[].exitCode,
+                # a failed download): the pods of a failed attempt are read once
                 self.needs_details.append(step.job_name)
                 return
             if observed.exit_code is not None:

@@ -159,7 +159,7 @@ def test_continue_on_failure_lets_dependants_run(cluster, start_controller) -> N
 def test_failure_skips_dependants_and_fails_the_flow(cluster, start_controller) -> None:
     start_controller()
     steps = [
-        job_step("a", exit_code=1),
+        job_step("a", exit_code=7),
         job_step("b", "a"),
         job_step("c", "b"),
         job_step("side", duration=0.5),
@@ -168,6 +168,9 @@ def test_failure_skips_dependants_and_fails_the_flow(cluster, start_controller) 
     status = cluster.wait_phase("skip", "Failed")
     phases = {s["name"]: s["phase"] for s in status["steps"]}
     assert phases == {"a": "Failed", "b": "Skipped", "c": "Skipped", "side": "Succeeded"}
+    # the failed pod's exit code is read once and reported, with no podFailurePolicy asking
+    a = cluster.step("skip", "a")
+    assert a["exitCode"] == 7 and a["message"].endswith("(exit code 7)"), a
     assert cluster.step("skip", "b").get("reason") == "UpstreamFailed"
     assert cluster.step_jobs("skip", "b") == [] and cluster.step_jobs("skip", "c") == []
     assert status.get("completionTime")

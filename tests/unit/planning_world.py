@@ -199,7 +199,10 @@ class World:
         message: str | None = None,
         reason: str | None = None,
         init_container: str | None = None,
+        pods_readable: bool = True,
     ) -> None:
+        """Finish a Job. A failed one's pod says exit code 1 unless told otherwise (the runtime
+        reads it once); ``pods_readable=False`` leaves the pods unread (the runtime not asked yet)."""
         job = self.jobs[job_name]
         when = ts(at or self.now)
         kind = "Complete" if ok else "Failed"
@@ -215,7 +218,9 @@ class World:
             "succeeded" if ok else "failed": 1,
             **({"completionTime": when} if ok else {}),
         }
-        if exit_code is not None or message is not None:
+        if not ok and exit_code is None and pods_readable:
+            exit_code = 1
+        if (exit_code is not None or message is not None) and pods_readable:
             self.pods[job_name] = PodResult(
                 exit_code=exit_code, termination_message=message, init_container=init_container
             )

@@ -231,7 +231,7 @@ def test_a_failed_download_is_explained_in_the_step_message() -> None:
     world.reconcile()
     world.advance(3)
     name = world.job_of("http")
-    world.finish(name, ok=False)
+    world.finish(name, ok=False, pods_readable=False)
     first = world.plan()
     assert first.needs_pod_details == (name,)  # the pods say whether the download failed
     curl = "  % Total\ncurl: (22) The requested URL returned error: 404\n"

@@ -72,12 +72,20 @@ def run_ok(world: World, *steps_: str, seconds: float = 5) -> None:
     world.reconcile()
 
 
-def fail(world: World, name: str, *, exit_code: int | None = None, seconds: float = 5) -> None:
+def fail(
+    world: World,
+    name: str,
+    *,
+    exit_code: int | None = None,
+    seconds: float = 5,
+    pods_readable: bool = True,
+) -> None:
     world.advance(seconds)
     world.finish(
         world.jobs_of(name)[-1]["metadata"]["name"],  # type: ignore[index]
         ok=False,
         exit_code=exit_code,
+        pods_readable=pods_readable,
     )
 
 
@@ -386,7 +394,7 @@ def check_count(result: Plan, world: World) -> None:
 
 def prep_exit_unknown(world: World) -> None:
     start(world)
-    fail(world, "a")  # the runtime has not read the pod yet
+    fail(world, "a", pods_readable=False)  # the runtime has not read the pod yet
 
 
 def check_needs_pod_details(result: Plan, world: World) -> None:
@@ -1395,3 +1403,18 @@ def test_problems_given_by_the_caller_are_used_instead_of_validating() -> None:
     assert reasons(result) == ["InvalidSpec"] and result.create_jobs == ()
     cyclic = World(flow=invalid_flow())
     assert [p.code for p in planning.spec_problems(cyclic.flow)] == ["dependency-cycle"]
+
+
+def test_a_failed_attempt_has_its_pod_read_once_for_the_exit_code() -> None:
+    """No pod failure policy asks, yet the status reports the exit code (read once)."""
+    world = World(flow=three())
+    start(world)
+    fail(world, "a", pods_readable=False)
+    first = world.plan()
+    assert first.needs_pod_details == (world.job_of("a"),)
+    assert world.step_status("a")["phase"] == "Running"
+    world.finish(world.job_of("a"), ok=False, exit_code=3)  # what the runtime read
+    world.reconcile()
+    a = world.step_status("a")
+    assert (a["phase"], a["exitCode"]) == ("Failed", 3)
+    assert str(a["message"]).endswith("(exit code 3)")
