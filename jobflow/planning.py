@@ -681,12 +681,12 @@ class _Pass:
             self._succeed(step, observed, outcome)
             return
         if observed is not None and outcome is not None and outcome.state == "failed":
-            action = self._failure_action(observed, outcome)
-            if action is None or not observed.pod_details_read:
-                # the exit code decides, or it explains the failure (status.steps[].exitCode,
-                # a failed download): the pods of a failed attempt are read once
+            if not observed.pod_details_read:
+                # the exit code explains the failure (status.steps[].exitCode, a failed
+                # download) and the pod failure policy matches on it: read the pods once
                 self.needs_details.append(step.job_name)
                 return
+            action = self._failure_action(observed, outcome)
             if observed.exit_code is not None:
                 step.exit_code = observed.exit_code
             detail = outcome.message or outcome.reason or "the Job failed"
@@ -739,10 +739,8 @@ class _Pass:
             # times it out.
             self.wake_at(max(deadline, self.now))
 
-    def _failure_action(
-        self, observed: ObservedJob, outcome: jobs.JobOutcome
-    ) -> PodFailureAction | None:
-        """The pod failure policy's verdict; None while the exit code is needed but unread."""
+    def _failure_action(self, observed: ObservedJob, outcome: jobs.JobOutcome) -> PodFailureAction:
+        """The pod failure policy's verdict (the pods have been read)."""
         rules = decoded.items(decoded.path(self.policy, "podFailurePolicy", "rules"))
         if not rules:
             return "Count"
@@ -750,7 +748,7 @@ class _Pass:
             return "Count"  # the Job's own activeDeadlineSeconds: no pod exit code to match
         code = observed.exit_code
         if code is None:
-            return "Count" if observed.pod_details_read else None
+            return "Count"  # the pods were gone or said nothing
         for rule in rules:
             on_codes = decoded.mapping(rule.get("onExitCodes"))
             values = {
