@@ -1269,7 +1269,8 @@ class JobRunner:
                 self._init_failed(st, spec, sim, run, run.failed_init)
                 continue
             exit_code, message = outcome
-            message = self._termination_message(run, exit_code, message)
+            containers = (run.pod.get("spec") or {}).get("containers") or [{}]
+            message = self._termination_message(run, containers[0], exit_code, message)
             finished = now_rfc3339()
             term = terminated_state(
                 exit_code,
@@ -1343,14 +1344,17 @@ class JobRunner:
         st.failed += 1
         st.last_failure = time.monotonic()
 
-    def _termination_message(self, run: _Run, exit_code: int, message: str) -> str:
+    def _termination_message(
+        self, run: _Run, container: Mapping[str, Any], exit_code: int, message: str
+    ) -> str:
+        """``container``'s termination message as the kubelet reports it: at most 4 KiB, and
+        with ``FallbackToLogsOnError`` a failed run's empty message is its log's tail."""
         message = message.encode()[:MAX_TERMINATION_MESSAGE].decode("utf-8", "ignore")
-        containers = (run.pod.get("spec") or {}).get("containers") or [{}]
-        policy = containers[0].get("terminationMessagePolicy")
+        policy = container.get("terminationMessagePolicy")
         if not message and exit_code != 0 and policy == "FallbackToLogsOnError":
+            name = str(container.get("name", ""))
             with contextlib.suppress(ApiError):
-                log_text = self.store.get_pod_log(run.key[0], run.name, container=_first_name(run))
-                message = log_tail(log_text)
+                message = log_tail(self.store.get_pod_log(run.key[0], run.name, container=name))
         return message
 
     def _write_running(self, run: _Run) -> None:
@@ -1510,7 +1514,7 @@ class JobRunner:
             code, message = self._exec_container(
                 run, init, workdir, base_env, tfile=workdir / f"termination-log.init-{i}"
             )
-            message = message.encode()[:MAX_TERMINATION_MESSAGE].decode("utf-8", "ignore")
+            message = self._termination_message(run, init, code, message)
             term = terminated_state(
                 code,
                 message,
@@ -1546,9 +1550,8 @@ class JobRunner:
         """One container as a process in its own session (killable by ``_cancel``); its
         stdout+stderr stream into its own container log, which an init container's run starts
         afresh (the app container's was reset when the run started, so a restarted run does not
-        show the previous output meanwhile). ``app`` is the first app container, whose
-        ``FallbackToLogsOnError`` message ``_collect`` derives; an init container's is derived
-        here, from the log it just wrote."""
+        show the previous output meanwhile). ``app`` is the first app container. The caller
+        turns the raw message into the reported one (``_termination_message``)."""
         namespace = run.key[0]
         name = str(container.get("name", ""))
         if not app:
@@ -1600,10 +1603,6 @@ class JobRunner:
         if code < 0:
             code = 128 - code  # killed by a signal: the shell convention the kubelet reports
         message = tfile.read_bytes()[:MAX_TERMINATION_MESSAGE].decode("utf-8", "replace")
-        policy = container.get("terminationMessagePolicy")
-        if not app and not message and code != 0 and policy == "FallbackToLogsOnError":
-            with contextlib.suppress(ApiError):
-                message = log_tail(self.store.get_pod_log(namespace, run.name, container=name))
         return code, message
 
 
