@@ -1076,14 +1076,16 @@ class _Pass:
             return conditions.literal_value(expression) is True
         # Only the referenced steps go into the context: converting every step of a large flow
         # for each evaluation made a 2,000-step fan-out quadratic (minutes per pass).
-        refs = conditions.referenced_steps(expression)
-        wanted = (
-            self.steps
-            if refs.is_dynamic
-            else [self.by_name[n] for n in refs.steps if n in self.by_name]
-        )
-        context = conditions.build_context(self.name, [s.to_status(self.namespace) for s in wanted])
         try:
+            refs = conditions.referenced_steps(expression)
+            wanted = (
+                self.steps
+                if refs.is_dynamic
+                else [self.by_name[n] for n in refs.steps if n in self.by_name]
+            )
+            context = conditions.build_context(
+                self.name, [s.to_status(self.namespace) for s in wanted]
+            )
             return conditions.evaluate(expression, context)
         except conditions.ConditionError as exc:
             return str(exc)

@@ -871,20 +871,13 @@ class _Validator:
     def check_when(self, when: str, step: str, path: str) -> None:
         if conditions.literal_value(when) is not None:
             return
+        # The largest collection the expression can iterate: a step's declared outputs.
+        largest = max((len(params) for params, _ in self.outputs.values()), default=0)
         try:
-            used = conditions.variables(when)
+            refs = conditions.check(when, max_collection=largest)
         except conditions.ConditionError as exc:
-            self.add("invalid-when", path, f"not a valid CEL expression: {exc}")
+            self.add(exc.code, path, str(exc))
             return
-        unknown = [v for v in used if v not in conditions.VARIABLES]
-        if unknown:
-            self.add(
-                "when-unknown-variable",
-                path,
-                f"unknown variable(s) {', '.join(unknown)}; only steps and flow are defined"
-                " (or use always, never, true, false)",
-            )
-        refs = conditions.referenced_steps(when)
         if refs.is_dynamic:
             self.add(
                 "when-dynamic-reference",

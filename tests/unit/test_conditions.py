@@ -1,10 +1,15 @@
 """jobflow.conditions: legacy literals, CEL evaluation over the documented context (phases,
-output parameters, flow name), errors (syntax, missing key, non-bool, unknown variable), the
-compile cache, build_context from status entries, and static step-reference extraction."""
+output parameters, flow name), errors (syntax, missing key, non-bool, unknown variable or
+function), the bounded compile cache, build_context from status entries, static step-reference
+extraction, and the limits for hostile input: every class of expression that crashed, panicked,
+exhausted memory or held the previous engine for seconds is refused with a ConditionError and a
+stable code (length, nesting, node count, cost), and fuzzed text never raises anything else."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from jobflow import conditions
 
@@ -76,9 +81,9 @@ def test_syntax_error_at_compile() -> None:
 def test_compiled_once() -> None:
     expression = "steps['build'].phase == 'Succeeded' || flow.name == 'cache-probe'"
     conditions.evaluate(expression, CTX)
-    before = conditions._compiled.cache_info().hits
+    before = conditions._cache.hits
     conditions.evaluate(expression, CTX)
-    assert conditions._compiled.cache_info().hits == before + 1
+    assert conditions._cache.hits == before + 1
 
 
 def test_no_python_eval() -> None:
@@ -104,6 +109,109 @@ def test_referenced_steps(expression: str, steps: tuple[str, ...], dynamic: bool
     assert refs.is_dynamic is dynamic
 
 
-def test_variables() -> None:
-    assert conditions.variables("steps['a'].phase == flow.name") == ["flow", "steps"]
-    assert conditions.variables("never") == []
+TRIPLE = "'" * 3
+
+
+@pytest.mark.parametrize(
+    ("expression", "code"),
+    [
+        # The classes that crashed, stalled or exhausted the previous engine (see
+        # docs/conditions.md), each refused before or by the parser with a readable reason.
+        ("flow" + ".a" * 20000 + " == 1", "when-too-long"),  # SIGSEGV (native stack)
+        ("flow" + ".a" * 1000 + " == 1", "when-too-complex"),  # same shape, under 4 KiB
+        ("flow" + ".a" * 40 + " == 1", "invalid-when"),  # the parser's own depth limit
+        ("x-" * 50000 + "x", "when-too-long"),  # SIGSEGV
+        ("1-" * 1000 + "1 == 0", "invalid-when"),  # parser depth: refused, not a crash
+        ("true && " + " " * 70000 + "(", "when-too-long"),  # PanicException past col 65535
+        ("true && " + " " * 4000 + "(", "invalid-when"),
+        ("é" * 20000, "when-too-long"),  # quadratic parser memory (1.5 GB)
+        ("é" * 2000, "invalid-when"),
+        ("'" + "é" * 2000 + "' == flow.name", None),  # non-ASCII in a string is fine
+        ("(" * 17 + "true" + ")" * 17, "when-too-deep"),
+        ("[" * 40 + "]" * 40 + " == []", "when-too-deep"),
+        ("(" * 16 + "true" + ")" * 16, None),
+        # 10^6 iterations of nested map: refused by the cost estimate, not run for seconds.
+        (
+            "size(" + "[0,1,2,3,4,5,6,7,8,9].map(a, " * 6 + "1" + ")" * 6 + ") > 0",
+            "when-too-costly",
+        ),
+        ("size([" + ",".join(["1"] * 1500) + "].map(v, v)) > 0", "when-too-costly"),
+        ("[[1,2,3]].exists(a, (a+a+a+a+a+a+a+a).map(v, v).size() > 1)", "when-too-costly"),
+        ("['a', 'b'].exists(x, flow.name == x)", None),
+        ("['a', 'b'].exists(x, flow.name == x) || [1, 2].all(n, n > 0)", None),
+        ("env() == 1", "when-unknown-function"),
+        ("now() > timestamp('2020-01-01T00:00:00Z')", "when-unknown-function"),
+        ("'a'.repeat(1000000) == ''", "when-unknown-function"),
+        ("steps['a'].phase + 1", "when-not-bool"),
+        ("1 + 1", "when-not-bool"),
+        ("flow.name", None),  # dyn: checked when evaluated
+        ("b'\\xff' == b'\\xff'", None),
+        (TRIPLE * 1365, "invalid-when"),
+        ("'" * 4096, "invalid-when"),
+    ],
+)
+def test_hostile_expressions_are_refused(expression: str, code: str | None) -> None:
+    if code is None:
+        conditions.check(expression, max_collection=3)
+        return
+    with pytest.raises(conditions.ConditionError) as err:
+        conditions.check(expression, max_collection=3)
+    assert err.value.code == code, str(err.value)
+    assert "\n" not in str(err.value)  # one readable line, no caret diagram or backtrace
+
+
+def test_limits_are_checked_before_compiling() -> None:
+    before = len(conditions._cache)
+    for expression in ("x" * (conditions.MAX_LENGTH + 1), "(" * 40 + "x" + ")" * 40):
+        with pytest.raises(conditions.ConditionError):
+            conditions.compile_expression(expression)
+    assert len(conditions._cache) == before
+
+
+def test_cost_grows_with_the_context() -> None:
+    expression = "steps['a'].outputs.parameters.exists(k, k.startsWith('x'))"
+    conditions.check(expression, max_collection=10)
+    with pytest.raises(conditions.ConditionError) as err:
+        conditions.check(expression, max_collection=100_000)
+    assert err.value.code == "when-too-costly"
+
+
+def test_evaluation_checks_the_cost_of_the_actual_context() -> None:
+    # A flow stored without admission: the evaluation refuses, it does not run.
+    expression = "steps['a'].outputs.parameters.exists(k, k.startsWith('x'))"
+    big = conditions.build_context(
+        "f", [{"name": "a", "outputs": {"parameters": {str(i): "v" for i in range(50_000)}}}]
+    )
+    with pytest.raises(conditions.ConditionError) as err:
+        conditions.evaluate(expression, big)
+    assert "cost" in str(err.value)
+
+
+def test_iteration_budget_is_an_error_not_a_stall() -> None:
+    # Past the static estimate (the program run directly), the engine's budget still stops it.
+    expression = "size([" + ",".join(["1"] * 200) + "].map(a, [" + ",".join(["1"] * 200)
+    expression += "].map(b, b))) > 0"
+    program = conditions._compiled(expression).program
+    with pytest.raises(RuntimeError, match="budget"):
+        program.eval(data={"steps": {}, "flow": {}})
+
+
+def test_cache_is_bounded_in_entries_and_bytes() -> None:
+    cache = conditions._Cache(entries=4, size=100)
+    compiled = conditions._compiled("flow.name == 'x'")
+    for i in range(10):
+        cache.put(f"{i}", compiled)
+    assert len(cache) == 4
+    cache.put("y" * 90, compiled)
+    assert cache.used <= 100
+    assert cache.get("y" * 90) is compiled
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("steps[]'\\\".()a.é-+!=&|0 ,?:{}")), max_size=300))
+def test_fuzzed_text_only_raises_condition_errors(expression: str) -> None:
+    try:
+        conditions.check(expression, max_collection=5)
+        conditions.evaluate(expression, CTX)
+    except conditions.ConditionError:
+        pass
