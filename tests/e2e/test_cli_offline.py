@@ -4,7 +4,9 @@ Covers: validate on every example (exit 0), invalid flows (every problem as `FIL
 message`, exit 1), multi-document YAML with a non-JobFlow document, JSON, stdin, `kind: List`,
 unreadable files and usage errors (exit 2, one line, no traceback), --output json; graph in text,
 mermaid and dot, and its refusal of cyclic flows; `zen-flow crd` equal to crds/jobflows.yaml and to
-the generator; every example also validated in-process.
+the generator; every example also validated in-process. Hostile files: each class of `when`
+that crashed or stalled the previous CEL engine, a YAML alias bomb, 100,000 nested brackets:
+each is answered in one line with exit 1, in a process that stays small.
 """
 
 from __future__ import annotations
@@ -154,6 +156,86 @@ def test_not_yaml_is_invalid_not_a_crash(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "not valid YAML/JSON: line" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def _flow_with_when(when: str) -> dict[str, object]:
+    return {
+        "apiVersion": "workflow.kube-zen.io/v1alpha1",
+        "kind": "JobFlow",
+        "metadata": {"name": "hostile"},
+        "spec": {
+            "steps": [
+                {"name": "a", "type": "Manual"},
+                {"name": "b", "type": "Manual", "dependencies": ["a"], "when": when},
+            ]
+        },
+    }
+
+
+BILLION_LAUGHS = "\n".join(
+    [
+        "apiVersion: workflow.kube-zen.io/v1alpha1",
+        "kind: JobFlow",
+        "metadata: {name: bomb}",
+        'x0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+        *(f"x{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)),
+        "spec: {steps: [{name: a, type: Manual}]}",
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (json.dumps(_flow_with_when("flow" + ".a" * 20000 + " == 1")), "over the limit of 4096"),
+        (json.dumps(_flow_with_when("x-" * 50000 + "x")), "over the limit of 4096"),
+        (json.dumps(_flow_with_when("true && " + " " * 70000 + "(")), "over the limit of 4096"),
+        (json.dumps(_flow_with_when("é" * 20000)), "over the limit of 4096"),
+        (json.dumps(_flow_with_when("é" * 2000)), "not a valid CEL expression"),
+        (
+            json.dumps(_flow_with_when("size(" + "[1,2,3,4,5,6,7,8,9].map(a, " * 6 + "1)))))))>0")),
+            "evaluation cost",
+        ),
+        (json.dumps(_flow_with_when("env() == 1")), "unknown function(s) env()"),
+        (BILLION_LAUGHS, "YAML aliases"),
+        ("a: " + "[" * 100_000 + "]" * 100_000, "nesting depth"),
+    ],
+    ids=[
+        "member-chain",
+        "minus-chain",
+        "panic-column",
+        "non-ascii",
+        "non-ascii-short",
+        "nested-map",
+        "env",
+        "billion-laughs",
+        "deep-yaml",
+    ],
+)
+def test_hostile_files_get_one_line_and_exit_1(tmp_path: Path, content: str, fragment: str) -> None:
+    path = tmp_path / "hostile.yaml"
+    path.write_text(content)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import resource, sys; from app.cli import main;"
+            " code = main(['validate', sys.argv[1]]);"
+            " print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr);"
+            " sys.exit(code)",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and fragment in lines[0], result.stdout[:2000]
+    peak_kib = int(result.stderr.strip().splitlines()[-1])
+    assert peak_kib < 300 * 1024, f"validate peaked at {peak_kib // 1024} MiB"
 
 
 def test_graph_formats() -> None:
