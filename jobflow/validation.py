@@ -1265,6 +1265,10 @@ def validate(obj: Mapping[str, object]) -> list[Problem]:
             )
         ]
     problems = _size_problems(len(data))
+    if problems:
+        # The API server would refuse to store it whatever else it says; checking the rest
+        # (thousands of steps, each `when` compiled) would only spend time on a lost cause.
+        return problems
     problems.extend(_shape_problems(obj))
     validator = _Validator(obj, has_placeholders=b"{{" in data)
     validator.run()
