@@ -53,7 +53,7 @@ class Controller(Protocol):
 
     def is_ready(self) -> bool:
         """True when this replica can do its job (a non-leader is ready; the leader once its
-        watch caches have synced)."""
+        watch caches have synced, and while its workers can reconcile)."""
 
 
 ControllerFactory = Callable[..., Controller]  # (settings, *, registry) -> Controller

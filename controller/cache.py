@@ -14,6 +14,10 @@ Invariants:
   ``app.kubernetes.io/managed-by=zen-flow``: we never cache every Job in the cluster.
 - Memory: a ``transform`` strips what no reader needs (managedFields, pod templates) before
   an object enters the store.
+- The loop and the handler calls are thread boundaries (controller.supervisor): anything but
+  SystemExit/KeyboardInterrupt/GeneratorExit, native panics included, is logged and followed by
+  a fresh LIST; a thread that ends anyway is restarted by the supervisor (``revive``) and
+  re-lists, so the store converges again.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from controller.kube import ApiError, Gone, JSONDict, Kube, Resource
+from controller.supervisor import PROPAGATE, SupervisedThread
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +100,12 @@ class Informer:
         self._rv = ""
         self._stop = threading.Event()
         self.synced = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._thread = SupervisedThread(
+            f"informer-{self.name}",
+            self._run,
+            name=f"informer-{self.name}",
+            is_stopping=self._stop.is_set,
+        )
         self._stream: Any = None
         self.relists = 0  # observable for tests: how often a full LIST happened
 
@@ -175,7 +185,9 @@ class Informer:
         for handler in self._handlers:
             try:
                 handler(old, new)
-            except Exception:  # a handler bug must not kill the watch thread
+            except PROPAGATE:
+                raise
+            except BaseException:  # a handler bug must not kill the watch thread
                 log.exception("informer handler failed", extra={"informer": self.name})
 
     def _replace(self, items: list[JSONDict]) -> None:
@@ -197,16 +209,25 @@ class Informer:
 
     # -- the loop ------------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"informer-{self.name}", daemon=True)
         self._thread.start()
+
+    @property
+    def role(self) -> str:
+        return self._thread.role
+
+    def revive(self) -> bool:
+        """Restart the watch thread if it ended without ``stop`` (it begins with a LIST)."""
+        return self._thread.revive()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         stream = self._stream
         if stream is not None:
             stream.close()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._thread.join(timeout)
 
     def _list(self) -> None:
         result = self.kube.list_all(
@@ -290,7 +311,9 @@ class Informer:
                 need_list = need_list or backoff >= ERROR_BACKOFF_MAX
                 self._stop.wait(pause)
                 backoff = min(ERROR_BACKOFF_MAX, backoff * 2)
-            except Exception:
+            except PROPAGATE:
+                raise
+            except BaseException:  # a bug or a native panic: start over from a fresh LIST
                 log.exception("informer crashed, re-listing", extra={"informer": self.name})
                 need_list = True
                 self._stop.wait(backoff)

@@ -12,6 +12,10 @@ write instead of four (Event writes were the largest share of API writes per ste
 A full backlog or a failed write drops the event (counted): events are a courtesy to humans, the
 status is the record. The reconciler records a pass's events only after its status write
 succeeded, so a pass that is retried does not announce the same transition twice.
+
+The writer thread is a boundary (controller.supervisor): a write that raises anything but
+SystemExit/KeyboardInterrupt/GeneratorExit drops that event; a thread that ends anyway is
+restarted by the supervisor.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller.kube import EVENTS, ApiError, Kube
+from controller.supervisor import PROPAGATE, SupervisedThread
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +89,7 @@ class EventRecorder:
         self._cond = threading.Condition()
         self._pending: dict[tuple[str, ...], _Pending] = {}
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._thread: SupervisedThread | None = None
         self._seq = 0
         self.written = 0
 
@@ -163,13 +168,29 @@ class EventRecorder:
             except ApiError as exc:
                 self._dropped()
                 log.debug("event not written", extra={"error": str(exc), "ns": namespace})
+            except PROPAGATE:
+                raise
+            except BaseException:  # a bug or a native panic: lose this event, not the writer
+                self._dropped()
+                log.exception("event not written", extra={"ns": namespace})
         self.written += written
         return written
 
     # -- the thread ----------------------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
+        self._thread = SupervisedThread(
+            "event-writer", self._run, name="event-writer", is_stopping=lambda: self._stopping
+        )
         self._thread.start()
+
+    @property
+    def role(self) -> str:
+        return "event-writer"
+
+    def revive(self) -> bool:
+        """Restart the writer thread if it ended without ``stop``."""
+        thread = self._thread
+        return thread is not None and thread.revive()
 
     def stop(self, timeout: float = 2.0) -> None:
         """Write everything still gathered (within ``timeout``), then end the thread."""

@@ -16,6 +16,12 @@ Rules (what keeps two leaders from acting at once):
   in about one retry period instead of waiting out the lease.
 Work done after losing the Lease is still safe: Job names are deterministic, so a late create
 by the old leader meets AlreadyExists and a later pass adopts it.
+
+The elector is a thread boundary (controller.supervisor): an attempt that raises anything but
+SystemExit/KeyboardInterrupt/GeneratorExit (an API error, a bug, a native panic) is a failed
+attempt, logged, and the loop goes on renewing; a failure while starting to lead steps down
+(``on_stopped``) and tries again. Should the thread end anyway, the ``finally`` has stopped
+leading first, so the supervisor can start ``run`` again without two terms.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from controller.kube import AlreadyExists, ApiError, Conflict, NotFound
+from controller.supervisor import PROPAGATE
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +103,10 @@ class LeaderElector:
     @property
     def is_leader(self) -> bool:
         return self._leading.is_set()
+
+    @property
+    def is_stopping(self) -> bool:
+        return self._stop.is_set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -174,12 +185,21 @@ class LeaderElector:
             log.info("released the leader lease", extra={"lease": self.name})
         except ApiError as exc:
             log.warning("could not release the leader lease", extra={"error": str(exc)})
+        except PROPAGATE:
+            raise
+        except BaseException:  # shutting down: a failed release costs a lease's wait, no more
+            log.exception("could not release the leader lease")
 
     def _attempt(self) -> bool:
         try:
             return self.try_acquire_or_renew()
         except ApiError as exc:
             log.warning("leader election request failed", extra={"error": str(exc)})
+            return False
+        except PROPAGATE:
+            raise
+        except BaseException:  # a bug or a native panic: a failed attempt, not a dead elector
+            log.exception("leader election attempt crashed", extra={"identity": self.identity})
             return False
 
     # -- the loop ------------------------------------------------------------------------
@@ -192,6 +212,7 @@ class LeaderElector:
                 continue
             log.info("became leader", extra={"identity": self.identity, "lease": self.name})
             self._leading.set()
+            failed = False
             try:
                 self.on_started()
                 while not self._stop.wait(t.retry_period):
@@ -200,8 +221,15 @@ class LeaderElector:
                     if self._clock() - self._last_renew >= t.renew_deadline:
                         log.warning("lost the leader lease", extra={"identity": self.identity})
                         break
+            except PROPAGATE:
+                raise
+            except BaseException:  # starting to lead failed: step down, try again later
+                log.exception("leading failed, stepping down", extra={"identity": self.identity})
+                failed = True
             finally:
                 self._leading.clear()
                 self.on_stopped()
             if self._stop.is_set():
                 self.release()
+            elif failed:
+                self._stop.wait(t.retry_period)

@@ -1,7 +1,8 @@
 """Prometheus metrics of the controller, all named ``zenflow_*`` and registered on an injected
 ``CollectorRegistry`` (building two controllers in one process, as tests do, must not collide).
 
-Label values are bounded: phases, verbs, HTTP codes, results. Never flow or step names.
+Label values are bounded: phases, verbs, HTTP codes, results, thread roles. Never flow or step
+names.
 The flows-by-phase gauge is not incremented and decremented (that drifts when an event is
 missed, the seed's bug): a custom collector recounts the watch cache at every scrape.
 """
@@ -23,6 +24,16 @@ DISPATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 # Steps run from seconds to hours.
 STEP_DURATION_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 12 * 3600)
 RECONCILE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+# The long-lived controller threads by role (controller.supervisor restarts them); the label of
+# zenflow_thread_restarts_total. Each starts at 0 so a restart shows as an increase.
+THREAD_ROLES = (
+    "reconcile",
+    "resync",
+    "informer-jobflows",
+    "informer-jobs",
+    "event-writer",
+    "leader-elector",
+)
 
 
 class FlowPhaseCollector(Collector):
@@ -98,6 +109,14 @@ class ControllerMetrics:
         self.is_leader = Gauge(
             "zenflow_leader", "1 when this replica holds the leader Lease", registry=registry
         )
+        self.thread_restarts = Counter(
+            "zenflow_thread_restarts_total",
+            "Controller threads that ended unasked and were restarted, by role",
+            ["thread"],
+            registry=registry,
+        )
+        for role in THREAD_ROLES:
+            self.thread_restarts.labels(thread=role)
         self._phase_collector: FlowPhaseCollector | None = None
 
     def observe_request(self, verb: str, code: str) -> None:
@@ -110,6 +129,9 @@ class ControllerMetrics:
             self.registry.register(self._phase_collector)
         else:
             self._phase_collector._flows = flows
+
+    def count_restart(self, role: str) -> None:
+        self.thread_restarts.labels(thread=role if role in THREAD_ROLES else "other").inc()
 
     def set_queue_depth_source(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(lambda: float(depth()))

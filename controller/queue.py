@@ -164,6 +164,15 @@ class WorkQueue:
         with self._cond:
             return len(self._queue)
 
+    def has_ready_work(self) -> bool:
+        """Whether a key could be handed out now: queued, or delayed and already due (due keys
+        move to the queue only inside ``get``, so busy workers leave them in the heap)."""
+        with self._cond:
+            if self._queue:
+                return True
+            now = self._clock()
+            return any(due <= now for due in self._waiting.values())
+
     def waiting(self) -> int:
         """Keys scheduled for later."""
         with self._cond:

@@ -18,6 +18,12 @@ Invariants:
   the next pass sees them even before the watch event arrives.
 - The pods of a Job are read only when the planner names that Job in ``needs_pod_details``;
   the answer is remembered per Job uid (a finished Job's pods do not change).
+- A crash while validating or planning one flow (a planner bug, or a native library's panic,
+  which may be a ``BaseException``) is that flow's problem, not the controller's: the flow gets
+  ``Accepted=False`` with reason ``ReconcileError`` naming the error (written only when the
+  condition does not already say so, with one Warning Event), and ``PlanningCrashed`` is
+  raised so the worker retries the key with backoff. A later pass that plans normally sets
+  ``Accepted=True`` again.
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ from controller.kube import (
     NotFound,
 )
 from controller.metrics import ControllerMetrics
-from jobflow import artifacts, names, planning
+from controller.supervisor import PROPAGATE
+from jobflow import artifacts, names, planning, status
 from jobflow.errors import Problem
 
 log = logging.getLogger(__name__)
@@ -58,10 +65,34 @@ DEFAULT_CONTAINER = "main"
 TERMINAL_STEP_PHASES = frozenset({"Succeeded", "Failed", "Skipped"})
 # Recent dispatch latencies kept for benchmarks and debugging (the histogram is the metric).
 DISPATCH_SAMPLES = 100_000
+# Accepted=False reason when validating or planning the flow crashed.
+RECONCILE_ERROR = "ReconcileError"
+# The condition names the error class and the first line of its message, cut to this length
+# (a native panic's message can carry a whole backtrace).
+MAX_CRASH_TEXT = 300
 
 
 class ForeignObject(ApiError):
     """An object with the name we need exists but is not owned by this flow."""
+
+
+class PlanningCrashed(Exception):
+    """Validating or planning one flow raised ``error`` (any ``BaseException`` but the ones
+    ``controller.supervisor.PROPAGATE`` lets through); the flow already says so."""
+
+    def __init__(self, key: str, error: BaseException) -> None:
+        super().__init__(f"planning {key} raised {type(error).__name__}")
+        self.key = key
+        self.error = error
+
+
+def crash_message(error: BaseException) -> str:
+    """The Accepted=False message for a planning crash: the error class and its first line."""
+    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    text = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    if len(text) > MAX_CRASH_TEXT:
+        text = text[: MAX_CRASH_TEXT - 3] + "..."
+    return f"the controller could not plan this flow ({text}); it retries with backoff"
 
 
 # -- index functions --------------------------------------------------------------------------
@@ -240,16 +271,11 @@ class Reconciler:
             if (p.get("metadata") or {}).get("uid") != uid
         ]
         now = self.now()
-        problems = self._spec_problems(flow)
-        result = planning.plan(
-            flow, observed, now, peers=peers, fetch_image=self.fetch_image, problems=problems
-        )
+        result = self._plan(flow, observed, now, peers)
         if result.needs_pod_details:
             self._read_pod_details(flow, observed, result.needs_pod_details)
             observed = self._observed_jobs(flow)
-            result = planning.plan(
-                flow, observed, now, peers=peers, fetch_image=self.fetch_image, problems=problems
-            )
+            result = self._plan(flow, observed, now, peers)
 
         for obj in result.create_objects:
             self._create_owned(flow, dict(obj))
@@ -283,6 +309,62 @@ class Reconciler:
                 pass
             return None
         return None if result.requeue_after is None else float(result.requeue_after)
+
+    def _plan(
+        self,
+        flow: JSONDict,
+        observed: list[planning.ObservedJob],
+        now: datetime,
+        peers: list[JSONDict],
+    ) -> planning.Plan:
+        """The pure part of the pass, as a boundary: whatever validation or the planner raises
+        is reported on the flow and raised again as ``PlanningCrashed``."""
+        try:
+            problems = self._spec_problems(flow)
+            return planning.plan(
+                flow, observed, now, peers=peers, fetch_image=self.fetch_image, problems=problems
+            )
+        except PROPAGATE:
+            raise
+        except BaseException as exc:
+            self._report_crash(flow, exc, now)
+            raise PlanningCrashed(cache_mod.key_of(flow), exc) from exc
+
+    def _report_crash(self, flow: JSONDict, error: BaseException, now: datetime) -> None:
+        """Write ``Accepted=False`` (``ReconcileError``) unless the flow already says exactly
+        that; the other conditions, the phase and the steps are kept as they are."""
+        meta = flow.get("metadata") or {}
+        prior = flow.get("status") or {}
+        message = crash_message(error)
+        previous = list(prior.get("conditions") or ())
+        kept = [
+            status.Desired(
+                type=str(c.get("type")),
+                status=c.get("status") == "True",
+                reason=str(c.get("reason") or ""),
+                message=str(c.get("message") or ""),
+            )
+            for c in previous
+            if c.get("type") in status.CONDITION_ORDER and c.get("type") != status.ACCEPTED
+        ]
+        generation = meta.get("generation")
+        new_status = dict(prior)
+        new_status["phase"] = prior.get("phase") or "Pending"
+        new_status["conditions"] = status.merge_conditions(
+            previous,
+            [status.Desired(status.ACCEPTED, False, RECONCILE_ERROR, message), *kept],
+            now=now,
+            generation=generation if isinstance(generation, int) else None,
+        )
+        new_status = _normalise(new_status)
+        if new_status == prior:
+            return
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        body = {**flow, "status": new_status}
+        updated = self.kube.replace(JOBFLOWS, namespace, name, body, subresource="status")
+        self._count_write()
+        self.flows.upsert(updated, notify=False)
+        self.recorder.record(flow, type_="Warning", reason=RECONCILE_ERROR, message=message)
 
     # -- reading -----------------------------------------------------------------------------
     def _spec_problems(self, flow: JSONDict) -> list[Problem]:

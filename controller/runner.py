@@ -9,8 +9,18 @@ closed) and a new one is built on the next win, so no state leaks from one term 
 Without leader election the term starts at once.
 
 ``ready`` is what /readyz reports: a follower is ready (it serves the webhook and waits for the
-Lease); a leader is ready once both caches have synced. Workers do not take keys before that,
-so a pass never plans from an empty Job cache.
+Lease); a leader is ready once both caches have synced, and for as long as it can reconcile:
+some worker is alive, and keys that are ready do not wait ``stall_after`` seconds with no worker
+finishing a key or idling (``controller.supervisor.reconcile_blocker``). Workers do not take
+keys before the caches synced, so a pass never plans from an empty Job cache.
+
+Thread boundaries (controller.supervisor): a worker survives anything a pass raises except
+SystemExit/KeyboardInterrupt/GeneratorExit (native panics included): it logs it once with the
+key, retries the key with backoff, and a crash in validating/planning the flow leaves
+``Accepted=False`` on it (controller.reconciler). Every thread above (elector, informers,
+workers, resync, event writer) is watched by one supervisor thread, which restarts a thread
+that ended anyway and counts it in ``zenflow_thread_restarts_total{thread}``; a worker killed
+mid-pass has its key requeued first.
 
 Shutdown (SIGTERM): stop taking keys, let in-flight reconciles finish within the timeout, stop
 the watches, flush queued Events, release the Lease.
@@ -39,9 +49,19 @@ from controller.queue import WorkQueue
 from controller.reconciler import (
     CONCURRENCY_INDEX,
     FLOW_INDEX,
+    PlanningCrashed,
     Reconciler,
     flow_concurrency_index,
     job_flow_index,
+)
+from controller.supervisor import (
+    DEFAULT_STALL_AFTER,
+    IDLE_BEAT,
+    PROPAGATE,
+    Progress,
+    SupervisedThread,
+    Supervisor,
+    reconcile_blocker,
 )
 from jobflow import artifacts, names
 
@@ -69,6 +89,8 @@ class ControllerConfig:
     timings: LeaderTimings = field(default_factory=LeaderTimings)
     # image of the init containers that download http input artifacts (needs curl)
     artifact_fetch_image: str = artifacts.DEFAULT_FETCH_IMAGE
+    # /readyz turns false when ready keys wait this long with no worker progress
+    stall_after: float = DEFAULT_STALL_AFTER
 
 
 class KubeLeaseApi:
@@ -149,11 +171,39 @@ class _Term:
         self.flows.add_handler(self.reconciler.on_flow_change)
         self.jobs.add_handler(self.reconciler.on_job_change)
         self.stopping = threading.Event()
-        self.threads: list[threading.Thread] = []
+        self.progress = Progress(time.monotonic)
+        self.workers = [
+            SupervisedThread(
+                "reconcile", self._work, name=f"reconcile-{i}", is_stopping=self.stopping.is_set
+            )
+            for i in range(ctl.config.workers)
+        ]
+        self.threads = list(self.workers)
+        if ctl.config.resync_period > 0:
+            self.threads.append(
+                SupervisedThread(
+                    "resync", self._resync, name="resync", is_stopping=self.stopping.is_set
+                )
+            )
 
     @property
     def synced(self) -> bool:
         return self.flows.has_synced and self.jobs.has_synced
+
+    def live_workers(self) -> int:
+        return sum(1 for w in self.workers if w.is_alive())
+
+    def blocker(self) -> str | None:
+        """Why this term cannot reconcile (None when it can); cheap, never waits on a worker."""
+        if not self.synced:
+            return "caches-not-synced"
+        return reconcile_blocker(
+            live_workers=self.live_workers(),
+            has_ready_work=self.queue.has_ready_work(),
+            last_progress=self.progress.last,
+            now=time.monotonic(),
+            stall_after=self.ctl.config.stall_after,
+        )
 
     def start(self) -> None:
         self.ctl.metrics.track_flows(self.flows.objects)
@@ -161,19 +211,14 @@ class _Term:
         self.recorder.start()
         self.flows.start()
         self.jobs.start()
-        for i in range(self.ctl.config.workers):
-            self._spawn(self._work, f"reconcile-{i}")
-        if self.ctl.config.resync_period > 0:
-            self._spawn(self._resync, "resync")
-
-    def _spawn(self, target: Any, name: str) -> None:
-        t = threading.Thread(target=target, name=name, daemon=True)
-        t.start()
-        self.threads.append(t)
+        for thread in self.threads:
+            thread.start()
+        self.ctl.supervisor.watch(self.recorder, self.flows, self.jobs, *self.threads)
 
     def _wait_synced(self) -> bool:
         while not self.stopping.is_set():
             if self.synced:
+                self.progress.beat()  # a list that took minutes is not a stall
                 return True
             self.stopping.wait(0.02)
         return False
@@ -181,39 +226,78 @@ class _Term:
     def _work(self) -> None:
         if not self._wait_synced():
             return
-        metrics = self.ctl.metrics
-        while (key := self.queue.get()) is not None:
-            started = time.perf_counter()
+        while True:
+            key = self.queue.get(timeout=IDLE_BEAT)
+            if key is None:
+                if self.queue.is_shutting_down:
+                    return
+                self.progress.beat()  # idle: nothing waited for this worker
+                continue
             try:
-                requeue = self.reconciler.reconcile(key)
-                self.queue.forget(key)
-                if requeue is not None:
-                    self.queue.add_after(key, max(MIN_REQUEUE, requeue))
-            except ApiError as exc:
-                metrics.reconcile_errors.labels(error=type(exc).__name__).inc()
-                delay = self.queue.add_rate_limited(key, at_least=exc.retry_after or 0.0)
-                log.warning(
-                    "reconcile failed, retrying",
-                    extra={"flow": key, "error": str(exc), "retry_in": round(delay, 3)},
-                )
-            except Exception:  # a planner or runtime bug: keep the worker alive, back off
-                metrics.reconcile_errors.labels(error="internal").inc()
-                self.queue.add_rate_limited(key)
-                log.exception("reconcile crashed", extra={"flow": key})
+                self._process(key)
             finally:
                 self.queue.done(key)
-                metrics.reconcile_duration.observe(time.perf_counter() - started)
+                self.progress.beat()
+
+    def _process(self, key: str) -> None:
+        """One pass over ``key``: the worker's boundary (see the module docstring)."""
+        metrics = self.ctl.metrics
+        started = time.perf_counter()
+        try:
+            requeue = self.reconciler.reconcile(key)
+            self.queue.forget(key)
+            if requeue is not None:
+                self.queue.add_after(key, max(MIN_REQUEUE, requeue))
+        except ApiError as exc:
+            metrics.reconcile_errors.labels(error=type(exc).__name__).inc()
+            delay = self.queue.add_rate_limited(key, at_least=exc.retry_after or 0.0)
+            log.warning(
+                "reconcile failed, retrying",
+                extra={"flow": key, "error": str(exc), "retry_in": round(delay, 3)},
+            )
+        except PROPAGATE:
+            # The thread ends (the supervisor starts another one); the key is not lost.
+            self.queue.add_rate_limited(key)
+            raise
+        except BaseException as exc:  # a bug or a native panic: keep the worker, back off
+            crashed = isinstance(exc, PlanningCrashed)
+            cause = exc.error if isinstance(exc, PlanningCrashed) else exc
+            metrics.reconcile_errors.labels(error="planning" if crashed else "internal").inc()
+            earlier = self.queue.num_requeues(key)
+            delay = self.queue.add_rate_limited(key)
+            extra = {
+                "flow": key,
+                "error": type(cause).__name__,
+                "retry_in": round(delay, 3),
+                "failures": earlier + 1,
+            }
+            if earlier == 0:  # the traceback once; the retries of the same key in one line
+                log.error(
+                    "reconcile crashed",
+                    exc_info=(type(cause), cause, cause.__traceback__),
+                    extra=extra,
+                )
+            else:
+                log.warning("reconcile crashed again", extra=extra)
+        finally:
+            metrics.reconcile_duration.observe(time.perf_counter() - started)
 
     def _resync(self) -> None:
         period = self.ctl.config.resync_period
         while not self.stopping.wait(period):
-            for key in self.flows.object_keys():
-                self.queue.add(key)
+            try:
+                for key in self.flows.object_keys():
+                    self.queue.add(key)
+            except PROPAGATE:
+                raise
+            except BaseException:
+                log.exception("resync failed")
 
     def stop(self, timeout: float) -> bool:
         """Stop taking keys, wait for in-flight passes (bounded), close watches and events."""
         deadline = time.monotonic() + timeout
         self.stopping.set()
+        self.ctl.supervisor.unwatch(self.recorder, self.flows, self.jobs, *self.threads)
         self.queue.shutdown()
         # a follower reports no flows (it holds no cache); the next term re-points these
         self.ctl.metrics.track_flows(tuple)
@@ -246,7 +330,9 @@ class Controller:
         self._lock = threading.Lock()
         self._term: _Term | None = None
         self._elector: LeaderElector | None = None
-        self._elector_thread: threading.Thread | None = None
+        self._elector_thread: SupervisedThread | None = None
+        self.supervisor = Supervisor(on_restart=self.metrics.count_restart)
+        self._unready: str | None = None  # the last reason is_ready() logged
         self._started = False
         self._shutdown_timeout = 10.0
         self._events_written = 0
@@ -284,10 +370,23 @@ class Controller:
 
     @property
     def ready(self) -> bool:
+        return self.unready_reason is None
+
+    @property
+    def unready_reason(self) -> str | None:
+        """Why /readyz says no, or None. A follower is ready; see the module docstring."""
         if not self._started:
-            return False
+            return "not-started"
+        if not self.supervisor.is_alive:
+            return "supervisor-dead"  # nothing would restart a thread that dies
         term = self._term
-        return term is None or term.synced
+        return None if term is None else term.blocker()
+
+    @property
+    def live_workers(self) -> int:
+        """Reconcile worker threads alive now (0 on a follower)."""
+        term = self._term
+        return term.live_workers() if term is not None else 0
 
     @property
     def events_written(self) -> int:
@@ -296,8 +395,18 @@ class Controller:
         return self._events_written + (term.recorder.written if term is not None else 0)
 
     def is_ready(self) -> bool:
-        """The readiness check `zen-flow serve` registers for /readyz."""
-        return self.ready
+        """The readiness check `zen-flow serve` registers for /readyz; logs each change of
+        verdict once."""
+        reason = self.unready_reason
+        if reason != self._unready:
+            if reason is None:
+                log.info("controller ready", extra={"was": self._unready})
+            elif reason in ("not-started", "caches-not-synced"):
+                log.info("controller not ready yet", extra={"reason": reason})
+            else:
+                log.warning("controller cannot reconcile", extra={"reason": reason})
+            self._unready = reason
+        return reason is None
 
     @property
     def reconciler(self) -> Reconciler | None:
@@ -324,11 +433,12 @@ class Controller:
         if self._started:
             return
         self._started = True
+        self.supervisor.start()
         cfg = self.config
         if not cfg.leader_elect:
             self._start_leading()
             return
-        self._elector = LeaderElector(
+        elector = self._elector = LeaderElector(
             KubeLeaseApi(self.kube),
             namespace=cfg.lease_namespace,
             name=cfg.lease_name,
@@ -337,10 +447,14 @@ class Controller:
             on_started=self._start_leading,
             on_stopped=self._stop_leading,
         )
-        self._elector_thread = threading.Thread(
-            target=self._elector.run, name="leader-elector", daemon=True
+        self._elector_thread = SupervisedThread(
+            "leader-elector",
+            elector.run,
+            name="leader-elector",
+            is_stopping=lambda: elector.is_stopping,
         )
         self._elector_thread.start()
+        self.supervisor.watch(self._elector_thread)
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Graceful stop; True when every thread ended within ``timeout``."""
@@ -349,7 +463,9 @@ class Controller:
         self._shutdown_timeout = timeout
         deadline = time.monotonic() + timeout
         clean = True
+        self.supervisor.stop()  # nothing is restarted while the rest stops
         if self._elector is not None and self._elector_thread is not None:
+            self.supervisor.unwatch(self._elector_thread)
             self._elector.stop()  # the elector stops the term, then releases the Lease
             self._elector_thread.join(timeout)
             clean = not self._elector_thread.is_alive()

@@ -19,6 +19,7 @@ loop (which also serves the probes); small ones run inline, which is faster.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -133,7 +134,9 @@ def _review(handler: Handler, request: review.AdmissionRequest, webhook: str) ->
     try:
         answer = handler(request)
         return review.AdmissionReviewResponse(response=answer).to_json(), _result(answer)
-    except Exception:  # request boundary: answer the review, log the bug once
+    except (SystemExit, KeyboardInterrupt, GeneratorExit, asyncio.CancelledError):
+        raise  # requests to stop and task cancellation are not review failures
+    except BaseException:  # request boundary (native panics too): answer, log the bug once
         logger.exception(
             "review failed",
             extra={"webhook": webhook, "uid": request.uid, "operation": request.operation},

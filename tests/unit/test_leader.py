@@ -2,16 +2,20 @@
 behaves like the API server (resourceVersion checks: a stale PUT is a Conflict): acquiring a free
 or missing Lease, renewing our own, refusing a live Lease of another holder, taking it over only
 after it expired by our own clock, exactly one winner of a race, release on shutdown, and the
-timing rules."""
+timing rules. The running elector (a real thread) survives a BaseException from native code in
+its renew attempts and keeps the Lease, and steps down and tries again when starting to lead
+raises one."""
 
 from __future__ import annotations
 
 import copy
+import threading
 
 import pytest
 
 from controller.kube import AlreadyExists, Conflict, NotFound
 from controller.leader import LeaderElector, LeaderTimings
+from tests.waiting import eventually
 
 
 class FakeLeases:
@@ -150,3 +154,87 @@ def test_release_does_not_touch_a_lease_held_by_another() -> None:
 def test_timings_must_be_ordered(lease: float, renew: float, retry: float) -> None:
     with pytest.raises(ValueError):
         LeaderTimings(lease, renew, retry)
+
+
+class Panic(BaseException):
+    """Stands for pyo3's PanicException: a BaseException, not an Exception."""
+
+
+class PanickyLeases(FakeLeases):
+    """Every other read of the Lease panics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+        self.panics = 0
+        self.renewals = 0
+
+    def get_lease(self, namespace: str, name: str) -> dict:
+        self.reads += 1
+        if self.reads % 2 == 0:
+            self.panics += 1
+            raise Panic("called `Result::unwrap()` on an `Err` value")
+        return super().get_lease(namespace, name)
+
+    def replace_lease(self, namespace: str, name: str, body: dict) -> dict:
+        self.renewals += 1
+        return super().replace_lease(namespace, name, body)
+
+
+FAST = LeaderTimings(lease_duration=2.0, renew_deadline=1.5, retry_period=0.02)
+
+
+def running(api: FakeLeases, on_started) -> tuple[LeaderElector, threading.Thread, list[str]]:
+    calls: list[str] = []
+
+    def started() -> None:
+        calls.append("started")
+        on_started()
+
+    e = LeaderElector(
+        api,
+        namespace="ns",
+        name="lease",
+        identity="me",
+        timings=FAST,
+        on_started=started,
+        on_stopped=lambda: calls.append("stopped"),
+    )
+    thread = threading.Thread(target=e.run, daemon=True)
+    thread.start()
+    return e, thread, calls
+
+
+def test_a_panicking_renew_attempt_does_not_kill_the_elector() -> None:
+    api = PanickyLeases()
+    e, thread, calls = running(api, lambda: None)
+    try:
+        eventually(lambda: e.is_leader, 5, message="leads despite panicking reads")
+        renewals = api.renewals
+        eventually(lambda: api.panics >= 10 and api.renewals >= renewals + 10, 5)
+        assert thread.is_alive()
+        assert e.is_leader
+        assert calls == ["started"], "a failed attempt within the renew deadline keeps the term"
+    finally:
+        e.stop()
+        thread.join(5)
+    assert not thread.is_alive()
+    assert calls == ["started", "stopped"]
+
+
+def test_a_panic_while_starting_to_lead_steps_down_and_tries_again() -> None:
+    api = FakeLeases()
+    failures = [Panic("boom")]
+
+    def on_started() -> None:
+        if failures:
+            raise failures.pop()
+
+    e, thread, calls = running(api, on_started)
+    try:
+        eventually(lambda: calls == ["started", "stopped", "started"], 5)
+        assert e.is_leader and thread.is_alive()
+    finally:
+        e.stop()
+        thread.join(5)
+    assert api.holder() == "", "released on stop"
