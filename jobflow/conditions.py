@@ -434,14 +434,15 @@ def evaluate(expression: str, context: Mapping[str, object]) -> bool:
         value = compiled.program.eval(data=dict(context))
     except Exception as exc:  # budget exceeded and other runtime failures
         raise ConditionError(f"{_first_line(str(exc))} while evaluating {expression!r}") from None
-    result = value.value()
-    if value.type().name() == "ERROR":
-        raise ConditionError(f"{_first_line(str(result))} while evaluating {expression!r}")
-    if not isinstance(result, bool):
-        raise ConditionError(
-            f"{expression!r} evaluated to {type(result).__name__} {result!r}, not a bool"
-        )
-    return result
+    # Only a BOOL or an ERROR result is converted: cel-expr-python 0.1.3's value() and
+    # plain_value() decrement None's reference count for a null result (found by fuzzing: once
+    # it reaches zero, CPython aborts the process), so other results are named, never read.
+    kind = value.type().name()
+    if kind == "ERROR":
+        raise ConditionError(f"{_first_line(str(value.value()))} while evaluating {expression!r}")
+    if kind != "BOOL":
+        raise ConditionError(f"{expression!r} evaluated to {kind.lower()}, not a bool")
+    return value.value() is True
 
 
 def _largest_collection(context: Mapping[str, object]) -> int:

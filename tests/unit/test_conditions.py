@@ -7,6 +7,8 @@ stable code (length, nesting, node count, cost), and fuzzed text never raises an
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -215,3 +217,14 @@ def test_fuzzed_text_only_raises_condition_errors(expression: str) -> None:
         conditions.evaluate(expression, CTX)
     except conditions.ConditionError:
         pass
+
+
+@pytest.mark.parametrize("expression", ["dyn(null)", "dyn([null])", "dyn({'a': null})"])
+def test_null_results_do_not_corrupt_the_interpreter(expression: str) -> None:
+    # cel-expr-python 0.1.3 decrements None's refcount when a null is read back; once it reaches
+    # zero CPython aborts ("deallocating None"). evaluate() must never read such a result.
+    before = sys.getrefcount(None)
+    for _ in range(2000):
+        with pytest.raises(conditions.ConditionError, match="not a bool"):
+            conditions.evaluate(expression, CTX)
+    assert sys.getrefcount(None) > before - 1000  # the bug loses 2,000; GC noise a few hundred
