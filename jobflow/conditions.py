@@ -158,6 +158,12 @@ def shape(expression: str) -> list[Token]:
             " should test a few step phases or outputs (move logic into a step)",
             "when-too-long",
         )
+    try:
+        expression.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConditionError(
+            "contains text that is not valid Unicode (a lone surrogate escape); remove it"
+        ) from None
     tokens = _tokens(expression)
     depth = deepest = nodes = 0
     for kind, text in tokens:
@@ -333,6 +339,12 @@ _UNDECLARED = re.compile(r"undeclared reference to '([^']*)'")
 
 
 def _first_line(text: str) -> str:
+    line = _first_error(text)
+    # The engine quotes the offending input, which may hold control characters.
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in line)
+
+
+def _first_error(text: str) -> str:
     # The engine's message repeats the source and a caret diagram; the first ERROR line is the
     # part a person needs ("<input>:1:7: Syntax error: ...").
     errors = [line for line in text.splitlines() if "ERROR:" in line]
