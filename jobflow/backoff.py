@@ -5,59 +5,33 @@ The delay after attempt ``n`` (0-based) is:
 - Linear: ``d * (n + 1)``
 - Exponential (also the fallback for an absent/unknown type): ``d * factor ** n``
 
-``d`` is ``backoff.duration`` (a Go duration such as ``10s``, ``1m30s``, ``500ms``; absent or
-unparsable means 1 s, as in the seed) and ``factor`` defaults to 2.0. Delays are capped at
+``d`` is ``backoff.duration`` (a Go duration such as ``10s``, ``1m30s``, ``500ms``, read by
+``quantities.parse_duration``; absent or unparsable means 1 s, as in the seed) and ``factor`` defaults to 2.0. Delays are capped at
 ``MAX_DELAY_SECONDS`` so an exponential policy with a large limit cannot overflow a float into
 a wake-up that never comes.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Final
 
-from jobflow import decoded
+from jobflow import decoded, quantities
 
 DEFAULT_DURATION_SECONDS: Final = 1.0  # the seed's base delay when duration is absent
 DEFAULT_FACTOR: Final = 2.0
 # One day: far beyond any sensible retry delay, small enough for timestamps to stay exact.
 MAX_DELAY_SECONDS: Final = 86400.0
 
-_UNIT_SECONDS: Final = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-}
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-
 
 def parse_duration(text: str) -> float | None:
     """Seconds in a Go duration string (``1h2m3.5s``), or None if it is not one.
 
-    A bare number is read as seconds, which is what people mean by ``duration: "10"``.
-    """
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    pos = 0
-    total = 0.0
-    for match in _DURATION.finditer(text):
-        if match.start() != pos:
-            return None
-        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if pos != len(text):
-        return None
-    return total
+    The grammar is ``quantities.parse_duration``, the one validation checks: a bare number such
+    as ``"10"`` is not a duration (Go says "missing unit") and never reaches here in a valid
+    flow; should one come from an unvalidated object, the default delay applies."""
+    seconds = quantities.parse_duration(text.strip())
+    return None if seconds is None else float(seconds)
 
 
 def retry_delay(retry_policy: Mapping[str, object], attempt: int) -> float:

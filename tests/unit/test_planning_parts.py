@@ -22,7 +22,7 @@ from tests.unit.planning_world import flow, step
         ("1h", 3600.0),
         ("500ms", 0.5),
         ("1.5s", 1.5),
-        ("7", 7.0),
+        ("7", None),  # Go says "missing unit"; validation refuses it too (one grammar)
         ("", None),
         ("ten", None),
         ("10x", None),

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from jobflow import validation
+from jobflow import quantities, validation
 from jobflow.errors import Problem
 
 
@@ -1232,7 +1232,7 @@ def test_wrong_type_is_reported_once() -> None:
     ],
 )
 def test_go_durations(text: str, seconds: float | None) -> None:
-    parsed = validation.parse_go_duration(text)
+    parsed = quantities.parse_duration(text)
     assert (None if parsed is None else float(parsed)) == seconds
 
 
@@ -1254,7 +1254,7 @@ def test_go_durations(text: str, seconds: float | None) -> None:
     ],
 )
 def test_quantities(text: object, value: float | None) -> None:
-    parsed = validation.parse_quantity(text)
+    parsed = quantities.parse_quantity(text)
     assert (None if parsed is None else float(parsed)) == value
 
 
