@@ -30,7 +30,7 @@ COMMANDS: Final[dict[str, str]] = {
     "graph": "app.graph_cmd",
     "crd": "app.crd_cmd",
     "certs": "app.certs_cmd",
-    "serve": "app.serve",
+    "serve": "app.serve_cmd",
     "run": "app.run_cmd",
     "approve": "app.approve_cmd",
 }

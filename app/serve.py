@@ -15,17 +15,18 @@ flips /readyz to false, then closes both servers, which finish in-flight request
 The controller seam: `controller_factory()` is the one place the controller is wired in. It
 returns a callable `(settings, *, registry) -> Controller` (see the `Controller` protocol:
 start(), stop(timeout), is_ready()). Until it returns one, `serve` needs `--webhook-only`.
+
+The command line (flags, `--embedded`) is app/serve_cmd.py; app/embedded.py builds on this
+module, so this module never imports it.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
 import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
@@ -34,9 +35,7 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 
 from app import main as app_main
-from app import settings as settings_mod
-from app.logging import configure as configure_logging
-from app.settings import Settings, SettingsError
+from app.settings import Settings
 from certs.rotation import ReloadingTLS, TLSLoadError
 
 logger = logging.getLogger(__name__)
@@ -293,37 +292,3 @@ def run(settings: Settings) -> int:
 
     asyncio.run(main())
     return 1 if servers.failed else 0
-
-
-# -- the CLI subcommand ---------------------------------------------------------------------------
-def _command(args: argparse.Namespace) -> int:
-    prog = "zen-flow serve"
-    try:
-        settings = settings_mod.load(args)
-    except SettingsError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 2
-    if settings.embedded:
-        from app import embedded  # imported here: app.embedded builds on this module
-
-        return embedded.serve_command(args)
-    configure_logging(level=settings.log_level, fmt=settings.log_format.value)
-    try:
-        return run(settings)
-    except ServeError as exc:
-        print(f"{prog}: {exc}", file=sys.stderr)
-        return 1
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "serve",
-        help="run the admission webhook, probes/metrics and the controller",
-        description="Run the admission webhook (HTTPS), /healthz /readyz /metrics (HTTP) and "
-        "the controller. Every flag can also be set as ZEN_FLOW_<FLAG> in the environment.",
-    )
-    settings_mod.add_arguments(parser)
-    from app import embedded  # late: app.embedded imports this module
-
-    embedded.add_arguments(parser)  # --exec, --kubeconfig-out, --data-dir (with --embedded)
-    parser.set_defaults(func=_command)
