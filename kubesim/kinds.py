@@ -19,6 +19,7 @@ from typing import Any
 from kubesim import errors
 from kubesim.errors import Cause
 from kubesim.resources import ResourceType
+from kubesim.timestamps import now_rfc3339
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(
@@ -648,8 +649,6 @@ def crd_prepare(crd: dict[str, Any]) -> None:
     """Set a CRD's status as the apiextensions controllers would, synchronously."""
     spec = crd.get("spec") or {}
     status = crd.setdefault("status", {})
-    from kubesim.store import now_rfc3339
-
     ts = now_rfc3339()
     old_conds = {c.get("type"): c for c in status.get("conditions") or [] if isinstance(c, dict)}
 

@@ -15,20 +15,16 @@ conflict: that is upstream's client-side to server-side apply upgrade path.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from kubesim.clone import clone
 from kubesim.errors import ApiError
+from kubesim.timestamps import now_rfc3339
 
 Path = tuple[str, ...]
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 CSA_MANAGER = "kubectl-client-side-apply"
 _META_TRACKED = ("labels", "annotations", "finalizers", "ownerReferences")
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def leaves(
@@ -170,7 +166,7 @@ def record_update(
         mine |= changed
         for e, p in entries:
             if p is mine:
-                e["time"] = _now()
+                e["time"] = now_rfc3339()
     new.setdefault("metadata", {})["managedFields"] = _rebuild(entries)
     if not new["metadata"]["managedFields"]:
         del new["metadata"]["managedFields"]
@@ -255,7 +251,7 @@ def apply(
         "manager": manager,
         "operation": "Apply",
         "apiVersion": api_version,
-        "time": _now(),
+        "time": now_rfc3339(),
     }
     if subresource:
         entry["subresource"] = subresource

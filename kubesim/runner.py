@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import datetime as dt
 import heapq
 import itertools
 import logging
@@ -70,6 +69,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubesim.errors import ApiError
 from kubesim.resources import GVR
+from kubesim.timestamps import now_rfc3339, parse_rfc3339
 
 if TYPE_CHECKING:
     from kubesim.store import Store
@@ -120,18 +120,6 @@ MSG_DEADLINE = "Job was active longer than specified deadline"
 
 Key = tuple[str, str]  # (namespace, job name)
 Outcome = tuple[int, str]  # (exit code, termination message)
-
-
-def now_rfc3339(ts: float | None = None) -> str:
-    when = dt.datetime.fromtimestamp(time.time() if ts is None else ts, tz=dt.UTC)
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(text: str) -> float | None:
-    try:
-        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
-    except (TypeError, ValueError):
-        return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ Invariants (everything else in kubesim relies on them):
 from __future__ import annotations
 
 import builtins
-import datetime as dt
 import json
 import logging
 import os
@@ -49,8 +48,9 @@ from kubesim.clone import clone
 from kubesim.errors import ApiError, Cause, already_exists, conflict, expired, invalid, not_found
 from kubesim.errors import required as required_cause
 from kubesim.resources import GVR, Registry, ResourceType
+from kubesim.timestamps import now_rfc3339
 
-__all__ = ["GVR", "ApiError", "Event", "ResourceType", "Store", "WatchHandle", "now_rfc3339"]
+__all__ = ["GVR", "ApiError", "Event", "ResourceType", "Store", "WatchHandle"]
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,6 @@ _SERVER_META = (
     "deletionGracePeriodSeconds",
     "managedFields",
 )
-
-
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
