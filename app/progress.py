@@ -28,9 +28,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from jobflow import decoded
+from jobflow import decoded, phases
 
-TERMINAL_FLOW_PHASES = frozenset({"Succeeded", "Failed"})
+TERMINAL_FLOW_PHASES = phases.TERMINAL_FLOW_PHASES
 _PHASE_STYLES: Mapping[str, str] = {
     "Pending": "dim",
     "Running": "bold blue",

@@ -54,7 +54,7 @@ from controller.kube import (
 )
 from controller.metrics import ControllerMetrics
 from controller.supervisor import PROPAGATE
-from jobflow import artifacts, names, planning, status
+from jobflow import artifacts, names, phases, planning, status
 from jobflow.errors import Problem
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 FLOW_INDEX = "flow"  # jobs: "<namespace>/<flow label value>"
 CONCURRENCY_INDEX = "concurrency"  # flows: "<namespace>/<concurrencyKey>"
 DEFAULT_CONTAINER = "main"
-TERMINAL_STEP_PHASES = frozenset({"Succeeded", "Failed", "Skipped"})
+TERMINAL_STEP_PHASES = phases.TERMINAL_STEP_PHASES
 # Recent dispatch latencies kept for benchmarks and debugging (the histogram is the metric).
 DISPATCH_SAMPLES = 100_000
 # Accepted=False reason when validating or planning the flow crashed.

@@ -1,27 +1,15 @@
-"""Retry delays for ``retryPolicy.backoff`` and the Go-style duration strings they use.
-
-The delay after attempt ``n`` (0-based) is:
-- Fixed: ``d``
-- Linear: ``d * (n + 1)``
-- Exponential (also the fallback for an absent/unknown type): ``d * factor ** n``
-
-``d`` is ``backoff.duration`` (a Go duration such as ``10s``, ``1m30s``, ``500ms``, read by
-``quantities.parse_duration``; absent or unparsable means 1 s, as in the seed) and ``factor`` defaults to 2.0. Delays are capped at
-``MAX_DELAY_SECONDS`` so an exponential policy with a large limit cannot overflow a float into
-a wake-up that never comes.
+"""Retry delays for ``retryPolicy.backoff`` (the formula is ``spec.RetryPolicy.delay``) and
+the Go-style duration strings they use (``quantities.parse_duration``, the grammar validation
+checks; absent or unparsable means 1 s, as in the seed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
 
-from jobflow import decoded, quantities
+from jobflow import quantities, spec
 
-DEFAULT_DURATION_SECONDS: Final = 1.0  # the seed's base delay when duration is absent
-DEFAULT_FACTOR: Final = 2.0
-# One day: far beyond any sensible retry delay, small enough for timestamps to stay exact.
-MAX_DELAY_SECONDS: Final = 86400.0
+MAX_DELAY_SECONDS = spec.MAX_DELAY_SECONDS
 
 
 def parse_duration(text: str) -> float | None:
@@ -36,23 +24,4 @@ def parse_duration(text: str) -> float | None:
 
 def retry_delay(retry_policy: Mapping[str, object], attempt: int) -> float:
     """Seconds to wait after the failure of ``attempt`` (0-based) before the next one."""
-    backoff = decoded.mapping(retry_policy.get("backoff"))
-    duration_text = decoded.string(backoff.get("duration"))
-    base = parse_duration(duration_text) if duration_text is not None else None
-    if base is None or base < 0:
-        base = DEFAULT_DURATION_SECONDS
-    kind = decoded.string(backoff.get("type")) or "Exponential"
-    n = max(attempt, 0)
-    if kind == "Fixed":
-        delay = base
-    elif kind == "Linear":
-        delay = base * (n + 1)
-    else:
-        factor = decoded.number(backoff.get("factor"))
-        if factor is None or factor <= 0:
-            factor = DEFAULT_FACTOR
-        try:
-            delay = base * factor**n
-        except OverflowError:
-            delay = MAX_DELAY_SECONDS
-    return min(delay, MAX_DELAY_SECONDS)
+    return spec.RetryPolicy.read(retry_policy).delay(attempt)

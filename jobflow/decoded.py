@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 EMPTY: Mapping[str, object] = {}
 
@@ -115,3 +115,10 @@ def parse_time(value: object) -> datetime | None:
 def truncate(moment: datetime) -> datetime:
     """``moment`` at second precision in UTC, so computed times equal their stored form."""
     return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def ceil_seconds(moment: datetime) -> datetime:
+    """``moment`` rounded up to a whole second (stored times have second precision)."""
+    if moment.microsecond:
+        return moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment

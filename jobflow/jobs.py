@@ -289,3 +289,18 @@ def job_attempt(job: Mapping[str, object]) -> int | None:
     if text is None or not text.isdigit():
         return None
     return int(text)
+
+
+@dataclass(frozen=True)
+class ObservedJob:
+    """A Job of this flow as the runtime sees it, plus what it read from the Job's pods."""
+
+    job: Mapping[str, object]  # the batch/v1 Job JSON from the watch cache
+    exit_code: int | None = None  # the failed pod's container exit code, when read
+    termination_message: str | None = None  # that container's termination message
+    # Set when the exit code and message are an init container's: the pod failed before the
+    # step's own containers ran (an http input artifact's download, or the template's own).
+    failed_init_container: str | None = None
+    # True once the runtime looked at the pods, even if it found no exit code or message (pods
+    # already gone): the planner then stops asking for them and decides without.
+    pod_details_read: bool = False

@@ -26,6 +26,14 @@ from typing import Annotated, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
 
+# Re-exported: the model (and the CRD generated from it) uses the one set of phases.
+from jobflow.phases import (  # noqa: F401
+    TERMINAL_FLOW_PHASES,
+    TERMINAL_STEP_PHASES,
+    FlowPhase,
+    StepPhase,
+)
+
 # Embedded Kubernetes objects are kept whole and not validated here (validation.py checks the
 # parts that matter); ``object`` keeps pydantic from walking them, which is most of a flow.
 JsonObject = dict[str, object]
@@ -34,30 +42,6 @@ _E = TypeVar("_E")
 # Models are strict (no "5" for 5, no 1 for true: the API server would refuse those too),
 # except enumerations, which arrive as plain strings from decoded JSON.
 Lax = Annotated[_E, Strict(False)]
-
-
-class FlowPhase(StrEnum):
-    PENDING = "Pending"
-    RUNNING = "Running"
-    PAUSED = "Paused"
-    SUSPENDED = "Suspended"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-
-
-TERMINAL_FLOW_PHASES = frozenset({FlowPhase.SUCCEEDED, FlowPhase.FAILED})
-
-
-class StepPhase(StrEnum):
-    PENDING = "Pending"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    SKIPPED = "Skipped"
-    PENDING_APPROVAL = "PendingApproval"
-
-
-TERMINAL_STEP_PHASES = frozenset({StepPhase.SUCCEEDED, StepPhase.FAILED, StepPhase.SKIPPED})
 
 
 class StepType(StrEnum):

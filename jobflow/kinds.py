@@ -1,0 +1,311 @@
+"""Step kinds: what a step of each ``type`` is and how it runs, behind one small interface.
+
+Everything that differs between kinds lives in its class here: the facts validation, the
+graph and ``zen-flow approve`` read (``needs_template``, ``awaits_approval``) and the two things
+the planner asks of a ready or running step (``start``, ``refresh``), written against the
+``PassContext`` protocol so this module imports nothing of the planner at run time. A new kind
+is a new class here plus its tests; the planner, validation, approve and graph do not change.
+
+- ``Job``: a ready step creates a Job for its next attempt (``names.job_name``) from its
+  template with inputs resolved; a running step is read from its Job's conditions: success
+  collects outputs, failure (after its pods are read once) becomes a failed attempt judged by
+  the pod failure policy, and ``timeoutSeconds`` deletes the Job and fails the attempt.
+- ``Manual``: a ready step waits in PendingApproval until the annotation
+  ``approve.workflow.kube-zen.io/<step>`` says "true" (Succeeded) or "false" (Failed, Rejected).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import ClassVar, Final, Protocol
+
+from jobflow import decoded, defaults, jobs, names, parameters, phases
+from jobflow import outputs as jobflow_outputs
+from jobflow.jobs import ObservedJob
+from jobflow.spec import FlowSpec, PodFailureAction
+from jobflow.stepstate import Event, StepState
+
+
+class PassContext(Protocol):
+    """What a kind may use of the pass that plans its step."""
+
+    @property
+    def flow(self) -> FlowSpec: ...
+    @property
+    def now(self) -> datetime: ...
+    @property
+    def now_text(self) -> str: ...
+    @property
+    def steps(self) -> Sequence[StepState]: ...
+    @property
+    def observed(self) -> Mapping[str, Mapping[int, ObservedJob]]: ...
+
+    def emit(self, event: Event) -> None: ...
+    def wake_at(self, moment: datetime) -> None: ...
+    def create_job(self, step: StepState, manifest: Mapping[str, object]) -> None: ...
+    def delete_job(self, name: str) -> None: ...
+    def need_pod_details(self, job_name: str) -> None: ...
+    def job_manifest(self, step: StepState, attempt: int) -> dict[str, object]: ...
+    def fail_attempt(
+        self,
+        step: StepState,
+        *,
+        at: datetime,
+        reason: str,
+        message: str,
+        action: PodFailureAction,
+    ) -> None: ...
+    def pod_failure_action(
+        self, observed: ObservedJob, outcome: jobs.JobOutcome
+    ) -> PodFailureAction: ...
+    def init_failure(self, step: StepState, observed: ObservedJob) -> str: ...
+
+
+class StepKind:
+    """The interface; the defaults are a Job step's facts."""
+
+    name: ClassVar[str]
+    needs_template: ClassVar[bool] = True  # a batch/v1 Job template is required (else refused)
+    awaits_approval: ClassVar[bool] = False  # a person decides its outcome
+    runs_jobs: ClassVar[bool] = True  # its attempts are Jobs (adopted, timed out, stopped)
+
+    def start(self, ctx: PassContext, step: StepState) -> bool:
+        """The step is ready (or its retry is due, or it awaits a decision): act; True when its
+        phase changed."""
+        raise NotImplementedError
+
+    def refresh(self, ctx: PassContext, step: StepState) -> None:
+        """The step is Running: read what its attempt did."""
+
+
+class JobKind(StepKind):
+    name = "Job"
+
+    def start(self, ctx: PassContext, step: StepState) -> bool:
+        attempt = step.attempts
+        try:
+            manifest = ctx.job_manifest(step, attempt)
+        except parameters.ParameterError as exc:
+            # Deterministic: retrying cannot help, so the step fails at once (no Job).
+            event = step.fail(
+                phases.INPUT_ERROR,
+                str(exc),
+                at=ctx.now_text,
+                started=True,
+                event=Event("Warning", "StepFailed", f"step {step.name}: {exc}"),
+            )
+            ctx.emit(event)
+            return True
+        ctx.create_job(step, manifest)
+        job_name = names.job_name(ctx.flow.name, ctx.flow.uid, step.name, attempt)
+        ctx.emit(step.start(job_name=job_name, at=ctx.now_text))
+        if step.spec.timeout_seconds is not None:
+            ctx.wake_at(decoded.truncate(ctx.now) + timedelta(seconds=step.spec.timeout_seconds))
+        return True
+
+    def refresh(self, ctx: PassContext, step: StepState) -> None:
+        attempt = step.attempts - 1
+        if attempt < 0:
+            # Running without a Job recorded: status from elsewhere; start attempt 0 properly.
+            step.phase = phases.StepPhase.PENDING
+            return
+        observed = ctx.observed.get(step.name, {}).get(attempt)
+        job_name = names.job_name(ctx.flow.name, ctx.flow.uid, step.name, attempt)
+        step.job_name = step.job_name or job_name
+        outcome = jobs.job_outcome(observed.job) if observed is not None else None
+        if observed is not None and outcome is not None and outcome.state == "succeeded":
+            self._succeeded(ctx, step, observed, outcome)
+            return
+        if observed is not None and outcome is not None and outcome.state == "failed":
+            self._failed(ctx, step, observed, outcome)
+            return
+        timeout = step.spec.timeout_seconds
+        started = decoded.parse_time(step.start_time)
+        deadline = (
+            started + timedelta(seconds=timeout)
+            if started is not None and timeout is not None
+            else None
+        )
+        # Still running (or its Job is not visible). A Job is deleted for its timeout only once
+        # a persisted status records its attempt: if this pass's status write were lost after
+        # the delete, nothing would remember the attempt and it would run again.
+        if deadline is not None and ctx.now >= deadline and not step.adopted:
+            ctx.delete_job(step.job_name)
+            ctx.emit(
+                Event(
+                    "Warning",
+                    "StepTimedOut",
+                    f"step {step.name} exceeded timeoutSeconds={timeout}; "
+                    f"deleting Job {step.job_name}",
+                )
+            )
+            ctx.fail_attempt(
+                step,
+                at=deadline,
+                reason=phases.TIMEOUT,
+                message=f"exceeded timeoutSeconds={timeout}",
+                action="Count",
+            )
+            return
+        if observed is None:
+            # The Job of a Running step is missing (deleted by hand, or the cache has not caught
+            # up with our own create): ensure it exists under its deterministic name. If it does
+            # exist, the create is AlreadyExists, which the runtime treats as adoption.
+            # Its inputs resolved when it first started; if they no longer do, leave it be.
+            with contextlib.suppress(parameters.ParameterError):
+                ctx.create_job(step, ctx.job_manifest(step, attempt))
+        if deadline is not None:
+            # An adopted step past its deadline: the next pass (after this status is written)
+            # times it out.
+            ctx.wake_at(max(deadline, ctx.now))
+
+    def _failed(
+        self,
+        ctx: PassContext,
+        step: StepState,
+        observed: ObservedJob,
+        outcome: jobs.JobOutcome,
+    ) -> None:
+        if not observed.pod_details_read:
+            # the exit code explains the failure (status.steps[].exitCode, a failed download)
+            # and the pod failure policy matches on it: read the pods once
+            ctx.need_pod_details(step.job_name or "")
+            return
+        action = ctx.pod_failure_action(observed, outcome)
+        if observed.exit_code is not None:
+            step.exit_code = observed.exit_code
+        detail = outcome.message or outcome.reason or "the Job failed"
+        if observed.failed_init_container is not None:
+            detail = f"{detail}: {ctx.init_failure(step, observed)}"
+        elif observed.exit_code is not None:
+            detail = f"{detail} (exit code {observed.exit_code})"
+        if action == "FailJob":
+            reason = phases.POD_FAILURE_POLICY
+            detail = f"exit code {observed.exit_code} matched a FailJob rule: not retried"
+        else:
+            reason = phases.JOB_FAILED
+        ctx.fail_attempt(
+            step,
+            at=outcome.finished_at or decoded.truncate(ctx.now),
+            reason=reason,
+            message=detail,
+            action=action,
+        )
+
+    def _succeeded(
+        self,
+        ctx: PassContext,
+        step: StepState,
+        observed: ObservedJob,
+        outcome: jobs.JobOutcome,
+    ) -> None:
+        # Outputs are collected by jobflow.outputs; a missing non-optional value or one over a
+        # cap fails the attempt (retries apply).
+        try:
+            values = _outputs(ctx, step, observed)
+        except jobflow_outputs.OutputError as exc:
+            ctx.fail_attempt(
+                step,
+                at=outcome.finished_at or decoded.truncate(ctx.now),
+                reason=phases.OUTPUT_ERROR,
+                message=str(exc),
+                action="Count",
+            )
+            return
+        if values is None:
+            ctx.need_pod_details(step.job_name or "")
+            return
+        if observed.exit_code is not None:
+            step.exit_code = observed.exit_code
+        if values:
+            step.outputs = values
+        ctx.emit(step.succeed(at=decoded.format_time(outcome.finished_at or ctx.now)))
+
+
+def _outputs(ctx: PassContext, step: StepState, observed: ObservedJob) -> dict[str, str] | None:
+    """Output parameters of a succeeded step; None while the termination message is needed.
+
+    Raises ``outputs.OutputError`` (missing value, over a cap)."""
+    raw = step.spec.raw
+    if not decoded.path(raw, "outputs", "parameters"):
+        return {}
+    if (
+        observed.termination_message is None
+        and not observed.pod_details_read
+        and jobflow_outputs.needs_termination_message(raw)
+    ):
+        return None
+    values = jobflow_outputs.collect(
+        raw, job=observed.job, termination_message=observed.termination_message
+    )
+    jobflow_outputs.check_flow_budget(
+        values, [s.outputs for s in ctx.steps if s is not step and s.outputs]
+    )
+    return values
+
+
+class ManualKind(StepKind):
+    name = "Manual"
+    needs_template = False
+    awaits_approval = True
+    runs_jobs = False
+
+    def start(self, ctx: PassContext, step: StepState) -> bool:
+        """Apply an approval or rejection; otherwise wait for one (once)."""
+        key = names.approve_annotation(step.name)
+        verdict = approval(ctx.flow.annotations.get(key))
+        if verdict is True:
+            ctx.emit(
+                step.succeed(
+                    at=ctx.now_text,
+                    reason=phases.APPROVED,
+                    message=f"approved by annotation {key}",
+                    event=Event("Normal", "StepApproved", f"step {step.name} approved"),
+                )
+            )
+            return True
+        if verdict is False:
+            ctx.emit(
+                step.fail(
+                    phases.REJECTED,
+                    f"rejected by annotation {key}",
+                    at=ctx.now_text,
+                    started=True,
+                    event=Event("Warning", "StepRejected", f"step {step.name} rejected"),
+                )
+            )
+            return True
+        if step.phase == phases.StepPhase.PENDING_APPROVAL:
+            return False
+        prompt = step.spec.message or f"waiting for manual approval of step {step.name}"
+        hint = f'annotate {key}="true" to approve, "false" to reject'
+        ctx.emit(step.await_approval(prompt, hint=hint, at=ctx.now_text))
+        return True
+
+
+def approval(value: str | None) -> bool | None:
+    """An approval annotation's verdict: True, False, or None (absent or neither word)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    return True if text == "true" else False if text == "false" else None
+
+
+JOB: Final = JobKind()
+MANUAL: Final = ManualKind()
+KINDS: Final[Mapping[str, StepKind]] = {JOB.name: JOB, MANUAL.name: MANUAL}
+
+
+def of(type_name: str | None) -> StepKind:
+    """The kind of a step whose ``type`` is ``type_name`` (absent: the default, Job).
+
+    An unknown type (refused by validation) reads as a Job, as the defaults would make it."""
+    return KINDS.get(type_name or defaults.DEFAULT_STEP_TYPE, JOB)
+
+
+def of_step(step: Mapping[str, object]) -> StepKind:
+    """The kind of a raw step (``steps[]`` entry)."""
+    value = step.get("type")
+    return of(value if isinstance(value, str) else None)

@@ -1,0 +1,347 @@
+"""One pass over one valid, unfinished flow: the working state and the order of the steps.
+
+``Pass.run`` loads the step states from the prior status (adopting Jobs a lost status write did
+not record), stops a Forbid-queued flow early, reads the running attempts (each kind's
+``refresh``), applies a flow stop (deadline, Replace) or decides retries and schedules, creates
+the resourceTemplates objects, and builds the Plan. The pass is also the ``PassContext`` that
+kinds and scheduling act through: every Job create or delete, event, wake-up and failed attempt
+goes through one of its methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from jobflow import artifacts, decoded, jobs, kinds, names, phases, spec, status
+from jobflow.jobs import ObservedJob
+from jobflow.phases import FlowPhase, StepPhase
+from jobflow.planning import concurrency, failures, flowstatus, manifests, schedule
+from jobflow.planning.types import Plan, make_plan
+from jobflow.stepstate import Event, StepState
+
+
+class Pass:
+    def __init__(
+        self,
+        obj: Mapping[str, object],
+        observed_jobs: Sequence[ObservedJob],
+        now: datetime,
+        peers: Sequence[Mapping[str, object]],
+        *,
+        fetch_image: str = artifacts.DEFAULT_FETCH_IMAGE,
+    ) -> None:
+        self.obj = obj
+        self.flow = spec.read(obj)
+        self.fetch_image = fetch_image
+        self.now = now
+        self.now_text = decoded.format_time(now)
+        self.peers = peers
+        self.prior = decoded.mapping(obj.get("status"))
+        self.prior_phase = decoded.string(self.prior.get("phase"))
+        self.prior_conditions = decoded.items(self.prior.get("conditions"))
+        self.flow_ref = jobs.FlowRef(
+            name=self.flow.name, namespace=self.flow.namespace, uid=self.flow.uid
+        )
+        self.renames = jobs.resource_renames(self.flow.resource_templates, self.flow.name)
+        self.steps = [StepState(s) for s in self.flow.steps]
+        self.by_name = {s.name: s for s in self.steps}
+        self.observed: dict[str, dict[int, ObservedJob]] = {}
+        for observed in observed_jobs:
+            labels = jobs.job_labels(observed.job)
+            attempt = jobs.job_attempt(observed.job)
+            step_name = labels.get(names.LABEL_STEP)
+            if step_name is None or attempt is None:
+                continue
+            self.observed.setdefault(step_name, {})[attempt] = observed
+
+        self.create_objects: list[Mapping[str, object]] = []
+        self.creates: list[tuple[int, Mapping[str, object]]] = []
+        self.deletes: list[str] = []
+        self.events: list[Event] = []
+        self.needs_details: list[str] = []
+        self.wakeups: list[datetime] = []
+        self.failures: list[failures.Failure] = []
+        self.stop_reason: str | None = None
+        self.stop_message: str = ""
+
+    # -- the PassContext: how kinds and scheduling act --
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def wake_at(self, moment: datetime) -> None:
+        self.wakeups.append(moment)
+
+    def create_job(self, step: StepState, manifest: Mapping[str, object]) -> None:
+        self.creates.append((step.index, manifest))
+
+    def delete_job(self, name: str) -> None:
+        self.deletes.append(name)
+
+    def need_pod_details(self, job_name: str) -> None:
+        self.needs_details.append(job_name)
+
+    def job_manifest(self, step: StepState, attempt: int) -> dict[str, object]:
+        return manifests.job_manifest(
+            step.spec.raw,
+            attempt,
+            flow=self.flow_ref,
+            renames=self.renames,
+            fetch_image=self.fetch_image,
+            sources=self._input_sources,
+        )
+
+    def _input_sources(
+        self,
+    ) -> tuple[dict[str, Mapping[str, str]], dict[str, Mapping[str, object]]]:
+        outputs: dict[str, Mapping[str, str]] = {s.name: s.outputs or {} for s in self.steps}
+        latest = {
+            name: by_attempt[max(by_attempt)].job
+            for name, by_attempt in self.observed.items()
+            if by_attempt
+        }
+        return outputs, latest
+
+    def fail_attempt(
+        self,
+        step: StepState,
+        *,
+        at: datetime,
+        reason: str,
+        message: str,
+        action: spec.PodFailureAction,
+    ) -> None:
+        self.failures.append(failures.Failure(step, at, reason, message, action))
+
+    def pod_failure_action(
+        self, observed: ObservedJob, outcome: jobs.JobOutcome
+    ) -> spec.PodFailureAction:
+        return failures.pod_failure_action(self.flow.pod_failure_rules, observed, outcome)
+
+    def init_failure(self, step: StepState, observed: ObservedJob) -> str:
+        return failures.init_failure(step.spec.raw, observed)
+
+    def is_failing(self) -> bool:
+        return self.stop_reason is not None or any(s.is_blocking_failure for s in self.steps)
+
+    # -- loading --
+
+    def load_steps(self) -> None:
+        entries = {decoded.string(e.get("name")): e for e in decoded.items(self.prior.get("steps"))}
+        for step in self.steps:
+            entry = entries.get(step.name)
+            if entry is not None:
+                step.restore(entry)
+            self._adopt(step)
+
+    def _adopt(self, step: StepState) -> None:
+        """Jobs newer than the status knows (a lost status write): they are the truth."""
+        observed = self.observed.get(step.name)
+        if not observed or step.is_terminal or not kinds.of(step.spec.kind).runs_jobs:
+            return
+        top = max(observed)
+        if top < step.attempts:
+            return
+        job = observed[top].job
+        created = decoded.parse_time(decoded.path(job, "metadata", "creationTimestamp"))
+        step.adopt(
+            attempt=top,
+            job_name=decoded.string(decoded.path(job, "metadata", "name"))
+            or names.job_name(self.flow.name, self.flow.uid, step.name, top),
+            created=decoded.format_time(created) if created else self.now_text,
+        )
+
+    # -- running steps --
+
+    def refresh(self) -> None:
+        for step in self.steps:
+            if step.phase == StepPhase.RUNNING:
+                kinds.of(step.spec.kind).refresh(self, step)
+
+    def decide_failures(self, *, may_retry: bool) -> None:
+        self.events.extend(
+            failures.decide(
+                self.failures,
+                self.steps,
+                backoff_limit=self.flow.backoff_limit,
+                may_retry=may_retry,
+                stopping=self.stop_reason is not None,
+            )
+        )
+
+    # -- stopping the whole flow (deadline, replaced) --
+
+    def stop(self, reason: str, message: str) -> None:
+        self.stop_reason = reason
+        self.stop_message = message
+        self.creates.clear()  # nothing starts (or restarts) in a flow that stops
+        self.needs_details.clear()  # their steps' fate is decided here
+        for step in self.steps:
+            if step.phase == StepPhase.RUNNING and kinds.of(step.spec.kind).runs_jobs:
+                attempt = max(step.attempts - 1, 0)
+                observed = self.observed.get(step.name, {}).get(attempt)
+                if observed is None or jobs.job_outcome(observed.job).state == "running":
+                    self.deletes.append(
+                        step.job_name
+                        or names.job_name(self.flow.name, self.flow.uid, step.name, attempt)
+                    )
+                stopped = Event("Warning", "StepFailed", f"step {step.name} stopped: {message}")
+                self.emit(step.fail(reason, message, at=self.now_text, event=stopped))
+            elif step.is_waiting_retry:
+                self.emit(step.give_up_retry(message, reason=reason))
+            elif not step.is_terminal:
+                self.emit(step.skip(reason, message, at=self.now_text))
+
+    # -- the whole pass --
+
+    def run(self) -> Plan:
+        self.load_steps()
+        replaced_by = concurrency.replacing_peer(self.obj, self.flow, self.peers)
+        blocking = (
+            None
+            if replaced_by
+            else concurrency.blocking_peer(self.obj, self.flow, self.peers, self.steps)
+        )
+        if blocking is not None:
+            return self._queued(blocking)
+
+        prior_start = decoded.string(self.prior.get("startTime"))
+        start_text: str | None = prior_start or self.now_text
+        started = decoded.parse_time(start_text) or decoded.truncate(self.now)
+
+        # Finished Jobs are credited first, so a step that completed before the flow stopped
+        # keeps its result (and a failed Job is never deleted: it is kept for its logs).
+        self.refresh()
+        deadline_seconds = self.flow.active_deadline_seconds
+        deadline = (
+            started + timedelta(seconds=deadline_seconds) if deadline_seconds is not None else None
+        )
+        # A flow whose every step already finished keeps its own result: there is nothing
+        # left to stop.
+        finished = all(s.is_terminal for s in self.steps)
+        if replaced_by is not None and not finished:
+            self.decide_failures(may_retry=False)
+            self.stop(
+                phases.REPLACED,
+                f"replaced by newer flow {replaced_by} (concurrencyPolicy Replace)",
+            )
+        elif deadline is not None and self.now >= deadline and not finished:
+            self.decide_failures(may_retry=False)
+            self.stop(
+                phases.DEADLINE_EXCEEDED,
+                f"flow exceeded activeDeadlineSeconds={deadline_seconds}",
+            )
+        else:
+            self.decide_failures(may_retry=True)
+            schedule.schedule(self)
+        if prior_start is None:
+            # A flow suspended from its creation has not started: no startTime (its deadline
+            # does not run) until it is resumed.
+            untouched = all(s.phase == StepPhase.PENDING and not s.attempts for s in self.steps)
+            if self.flow.suspend and untouched and self.stop_reason is None:
+                start_text = None
+            else:
+                self.events.insert(
+                    0, Event("Normal", "FlowStarted", f"flow {self.flow.name} started")
+                )
+        if deadline is not None and start_text is not None and self.stop_reason is None:
+            self.wake_at(deadline)
+        resources_done = self._resources()
+        return self._finish(start_text, resources_done=resources_done)
+
+    def _resources(self) -> bool | None:
+        """Emit the resourceTemplates objects until ResourcesCreated is recorded.
+
+        None when the flow declares none (no condition); False when the flow stopped before
+        creating them; True once they are (or, in this plan, will be) created.
+        """
+        objects = jobs.resource_objects(self.flow.resource_templates, flow=self.flow_ref)
+        objects += artifacts.workspace_objects(self.flow.raw, flow=self.flow_ref)
+        if not objects:
+            return None
+        if status.condition_status(self.prior_conditions, status.RESOURCES_CREATED) == "True":
+            return True
+        if self.stop_reason is not None:
+            return False
+        self.create_objects.extend(objects)
+        return True
+
+    def _queued(self, blocking: str) -> Plan:
+        for step in self.steps:
+            step.phase = StepPhase.PENDING
+        key = self.flow.concurrency_key
+        message = f"waiting for flow {blocking} (concurrencyKey {key}, policy Forbid)"
+        if status.condition_status(self.prior_conditions, status.QUEUED) != "True":
+            self.emit(Event("Normal", "FlowQueued", message))
+        new_status = flowstatus.build(
+            phase=FlowPhase.PENDING,
+            steps=self.steps,
+            desired=flowstatus.queued_conditions(message),
+            prior_conditions=self.prior_conditions,
+            namespace=self.flow.namespace,
+            flow_name=self.flow.name,
+            generation=self.flow.generation,
+            now=self.now,
+        )
+        return make_plan(status=new_status, events=self.events)
+
+    def _finish(self, start_text: str | None, *, resources_done: bool | None) -> Plan:
+        phase, fail_reason, fail_message = flowstatus.flow_phase(
+            self.steps,
+            stop_reason=self.stop_reason,
+            stop_message=self.stop_message,
+            suspended=self.flow.suspend,
+        )
+        terminal = phase in phases.TERMINAL_FLOW_PHASES
+        if phase != self.prior_phase:
+            event = flowstatus.flow_event(self.flow.name, self.prior_phase, phase, fail_message)
+            if event is not None:
+                self.emit(event)
+        progress = status.progress([s.phase for s in self.steps])
+        waiting = [s.name for s in self.steps if s.phase == StepPhase.PENDING_APPROVAL]
+        desired = flowstatus.running_conditions(
+            phase,
+            progress=progress,
+            waiting=waiting,
+            fail_reason=fail_reason,
+            fail_message=fail_message,
+            resources_done=resources_done,
+        )
+        new_status = flowstatus.build(
+            phase=phase,
+            steps=self.steps,
+            desired=desired,
+            prior_conditions=self.prior_conditions,
+            namespace=self.flow.namespace,
+            flow_name=self.flow.name,
+            generation=self.flow.generation,
+            now=self.now,
+            progress=progress,
+            start=start_text,
+            completion=self.now_text if terminal else None,
+        )
+        delete_flow = False
+        if terminal:
+            self.wakeups.clear()
+            ttl = self.flow.ttl_seconds_after_finished
+            if ttl is not None:
+                expiry = decoded.truncate(self.now) + timedelta(seconds=max(ttl, 0))
+                if self.now >= expiry:
+                    delete_flow = True
+                else:
+                    self.wake_at(expiry)
+        requeue = None
+        if self.wakeups:
+            requeue = max((min(self.wakeups) - self.now).total_seconds(), 0.0)
+        creates = [m for _, m in sorted(self.creates, key=lambda pair: pair[0])]
+        return make_plan(
+            status=new_status,
+            create_objects=self.create_objects,
+            create_jobs=creates,
+            delete_jobs=self.deletes,
+            events=self.events,
+            requeue_after=requeue,
+            delete_flow=delete_flow,
+            needs_pod_details=[n for n in self.needs_details if n],
+        )

@@ -1,0 +1,180 @@
+"""A JobFlow's spec read once into frozen values: what the planner (and anything else that acts
+on a valid flow) works from instead of re-reading the raw dict.
+
+``read(obj)`` takes the object with its defaults applied (``planning.with_defaults``) and is
+cheap: no pydantic, no copies of templates (each ``StepSpec.raw`` is the step's own mapping,
+kept for the Job template, inputs and artifacts that jobflow.jobs/parameters/artifacts build
+from). Durations are parsed here, by ``quantities``, once per pass. It assumes nothing about
+validity beyond types: a value of the wrong type reads as absent, so a flow that bypassed
+admission can still be read (and is then refused by validation before anything runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from jobflow import decoded, defaults, quantities
+
+BackoffType = Literal["Fixed", "Linear", "Exponential"]
+PodFailureAction = Literal["FailJob", "Ignore", "Count"]
+
+DEFAULT_DELAY_SECONDS: Final = 1.0  # the seed's base delay when backoff.duration is absent
+# One day: far beyond any sensible retry delay, small enough for timestamps to stay exact.
+MAX_DELAY_SECONDS: Final = 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """``retryPolicy`` with its delay parsed: the delay after attempt ``n`` (0-based) is Fixed
+    ``d``, Linear ``d * (n + 1)`` or Exponential (also for an absent or unknown type)
+    ``d * factor ** n``, capped at ``MAX_DELAY_SECONDS``."""
+
+    limit: int
+    backoff: BackoffType
+    base_seconds: float
+    factor: float
+
+    @classmethod
+    def read(cls, raw: Mapping[str, object]) -> RetryPolicy:
+        backoff = decoded.mapping(raw.get("backoff"))
+        text = decoded.string(backoff.get("duration"))
+        parsed = quantities.parse_duration(text.strip()) if text is not None else None
+        base = float(parsed) if parsed is not None and parsed >= 0 else DEFAULT_DELAY_SECONDS
+        kind = decoded.string(backoff.get("type"))
+        factor = decoded.number(backoff.get("factor"))
+        limit = decoded.integer(raw.get("limit"))
+        return cls(
+            limit=defaults.DEFAULT_RETRY_LIMIT if limit is None else max(limit, 0),
+            backoff="Fixed" if kind == "Fixed" else "Linear" if kind == "Linear" else "Exponential",
+            base_seconds=base,
+            factor=factor if factor is not None and factor > 0 else defaults.DEFAULT_BACKOFF_FACTOR,
+        )
+
+    def delay(self, attempt: int) -> float:
+        n = max(attempt, 0)
+        if self.backoff == "Fixed":
+            seconds = self.base_seconds
+        elif self.backoff == "Linear":
+            seconds = self.base_seconds * (n + 1)
+        else:
+            try:
+                seconds = self.base_seconds * self.factor**n
+            except OverflowError:
+                seconds = MAX_DELAY_SECONDS
+        return min(seconds, MAX_DELAY_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class PodFailureRule:
+    action: PodFailureAction
+    operator: Literal["In", "NotIn"]
+    exit_codes: frozenset[int]
+
+    def matches(self, exit_code: int) -> bool:
+        return (exit_code in self.exit_codes) == (self.operator == "In")
+
+
+@dataclass(frozen=True, slots=True)
+class StepSpec:
+    name: str
+    index: int
+    kind: str  # "Job" or "Manual" (see jobflow.kinds)
+    dependencies: tuple[str, ...]
+    continue_on_failure: bool
+    timeout_seconds: int | None
+    retry: RetryPolicy | None  # None: no retryPolicy, no retries
+    when: str | None
+    message: str | None  # a Manual step's prompt
+    raw: Mapping[str, object]  # the step as written (template, inputs, outputs, artifacts)
+
+    @property
+    def retry_limit(self) -> int:
+        return self.retry.limit if self.retry is not None else 0
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSpec:
+    name: str
+    namespace: str
+    uid: str
+    generation: int | None
+    annotations: Mapping[str, str]
+    steps: tuple[StepSpec, ...]
+    suspend: bool
+    concurrency_key: str | None
+    concurrency_policy: str
+    backoff_limit: int  # the flow's cap on the sum of retries
+    active_deadline_seconds: int | None
+    ttl_seconds_after_finished: int | None
+    pod_failure_rules: tuple[PodFailureRule, ...]
+    resource_templates: Mapping[str, object]
+    raw: Mapping[str, object]  # spec as written (workspace, artifacts)
+
+
+def read_step(raw: Mapping[str, object], index: int) -> StepSpec:
+    retry = raw.get("retryPolicy")
+    return StepSpec(
+        name=decoded.string(raw.get("name")) or f"step-{index}",
+        index=index,
+        kind=decoded.string(raw.get("type")) or defaults.DEFAULT_STEP_TYPE,
+        dependencies=tuple(decoded.strings(raw.get("dependencies"))),
+        continue_on_failure=decoded.boolean(raw.get("continueOnFailure")),
+        timeout_seconds=decoded.integer(raw.get("timeoutSeconds")),
+        retry=RetryPolicy.read(retry) if isinstance(retry, Mapping) else None,
+        when=decoded.string(raw.get("when")),
+        message=decoded.string(raw.get("message")),
+        raw=raw,
+    )
+
+
+def _pod_failure_rules(policy: Mapping[str, object]) -> tuple[PodFailureRule, ...]:
+    rules: list[PodFailureRule] = []
+    for rule in decoded.items(decoded.path(policy, "podFailurePolicy", "rules")):
+        on_codes = decoded.mapping(rule.get("onExitCodes"))
+        values = on_codes.get("values")
+        codes = frozenset(
+            code
+            for code in (decoded.integer(v) for v in (values if isinstance(values, list) else ()))
+            if code is not None
+        )
+        action = rule.get("action")
+        rules.append(
+            PodFailureRule(
+                action="FailJob"
+                if action == "FailJob"
+                else "Ignore"
+                if action == "Ignore"
+                else "Count",
+                operator="In" if on_codes.get("operator", "In") == "In" else "NotIn",
+                exit_codes=codes,
+            )
+        )
+    return tuple(rules)
+
+
+def read(obj: Mapping[str, object]) -> FlowSpec:
+    """The spec of ``obj`` (a JobFlow with its defaults applied)."""
+    meta = decoded.mapping(obj.get("metadata"))
+    spec = decoded.mapping(obj.get("spec"))
+    policy = decoded.mapping(spec.get("executionPolicy"))
+    backoff_limit = decoded.integer(policy.get("backoffLimit"))
+    return FlowSpec(
+        name=decoded.string(meta.get("name")) or "",
+        namespace=decoded.string(meta.get("namespace")) or "default",
+        uid=decoded.string(meta.get("uid")) or "",
+        generation=decoded.integer(meta.get("generation")),
+        annotations=decoded.string_map(meta.get("annotations")),
+        steps=tuple(read_step(s, i) for i, s in enumerate(decoded.items(spec.get("steps")))),
+        suspend=decoded.boolean(spec.get("suspend")),
+        concurrency_key=decoded.string(policy.get("concurrencyKey")) or None,
+        concurrency_policy=decoded.string(policy.get("concurrencyPolicy"))
+        or defaults.DEFAULT_CONCURRENCY_POLICY,
+        backoff_limit=defaults.DEFAULT_BACKOFF_LIMIT if backoff_limit is None else backoff_limit,
+        active_deadline_seconds=decoded.integer(policy.get("activeDeadlineSeconds")),
+        ttl_seconds_after_finished=decoded.integer(policy.get("ttlSecondsAfterFinished")),
+        pod_failure_rules=_pod_failure_rules(policy),
+        resource_templates=decoded.mapping(spec.get("resourceTemplates")),
+        raw=spec,
+    )

@@ -1,0 +1,233 @@
+"""One step's working state during a planner pass, and its transitions, each written once.
+
+A transition sets every field a phase change implies (phase, reason, message, times, the retry
+timer) and returns the Event that says so; the pass collects the events. Nothing else assigns
+``phase``: a new way for a step to end is a new method here, not six edits elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from jobflow import artifacts, decoded, phases
+from jobflow.phases import StepPhase
+from jobflow.spec import StepSpec
+
+
+@dataclass(frozen=True)
+class Event:
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+
+@dataclass(slots=True)
+class StepState:
+    """A step's status entry, being updated by this pass."""
+
+    spec: StepSpec
+    phase: str = StepPhase.PENDING
+    attempts: int = 0
+    retries: int = 0
+    job_name: str | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    next_attempt_time: str | None = None
+    outputs: dict[str, str] | None = None
+    # Running because of a Job the prior status did not record (adopted in this pass).
+    adopted: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def index(self) -> int:
+        return self.spec.index
+
+    # -- what the step is --
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.phase in phases.TERMINAL_STEP_PHASES
+
+    @property
+    def is_waiting_retry(self) -> bool:
+        return self.phase == StepPhase.PENDING and self.reason == phases.RETRY_BACKOFF
+
+    @property
+    def is_blocking_failure(self) -> bool:
+        """Failed for good without continueOnFailure: the flow will fail."""
+        return self.phase == StepPhase.FAILED and not self.spec.continue_on_failure
+
+    @property
+    def satisfies_dependants(self) -> bool:
+        return self.phase in (StepPhase.SUCCEEDED, StepPhase.SKIPPED) or (
+            self.phase == StepPhase.FAILED and self.spec.continue_on_failure
+        )
+
+    # -- transitions --
+
+    def start(self, *, job_name: str, at: str) -> Event:
+        """A new attempt: its Job is being created."""
+        attempt = self.attempts
+        self.attempts = attempt + 1
+        self.phase = StepPhase.RUNNING
+        self.job_name = job_name
+        self.start_time = at
+        self.completion_time = None
+        self.reason = None
+        self.message = None
+        self.next_attempt_time = None
+        self.exit_code = None
+        self.outputs = None
+        return Event(
+            "Normal",
+            "StepStarted",
+            f"step {self.name} started (attempt {attempt + 1}, Job {job_name})",
+        )
+
+    def succeed(
+        self,
+        *,
+        at: str,
+        reason: str | None = None,
+        message: str | None = None,
+        event: Event | None = None,
+    ) -> Event:
+        self.phase = StepPhase.SUCCEEDED
+        self.start_time = self.start_time or at
+        self.completion_time = at
+        self.reason = reason
+        self.message = message
+        self.next_attempt_time = None
+        return event or Event("Normal", "StepSucceeded", f"step {self.name} succeeded")
+
+    def fail(
+        self,
+        reason: str,
+        message: str,
+        *,
+        at: str,
+        started: bool = False,
+        event: Event | None = None,
+    ) -> Event:
+        """Failed for good (retries, if any, were decided before). ``started``: the step ends
+        at the moment it would have started (no attempt ran), so it gets a startTime too."""
+        self.phase = StepPhase.FAILED
+        self.reason = reason
+        self.message = message
+        if started:
+            self.start_time = self.start_time or at
+        self.completion_time = at
+        self.next_attempt_time = None
+        return event or Event(
+            "Warning", "StepFailed", f"step {self.name} failed ({reason}): {message}"
+        )
+
+    def give_up_retry(
+        self, why: str, *, reason: str | None = None, event_why: str | None = None
+    ) -> Event:
+        """A step waiting for its next attempt fails instead (its last attempt's time stays)."""
+        self.phase = StepPhase.FAILED
+        self.message = f"{self.message}; not retried: {why}"
+        if reason is not None:
+            self.reason = reason
+        self.next_attempt_time = None
+        return Event("Warning", "StepFailed", f"step {self.name} not retried: {event_why or why}")
+
+    def skip(self, reason: str, message: str, *, at: str) -> Event:
+        self.phase = StepPhase.SKIPPED
+        self.reason = reason
+        self.message = message
+        self.completion_time = at
+        self.next_attempt_time = None
+        return Event("Normal", "StepSkipped", f"step {self.name} skipped ({reason}): {message}")
+
+    def wait_retry(self, *, due: str, reason: str, message: str, charged: str) -> Event:
+        """The last attempt failed (``reason``: ``message``); the next one starts at ``due``."""
+        self.phase = StepPhase.PENDING
+        self.reason = phases.RETRY_BACKOFF
+        self.next_attempt_time = due
+        self.message = (
+            f"attempt {self.attempts} failed ({reason}: {message}); next attempt at {due}"
+        )
+        return Event(
+            "Normal",
+            "StepRetrying",
+            f"step {self.name} attempt {self.attempts} failed ({reason}); {charged} at {due}",
+        )
+
+    def await_approval(self, prompt: str, *, hint: str, at: str) -> Event:
+        self.phase = StepPhase.PENDING_APPROVAL
+        self.reason = phases.AWAITING_APPROVAL
+        self.message = f"{prompt} ({hint})"
+        self.start_time = at
+        return Event("Normal", "AwaitingApproval", f"step {self.name}: {prompt}")
+
+    def adopt(self, *, attempt: int, job_name: str, created: str) -> None:
+        """Running attempt ``attempt`` whose Job the status did not record (a lost write)."""
+        # Every attempt after the first that the status missed was a retry: charge it, or a
+        # lost write would buy the step extra retries. (An Ignore retry gets charged here too:
+        # the conservative side of a rare race.)
+        self.retries += max(attempt + 1 - max(self.attempts, 1), 0)
+        self.attempts = attempt + 1
+        self.adopted = True
+        self.phase = StepPhase.RUNNING
+        self.job_name = job_name
+        self.start_time = created
+        self.completion_time = None
+        self.reason = None
+        self.message = None
+        self.next_attempt_time = None
+        self.exit_code = None
+
+    # -- status entries --
+
+    def restore(self, entry: Mapping[str, object]) -> None:
+        phase = decoded.string(entry.get("phase"))
+        if phase in phases.STEP_PHASES:
+            self.phase = phase
+        self.attempts = max(decoded.integer(entry.get("attempts")) or 0, 0)
+        self.retries = max(decoded.integer(entry.get("retries")) or 0, 0)
+        self.job_name = decoded.string(decoded.path(entry, "jobRef", "name"))
+        self.start_time = decoded.string(entry.get("startTime"))
+        self.completion_time = decoded.string(entry.get("completionTime"))
+        self.exit_code = decoded.integer(entry.get("exitCode"))
+        self.reason = decoded.string(entry.get("reason"))
+        self.message = decoded.string(entry.get("message"))
+        self.next_attempt_time = decoded.string(entry.get("nextAttemptTime"))
+        params = decoded.path(entry, "outputs", "parameters")
+        if isinstance(params, Mapping):
+            self.outputs = decoded.string_map(params)
+
+    def to_status(self, namespace: str, *, flow_name: str = "") -> dict[str, object]:
+        out: dict[str, object] = {"name": self.name, "phase": str(self.phase)}
+        out["attempts"] = self.attempts
+        if self.retries:
+            out["retries"] = self.retries
+        if self.job_name is not None:
+            out["jobRef"] = {"name": self.job_name, "namespace": namespace}
+        optional: dict[str, object | None] = {
+            "startTime": self.start_time,
+            "completionTime": self.completion_time,
+            "exitCode": self.exit_code,
+            "reason": self.reason,
+            "message": self.message,
+            "nextAttemptTime": self.next_attempt_time,
+        }
+        out.update({k: v for k, v in optional.items() if v is not None})
+        if self.outputs is not None:
+            out["outputs"] = {"parameters": dict(self.outputs)}
+        # Where a succeeded step's artifacts are in the workspace claim (derived from the spec,
+        # so every pass writes the same).
+        if flow_name and self.phase == StepPhase.SUCCEEDED:
+            files = artifacts.status_entries(self.spec.raw, flow_name)
+            if files:
+                out["outputs"] = {**decoded.mapping(out.get("outputs")), "artifacts": files}
+        return out
