@@ -21,9 +21,9 @@ from typing import Any
 from app import run_cmd
 from app.cli import EXIT_FAILED, EXIT_OK, CommandError
 from controller import kube as kube_mod
-from jobflow import decoded, names
+from jobflow import decoded, kinds, names, phases
 
-_FINISHED = frozenset({"Succeeded", "Failed", "Skipped"})
+_FINISHED = phases.TERMINAL_STEP_PHASES
 
 
 def _step_status(flow: Mapping[str, Any], step: str) -> Mapping[str, object]:
@@ -39,13 +39,13 @@ def _check_step(flow: Mapping[str, Any], step: str, *, ref: str) -> str:
         decoded.string(s.get("name")): s for s in decoded.items(decoded.path(flow, "spec", "steps"))
     }
     if step not in spec_steps:
-        manual = [n for n, s in spec_steps.items() if n and s.get("type") == "Manual"]
+        manual = [n for n, s in spec_steps.items() if n and kinds.of_step(s).awaits_approval]
         hint = f"its Manual steps: {', '.join(manual)}" if manual else "it has no Manual steps"
         raise CommandError(f"JobFlow {ref} has no step {step!r}; {hint}")
-    kind = decoded.string(spec_steps[step].get("type")) or "Job"
-    if kind != "Manual":
+    kind = kinds.of_step(spec_steps[step])
+    if not kind.awaits_approval:
         raise CommandError(
-            f"step {step!r} of JobFlow {ref} is a {kind} step; only Manual steps are approved"
+            f"step {step!r} of JobFlow {ref} is a {kind.name} step; only Manual steps are approved"
         )
     phase = decoded.string(_step_status(flow, step).get("phase")) or "Pending"
     if phase in _FINISHED:

@@ -18,7 +18,7 @@ from typing import Final
 
 from app import documents
 from app.cli import EXIT_FAILED, EXIT_OK, CommandError
-from jobflow import dag, validation
+from jobflow import dag, kinds, validation
 
 # Problems that change the graph itself.
 _GRAPH_CODES: Final = frozenset(
@@ -28,7 +28,7 @@ _GRAPH_CODES: Final = frozenset(
 
 class _StepInfo:
     def __init__(self, step: Mapping[str, object]) -> None:
-        self.is_manual = step.get("type") == "Manual"
+        self.awaits_approval = kinds.of_step(step).awaits_approval
         when = step.get("when")
         self.when = (
             when if isinstance(when, str) and when.strip() not in ("", "always", "true") else None
@@ -38,7 +38,7 @@ class _StepInfo:
 
 def _label(name: str, info: _StepInfo) -> str:
     marks = []
-    if info.is_manual:
+    if info.awaits_approval:
         marks.append("manual")
     if info.when is not None:
         marks.append(f"when {info.when}")
@@ -69,7 +69,7 @@ def render_mermaid(flow_name: str, graph: dag.Graph, info: Mapping[str, _StepInf
     for name in graph.names:
         # Mermaid labels use #quot; for a double quote inside "..."
         label = _label(name, info[name]).replace('"', "#quot;")
-        if info[name].is_manual:
+        if info[name].awaits_approval:
             lines.append(f'  {ids[name]}{{{{"{label}"}}}}')
         elif info[name].when is not None:
             lines.append(f'  {ids[name]}{{"{label} ?"}}')
@@ -85,7 +85,7 @@ def render_dot(flow_name: str, graph: dag.Graph, info: Mapping[str, _StepInfo]) 
     lines = [f"digraph {_quoted(flow_name)} {{", "  rankdir=TB;", "  node [shape=box];"]
     for name in graph.names:
         attrs = [f"label={_quoted(_label(name, info[name]))}"]
-        if info[name].is_manual:
+        if info[name].awaits_approval:
             attrs.append("shape=hexagon")
         elif info[name].when is not None:
             attrs.append("shape=diamond")

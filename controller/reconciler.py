@@ -35,7 +35,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,14 +53,15 @@ from controller.kube import (
 )
 from controller.metrics import ControllerMetrics
 from controller.supervisor import PROPAGATE
-from jobflow import artifacts, names, phases, planning, status
+from jobflow import artifacts, decoded, names, phases, planning, status
+from jobflow import jobs as jobs_mod
+from jobflow import pods as pods_mod
 from jobflow.errors import Problem
 
 log = logging.getLogger(__name__)
 
 FLOW_INDEX = "flow"  # jobs: "<namespace>/<flow label value>"
 CONCURRENCY_INDEX = "concurrency"  # flows: "<namespace>/<concurrencyKey>"
-DEFAULT_CONTAINER = "main"
 TERMINAL_STEP_PHASES = phases.TERMINAL_STEP_PHASES
 # Recent dispatch latencies kept for benchmarks and debugging (the histogram is the metric).
 DISPATCH_SAMPLES = 100_000
@@ -124,12 +124,7 @@ def is_owned_by(obj: Mapping[str, Any], uid: str) -> bool:
 
 
 def job_finished(job: JSONDict | None) -> bool:
-    if not job:
-        return False
-    for cond in (job.get("status") or {}).get("conditions") or ():
-        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
-            return True
-    return False
+    return bool(job) and jobs_mod.job_outcome(job or {}).state != "running"
 
 
 def job_signature(job: JSONDict) -> tuple[Any, ...]:
@@ -166,22 +161,6 @@ def _normalise(value: Any) -> Any:
     return strip(json.loads(json.dumps(value)))
 
 
-def _parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-@dataclass(frozen=True)
-class PodDetails:
-    exit_code: int | None
-    termination_message: str | None
-    init_container: str | None = None  # set when they are a failed init container's
-
-
 class Reconciler:
     def __init__(
         self,
@@ -206,7 +185,9 @@ class Reconciler:
         self.now = now
         self.pool = pool
         self._lock = threading.Lock()
-        self._pod_details: dict[str, PodDetails] = {}  # job uid -> what its failed pod said
+        self._pod_details: dict[
+            str, pods_mod.PodDetails
+        ] = {}  # job uid -> what its failed pod said
         self._finished_at: dict[str, float] = {}  # job key -> monotonic time we saw it finish
         # flow uid -> (generation, spec problems): validation runs once per spec, not per pass
         self._problems: dict[str, tuple[int, list[Problem]]] = {}
@@ -409,19 +390,11 @@ class Reconciler:
         observed.sort(key=lambda o: str(_meta(o.job).get("name")))
         return observed
 
-    def _container_name(self, flow: JSONDict) -> str:
-        policy = ((flow.get("spec") or {}).get("executionPolicy") or {}).get("podFailurePolicy")
-        for rule in (policy or {}).get("rules") or ():
-            name = (rule.get("onExitCodes") or {}).get("containerName")
-            if name:
-                return str(name)
-        return DEFAULT_CONTAINER
-
     def _read_pod_details(
         self, flow: JSONDict, observed: Sequence[planning.ObservedJob], wanted: Sequence[str]
     ) -> None:
         namespace = (flow.get("metadata") or {}).get("namespace")
-        container = self._container_name(flow)
+        container = pods_mod.failure_container(flow)
         by_name = {str(_meta(o.job).get("name")): o.job for o in observed}
         for job_name in wanted:
             job = by_name.get(job_name)
@@ -432,7 +405,7 @@ class Reconciler:
             uid = str(_meta(job).get("uid") or "")
             listed = self.kube.list_all(PODS, namespace, label_selector=f"job-name={job_name}")
             pods = [p for p in listed.get("items") or () if is_owned_by(p, uid)]
-            details = pick_pod_details(pods, container=container)
+            details = pods_mod.pick_pod_details(pods, container=container)
             with self._lock:
                 self._pod_details[uid] = details
 
@@ -510,8 +483,8 @@ class Reconciler:
                 continue
             self.metrics.step_transitions.labels(phase=str(phase)).inc()
             if phase in TERMINAL_STEP_PHASES:
-                start = _parse_time(step.get("startTime"))
-                end = _parse_time(step.get("completionTime"))
+                start = decoded.parse_time(step.get("startTime"))
+                end = decoded.parse_time(step.get("completionTime"))
                 if start and end:
                     self.metrics.step_duration.labels(phase=str(phase)).observe(
                         max(0.0, (end - start).total_seconds())
@@ -543,54 +516,3 @@ class Reconciler:
             latency = time.monotonic() - latest
             self.metrics.dispatch_latency.observe(latency)
             self.dispatch_samples.append(latency)
-
-
-def pick_pod_details(pods: Sequence[JSONDict], *, container: str) -> PodDetails:
-    """Exit code and termination message of ``container`` in the most recent finished pod
-    (Failed pods first: the planner asks about failed attempts). Falls back to the first
-    terminated container with a non-zero exit code when no container has that name, then to
-    the only container of a one-container pod (a succeeded step's outputs), then to a failed
-    init container (named in ``init_container``: upstream's podFailurePolicy matches init
-    containers' exit codes too)."""
-
-    def finished_key(pod: JSONDict) -> tuple[int, str]:
-        phase = (pod.get("status") or {}).get("phase")
-        created = str((pod.get("metadata") or {}).get("creationTimestamp") or "")
-        return (1 if phase == "Failed" else 0, created)
-
-    candidates = [
-        p for p in pods if (p.get("status") or {}).get("phase") in ("Failed", "Succeeded")
-    ]
-    for pod in sorted(candidates, key=finished_key, reverse=True):
-        statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        chosen = next((s for s in statuses if s.get("name") == container), None)
-        if chosen is None:
-            chosen = next(
-                (
-                    s
-                    for s in statuses
-                    if ((s.get("state") or {}).get("terminated") or {}).get("exitCode")
-                ),
-                None,
-            )
-        if chosen is None and len(statuses) == 1:
-            # A one-container pod that succeeded: its termination message carries the step's
-            # output parameters whatever the container is called.
-            chosen = statuses[0]
-        terminated = ((chosen or {}).get("state") or {}).get("terminated") or {}
-        if "exitCode" in terminated:
-            return PodDetails(
-                exit_code=int(terminated["exitCode"]),
-                termination_message=terminated.get("message"),
-            )
-        # No app container ran to the end: did an init container fail (the pod then fails
-        # with its app containers still waiting in PodInitializing)?
-        for init in (pod.get("status") or {}).get("initContainerStatuses") or []:
-            terminated = (init.get("state") or {}).get("terminated") or {}
-            if terminated.get("exitCode"):
-                return PodDetails(
-                    exit_code=int(terminated["exitCode"]),
-                    termination_message=terminated.get("message"),
-                    init_container=str(init.get("name") or ""),
-                )
-    return PodDetails(exit_code=None, termination_message=None)

@@ -15,8 +15,8 @@ from controller.reconciler import (
     job_finished,
     job_flow_index,
     owner_flow_key,
-    pick_pod_details,
 )
+from jobflow.pods import pick_pod_details
 
 
 class FakeTime:

@@ -23,8 +23,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.reconciler import pick_pod_details
 from jobflow import outputs, parameters
+from jobflow.pods import pick_pod_details
 from kubesim.runner import expand_vars
 from tests.unit.planning_world import World, flow, job_template, step
 
