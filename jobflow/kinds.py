@@ -146,7 +146,7 @@ class JobKind(StepKind):
                 at=deadline,
                 reason=phases.TIMEOUT,
                 message=f"exceeded timeoutSeconds={timeout}",
-                action="Count",
+                action=PodFailureAction.COUNT,
             )
             return
         if observed is None:
@@ -181,7 +181,7 @@ class JobKind(StepKind):
             detail = f"{detail}: {ctx.init_failure(step, observed)}"
         elif observed.exit_code is not None:
             detail = f"{detail} (exit code {observed.exit_code})"
-        if action == "FailJob":
+        if action == PodFailureAction.FAIL_JOB:
             reason = phases.POD_FAILURE_POLICY
             detail = f"exit code {observed.exit_code} matched a FailJob rule: not retried"
         else:
@@ -211,7 +211,7 @@ class JobKind(StepKind):
                 at=outcome.finished_at or decoded.truncate(ctx.now),
                 reason=phases.OUTPUT_ERROR,
                 message=str(exc),
-                action="Count",
+                action=PodFailureAction.COUNT,
             )
             return
         if values is None:

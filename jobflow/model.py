@@ -26,12 +26,20 @@ from typing import Annotated, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, Strict
 from pydantic.alias_generators import to_camel
 
-# Re-exported: the model (and the CRD generated from it) uses the one set of phases.
+# Re-exported: the model (and the CRD generated from it) uses the one set of phases and the
+# value sets that jobflow.spec reads.
 from jobflow.phases import (  # noqa: F401
     TERMINAL_FLOW_PHASES,
     TERMINAL_STEP_PHASES,
     FlowPhase,
     StepPhase,
+)
+from jobflow.spec import (
+    BackoffType,
+    ConcurrencyPolicy,
+    ExitCodeOperator,
+    PodFailureAction,
+    StepType,
 )
 
 # Embedded Kubernetes objects are kept whole and not validated here (validation.py checks the
@@ -42,34 +50,6 @@ _E = TypeVar("_E")
 # Models are strict (no "5" for 5, no 1 for true: the API server would refuse those too),
 # except enumerations, which arrive as plain strings from decoded JSON.
 Lax = Annotated[_E, Strict(False)]
-
-
-class StepType(StrEnum):
-    JOB = "Job"
-    MANUAL = "Manual"
-
-
-class ConcurrencyPolicy(StrEnum):
-    ALLOW = "Allow"
-    FORBID = "Forbid"
-    REPLACE = "Replace"
-
-
-class BackoffType(StrEnum):
-    FIXED = "Fixed"
-    LINEAR = "Linear"
-    EXPONENTIAL = "Exponential"
-
-
-class PodFailureAction(StrEnum):
-    FAIL_JOB = "FailJob"
-    IGNORE = "Ignore"
-    COUNT = "Count"
-
-
-class ExitCodeOperator(StrEnum):
-    IN = "In"
-    NOT_IN = "NotIn"
 
 
 class ArchiveFormat(StrEnum):

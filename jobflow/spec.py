@@ -13,12 +13,39 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from enum import StrEnum
+from typing import Final, TypeVar
 
 from jobflow import decoded, defaults, quantities
 
-BackoffType = Literal["Fixed", "Linear", "Exponential"]
-PodFailureAction = Literal["FailJob", "Ignore", "Count"]
+
+class StepType(StrEnum):
+    JOB = "Job"
+    MANUAL = "Manual"
+
+
+class ConcurrencyPolicy(StrEnum):
+    ALLOW = "Allow"
+    FORBID = "Forbid"
+    REPLACE = "Replace"
+
+
+class BackoffType(StrEnum):
+    FIXED = "Fixed"
+    LINEAR = "Linear"
+    EXPONENTIAL = "Exponential"
+
+
+class PodFailureAction(StrEnum):
+    FAIL_JOB = "FailJob"
+    IGNORE = "Ignore"
+    COUNT = "Count"
+
+
+class ExitCodeOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+
 
 DEFAULT_DELAY_SECONDS: Final = 1.0  # the seed's base delay when backoff.duration is absent
 # One day: far beyond any sensible retry delay, small enough for timestamps to stay exact.
@@ -47,16 +74,16 @@ class RetryPolicy:
         limit = decoded.integer(raw.get("limit"))
         return cls(
             limit=defaults.DEFAULT_RETRY_LIMIT if limit is None else max(limit, 0),
-            backoff="Fixed" if kind == "Fixed" else "Linear" if kind == "Linear" else "Exponential",
+            backoff=_member(BackoffType, kind, BackoffType.EXPONENTIAL),
             base_seconds=base,
             factor=factor if factor is not None and factor > 0 else defaults.DEFAULT_BACKOFF_FACTOR,
         )
 
     def delay(self, attempt: int) -> float:
         n = max(attempt, 0)
-        if self.backoff == "Fixed":
+        if self.backoff == BackoffType.FIXED:
             seconds = self.base_seconds
-        elif self.backoff == "Linear":
+        elif self.backoff == BackoffType.LINEAR:
             seconds = self.base_seconds * (n + 1)
         else:
             try:
@@ -69,11 +96,11 @@ class RetryPolicy:
 @dataclass(frozen=True, slots=True)
 class PodFailureRule:
     action: PodFailureAction
-    operator: Literal["In", "NotIn"]
+    operator: ExitCodeOperator
     exit_codes: frozenset[int]
 
     def matches(self, exit_code: int) -> bool:
-        return (exit_code in self.exit_codes) == (self.operator == "In")
+        return (exit_code in self.exit_codes) == (self.operator == ExitCodeOperator.IN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +140,20 @@ class FlowSpec:
     raw: Mapping[str, object]  # spec as written (workspace, artifacts)
 
 
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _member(kind: type[_E], value: object, default: _E) -> _E:
+    """``value`` as a member of ``kind``, else ``default`` (an unvalidated object may hold
+    anything)."""
+    if isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return default
+
+
 def read_step(raw: Mapping[str, object], index: int) -> StepSpec:
     retry = raw.get("retryPolicy")
     return StepSpec(
@@ -142,12 +183,11 @@ def _pod_failure_rules(policy: Mapping[str, object]) -> tuple[PodFailureRule, ..
         action = rule.get("action")
         rules.append(
             PodFailureRule(
-                action="FailJob"
-                if action == "FailJob"
-                else "Ignore"
-                if action == "Ignore"
-                else "Count",
-                operator="In" if on_codes.get("operator", "In") == "In" else "NotIn",
+                action=_member(PodFailureAction, action, PodFailureAction.COUNT),
+                # anything but In reads as NotIn, as the Job controller's own rule matching
+                operator=_member(
+                    ExitCodeOperator, on_codes.get("operator", "In"), ExitCodeOperator.NOT_IN
+                ),
                 exit_codes=codes,
             )
         )

@@ -42,16 +42,18 @@ def pod_failure_action(
 ) -> PodFailureAction:
     """The pod failure policy's verdict on a failed attempt whose pods have been read."""
     if not rules:
-        return "Count"
+        return PodFailureAction.COUNT
     if outcome.reason == "DeadlineExceeded":
-        return "Count"  # the Job's own activeDeadlineSeconds: no pod exit code to match
+        return (
+            PodFailureAction.COUNT
+        )  # the Job's own activeDeadlineSeconds: no pod exit code to match
     code = observed.exit_code
     if code is None:
-        return "Count"  # the pods were gone or said nothing
+        return PodFailureAction.COUNT  # the pods were gone or said nothing
     for rule in rules:
         if rule.matches(code):
             return rule.action
-    return "Count"
+    return PodFailureAction.COUNT
 
 
 def init_failure(step: Mapping[str, object], observed: ObservedJob) -> str:
@@ -86,10 +88,10 @@ def decide(
     for failure in sorted(failures, key=lambda f: f.step.index):
         step = failure.step
         step.fail(failure.reason, failure.message, at=decoded.format_time(failure.at))
-        if failure.action == "FailJob" or not may_retry:
+        if failure.action == PodFailureAction.FAIL_JOB or not may_retry:
             final.append(failure)
             continue
-        if failure.action == "Ignore":
+        if failure.action == PodFailureAction.IGNORE:
             ignored = step.attempts - 1 - step.retries
             if ignored < MAX_IGNORED_RETRIES:
                 retrying.append((failure, False))
