@@ -30,6 +30,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
@@ -49,7 +50,7 @@ from kubesim.errors import (
 )
 from kubesim.patch import json_patch, merge_patch, strategic_merge
 from kubesim.resources import GVR, ResourceType
-from kubesim.store import Event, Store
+from kubesim.store import Event, Store, WatchHandle
 
 if TYPE_CHECKING:
     from kubesim.admission import Attributes
@@ -158,6 +159,78 @@ class _Route:
     @property
     def client_type(self) -> ResourceType:
         return self.view or self.rt
+
+
+@dataclass(frozen=True)
+class _WatchOptions:
+    since: int | None  # None: the current state first (as ADDED events), then live events
+    initial_events: bool  # sendInitialEvents=true: the initial events end with a bookmark
+    bookmarks: bool
+    timeout: float
+
+
+def _send_initial_events_causes(
+    q: Mapping[str, str], send_initial: str, *, bookmarks: bool
+) -> list[Cause]:
+    """What upstream refuses in a watch that sets sendInitialEvents."""
+    causes = []
+    if q.get("resourceVersionMatch") != "NotOlderThan":
+        causes.append(
+            Cause(
+                "FieldValueForbidden",
+                "resourceVersionMatch",
+                "Forbidden: sendInitialEvents requires setting resourceVersionMatch to "
+                "NotOlderThan",
+            )
+        )
+    if send_initial == "true" and not bookmarks:
+        causes.append(
+            Cause(
+                "FieldValueForbidden",
+                "allowWatchBookmarks",
+                "Forbidden: sendInitialEvents requires allowWatchBookmarks=true",
+            )
+        )
+    return causes
+
+
+class _WatchEncoder:
+    """Watch events as JSON lines: objects as the client's API version shows them, or as
+    one-row Tables (column definitions in the first only) when the client asked for Tables."""
+
+    def __init__(
+        self,
+        rt: ResourceType,
+        present: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        as_table: bool,
+        include: str,
+    ) -> None:
+        self.rt = rt
+        self.as_table = as_table
+        self._present = present
+        self._include = include
+        self._with_columns = True
+
+    def event(self, typ: str, obj: dict[str, Any]) -> bytes:
+        out: dict[str, Any] = self._present(obj)
+        if self.as_table and typ in ("ADDED", "MODIFIED", "DELETED"):
+            out = tables.to_table(
+                self.rt,
+                [out],
+                resource_version=out["metadata"].get("resourceVersion", ""),
+                include_object=self._include,
+                with_columns=self._with_columns,
+            )
+            self._with_columns = False
+        return _dumps({"type": typ, "object": out}) + b"\n"
+
+    def bookmark(self, rv: int, *, end: bool = False) -> bytes:
+        meta: dict[str, Any] = {"resourceVersion": str(rv), "creationTimestamp": None}
+        if end:
+            meta["annotations"] = {INITIAL_EVENTS_END: "true"}
+        obj = {"kind": self.rt.kind, "apiVersion": self.rt.api_version, "metadata": meta}
+        return _dumps({"type": "BOOKMARK", "object": obj}) + b"\n"
 
 
 class ApiServer:
@@ -369,28 +442,12 @@ class ApiServer:
     # ------------------------------------------------------------------ resources
 
     async def _resource(self, request: web.Request, route: _Route) -> web.StreamResponse:
-        method = request.method
-        q = request.query
-        if method == "GET":
-            if route.name is None:
-                verb = "watch" if q.get("watch") in ("true", "1") else "list"
-            else:
-                verb = "get"
-        else:
-            verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
-                method, ""
-            )
-            if not verb:
-                raise method_not_allowed()
-            if verb == "create" and route.name is not None:
-                raise method_not_allowed()
-            if verb in ("update", "patch") and route.name is None:
-                raise method_not_allowed()
+        verb = _verb(request, route)
         if self.faults is not None:
             delay = self.faults.latency
             if delay > 0:
                 await asyncio.sleep(delay)
-            err = self.faults.decide(verb if verb != "delete" or route.name else "delete")
+            err = self.faults.decide(verb)
             if err is not None:
                 raise err
         if verb == "watch":
@@ -402,19 +459,21 @@ class ApiServer:
         if verb == "list":
             return self._list(request, route)
         body = await request.read()
+        write = self._writer(verb, route)
         loop = asyncio.get_running_loop()
-        fn: Callable[[], web.Response]
+        return await loop.run_in_executor(self.pool, lambda: write(request, route, body))
+
+    def _writer(
+        self, verb: str, route: _Route
+    ) -> Callable[[web.Request, _Route, bytes], web.Response]:
+        """The handler of a write ``verb``; it runs on a worker thread (the store blocks)."""
         if verb == "create":
-            fn = lambda: self._create(request, route, body)  # noqa: E731
-        elif verb == "update":
-            fn = lambda: self._update(request, route, body)  # noqa: E731
-        elif verb == "patch":
-            fn = lambda: self._patch(request, route, body)  # noqa: E731
-        elif route.name is None:
-            fn = lambda: self._delete_collection(request, route, body)  # noqa: E731
-        else:
-            fn = lambda: self._delete(request, route, body)  # noqa: E731
-        return await loop.run_in_executor(self.pool, fn)
+            return self._create
+        if verb == "update":
+            return self._update
+        if verb == "patch":
+            return self._patch
+        return self._delete_collection if route.name is None else self._delete
 
     # -------- reads
 
@@ -547,7 +606,55 @@ class ApiServer:
 
     async def _watch(self, request: web.Request, route: _Route) -> web.StreamResponse:
         q = request.query
-        rt = route.client_type  # what the client sees (the store is asked for route.rt)
+        match = self._watch_matcher(route, q)
+        opts = self._watch_options(q)
+        encoder = _WatchEncoder(
+            route.client_type,  # what the client sees (the store is asked for route.rt)
+            lambda obj: self._out(route, obj),
+            as_table=self._wants_table(request),
+            include=q.get("includeObject", "Metadata"),
+        )
+        queue: WatchQueue = asyncio.Queue()
+        self._watch_queues.add(queue)
+        self._loop = asyncio.get_running_loop()
+        initial, current_rv, handle, expired = self._open_watch(route, opts.since, queue)
+
+        resp = web.StreamResponse(status=200)
+        resp.headers["Content-Type"] = (
+            TABLE_CONTENT_TYPE if encoder.as_table else "application/json"
+        )
+        resp.headers["Cache-Control"] = "no-cache, private"
+        resp.enable_chunked_encoding()
+        try:
+            await resp.prepare(request)
+            if expired is not None:
+                await resp.write(_dumps({"type": "ERROR", "object": expired.status()}) + b"\n")
+                await resp.write_eof()
+                return resp
+            buf = bytearray()
+            for first in initial:
+                item = self._translate(first, match)
+                if item is not None:
+                    buf += encoder.event(*item)
+            if opts.initial_events:
+                buf += encoder.bookmark(current_rv, end=True)
+            if buf:
+                await resp.write(bytes(buf))
+            await self._stream(resp, queue, match, encoder, opts, last_rv=current_rv)
+            with contextlib.suppress(ConnectionResetError):
+                await resp.write_eof()
+        except (ConnectionResetError, ConnectionError):
+            pass
+        finally:
+            self._watch_queues.discard(queue)
+            if handle is not None:
+                handle.cancel()
+        return resp
+
+    def _watch_matcher(
+        self, route: _Route, q: Mapping[str, str]
+    ) -> Callable[[dict[str, Any] | None], bool]:
+        """Whether an object is in the watch's selection (its selectors, and its name if any)."""
         lreqs = selectors.parse_label_selector(q.get("labelSelector"))
         freqs = selectors.parse_field_selector(self._field_selector(route, q))
         if route.name is not None:
@@ -560,35 +667,19 @@ class ApiServer:
                 and selectors.match_fields(freqs, o)
             )
 
+        return match
+
+    def _watch_options(self, q: Mapping[str, str]) -> _WatchOptions:
         send_initial = q.get("sendInitialEvents")
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
         rv_param = q.get("resourceVersion", "")
         if send_initial is not None:
-            causes = []
-            if q.get("resourceVersionMatch") != "NotOlderThan":
-                causes.append(
-                    Cause(
-                        "FieldValueForbidden",
-                        "resourceVersionMatch",
-                        "Forbidden: sendInitialEvents requires setting resourceVersionMatch to "
-                        "NotOlderThan",
-                    )
-                )
-            if send_initial == "true" and not bookmarks:
-                causes.append(
-                    Cause(
-                        "FieldValueForbidden",
-                        "allowWatchBookmarks",
-                        "Forbidden: sendInitialEvents requires allowWatchBookmarks=true",
-                    )
-                )
+            causes = _send_initial_events_causes(q, send_initial, bookmarks=bookmarks)
             if causes:
                 raise invalid("ListOptions", "meta.k8s.io", "", causes)
         initial_events = send_initial == "true"
-        since: int | None
-        if initial_events or rv_param in ("", "0"):
-            since = None
-        else:
+        since: int | None = None
+        if not (initial_events or rv_param in ("", "0")):
             try:
                 since = int(rv_param)
             except ValueError as exc:
@@ -601,123 +692,90 @@ class ApiServer:
             deadline = self.faults.watch_deadline()
             if deadline:
                 timeout = min(timeout, float(deadline))
-        as_table = self._wants_table(request)
-        include = q.get("includeObject", "Metadata")
+        return _WatchOptions(
+            since=since, initial_events=initial_events, bookmarks=bookmarks, timeout=timeout
+        )
 
-        loop = asyncio.get_running_loop()
-        queue: WatchQueue = asyncio.Queue()
-        self._watch_queues.add(queue)
-
-        self._loop = loop
+    def _open_watch(
+        self, route: _Route, since: int | None, queue: WatchQueue
+    ) -> tuple[list[Event], int, WatchHandle | None, ApiError | None]:
+        """(initial events, their resourceVersion, the store's watch, None), or the 410 Expired
+        to answer with when ``since`` is too old (or a fault says so)."""
 
         def on_event(ev: Event) -> None:
             self._deliver(queue, ev)
 
-        expired: ApiError | None = None
-        handle = None
-        initial: list[Event] = []
         current_rv = self.store.resource_version
         if since is not None and self.faults is not None and self.faults.force_expired():
             expired = ApiError(
                 410, "Expired", f"too old resource version: {since} ({current_rv})", details={}
             )
-        else:
-            try:
-                initial, current_rv, handle = self.store.watch(
-                    route.rt, namespace=route.namespace, since=since, callback=on_event
-                )
-            except ApiError as e:
-                if e.code != 410:
-                    raise
-                expired = e
-
-        resp = web.StreamResponse(status=200)
-        resp.headers["Content-Type"] = TABLE_CONTENT_TYPE if as_table else "application/json"
-        resp.headers["Cache-Control"] = "no-cache, private"
-        resp.enable_chunked_encoding()
-        first_table = [True]
-
-        def encode(typ: str, obj: dict[str, Any]) -> bytes:
-            obj = self._out(route, obj)
-            if as_table and typ in ("ADDED", "MODIFIED", "DELETED"):
-                table = tables.to_table(
-                    rt,
-                    [obj],
-                    resource_version=obj["metadata"].get("resourceVersion", ""),
-                    include_object=include,
-                    with_columns=first_table[0],
-                )
-                first_table[0] = False
-                obj = table
-            return _dumps({"type": typ, "object": obj}) + b"\n"
-
-        def bookmark(rv: int, *, end: bool = False) -> bytes:
-            meta: dict[str, Any] = {"resourceVersion": str(rv), "creationTimestamp": None}
-            if end:
-                meta["annotations"] = {INITIAL_EVENTS_END: "true"}
-            return (
-                _dumps(
-                    {
-                        "type": "BOOKMARK",
-                        "object": {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta},
-                    }
-                )
-                + b"\n"
-            )
-
+            return [], current_rv, None, expired
         try:
-            await resp.prepare(request)
-            if expired is not None:
-                await resp.write(_dumps({"type": "ERROR", "object": expired.status()}) + b"\n")
-                await resp.write_eof()
-                return resp
-            buf = bytearray()
-            for first in initial:
-                item = self._translate(first, match)
-                if item is not None:
-                    buf += encode(item[0], item[1])
-            if initial_events:
-                buf += bookmark(current_rv, end=True)
-            if buf:
-                await resp.write(bytes(buf))
-            last_rv = current_rv
-            end_at = time.monotonic() + timeout
-            next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
-            while not self.closing.is_set():
-                now = time.monotonic()
-                if now >= end_at:
-                    break
-                wait = min(end_at, next_bookmark if bookmarks else end_at) - now
-                try:
-                    ev: Event | None = await asyncio.wait_for(queue.get(), timeout=max(wait, 0.0))
-                except TimeoutError:
-                    if bookmarks and time.monotonic() >= next_bookmark:
-                        await resp.write(bookmark(last_rv))
-                        next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
-                    continue
-                if ev is None:
-                    break
-                out = bytearray()
-                while ev is not None:
-                    last_rv = max(last_rv, ev.rv)
-                    item = self._translate(ev, match)
-                    if item is not None:
-                        out += encode(item[0], item[1])
-                    try:
-                        ev = queue.get_nowait()
-                    except asyncio.QueueEmpty:
-                        ev = None
-                if out:
-                    await resp.write(bytes(out))
-            with contextlib.suppress(ConnectionResetError):
-                await resp.write_eof()
-        except (ConnectionResetError, ConnectionError):
-            pass
-        finally:
-            self._watch_queues.discard(queue)
-            if handle is not None:
-                handle.cancel()
-        return resp
+            initial, current_rv, handle = self.store.watch(
+                route.rt, namespace=route.namespace, since=since, callback=on_event
+            )
+        except ApiError as e:
+            if e.code != 410:
+                raise
+            return [], current_rv, None, e
+        return initial, current_rv, handle, None
+
+    async def _stream(
+        self,
+        resp: web.StreamResponse,
+        queue: WatchQueue,
+        match: Callable[[dict[str, Any] | None], bool],
+        encoder: _WatchEncoder,
+        opts: _WatchOptions,
+        *,
+        last_rv: int,
+    ) -> None:
+        """Write live events until the timeout, the server's shutdown or the queue's end; with
+        bookmarks, a BOOKMARK after every BOOKMARK_INTERVAL without one."""
+        end_at = time.monotonic() + opts.timeout
+        next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
+        while not self.closing.is_set():
+            now = time.monotonic()
+            if now >= end_at:
+                break
+            wait = min(end_at, next_bookmark if opts.bookmarks else end_at) - now
+            try:
+                ev: Event | None = await asyncio.wait_for(queue.get(), timeout=max(wait, 0.0))
+            except TimeoutError:
+                if opts.bookmarks and time.monotonic() >= next_bookmark:
+                    await resp.write(encoder.bookmark(last_rv))
+                    next_bookmark = time.monotonic() + BOOKMARK_INTERVAL
+                continue
+            if ev is None:
+                break
+            out, last_rv = self._encode_burst(queue, ev, match, encoder, last_rv=last_rv)
+            if out:
+                await resp.write(out)
+
+    def _encode_burst(
+        self,
+        queue: WatchQueue,
+        ev: Event,
+        match: Callable[[dict[str, Any] | None], bool],
+        encoder: _WatchEncoder,
+        *,
+        last_rv: int,
+    ) -> tuple[bytes, int]:
+        """``ev`` and the events already queued behind it, as one write; the last
+        resourceVersion seen."""
+        out = bytearray()
+        current: Event | None = ev
+        while current is not None:
+            last_rv = max(last_rv, current.rv)
+            item = self._translate(current, match)
+            if item is not None:
+                out += encoder.event(*item)
+            try:
+                current = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                current = None
+        return bytes(out), last_rv
 
     @staticmethod
     def _translate(
@@ -1009,74 +1067,13 @@ class ApiServer:
     def _patch(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
         rt = route.rt
         assert route.name is not None
-        ctype = _content_type(request)
-        ptype = _PATCH_TYPES.get(ctype)
-        q = request.query
-        accepted = (
-            "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
-            + (", application/strategic-merge-patch+json" if rt.builtin else "")
-        )
-        if ptype is None or ptype == "apply-cbor" or (ptype == "strategic" and not rt.builtin):
-            raise ApiError(
-                415,
-                "UnsupportedMediaType",
-                f"the body of the request was in an unknown format - accepted media types include: "
-                f"{accepted}",
-                details={},
-            )
+        ptype = _patch_type(rt, _content_type(request))
         dry_run, manager, fv = self._options(request)
-        force = q.get("force")
+        force = request.query.get("force")
         if ptype == "apply":
-            if not q.get("fieldManager"):
-                raise invalid(
-                    "PatchOptions",
-                    "meta.k8s.io",
-                    "",
-                    [
-                        Cause(
-                            "FieldValueRequired",
-                            "fieldManager",
-                            "Required value: is required for apply patch",
-                        )
-                    ],
-                )
-            try:
-                patch_body = _load_yaml(body) if body else None
-            except yaml.YAMLError as exc:
-                raise bad_request(f"error decoding YAML: {exc}") from exc
-            if not isinstance(patch_body, dict):
-                raise bad_request("apply patch must be an object")
-            if not patch_body.get("apiVersion") or not patch_body.get("kind"):
-                raise bad_request("apiVersion and kind must be set in an apply configuration")
-            self._check_identity(route, patch_body)
-            pmeta = patch_body.get("metadata") or {}
-            if pmeta.get("name") and pmeta["name"] != route.name:
-                raise bad_request(
-                    f"the name of the object ({pmeta['name']}) does not match the name on the URL "
-                    f"({route.name})"
-                )
+            patch_body = self._decode_apply_patch(route, body, request.query)
         else:
-            if force is not None:
-                raise invalid(
-                    "PatchOptions",
-                    "meta.k8s.io",
-                    "",
-                    [
-                        Cause(
-                            "FieldValueForbidden",
-                            "force",
-                            "Forbidden: may not be specified for non-apply patch",
-                        )
-                    ],
-                )
-            try:
-                patch_body = json.loads(body) if body else None
-            except ValueError as exc:
-                raise bad_request(f"the body of the request could not be decoded: {exc}") from exc
-            if ptype in ("merge", "strategic") and not isinstance(patch_body, dict):
-                raise bad_request(
-                    "json: cannot unmarshal array into Go value of type map[string]interface {}"
-                )
+            patch_body = _decode_patch(ptype, body, force=force)
         has_rv_precondition = (
             ptype != "json"
             and isinstance(patch_body, dict)
@@ -1101,34 +1098,9 @@ class ApiServer:
                     )
                 raise
             cur_copy = clone(cur)
-            target = self._out(route, cur_copy) if route.view is not None else cur_copy
-            managed_override = None
-            if ptype == "merge":
-                new = merge_patch(target, patch_body)
-            elif ptype == "json":
-                new = json_patch(target, patch_body)
-            elif ptype == "strategic":
-                new = strategic_merge(target, patch_body)
-            else:
-                assert isinstance(patch_body, dict)
-                new = managed.apply(
-                    target,
-                    patch_body,
-                    manager=manager,
-                    force=force == "true",
-                    api_version=rt.api_version,
-                    has_status=rt.has_status,
-                    subresource=route.subresource,
-                )
-                managed_override = new["metadata"].get("managedFields", [])
-            if not isinstance(new, dict):
-                raise bad_request("the patch produced a non-object document")
-            new = self._into(route, new)
-            new.setdefault("metadata", {})
-            if not isinstance(new["metadata"], dict):
-                raise bad_request("metadata must be an object")
-            if new["metadata"].get("name") != route.name:
-                raise bad_request("the name of the object cannot be changed by a patch")
+            new, managed_override = self._patched(
+                route, ptype, cur_copy, patch_body, manager=manager, force=force == "true"
+            )
             if ptype == "json":
                 new["metadata"].setdefault("resourceVersion", cur["metadata"]["resourceVersion"])
             elif not has_rv_precondition:
@@ -1174,6 +1146,84 @@ class ApiServer:
                 raise
             return self._json(None, raw=out, warnings=warnings)
         raise ApiError(409, "Conflict", "too many conflicts", details={})
+
+    def _decode_apply_patch(
+        self, route: _Route, body: bytes, q: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """An apply configuration: a YAML object with apiVersion and kind, for this object,
+        from a named field manager."""
+        if not q.get("fieldManager"):
+            raise invalid(
+                "PatchOptions",
+                "meta.k8s.io",
+                "",
+                [
+                    Cause(
+                        "FieldValueRequired",
+                        "fieldManager",
+                        "Required value: is required for apply patch",
+                    )
+                ],
+            )
+        try:
+            patch_body = _load_yaml(body) if body else None
+        except yaml.YAMLError as exc:
+            raise bad_request(f"error decoding YAML: {exc}") from exc
+        if not isinstance(patch_body, dict):
+            raise bad_request("apply patch must be an object")
+        if not patch_body.get("apiVersion") or not patch_body.get("kind"):
+            raise bad_request("apiVersion and kind must be set in an apply configuration")
+        self._check_identity(route, patch_body)
+        pmeta = patch_body.get("metadata") or {}
+        if pmeta.get("name") and pmeta["name"] != route.name:
+            raise bad_request(
+                f"the name of the object ({pmeta['name']}) does not match the name on the URL "
+                f"({route.name})"
+            )
+        return patch_body
+
+    def _patched(
+        self,
+        route: _Route,
+        ptype: str,
+        cur: dict[str, Any],
+        patch_body: Any,
+        *,
+        manager: str,
+        force: bool,
+    ) -> tuple[dict[str, Any], list[Any] | None]:
+        """(``cur`` patched, in the stored form; the managedFields server-side apply computed,
+        or None for the other patch types, whose manager is recorded by the update)."""
+        rt = route.rt
+        target = self._out(route, cur) if route.view is not None else cur
+        managed_override = None
+        if ptype == "merge":
+            new = merge_patch(target, patch_body)
+        elif ptype == "json":
+            new = json_patch(target, patch_body)
+        elif ptype == "strategic":
+            new = strategic_merge(target, patch_body)
+        else:
+            assert isinstance(patch_body, dict)
+            new = managed.apply(
+                target,
+                patch_body,
+                manager=manager,
+                force=force,
+                api_version=rt.api_version,
+                has_status=rt.has_status,
+                subresource=route.subresource,
+            )
+            managed_override = new["metadata"].get("managedFields", [])
+        if not isinstance(new, dict):
+            raise bad_request("the patch produced a non-object document")
+        new = self._into(route, new)
+        new.setdefault("metadata", {})
+        if not isinstance(new["metadata"], dict):
+            raise bad_request("metadata must be an object")
+        if new["metadata"].get("name") != route.name:
+            raise bad_request("the name of the object cannot be changed by a patch")
+        return new, managed_override
 
     def _apply_create(
         self,
@@ -1320,6 +1370,68 @@ class ApiServer:
 def _content_type(request: web.Request) -> str:
     """The media type of the request body, without parameters (``; charset=utf-8``)."""
     return request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+def _verb(request: web.Request, route: _Route) -> str:
+    """The API verb of a resource request; 405 for a method the route does not take."""
+    if request.method == "GET":
+        if route.name is not None:
+            return "get"
+        return "watch" if request.query.get("watch") in ("true", "1") else "list"
+    verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+        request.method, ""
+    )
+    if (
+        not verb
+        or (verb == "create" and route.name is not None)
+        or (verb in ("update", "patch") and route.name is None)
+    ):
+        raise method_not_allowed()
+    return verb
+
+
+def _patch_type(rt: ResourceType, content_type: str) -> str:
+    """merge | json | strategic (built-in kinds only) | apply; 415 for anything else."""
+    ptype = _PATCH_TYPES.get(content_type)
+    if ptype is None or ptype == "apply-cbor" or (ptype == "strategic" and not rt.builtin):
+        accepted = (
+            "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+            + (", application/strategic-merge-patch+json" if rt.builtin else "")
+        )
+        raise ApiError(
+            415,
+            "UnsupportedMediaType",
+            f"the body of the request was in an unknown format - accepted media types include: "
+            f"{accepted}",
+            details={},
+        )
+    return ptype
+
+
+def _decode_patch(ptype: str, body: bytes, *, force: str | None) -> Any:
+    """The JSON body of a merge, JSON or strategic patch (``force`` is for apply only)."""
+    if force is not None:
+        raise invalid(
+            "PatchOptions",
+            "meta.k8s.io",
+            "",
+            [
+                Cause(
+                    "FieldValueForbidden",
+                    "force",
+                    "Forbidden: may not be specified for non-apply patch",
+                )
+            ],
+        )
+    try:
+        patch_body = json.loads(body) if body else None
+    except ValueError as exc:
+        raise bad_request(f"the body of the request could not be decoded: {exc}") from exc
+    if ptype in ("merge", "strategic") and not isinstance(patch_body, dict):
+        raise bad_request(
+            "json: cannot unmarshal array into Go value of type map[string]interface {}"
+        )
+    return patch_body
 
 
 def _write_options(kind: str, manager: str, fv: str) -> dict[str, Any]:
