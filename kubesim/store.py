@@ -78,6 +78,110 @@ _SERVER_META = (
 )
 
 
+def _check_resource_version(
+    rt: ResourceType,
+    name: str,
+    meta_in: dict[str, Any],
+    cur_meta: dict[str, Any],
+    *,
+    required: bool,
+) -> None:
+    """An update that names a resourceVersion must name the current one (409 otherwise); kinds
+    that require one (custom resources) get 422 without it."""
+    rv_in = meta_in.get("resourceVersion")
+    if rv_in:
+        if str(rv_in) != cur_meta["resourceVersion"]:
+            raise conflict(rt.resource, rt.group, name)
+    elif required:
+        raise invalid(rt.kind, rt.group, name, [invalid_rv_cause()])
+
+
+def _updated(
+    rt: ResourceType, obj: dict[str, Any], cur: dict[str, Any], subresource: str | None
+) -> dict[str, Any]:
+    """The object an update writes: through ``status`` only the status changes; otherwise
+    everything but the status (of a kind with a status subresource) does."""
+    if subresource == "status":
+        new = clone(cur)
+        if "status" in obj:
+            new["status"] = obj["status"]
+        else:
+            new.pop("status", None)
+        return new
+    if subresource:
+        raise ApiError(
+            404, "NotFound", "the server could not find the requested resource", details={}
+        )
+    if rt.has_status:
+        if "status" in cur:
+            obj["status"] = clone(cur["status"])
+        else:
+            obj.pop("status", None)
+    return obj
+
+
+def _keep_server_meta(
+    meta: dict[str, Any],
+    cur_meta: dict[str, Any],
+    managed_override: list[dict[str, Any]] | None,
+) -> None:
+    """Fields only the server sets keep their stored values (resourceVersion is set by the
+    commit); managedFields are the client's if it sent them, else the stored ones, unless
+    server-side apply computed them (``managed_override``)."""
+    for f in _SERVER_META:
+        if f in cur_meta and f not in ("resourceVersion", "managedFields"):
+            meta[f] = clone(cur_meta[f])
+        elif f != "managedFields":
+            meta.pop(f, None)
+    if "managedFields" not in meta and "managedFields" in cur_meta:
+        meta["managedFields"] = clone(cur_meta["managedFields"])
+    if managed_override is not None:
+        meta["managedFields"] = managed_override
+
+
+def _refuse_new_finalizers(
+    rt: ResourceType, name: str, meta: dict[str, Any], cur_meta: dict[str, Any]
+) -> None:
+    """An object being deleted may lose finalizers but not gain any (422, as upstream)."""
+    added = set(meta.get("finalizers") or []) - set(cur_meta.get("finalizers") or [])
+    if added:
+        raise invalid(
+            rt.kind,
+            rt.group,
+            name,
+            [
+                kinds.forbidden_cause(
+                    "metadata.finalizers",
+                    "no new finalizers can be added if the object is being deleted, "
+                    f"found new finalizers {sorted(added)!r}",
+                )
+            ],
+        )
+
+
+def _check_preconditions(
+    rt: ResourceType, name: str, meta: dict[str, Any], preconditions: dict[str, Any]
+) -> None:
+    """A delete's uid and resourceVersion preconditions must match the stored object (409)."""
+    puid = preconditions.get("uid")
+    if puid and puid != meta["uid"]:
+        raise conflict(
+            rt.resource,
+            rt.group,
+            name,
+            f"Precondition failed: UID in precondition: {puid}, UID in object meta: {meta['uid']}",
+        )
+    prv = preconditions.get("resourceVersion")
+    if prv and str(prv) != meta["resourceVersion"]:
+        raise conflict(
+            rt.resource,
+            rt.group,
+            name,
+            f"Precondition failed: ResourceVersion in precondition: {prv}, "
+            f"ResourceVersion in object meta: {meta['resourceVersion']}",
+        )
+
+
 @dataclass(frozen=True)
 class Event:
     """One committed change, as kept in the watch history."""
@@ -625,59 +729,17 @@ class Store:
         if cur is None:
             raise not_found(rt.resource, rt.group, name)
         cur_meta = cur["metadata"]
-        rv_in = meta_in.get("resourceVersion")
-        if rv_in:
-            if str(rv_in) != cur_meta["resourceVersion"]:
-                raise conflict(rt.resource, rt.group, name)
-        elif require_resource_version:
-            raise invalid(rt.kind, rt.group, name, [invalid_rv_cause()])
-        if subresource == "status":
-            new = clone(cur)
-            if "status" in obj:
-                new["status"] = obj["status"]
-            else:
-                new.pop("status", None)
-        elif subresource:
-            raise ApiError(
-                404, "NotFound", "the server could not find the requested resource", details={}
-            )
-        else:
-            new = obj
-            if rt.has_status:
-                if "status" in cur:
-                    new["status"] = clone(cur["status"])
-                else:
-                    new.pop("status", None)
+        _check_resource_version(rt, name, meta_in, cur_meta, required=require_resource_version)
+        new = _updated(rt, obj, cur, subresource)
         new["apiVersion"] = rt.api_version
         new["kind"] = rt.kind
         meta = _meta(new)
         meta["name"] = name
         if rt.namespaced:
             meta["namespace"] = ns
-        for f in _SERVER_META:
-            if f in cur_meta and f not in ("resourceVersion", "managedFields"):
-                meta[f] = clone(cur_meta[f])
-            elif f != "managedFields":
-                meta.pop(f, None)
-        if "managedFields" not in meta and "managedFields" in cur_meta:
-            meta["managedFields"] = clone(cur_meta["managedFields"])
-        if managed_override is not None:
-            meta["managedFields"] = managed_override
+        _keep_server_meta(meta, cur_meta, managed_override)
         if cur_meta.get("deletionTimestamp"):
-            added = set(meta.get("finalizers") or []) - set(cur_meta.get("finalizers") or [])
-            if added:
-                raise invalid(
-                    rt.kind,
-                    rt.group,
-                    name,
-                    [
-                        kinds.forbidden_cause(
-                            "metadata.finalizers",
-                            "no new finalizers can be added if the object is being deleted, "
-                            f"found new finalizers {sorted(added)!r}",
-                        )
-                    ],
-                )
+            _refuse_new_finalizers(rt, name, meta, cur_meta)
         found = self.prepare(rt, new, old=cur, field_validation=field_validation)
         if warnings is not None:
             warnings += found
@@ -707,8 +769,6 @@ class Store:
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             return self._remove(rt.key, ns, name, new)
         self._commit(rt.key, ns, name, new, cur, "MODIFIED")
-        if rt.key != NS_KEY and cur_meta.get("deletionTimestamp"):
-            pass
         return new
 
     def _commit(
@@ -793,23 +853,7 @@ class Store:
         cur = self._get_ref(rt, name, ns)
         meta = cur["metadata"]
         if preconditions:
-            puid = preconditions.get("uid")
-            if puid and puid != meta["uid"]:
-                raise conflict(
-                    rt.resource,
-                    rt.group,
-                    name,
-                    f"Precondition failed: UID in precondition: {puid}, UID in object meta: {meta['uid']}",
-                )
-            prv = preconditions.get("resourceVersion")
-            if prv and str(prv) != meta["resourceVersion"]:
-                raise conflict(
-                    rt.resource,
-                    rt.group,
-                    name,
-                    f"Precondition failed: ResourceVersion in precondition: {prv}, "
-                    f"ResourceVersion in object meta: {meta['resourceVersion']}",
-                )
+            _check_preconditions(rt, name, meta, preconditions)
         if propagation not in ("Background", "Foreground", "Orphan"):
             raise invalid(
                 "DeleteOptions",
