@@ -277,6 +277,31 @@ def pod_backoff_delay(base: float, failures: int) -> float:
     return min(base * 2.0 ** (failures - 1), MAX_POD_BACKOFF)
 
 
+def _sim_spec(key: Key, job: dict[str, Any]) -> tuple[SimSpec, str]:
+    """The Job's simulation spec, and the error of a bad kubesim.io/ annotation ("" if none:
+    a Job with one gets the defaults and its pods fail with that message)."""
+    template_meta = ((job.get("spec") or {}).get("template") or {}).get("metadata") or {}
+    try:
+        sim = SimSpec.from_annotations(
+            job["metadata"].get("annotations") or {},
+            template_meta.get("annotations") or {},
+            job_name=key[1],
+        )
+    except AnnotationError as exc:
+        return SimSpec(attempt_key=key[1]), str(exc)
+    return sim, ""
+
+
+def _deadline_passed(spec: JobSpec, st: _JobState) -> bool:
+    """activeDeadlineSeconds has passed since the (unsuspended) Job started."""
+    return (
+        spec.active_deadline is not None
+        and st.start_wall is not None
+        and not spec.suspend
+        and time.time() >= st.start_wall + spec.active_deadline
+    )
+
+
 def set_condition(
     conditions: list[dict[str, Any]],
     ctype: str,
@@ -975,63 +1000,79 @@ class JobRunner:
         prev = job.get("status") or {}
         status: dict[str, Any] = dict(prev)
         now = now_rfc3339()
-        try:
-            sim = SimSpec.from_annotations(
-                (job["metadata"].get("annotations") or {}),
-                (((job.get("spec") or {}).get("template") or {}).get("metadata") or {}).get(
-                    "annotations"
-                )
-                or {},
-                job_name=key[1],
-            )
-            bad_annotation = ""
-        except AnnotationError as exc:
-            sim = SimSpec(attempt_key=key[1])
-            bad_annotation = str(exc)
+        sim, bad_annotation = _sim_spec(key, job)
+        conditions = self._follow_suspension(key, spec, st, status, now)
+        decision = self._run_pods(key, job, st, spec, sim, bad_annotation=bad_annotation)
+        if decision.finish is not None:
+            conditions = self._finish(st, decision.finish, conditions, status, now)
+        status["conditions"] = conditions
+        if not conditions:
+            status.pop("conditions")
+        self._set_counts(status, st, spec)
+        if status != prev:
+            job["status"] = status
+            job["metadata"].pop("resourceVersion", None)
+            try:
+                self.store.update(JOBS, job, namespace=key[0], subresource="status")
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
 
+    def _follow_suspension(
+        self, key: Key, spec: JobSpec, st: _JobState, status: dict[str, Any], now: str
+    ) -> list[dict[str, Any]]:
+        """The Job's conditions after (un)suspending it; a running Job has its startTime and its
+        activeDeadlineSeconds timer armed."""
         conditions = list(status.get("conditions") or [])
+        suspended = any(
+            c.get("type") == "Suspended" and c.get("status") == "True" for c in conditions
+        )
         if spec.suspend:
             self._stop_runs(st, delete=True)
-            if not any(
-                c.get("type") == "Suspended" and c.get("status") == "True" for c in conditions
-            ):
+            if not suspended:
                 conditions = set_condition(
                     conditions, "Suspended", "True", "JobSuspended", "Job suspended", now
                 )
             status.pop("startTime", None)
             st.start_wall = None
             st.deadline_armed = False
-        else:
-            if any(c.get("type") == "Suspended" and c.get("status") == "True" for c in conditions):
-                conditions = set_condition(
-                    conditions, "Suspended", "False", "JobResumed", "Job resumed", now
-                )
-                st.start_wall = None  # resuming restarts the activeDeadlineSeconds clock
-            if st.start_wall is None:
-                st.start_wall = time.time()
-            status["startTime"] = now_rfc3339(st.start_wall)
-            if spec.active_deadline is not None and not st.deadline_armed:
-                st.deadline_armed = True
-                remaining = st.start_wall + spec.active_deadline - time.time()
-                self._timers.at(time.monotonic() + max(remaining, 0.0), key)
+            return conditions
+        if suspended:
+            conditions = set_condition(
+                conditions, "Suspended", "False", "JobResumed", "Job resumed", now
+            )
+            st.start_wall = None  # resuming restarts the activeDeadlineSeconds clock
+        if st.start_wall is None:
+            st.start_wall = time.time()
+        status["startTime"] = now_rfc3339(st.start_wall)
+        if spec.active_deadline is not None and not st.deadline_armed:
+            st.deadline_armed = True
+            remaining = st.start_wall + spec.active_deadline - time.time()
+            self._timers.at(time.monotonic() + max(remaining, 0.0), key)
+        return conditions
 
+    def _run_pods(
+        self,
+        key: Key,
+        job: dict[str, Any],
+        st: _JobState,
+        spec: JobSpec,
+        sim: SimSpec,
+        *,
+        bad_annotation: str,
+    ) -> Decision:
+        """Collect finished pods and start the ones the Job needs, until nothing changes
+        (instant outcomes settle in one pass, bounded by MAX_STEPS); the last decision."""
         decision = Decision()
         for _ in range(MAX_STEPS):
             changed = self._collect(st, spec, sim)
-            deadline = (
-                spec.active_deadline is not None
-                and st.start_wall is not None
-                and not spec.suspend
-                and time.time() >= st.start_wall + spec.active_deadline
-            )
-            restarts = sum(r.restarts for r in st.runs.values())
             decision = decide(
                 spec,
                 succeeded=st.succeeded,
                 failed=st.failed,
                 active=len(st.runs),
-                restarts=restarts,
-                deadline_exceeded=deadline,
+                restarts=sum(r.restarts for r in st.runs.values()),
+                deadline_exceeded=_deadline_passed(spec, st),
             )
             if decision.finish is not None:
                 break
@@ -1054,30 +1095,28 @@ class JobRunner:
                 instant = instant or (run.due is not None and run.due <= time.monotonic())
             if not (changed or instant):
                 break
+        return decision
 
-        if decision.finish is not None:
-            ctype, reason, message = decision.finish
-            stopped = self._stop_runs(st, delete=True)
-            if ctype == "Failed":
-                st.failed += stopped  # upstream counts the pods it terminates as failed
-            st.finished = True
-            target = "SuccessCriteriaMet" if ctype == "Complete" else "FailureTarget"
-            conditions = set_condition(conditions, target, "True", reason, message, now)
-            conditions = set_condition(conditions, ctype, "True", reason, message, now)
-            if ctype == "Complete":
-                status["completionTime"] = now
-        status["conditions"] = conditions
-        if not conditions:
-            status.pop("conditions")
-        self._set_counts(status, st, spec)
-        if status != prev:
-            job["status"] = status
-            job["metadata"].pop("resourceVersion", None)
-            try:
-                self.store.update(JOBS, job, namespace=key[0], subresource="status")
-            except ApiError as exc:
-                if exc.code != 404:
-                    raise
+    def _finish(
+        self,
+        st: _JobState,
+        finish: tuple[str, str, str],
+        conditions: list[dict[str, Any]],
+        status: dict[str, Any],
+        now: str,
+    ) -> list[dict[str, Any]]:
+        """Stop the Job's pods and set its terminal conditions (and completionTime)."""
+        ctype, reason, message = finish
+        stopped = self._stop_runs(st, delete=True)
+        if ctype == "Failed":
+            st.failed += stopped  # upstream counts the pods it terminates as failed
+        st.finished = True
+        target = "SuccessCriteriaMet" if ctype == "Complete" else "FailureTarget"
+        conditions = set_condition(conditions, target, "True", reason, message, now)
+        conditions = set_condition(conditions, ctype, "True", reason, message, now)
+        if ctype == "Complete":
+            status["completionTime"] = now
+        return conditions
 
     @staticmethod
     def _set_counts(status: dict[str, Any], st: _JobState, spec: JobSpec) -> None:
