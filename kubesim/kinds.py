@@ -563,11 +563,26 @@ def _validate_webhook_config(obj: dict[str, Any], old: dict[str, Any] | None) ->
 
 
 def _validate_crd(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
-    causes: list[Cause] = []
     spec = obj.get("spec") or {}
-    group = str(spec.get("group") or "")
-    names = spec.get("names") or {}
-    plural = str(names.get("plural") or "")
+    causes = _crd_name_causes(obj, spec)
+    if spec.get("scope") not in ("Namespaced", "Cluster"):
+        causes.append(
+            errors.not_supported("spec.scope", spec.get("scope"), ["Cluster", "Namespaced"])
+        )
+    causes += _crd_version_causes(spec.get("versions"))
+    if old is not None:
+        causes += _crd_immutable_causes(spec, old.get("spec") or {})
+    return causes
+
+
+def _crd_group_and_plural(spec: dict[str, Any]) -> tuple[str, str]:
+    return str(spec.get("group") or ""), str((spec.get("names") or {}).get("plural") or "")
+
+
+def _crd_name_causes(obj: dict[str, Any], spec: dict[str, Any]) -> list[Cause]:
+    """spec.group, spec.names and the object's name, which must be ``<plural>.<group>``."""
+    causes: list[Cause] = []
+    group, plural = _crd_group_and_plural(spec)
     if not group:
         causes.append(errors.required("spec.group"))
     elif "." not in group:
@@ -576,59 +591,61 @@ def _validate_crd(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause
         )
     if not plural:
         causes.append(errors.required("spec.names.plural"))
-    if not names.get("kind"):
+    if not (spec.get("names") or {}).get("kind"):
         causes.append(errors.required("spec.names.kind"))
     name = (obj.get("metadata") or {}).get("name")
     if group and plural and name != f"{plural}.{group}":
         causes.append(
             errors.invalid_value("metadata.name", name, 'must be spec.names.plural+"."+spec.group')
         )
-    if spec.get("scope") not in ("Namespaced", "Cluster"):
-        causes.append(
-            errors.not_supported("spec.scope", spec.get("scope"), ["Cluster", "Namespaced"])
-        )
-    versions = spec.get("versions")
+    return causes
+
+
+def _crd_version_causes(versions: Any) -> list[Cause]:
+    """One storage version, and every version named with an object schema at its root."""
     if not isinstance(versions, list) or not versions:
-        causes.append(errors.required("spec.versions"))
-    else:
-        storage = [v for v in versions if isinstance(v, dict) and v.get("storage")]
-        if len(storage) != 1:
+        return [errors.required("spec.versions")]
+    causes: list[Cause] = []
+    storage = [v for v in versions if isinstance(v, dict) and v.get("storage")]
+    if len(storage) != 1:
+        causes.append(
+            errors.invalid_value(
+                "spec.versions",
+                len(storage),
+                "must have exactly one version marked as storage version",
+            )
+        )
+    for i, v in enumerate(versions):
+        if not isinstance(v, dict) or not v.get("name"):
+            causes.append(errors.required(f"spec.versions[{i}].name"))
+            continue
+        sch = (v.get("schema") or {}).get("openAPIV3Schema")
+        if sch is None:
+            causes.append(
+                errors.required(
+                    f"spec.versions[{i}].schema.openAPIV3Schema", "schemas are required"
+                )
+            )
+        elif isinstance(sch, dict) and sch.get("type") != "object":
             causes.append(
                 errors.invalid_value(
-                    "spec.versions",
-                    len(storage),
-                    "must have exactly one version marked as storage version",
+                    f"spec.versions[{i}].schema.openAPIV3Schema.type",
+                    sch.get("type"),
+                    "must be object at the root",
                 )
             )
-        for i, v in enumerate(versions):
-            if not isinstance(v, dict) or not v.get("name"):
-                causes.append(errors.required(f"spec.versions[{i}].name"))
-                continue
-            sch = (v.get("schema") or {}).get("openAPIV3Schema")
-            if sch is None:
-                causes.append(
-                    errors.required(
-                        f"spec.versions[{i}].schema.openAPIV3Schema", "schemas are required"
-                    )
-                )
-            elif isinstance(sch, dict) and sch.get("type") != "object":
-                causes.append(
-                    errors.invalid_value(
-                        f"spec.versions[{i}].schema.openAPIV3Schema.type",
-                        sch.get("type"),
-                        "must be object at the root",
-                    )
-                )
-    if old is not None:
-        old_spec = old.get("spec") or {}
-        if old_spec.get("group") != spec.get("group"):
-            causes.append(errors.invalid_value("spec.group", group, "field is immutable"))
-        if (old_spec.get("names") or {}).get("plural") != plural:
-            causes.append(errors.invalid_value("spec.names.plural", plural, "field is immutable"))
-        if old_spec.get("scope") != spec.get("scope"):
-            causes.append(
-                errors.invalid_value("spec.scope", spec.get("scope"), "field is immutable")
-            )
+    return causes
+
+
+def _crd_immutable_causes(spec: dict[str, Any], old_spec: dict[str, Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    group, plural = _crd_group_and_plural(spec)
+    if old_spec.get("group") != spec.get("group"):
+        causes.append(errors.invalid_value("spec.group", group, "field is immutable"))
+    if (old_spec.get("names") or {}).get("plural") != plural:
+        causes.append(errors.invalid_value("spec.names.plural", plural, "field is immutable"))
+    if old_spec.get("scope") != spec.get("scope"):
+        causes.append(errors.invalid_value("spec.scope", spec.get("scope"), "field is immutable"))
     return causes
 
 

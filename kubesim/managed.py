@@ -193,59 +193,17 @@ def apply(
 ) -> dict[str, Any]:
     """The object after server-side apply of ``applied`` by ``manager`` (cur None: create)."""
     applied_leaves = leaves(applied, has_status=has_status, subresource=subresource)
+    key = (manager, "Apply", subresource or "")
+    entries: list[tuple[dict[str, Any], set[Path]]] = []
     if cur is None:
         new = clone(applied)
-        entries: list[tuple[dict[str, Any], set[Path]]] = []
     else:
-        new = clone(cur)
         entries = [(dict(e), decode(e.get("fieldsV1"))) for e in _entries(cur)]
-    key = (manager, "Apply", subresource or "")
-    migrating = cur is not None and LAST_APPLIED in (
-        (cur.get("metadata") or {}).get("annotations") or {}
-    )
-    conflicts: dict[str, list[Path]] = {}
-    if cur is not None:
-        for path, value in applied_leaves.items():
-            present, live = _get(cur, path)
-            if not present or live == value:
-                continue
-            for e, paths in entries:
-                if _entry_key(e) == key or path not in paths:
-                    continue
-                other = str(e.get("manager", ""))
-                if other == manager or (path[:3] == ("metadata", "annotations", LAST_APPLIED)):
-                    continue
-                if migrating and other == CSA_MANAGER:
-                    continue
-                conflicts.setdefault(other, []).append(path)
-    if conflicts and not force:
-        raise _conflict_error(conflicts, api_version)
-    # ownership moves away from managers whose values the apply overrides
-    for e, paths in entries:
-        if _entry_key(e) == key:
-            continue
-        for path in list(paths):
-            if path in applied_leaves:
-                present, live = _get(cur, path) if cur is not None else (False, None)
-                if present and live != applied_leaves[path]:
-                    paths.discard(path)
-    mine_before: set[Path] = set()
-    for e, paths in entries:
-        if _entry_key(e) == key:
-            mine_before = set(paths)
-    others: set[Path] = set()
-    for e, paths in entries:
-        if _entry_key(e) != key:
-            others |= paths
-    if cur is not None:
-        for path in sorted(mine_before - set(applied_leaves), key=len, reverse=True):
-            if path not in others:
-                _delete(new, path)
-        body = {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")}
-        if "metadata" in body:
-            m = {k: v for k, v in (body["metadata"] or {}).items() if k in _META_TRACKED}
-            body["metadata"] = m
-        new = _merge(new, body)
+        conflicts = _conflicts(cur, applied_leaves, entries, key=key)
+        if conflicts and not force:
+            raise _conflict_error(conflicts, api_version)
+        _release_overridden(cur, applied_leaves, entries, key=key)
+        new = _merge_applied(clone(cur), applied, applied_leaves, entries, key=key)
     entries = [(e, p) for e, p in entries if _entry_key(e) != key]
     entry: dict[str, Any] = {
         "manager": manager,
@@ -258,6 +216,83 @@ def apply(
     entries.append((entry, set(applied_leaves)))
     new.setdefault("metadata", {})["managedFields"] = _rebuild(entries)
     return new
+
+
+def _conflicts(
+    cur: dict[str, Any],
+    applied_leaves: dict[Path, Any],
+    entries: list[tuple[dict[str, Any], set[Path]]],
+    *,
+    key: tuple[str, str, str],
+) -> dict[str, list[Path]]:
+    """Fields the apply would change that another manager owns, by that manager.
+
+    Not conflicts: the applier's own fields, kubectl's last-applied annotation, and the fields
+    of kubectl's client-side apply on an object that carries that annotation (the move from
+    client-side to server-side apply)."""
+    manager = key[0]
+    migrating = LAST_APPLIED in ((cur.get("metadata") or {}).get("annotations") or {})
+    conflicts: dict[str, list[Path]] = {}
+    for path, value in applied_leaves.items():
+        present, live = _get(cur, path)
+        if not present or live == value:
+            continue
+        for e, paths in entries:
+            if _entry_key(e) == key or path not in paths:
+                continue
+            other = str(e.get("manager", ""))
+            if other == manager or (path[:3] == ("metadata", "annotations", LAST_APPLIED)):
+                continue
+            if migrating and other == CSA_MANAGER:
+                continue
+            conflicts.setdefault(other, []).append(path)
+    return conflicts
+
+
+def _release_overridden(
+    cur: dict[str, Any],
+    applied_leaves: dict[Path, Any],
+    entries: list[tuple[dict[str, Any], set[Path]]],
+    *,
+    key: tuple[str, str, str],
+) -> None:
+    """Ownership moves away from managers whose values the apply overrides."""
+    for e, paths in entries:
+        if _entry_key(e) == key:
+            continue
+        for path in list(paths):
+            if path in applied_leaves:
+                present, live = _get(cur, path)
+                if present and live != applied_leaves[path]:
+                    paths.discard(path)
+
+
+def _merge_applied(
+    new: dict[str, Any],
+    applied: dict[str, Any],
+    applied_leaves: dict[Path, Any],
+    entries: list[tuple[dict[str, Any], set[Path]]],
+    *,
+    key: tuple[str, str, str],
+) -> dict[str, Any]:
+    """``new`` without the fields this applier owned and no longer applies (unless another
+    manager owns them too), merged with the applied configuration."""
+    mine_before: set[Path] = set()
+    others: set[Path] = set()
+    for e, paths in entries:
+        if _entry_key(e) == key:
+            mine_before = set(paths)
+        else:
+            others |= paths
+    for path in sorted(mine_before - set(applied_leaves), key=len, reverse=True):
+        if path not in others:
+            _delete(new, path)
+    body = {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")}
+    if "metadata" in body:
+        m = {k: v for k, v in (body["metadata"] or {}).items() if k in _META_TRACKED}
+        body["metadata"] = m
+    merged: dict[str, Any] = _merge(new, body)
+    return merged
 
 
 def _conflict_error(conflicts: dict[str, list[Path]], api_version: str) -> ApiError:

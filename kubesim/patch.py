@@ -216,33 +216,37 @@ def strategic_merge(target: Any, patch: Any) -> Any:
             continue
         if k.startswith("$setElementOrder/"):
             orders[k.split("/", 1)[1]] = v if isinstance(v, list) else []
-            continue
-        if k.startswith("$deleteFromPrimitiveList/"):
+        elif k.startswith("$deleteFromPrimitiveList/"):
             field = k.split("/", 1)[1]
             drop = v if isinstance(v, list) else []
             if isinstance(out.get(field), list):
                 out[field] = [x for x in out[field] if x not in drop]
-            continue
-        if v is None:
-            out.pop(k, None)
-            continue
-        cur = out.get(k)
-        if isinstance(v, list):
-            out[k] = _merge_list(k, cur if isinstance(cur, list) else [], v)
-        elif isinstance(v, dict):
-            merged = strategic_merge(cur, v)
-            if merged is None:
-                out.pop(k, None)
-            else:
-                out[k] = merged
         else:
-            out[k] = clone(v)
+            _merge_field(out, k, v)
     for field, order in orders.items():
         if isinstance(out.get(field), list):
             out[field] = _order(field, out[field], order)
     if isinstance(retain, list):
         out = {k: v for k, v in out.items() if k in retain}
     return out
+
+
+def _merge_field(out: dict[str, Any], k: str, v: Any) -> None:
+    """Patch field ``k`` of ``out`` with ``v``: null deletes, lists and maps merge, scalars replace."""
+    if v is None:
+        out.pop(k, None)
+        return
+    cur = out.get(k)
+    if isinstance(v, list):
+        out[k] = _merge_list(k, cur if isinstance(cur, list) else [], v)
+    elif isinstance(v, dict):
+        merged = strategic_merge(cur, v)
+        if merged is None:
+            out.pop(k, None)
+        else:
+            out[k] = merged
+    else:
+        out[k] = clone(v)
 
 
 def _merge_list(field: str, cur: list[Any], patch: list[Any]) -> list[Any]:
