@@ -219,9 +219,12 @@ def test_hostile_files_get_one_line_and_exit_1(tmp_path: Path, content: str, fra
         [
             sys.executable,
             "-c",
-            "import resource, sys; from app.cli import main;"
+            # VmHWM is this process's own peak: ru_maxrss would carry over the peak of the
+            # (large) test worker that forked it, across exec.
+            "import re, sys; from app.cli import main;"
             " code = main(['validate', sys.argv[1]]);"
-            " print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr);"
+            " status = open('/proc/self/status').read();"
+            " print(re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr);"
             " sys.exit(code)",
             str(path),
         ],
