@@ -131,7 +131,7 @@ class _QuietServer(uvicorn.Server):
 
 def start_echo(tls_context: ssl.SSLContext) -> tuple[int, _QuietServer, threading.Thread]:
     """The echo app behind uvicorn with the webhook's own TLS context and settings."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # as app.serve
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(2048)

@@ -4,7 +4,8 @@ Covers: a review over HTTPS verified against the generated CA (by IP, as the API
 url clientConfig, so no SNI is sent); TLS 1.2 is the floor (a TLS 1.1-only client is refused);
 a rotated certificate (same files, same CA) is served to new connections without a restart (the
 client sees the new serial; the port and process are unchanged) and a broken rotation keeps the
-old pair in service; /healthz, /readyz and /metrics on the plain-HTTP port; a clean stop.
+old pair in service; /healthz, /readyz and /metrics on the plain-HTTP port; a clean stop;
+accepted connections have TCP_NODELAY (no 40 ms Nagle/delayed-ACK wait per answer).
 """
 
 from __future__ import annotations
@@ -102,6 +103,25 @@ def test_probes_and_metrics_over_http(
         'zenflow_admission_reviews_total{operation="CREATE",result="allowed",'
         'webhook="validate"} 1.0'
     ) in metrics
+
+
+def test_connections_send_without_nagle_delay(
+    webhook_server: serve.RunningServers, webhook_certs: CertBundle
+) -> None:
+    # With Nagle on, every answer waited ~40 ms for the client's delayed ACK.
+    port = webhook_server.servers.webhook_port
+    context = ssl.create_default_context(cadata=webhook_certs.ca_pem.decode())
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1"),
+    ):
+
+        def server_sides() -> list[socket.socket]:
+            connections = webhook_server.servers.webhook.server_state.connections
+            return [c.transport.get_extra_info("socket") for c in connections]
+
+        sides = eventually(server_sides, timeout=5, message="the server sees the connection")
+        assert all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in sides)
 
 
 def test_missing_certificate_is_a_one_line_start_up_error(tmp_path: object) -> None:
