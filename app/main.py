@@ -90,7 +90,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.metrics = metrics
-    routes.add_routes(app, max_request_bytes=settings.max_request_bytes, metrics=metrics)
+    routes.add_routes(
+        app,
+        max_request_bytes=settings.max_request_bytes,
+        body_timeout=settings.body_timeout,
+        metrics=metrics,
+    )
     # Requests by handler/method/status and their latency; the library's default set adds
     # request/response size histograms and a second latency histogram, which cost ~0.2 ms a
     # review (measured) and say nothing the admission metrics do not.

@@ -83,6 +83,14 @@ class Settings(BaseModel):
         ge=1024,
         description="largest AdmissionReview body accepted (413 above)",
     )
+    # The API server gives up on a webhook call after its timeoutSeconds (5 in the chart, 30 at
+    # most): a body still arriving after 10 s has nobody waiting for the answer.
+    body_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="seconds a client has to send a whole AdmissionReview body (400 after)",
+    )
     shutdown_timeout: float = Field(
         20.0, ge=0, le=300, description="seconds to finish in-flight work after SIGTERM"
     )

@@ -3,18 +3,30 @@
 Answers, in the order they are decided:
 - 415 when Content-Type is not application/json (the API server always sends it);
 - 413 when Content-Length, or the body actually streamed, exceeds `max_request_bytes`; the
-  stream is cut at the limit, so a client that lies about (or omits) Content-Length cannot make
-  the server buffer more than the limit;
+  stream is cut at the limit while it is read (chunked or not), so a client that lies about (or
+  omits) Content-Length cannot make the server buffer more than the limit;
+- 400 when the whole body has not arrived within `body_timeout` seconds (a stalled or trickled
+  upload cannot hold a connection and its buffered bytes for good);
+- 400 when arrays and objects nest deeper than `nesting.MAX_DEPTH` (100) levels, found by a
+  byte scan before json.loads (webhook/nesting.py says why 100 and what it costs);
 - 400 when the body is not JSON or not an AdmissionReview v1 with a `request.uid`;
 - otherwise 200 with an AdmissionReview whose `response.uid` echoes the request.
+A refusal before the body was read to its end (415, 413, the timeout) is a lingering close: the
+whole answer goes out at once with `Connection: close`; then at most `DRAIN_BYTES` more of the
+body are read and dropped; past that nothing more is read (the sender meets TCP backpressure);
+after `DRAIN_SECONDS` the connection is closed. A body that ends within the drain closes
+cleanly; otherwise the close resets the connection, which makes the client's kernel discard
+what it has not read yet, so a client that reads while it sends has that second to read the
+answer. Without the close, uvicorn would read and drop the rest of the body on a kept-alive
+connection, however long it is (an endless chunked upload, a Content-Length of 1 TB).
 Invariant: no input yields a 5xx. A failure inside a review (a bug) is caught here, logged once
 with the uid, and answered as a denial with `status.code` 500, so the API server shows the user
 a message (and applies failurePolicy Fail) instead of a failed call. Anything else that fails
 while a request is read (no review to answer yet) is a logged 400.
 
 Error bodies are metav1.Status objects, which is what Kubernetes clients expect to parse.
-Reviews of large bodies run in a worker thread so a multi-megabyte flow cannot stall the event
-loop (which also serves the probes); small ones run inline, which is faster.
+Parsing and reviewing large bodies run in a worker thread so a multi-megabyte flow cannot stall
+the event loop (which also serves the probes); small ones run inline, which is faster.
 """
 
 from __future__ import annotations
@@ -26,27 +38,56 @@ import re
 import time
 from collections.abc import Callable
 
+import anyio
 import anyio.to_thread
 from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
-from webhook import handlers, review
+from webhook import handlers, nesting, review
 from webhook.metrics import AdmissionMetrics
 
 logger = logging.getLogger(__name__)
 
 INLINE_LIMIT = 64 * 1024  # bytes; a 20-step flow is ~10 KiB, reviews below this take < 1 ms
+# After a refusal that leaves the body unread: how much more of it is read and dropped before
+# the connection closes. Enough for a client still sending to read the answer; little next to
+# the limit.
+DRAIN_BYTES = 1024 * 1024
+DRAIN_SECONDS = 1.0
 JSON_MEDIA_TYPE = "application/json"
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 Handler = Callable[[review.AdmissionRequest], review.AdmissionResponse]
 
 
+class _LingeringResponse(Response):
+    """The answer at once; then up to DRAIN_BYTES of the body read and dropped, then nothing
+    more read until DRAIN_SECONDS have passed; then a close."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": self.body, "more_body": True})
+        dropped = 0
+        with anyio.move_on_after(DRAIN_SECONDS):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    break  # the body ended (or the client left): the close will be clean
+                dropped += len(message.get("body", b""))
+                if dropped > DRAIN_BYTES:
+                    await anyio.sleep(DRAIN_SECONDS)  # read no more; ends with the scope
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 class _Refused(Exception):
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(self, code: int, reason: str, message: str, *, unread: bool = False) -> None:
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
+        self.unread = unread  # refused before the body ended: answer with a lingering close
 
     def response(self) -> Response:
         body = {
@@ -58,33 +99,48 @@ class _Refused(Exception):
             "reason": self.reason,
             "code": self.code,
         }
+        if self.unread:
+            return _LingeringResponse(
+                json.dumps(body),
+                status_code=self.code,
+                media_type=JSON_MEDIA_TYPE,
+                headers={"Connection": "close"},
+            )
         return Response(json.dumps(body), status_code=self.code, media_type=JSON_MEDIA_TYPE)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
+    """The whole body, never holding more than ``limit`` bytes of it."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != JSON_MEDIA_TYPE:
         raise _Refused(
             415,
             "UnsupportedMediaType",
             f"content type {media or 'none'!r} is not supported; send application/json",
+            unread=True,
         )
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.strip().isdigit():
-            raise _Refused(400, "BadRequest", "Content-Length is not a number")
+            raise _Refused(400, "BadRequest", "Content-Length is not a number", unread=True)
         if int(declared) > limit:
             raise _Refused(
                 413,
                 "RequestEntityTooLarge",
                 f"body of {int(declared)} bytes exceeds the limit of {limit} bytes",
+                unread=True,
             )
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > limit:
-            raise _Refused(413, "RequestEntityTooLarge", f"body exceeds the limit of {limit} bytes")
+            raise _Refused(
+                413,
+                "RequestEntityTooLarge",
+                f"body exceeds the limit of {limit} bytes",
+                unread=True,
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -103,6 +159,15 @@ def _has_lone_surrogate(body: bytes, data: object) -> bool:
 
 
 def _parse(body: bytes) -> review.AdmissionRequest:
+    if nesting.too_deep(body):
+        offset = nesting.where_too_deep(body)
+        if offset is not None:  # else malformed: json.loads says so below
+            raise _Refused(
+                400,
+                "BadRequest",
+                f"body nests arrays and objects deeper than {nesting.MAX_DEPTH} levels (at byte "
+                f"{offset}); a JobFlow needs about 20",
+            )
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
@@ -150,7 +215,9 @@ def _review(handler: Handler, request: review.AdmissionRequest, webhook: str) ->
         return review.AdmissionReviewResponse(response=answer).to_json(), _result(answer)
 
 
-def add_routes(app: FastAPI, *, max_request_bytes: int, metrics: AdmissionMetrics) -> None:
+def add_routes(
+    app: FastAPI, *, max_request_bytes: int, body_timeout: float, metrics: AdmissionMetrics
+) -> None:
     """Add POST /validate and /mutate to ``app``; everything they need is passed in.
 
     Added to the app itself, not through include_router: FastAPI keeps an included router as
@@ -161,9 +228,22 @@ def add_routes(app: FastAPI, *, max_request_bytes: int, metrics: AdmissionMetric
     def endpoint(handler: Handler, webhook: str) -> Callable[[Request], object]:
         async def review_request(request: Request) -> Response:
             try:
-                body = await _read_body(request, max_request_bytes)
+                try:
+                    # asyncio's own timeout: ~5 us a request, anyio.fail_after ~13 us
+                    async with asyncio.timeout(body_timeout):
+                        body = await _read_body(request, max_request_bytes)
+                except TimeoutError:
+                    raise _Refused(
+                        400,
+                        "BadRequest",
+                        f"the body did not arrive within {body_timeout:g} s",
+                        unread=True,
+                    ) from None
                 started = time.perf_counter()
-                parsed = _parse(body)
+                if len(body) <= INLINE_LIMIT:
+                    parsed = _parse(body)
+                else:
+                    parsed = await anyio.to_thread.run_sync(_parse, body)
             except _Refused as refused:
                 metrics.reject(webhook=webhook, code=refused.code)
                 logger.info(
