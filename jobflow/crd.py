@@ -34,7 +34,7 @@ _DEFAULTS: Final[Mapping[tuple[str, str], object]] = {
     ("RetryPolicy", "limit"): defaults.DEFAULT_RETRY_LIMIT,
     ("Backoff", "factor"): defaults.DEFAULT_BACKOFF_FACTOR,
 }
-# Bounds the API server can enforce itself (validation.py enforces them too, with paths).
+# Bounds the API server can enforce itself (jobflow.validation enforces them too, with paths).
 _BOUNDS: Final[Mapping[tuple[str, str], Mapping[str, object]]] = {
     ("ExecutionPolicy", "ttlSecondsAfterFinished"): {"minimum": 0},
     ("ExecutionPolicy", "backoffLimit"): {"minimum": 0},

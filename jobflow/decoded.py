@@ -6,6 +6,10 @@ unknown fields). Every accessor here narrows one value and falls back to a neutr
 instead of raising, so a malformed field degrades to "absent" rather than crashing a reconcile
 pass; validation (``jobflow.validation``) is where wrong shapes are reported to the user.
 
+Validation needs to tell "absent or wrong type" (already reported by its shape layer) from
+"present and empty", so it reads with the ``*_or_none`` readers and ``strict_integer``, which
+answer None instead of a neutral value and never coerce.
+
 Also the RFC 3339 timestamp format used in status: UTC, second precision, trailing ``Z``.
 """
 
@@ -14,8 +18,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 EMPTY: Mapping[str, object] = {}
+# dict first: decoded JSON is always a dict, and the Mapping ABC check costs ~10x more.
+OBJECT_TYPES: Final = (dict, Mapping)
 
 
 def mapping(value: object) -> Mapping[str, object]:
@@ -23,6 +30,18 @@ def mapping(value: object) -> Mapping[str, object]:
     if isinstance(value, Mapping):
         return value
     return EMPTY
+
+
+def mapping_or_none(value: object) -> Mapping[str, object] | None:
+    """``value`` if it is a JSON object, else None (unlike ``mapping``, no empty stand-in)."""
+    if isinstance(value, OBJECT_TYPES):
+        return value
+    return None
+
+
+def list_or_none(value: object) -> list[object] | None:
+    """``value`` if it is a JSON array (a ``list``, elements unchecked), else None."""
+    return value if isinstance(value, list) else None
 
 
 def items(value: object) -> list[Mapping[str, object]]:
@@ -52,6 +71,11 @@ def integer(value: object) -> int | None:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return None
+
+
+def strict_integer(value: object) -> int | None:
+    """``value`` if it is an ``int`` (not a bool, and unlike ``integer`` not an integral float)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def number(value: object) -> float | None:

@@ -42,7 +42,7 @@ from jobflow.spec import (
     StepType,
 )
 
-# Embedded Kubernetes objects are kept whole and not validated here (validation.py checks the
+# Embedded Kubernetes objects are kept whole and not validated here (jobflow.validation checks the
 # parts that matter); ``object`` keeps pydantic from walking them, which is most of a flow.
 JsonObject = dict[str, object]
 

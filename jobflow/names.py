@@ -38,11 +38,25 @@ APPROVE_ANNOTATION_PREFIX: Final = "approve.workflow.kube-zen.io/"
 
 # Kubernetes limits: a label value and a DNS-1123 label are at most 63 characters.
 MAX_LABEL_LENGTH: Final = 63
+# A DNS-1123 subdomain (the name of most objects: JobFlows, ConfigMaps, Secrets) is at most 253.
+MAX_SUBDOMAIN_LENGTH: Final = 253
 # Hex digits of sha256 kept in generated names: 8 hex = 32 bits, collisions only matter between
 # the attempts of one flow, which also differ in the visible attempt number.
 _HASH_LENGTH: Final = 8
 
 _NOT_LABEL_CHARS = re.compile(r"[^a-z0-9-]+")
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def is_dns1123_label(text: str) -> bool:
+    """Lower-case letters, digits and '-', alphanumeric at both ends, at most 63 characters."""
+    return len(text) <= MAX_LABEL_LENGTH and _DNS1123_LABEL.fullmatch(text) is not None
+
+
+def is_dns1123_subdomain(text: str) -> bool:
+    """DNS-1123 labels joined by '.', at most 253 characters in all."""
+    return len(text) <= MAX_SUBDOMAIN_LENGTH and _DNS1123_SUBDOMAIN.fullmatch(text) is not None
 
 
 def approve_annotation(step: str) -> str:

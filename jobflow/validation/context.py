@@ -1,0 +1,65 @@
+"""What the checks of one validation pass share: the object, the problems found so far, the
+step graph once it is built, and the messages and bounds more than one group of checks uses.
+
+Every check is a function ``check_<what>(ctx, ...)`` in the module of its group (``flow``,
+``steps``, ``templates``, ``data``); it reads the raw dict and calls ``ctx.add``. Problems are
+kept in the order they are found, and that order is part of the contract (the webhook's denial
+lists them as found; tests compare whole lists).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from jobflow import dag, names
+from jobflow.errors import Problem
+
+MAX_INT32: Final = 2**31 - 1
+
+
+class Context:
+    """One pass over one object."""
+
+    def __init__(self, obj: Mapping[str, object], *, has_placeholders: bool = True) -> None:
+        self.obj = obj
+        # False when the serialised object contains no "{{": the template walk is skipped.
+        self.has_placeholders = has_placeholders
+        self.problems: list[Problem] = []
+        self.graph: dag.Graph | None = None  # set by steps.check_steps before the step fields
+        self._ancestry: dag.Ancestry | None = None
+        self.outputs: dict[str, tuple[set[str], set[str]]] = {}  # step -> (params, artifacts)
+        self.has_workspace = False  # spec.workspace declared (artifacts need it)
+
+    def add(self, code: str, path: str, message: str) -> None:
+        self.problems.append(Problem(code, path, message))
+
+    def is_ancestor(self, ancestor: str, of: str) -> bool:
+        if self.graph is None:
+            return False
+        if self._ancestry is None:
+            self._ancestry = dag.Ancestry(self.graph)
+        return self._ancestry.is_ancestor(ancestor, of)
+
+    def check_step_reference(self, ref: str, step: str, path: str, *, code_prefix: str) -> None:
+        """``ref`` (from a ``when`` or an input of ``step``) names an ancestor of ``step``."""
+        graph = self.graph
+        if graph is None:
+            return
+        if ref not in graph.index:
+            self.add(f"{code_prefix}-unknown-step", path, f"{ref!r} is not a step of this flow")
+        elif not self.is_ancestor(ref, step):
+            self.add(
+                f"{code_prefix}-references-non-ancestor",
+                path,
+                f"step {ref!r} is not a dependency (direct or transitive) of {step!r}; add it to"
+                " dependencies",
+            )
+
+
+def dns_subdomain_message(what: str, text: str) -> str:
+    return (
+        f"{what} {text!r} must be a DNS-1123 subdomain: lower-case letters, digits, '-' and '.',"
+        f" starting and ending with a letter or digit, at most {names.MAX_SUBDOMAIN_LENGTH}"
+        " characters"
+    )
