@@ -68,6 +68,10 @@ class StepKind:
 
     name: ClassVar[str]
     needs_template: ClassVar[bool] = True  # a batch/v1 Job template is required (else refused)
+    # What validation says when the template rule is broken (a template missing, or present).
+    template_rule: ClassVar[str] = (
+        "a Job step needs a template (a batch/v1 Job); use type: Manual for an approval step"
+    )
     awaits_approval: ClassVar[bool] = False  # a person decides its outcome
     runs_jobs: ClassVar[bool] = True  # its attempts are Jobs (adopted, timed out, stopped)
 
@@ -249,6 +253,7 @@ def _outputs(ctx: PassContext, step: StepState, observed: ObservedJob) -> dict[s
 class ManualKind(StepKind):
     name = "Manual"
     needs_template = False
+    template_rule = "a Manual step waits for approval and runs nothing; remove its template"
     awaits_approval = True
     runs_jobs = False
 

@@ -13,6 +13,7 @@ from typing import Final
 
 import pydantic
 
+from jobflow import kinds
 from jobflow.errors import Problem
 from jobflow.model import JobFlow
 
@@ -73,7 +74,7 @@ def is_plain_step(step: object) -> bool:
     # Template keys are not checked here: JSON keys are strings, and the API server's schema
     # checks a Job's fields when the Job is created.
     return (
-        (step_type is None or step_type == "Job" or step_type == "Manual")
+        (step_type is None or (type(step_type) is str and step_type in kinds.KINDS))
         and (template is None or type(template) is dict)
         and (message is None or type(message) is str)
         and (flag is None or type(flag) is bool)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from jobflow import conditions, dag, decoded, names, quantities
+from jobflow import conditions, dag, decoded, kinds, names, quantities
 from jobflow.model import Step
 from jobflow.validation import data, shape, templates
 from jobflow.validation.context import MAX_INT32, Context
@@ -124,25 +124,18 @@ def check_step_kind(ctx: Context, step: Mapping[str, object], index: int) -> Non
     """Type and template rules (need no graph). Hot path: paths are built on failure only."""
     step_type = step.get("type")
     template = step.get("template")
-    if step_type == "Manual":
+    if step_type is not None and not (isinstance(step_type, str) and step_type in kinds.KINDS):
+        return  # an unknown type: reported by the shape layer (an enumeration of the model)
+    kind = kinds.of(step_type)
+    if not kind.needs_template:
         if template is not None:
-            ctx.add(
-                "manual-step-template",
-                f"spec.steps[{index}].template",
-                "a Manual step waits for approval and runs nothing; remove its template",
-            )
-    elif step_type is None or step_type == "Job":
-        if template is None:
-            ctx.add(
-                "template-required",
-                f"spec.steps[{index}].template",
-                "a Job step needs a template (a batch/v1 Job); use type: Manual for an"
-                " approval step",
-            )
-        elif isinstance(template, decoded.OBJECT_TYPES):
-            templates.check_template(ctx, template, index)
-            if ctx.has_placeholders:
-                templates.check_placeholders(ctx, step, template, index)
+            ctx.add("manual-step-template", f"spec.steps[{index}].template", kind.template_rule)
+    elif template is None:
+        ctx.add("template-required", f"spec.steps[{index}].template", kind.template_rule)
+    elif isinstance(template, decoded.OBJECT_TYPES):
+        templates.check_template(ctx, template, index)
+        if ctx.has_placeholders:
+            templates.check_placeholders(ctx, step, template, index)
 
 
 def check_step_fields(ctx: Context, step: Mapping[str, object], index: int) -> None:
