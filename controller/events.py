@@ -30,6 +30,7 @@ from typing import Any
 
 from controller.kube import EVENTS, ApiError, Kube
 from controller.supervisor import PROPAGATE, SupervisedThread
+from jobflow import decoded
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ EventWriter = Callable[[str, dict[str, Any]], None]  # (namespace, Event body) -
 
 
 def _now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return decoded.format_time(datetime.now(UTC))
 
 
 def join_messages(messages: list[str]) -> str:
