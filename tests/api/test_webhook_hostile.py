@@ -19,9 +19,9 @@ every case the process is alive (if not, the test names the case that killed it)
 hangs (each has a deadline). The server's RSS, read from outside with psutil, is within 50 MB
 after the corpus of what it was after a warm-up that sent one of each kind.
 
-`test_a_body_over_the_limit_is_cut_while_reading`: a 64 MiB upload (chunked, and with an
-honest Content-Length) gets its 413 and `Connection: close`, and the server process reads (per
-/proc/<pid>/io) no more than the limit plus the drain, not the 64 MiB.
+`test_a_body_over_the_limit_is_cut_while_reading`: a 256 MiB upload (chunked, and with an
+honest Content-Length) gets its 413 and `Connection: close`, and the server stops reading: the
+kernel takes under 64 MiB from the client (limit, drain and socket buffers), not all of it.
 
 `test_distinct_large_quantities_do_not_stay` is the same RSS check for resource quantities: the
 quantity cache in jobflow/quantities.py keeps every distinct string, however long (xfail until
@@ -88,10 +88,6 @@ class Server:
 
     def rss(self) -> int:
         return int(psutil.Process(self.proc.pid).memory_info().rss)
-
-    def read_bytes(self) -> int:
-        """Bytes the process has read from any file or socket (Linux /proc/<pid>/io rchar)."""
-        return int(psutil.Process(self.proc.pid).io_counters().read_chars)
 
     def log_tail(self, lines: int = 30) -> str:
         text = self.log.read_text(errors="replace").splitlines()
@@ -766,23 +762,53 @@ def test_hostile_corpus_over_tls(server: Server) -> None:
     )
 
 
+async def upload(server: Server, request: bytes, frames: Iterable[bytes]) -> tuple[Answer, int]:
+    """Send ``request`` and then ``frames`` as fast as the server takes them, reading the answer
+    meanwhile; returns the answer and how many body bytes the kernel took from this client (what
+    the server read, plus what the socket buffers on both ends hold)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=server.tls)
+    handed = accepted = 0
+
+    async def send() -> None:
+        nonlocal handed, accepted
+        with contextlib.suppress(OSError, RuntimeError):  # the server closes in the end
+            writer.write(request)
+            for frame in frames:
+                writer.write(frame)
+                handed += len(frame)
+                await writer.drain()
+                accepted = handed - writer.transport.get_write_buffer_size()
+
+    sender = asyncio.create_task(send())
+    try:
+        answer = await _read_answer(reader)
+        # A server that stops reading leaves the sender blocked until it closes the connection.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(sender), routes.DRAIN_SECONDS + 10)
+        return answer, accepted
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, OSError, RuntimeError):
+            await sender
+        writer.transport.abort()
+
+
 @pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "content-length"])
 def test_a_body_over_the_limit_is_cut_while_reading(server: Server, *, chunked: bool) -> None:
-    total = 64 * MIB
+    total = 256 * MIB
     if chunked:
-        case = Case("64mib", head(length=None, chunked=True), lambda: endless(total))
+        request, frames = head(length=None, chunked=True), endless(total)
     else:
-        case = Case(
-            "64mib", head(length=total), lambda: (b"[" * 65536 for _ in range(total // 65536))
-        )
-    read_before = server.read_bytes()
-    answer = asyncio.run(asyncio.wait_for(exchange(server, case), CASE_DEADLINE))
-    read = server.read_bytes() - read_before
-    assert answer is not None and answer.status == 413
+        request, frames = head(length=total), (b"[" * 65536 for _ in range(total // 65536))
+    answer, accepted = asyncio.run(upload(server, request, frames))
+    assert answer.status == 413
     assert answer.headers["connection"] == "close"
-    # The server read the limit, then at most DRAIN_BYTES more (plus TLS framing and what one
-    # read() returns), not the 64 MiB the client tried to send.
-    assert read <= LIMIT + routes.DRAIN_BYTES + 2 * MIB, f"the server read {read / MIB:.1f} MiB"
+    # The server reads the limit and at most DRAIN_BYTES more, then stops; what the kernel took
+    # beyond that sits in socket buffers (loopback autotunes the receiver's up to 32 MiB here).
+    # A server that reads the whole body (uvicorn does, after an answer without a close) takes
+    # all 256 MiB.
+    print(f"{'chunked' if chunked else 'content-length'}: took {accepted / MIB:.1f} MiB of 256")
+    assert accepted < 64 * MIB, f"the server took {accepted / MIB:.1f} MiB of the body"
     assert server.alive()
 
 
