@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Final
 
 _GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
@@ -47,6 +47,9 @@ _QUANTITY_SUFFIX: Final = {
     "Ei": Decimal(2) ** 60,
 }
 _QUANTITY_CACHE_SIZE: Final = 1024  # distinct quantity strings remembered
+# Longer strings are not quantities: a real one is a few characters (Kubernetes' own are int64
+# based), and a cache keyed by megabyte strings from hostile reviews would keep them for good.
+MAX_QUANTITY_LENGTH: Final = 64
 
 
 def parse_duration(text: str) -> Decimal | None:
@@ -76,6 +79,8 @@ def parse_quantity(value: object) -> Decimal | None:
         return number if number.is_finite() else None
     if not isinstance(value, str):
         return None
+    if len(value) > MAX_QUANTITY_LENGTH:
+        return None
     return _parse_quantity_text(value)
 
 
@@ -88,11 +93,13 @@ def _parse_quantity_text(value: str) -> Decimal | None:
         return None
     try:
         number = Decimal(match.group(1))
-    except InvalidOperation:
+        suffix = match.group(2) or ""
+        if suffix[:1] in ("e", "E"):
+            exponent = int(suffix[1:])
+            # Kubernetes quantities stop near 2^63; a wild exponent is not a quantity.
+            if abs(exponent) > _MAX_QUANTITY_EXPONENT:
+                return None
+            return number * Decimal(10) ** exponent
+        return number * _QUANTITY_SUFFIX[suffix]
+    except ArithmeticError:  # InvalidOperation, Overflow
         return None
-    suffix = match.group(2) or ""
-    if suffix[:1] in ("e", "E"):
-        exponent = int(suffix[1:])
-        # Kubernetes quantities stop near 2^63; a wild exponent is not a quantity.
-        return number * Decimal(10) ** exponent if abs(exponent) <= _MAX_QUANTITY_EXPONENT else None
-    return number * _QUANTITY_SUFFIX[suffix]

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from jobflow import conditions, dag, decoded, kinds, names, quantities
+from jobflow.errors import Problem
 from jobflow.model import Step
 from jobflow.validation import data, shape, templates
 from jobflow.validation.context import MAX_INT32, Context
@@ -26,16 +27,20 @@ _RESERVED_LABELS: Final = frozenset(
 )
 
 
+def too_many_steps(count: int) -> Problem:
+    return Problem(
+        "too-many-steps",
+        "spec.steps",
+        f"{count} steps exceed the limit of {MAX_STEPS}; split the flow",
+    )
+
+
 def check_steps(ctx: Context, steps: list[object]) -> None:
     base = "spec.steps"
     if not steps:
         ctx.add("no-steps", base, "a JobFlow needs at least one step")
     if len(steps) > MAX_STEPS:
-        ctx.add(
-            "too-many-steps",
-            base,
-            f"{len(steps)} steps exceed the limit of {MAX_STEPS}; split the flow",
-        )
+        ctx.problems.append(too_many_steps(len(steps)))
     read: list[Mapping[str, object]] = []
     pairs: list[tuple[str, list[str]]] = []
     first_index: dict[str, int] = {}

@@ -24,8 +24,7 @@ honest Content-Length) gets its 413 and `Connection: close`, and the server stop
 kernel takes under 64 MiB from the client (limit, drain and socket buffers), not all of it.
 
 `test_distinct_large_quantities_do_not_stay` is the same RSS check for resource quantities: the
-quantity cache in jobflow/quantities.py keeps every distinct string, however long (xfail until
-it is bounded).
+quantity cache in jobflow/quantities.py remembers short strings only.
 """
 
 from __future__ import annotations
@@ -812,11 +811,6 @@ def test_a_body_over_the_limit_is_cut_while_reading(server: Server, *, chunked: 
     assert server.alive()
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="jobflow/quantities.py caches parsed quantities (lru_cache 1024) keyed by the whole "
-    "string: 60 distinct 1 MB quantities stay in memory (fix there: do not cache long strings)",
-)
 def test_distinct_large_quantities_do_not_stay(server: Server) -> None:
     cases = [
         reviewed(

@@ -1250,6 +1250,8 @@ def test_go_durations(text: str, seconds: float | None) -> None:
         ("", None),
         (float("nan"), None),
         ("1e999999", None),
+        ("1" * 1_000_001, None),  # Decimal overflow once crashed a review (an internal error)
+        ("1" * 65, None),  # longer than any quantity: not parsed, not cached
         (True, None),
     ],
 )
