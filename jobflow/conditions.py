@@ -65,6 +65,9 @@ VARIABLES: Final = frozenset({"steps", "flow"})
 # A condition is a line or two; 4,096 code points is ~50x the longest in our examples and keeps
 # every worst case below (lexing, compiling, the cost estimate) in the low milliseconds.
 MAX_LENGTH: Final = 4096
+# All distinct conditions of one flow together: compiling costs ~1-2 us a character, so this
+# bounds a review's CEL work near half a second (2,000 steps of 128 distinct characters fit).
+MAX_TOTAL_LENGTH: Final = 256 * 1024
 # Brackets ((), [], {}) open at once. cel-cpp's parser stops at a recursion depth of 32; this
 # refuses deep input before it is parsed at all, with a message that says what to change.
 MAX_NESTING: Final = 16
@@ -196,6 +199,8 @@ class _Shape:
     tokens: int
     elements: int  # literal elements at most: commas and opening brackets, plus one
     string_bytes: int  # of string literals
+    longest_literal: int  # the longest string literal
+    concatenations: int  # '+' operators: only they make a string longer than its parts
     string_ops: int  # '+', comparisons and string functions
     context_refs: int  # uses of the variables (each may bring a context string)
     macros: int  # comprehension macros (all, exists, exists_one, map, filter)
@@ -204,10 +209,12 @@ class _Shape:
     @classmethod
     def of(cls, tokens: Sequence[Token]) -> _Shape:
         elements, string_bytes, string_ops, macros, nesting, context_refs = 1, 0, 0, 0, 0, 0
+        longest_literal = concatenations = 0
         stack: list[bool] = []  # per open '(': whether it is a macro call
         for position, (kind, text) in enumerate(tokens):
             if kind == "string":
                 string_bytes += len(text)
+                longest_literal = max(longest_literal, len(text))
             elif kind == "ident" and text in _STRING_FUNCTIONS:
                 string_ops += 1
             elif kind == "ident" and text in VARIABLES:
@@ -230,14 +237,32 @@ class _Shape:
                     stack.append(is_macro)
                 elif text == ")" and stack:
                     stack.pop()
-        return cls(len(tokens), elements, string_bytes, string_ops, context_refs, macros, nesting)
+        concatenations = sum(1 for token in tokens if token == ("other", "+"))
+        return cls(
+            len(tokens),
+            elements,
+            string_bytes,
+            longest_literal,
+            concatenations,
+            string_ops,
+            context_refs,
+            macros,
+            nesting,
+        )
 
     def cost(self, max_collection: int) -> float:
         """See ``estimate_cost``."""
         total = float(self.tokens)
         reuse = total**self.nesting  # a nested macro's variable used up to T times
         size = (self.elements + max_collection + 1) * 2.0**self.macros * reuse
-        longest = (self.string_bytes + MAX_CONTEXT_STRING * self.context_refs) * reuse
+        context_strings = MAX_CONTEXT_STRING * self.context_refs
+        if self.concatenations:
+            longest = float(self.string_bytes + context_strings)
+        else:  # nothing grows: the longest string is a literal or one context value
+            longest = float(
+                max(self.longest_literal, MAX_CONTEXT_STRING if self.context_refs else 0)
+            )
+        longest *= reuse
         iterations = 0.0
         if self.macros:
             iterations = min(float(ITERATION_BUDGET), self.macros * size ** (self.nesting + 1))
@@ -259,8 +284,9 @@ def estimate_cost(tokens: Sequence[Token], *, max_collection: int) -> float:
       ``map``/``filter``, a copy of the accumulator (R): the engine's accumulators are
       quadratic;
     - each string operation ('+', comparisons, string functions) may traverse the longest
-      string once per iteration at most: all literals plus one context string (an output
-      value, 4 KiB at most) per variable use, times T^D through nested macro variables.
+      string once per iteration at most: with '+', all literals plus one context string (an
+      output value, 4 KiB at most) per variable use; without, the longest literal or one
+      context string; times T^D through nested macro variables.
     """
     return _Shape.of(tokens).cost(max_collection)
 

@@ -30,6 +30,17 @@ class Context:
         self._ancestry: dag.Ancestry | None = None
         self.outputs: dict[str, tuple[set[str], set[str]]] = {}  # step -> (params, artifacts)
         self.has_workspace = False  # spec.workspace declared (artifacts need it)
+        # Distinct `when` texts compiled so far and their length (conditions.MAX_TOTAL_LENGTH).
+        self.when_texts: set[str] = set()
+        self.when_length = 0
+        self._largest_outputs: int | None = None
+
+    @property
+    def largest_outputs(self) -> int:
+        """The most output parameters one step declares (what a `when` macro may iterate)."""
+        if self._largest_outputs is None:
+            self._largest_outputs = max((len(p) for p, _ in self.outputs.values()), default=0)
+        return self._largest_outputs
 
     def add(self, code: str, path: str, message: str) -> None:
         self.problems.append(Problem(code, path, message))

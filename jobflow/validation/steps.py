@@ -215,10 +215,24 @@ def check_retry_policy(ctx: Context, retry: Mapping[str, object], base: str) -> 
 def check_when(ctx: Context, when: str, step: str, path: str) -> None:
     if conditions.literal_value(when) is not None:
         return
-    # The largest collection the expression can iterate: a step's declared outputs.
-    largest = max((len(params) for params, _ in ctx.outputs.values()), default=0)
+    if when not in ctx.when_texts:
+        ctx.when_texts.add(when)
+        ctx.when_length += len(when)
+        if ctx.when_length > conditions.MAX_TOTAL_LENGTH:
+            # Compiling costs ~1-2 us a character: a flow of distinct long conditions would
+            # hold the webhook for seconds. Said once, at the first step over the budget.
+            if ctx.when_length - len(when) <= conditions.MAX_TOTAL_LENGTH:
+                ctx.add(
+                    "when-total-too-long",
+                    path,
+                    f"the flow's distinct when conditions exceed {conditions.MAX_TOTAL_LENGTH}"
+                    " characters in all; share conditions between steps or move logic into"
+                    " steps",
+                )
+            return
     try:
-        refs = conditions.check(when, max_collection=largest)
+        # The largest collection the expression can iterate: a step's declared outputs.
+        refs = conditions.check(when, max_collection=ctx.largest_outputs)
     except conditions.ConditionError as exc:
         ctx.add(exc.code, path, str(exc))
         return

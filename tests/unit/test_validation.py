@@ -1386,3 +1386,20 @@ def test_lone_surrogate_is_a_problem_not_a_crash() -> None:
     # A JSON "\udc80" escape decodes to a str that UTF-8 cannot encode (found by the webhook fuzz).
     problems = validation.validate(flow(step("\udc80")))
     assert codes_and_paths(problems) == {("invalid-text", "")}
+
+
+def test_distinct_when_text_has_a_budget_per_flow() -> None:
+    from jobflow import conditions
+
+    long_when = " || ".join(
+        ["steps['a'].phase == 'Succeeded'"] * 40
+    )  # ~1.3 KB each, distinct below
+    count = conditions.MAX_TOTAL_LENGTH // len(long_when) + 5
+    steps = [step("a")] + [
+        step(f"s{i}", "a", when=f"{long_when} || flow.name == '{i}'") for i in range(count)
+    ]
+    problems = validation.validate(flow(*steps))
+    assert [p.code for p in problems] == ["when-total-too-long"]
+    # The same condition on every step counts once.
+    same = [step("a")] + [step(f"s{i}", "a", when=long_when) for i in range(count)]
+    assert validation.validate(flow(*same)) == []
