@@ -17,7 +17,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-FLOW_PHASES = ("Pending", "Running", "Paused", "Suspended", "Succeeded", "Failed")
+from jobflow.phases import FlowPhase
+
+FLOW_PHASES = tuple(str(phase) for phase in FlowPhase)
 
 # Dispatch is a controller-internal latency: tens of milliseconds when healthy.
 DISPATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

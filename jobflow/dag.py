@@ -17,7 +17,9 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 
-_SATISFIED_PHASES = frozenset({"Succeeded", "Skipped"})
+from jobflow.phases import StepPhase
+
+_SATISFIED_PHASES = frozenset({StepPhase.SUCCEEDED, StepPhase.SKIPPED})
 _SHORT = 8  # dependency lists up to this length are de-duplicated with a list scan
 
 
@@ -318,5 +320,5 @@ def ready(
 
 
 def _is_satisfied(name: str, phases: Mapping[str, str], continue_on_failure: Set[str]) -> bool:
-    phase = phases.get(name, "Pending")
-    return phase in _SATISFIED_PHASES or (phase == "Failed" and name in continue_on_failure)
+    phase = phases.get(name, StepPhase.PENDING)
+    return phase in _SATISFIED_PHASES or (phase == StepPhase.FAILED and name in continue_on_failure)

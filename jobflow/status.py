@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Final
 
 from jobflow import decoded
+from jobflow.phases import StepPhase
 
 ACCEPTED: Final = "Accepted"
 PROGRESSING: Final = "Progressing"
@@ -101,9 +102,9 @@ def condition_status(conditions: Sequence[Mapping[str, object]], kind: str) -> s
 
 def progress(phases: Sequence[str]) -> dict[str, object]:
     """``completed`` counts steps that will not run again (Succeeded, Failed, Skipped)."""
-    succeeded = sum(1 for p in phases if p == "Succeeded")
-    failed = sum(1 for p in phases if p == "Failed")
-    skipped = sum(1 for p in phases if p == "Skipped")
+    succeeded = sum(1 for p in phases if p == StepPhase.SUCCEEDED)
+    failed = sum(1 for p in phases if p == StepPhase.FAILED)
+    skipped = sum(1 for p in phases if p == StepPhase.SKIPPED)
     completed = succeeded + failed + skipped
     total = len(phases)
     return {
