@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import uvicorn
 from prometheus_client import CollectorRegistry
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from app import main as app_main
 from app.settings import Settings
@@ -70,6 +71,55 @@ def controller_factory() -> ControllerFactory | None:
 
 class ServeError(RuntimeError):
     """A start-up failure the user can fix; str() is the one line shown."""
+
+
+class HeadDeadlineH11(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline for every request head.
+
+    A connection must send a whole request head within ``head_timeout`` seconds of opening, and
+    of each response (uvicorn's own keep-alive timer stops at the first byte that arrives). One
+    that does not is closed: nothing else would ever close a connection that sends nothing
+    after the TLS handshake, or a byte every few seconds, and enough of them exhaust the
+    process's file descriptors. The body has its own deadline (webhook.routes, body_timeout).
+    """
+
+    head_timeout: float = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._head_timer: asyncio.TimerHandle | None = None
+        super().connection_made(transport)
+        self._arm()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._disarm()  # a request head arrived: the body and the app take it from here
+
+    def on_response_complete(self) -> None:
+        self._arm()  # before: a pipelined request handled inside disarms it again
+        super().on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._head_timer = self.loop.call_later(self.head_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _expire(self) -> None:
+        self._head_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def _head_deadline(seconds: float) -> type[HeadDeadlineH11]:
+    return type("HeadDeadlineH11", (HeadDeadlineH11,), {"head_timeout": seconds})
 
 
 class _Server(uvicorn.Server):
@@ -147,6 +197,7 @@ class Servers:
             uvicorn.Config(
                 webhook_app,
                 ssl_context_factory=lambda _config, _default: tls.server_context(),
+                http=_head_deadline(settings.header_timeout),
                 **common,
             )
         )

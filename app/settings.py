@@ -91,6 +91,15 @@ class Settings(BaseModel):
         le=300,
         description="seconds a client has to send a whole AdmissionReview body (400 after)",
     )
+    # uvicorn closes a connection that stays idle after a response, but not one that never
+    # finishes a request head: without this, a client sending nothing after the TLS handshake
+    # (or a byte at a time) holds a connection and a file descriptor for good.
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="seconds a client has to send a whole request head (connection closed after)",
+    )
     shutdown_timeout: float = Field(
         20.0, ge=0, le=300, description="seconds to finish in-flight work after SIGTERM"
     )

@@ -56,6 +56,7 @@ pytestmark = pytest.mark.slow
 
 LIMIT = DEFAULT_MAX_REQUEST_BYTES
 BODY_TIMEOUT = 2.0  # the server's body_timeout here, so stalled-body cases answer quickly
+HEADER_TIMEOUT = 2.0  # and its header_timeout: a request head must arrive within it
 CASE_DEADLINE = 30.0  # seconds for one case; more is a hang, reported as such
 RSS_SLACK = 50_000_000  # bytes (50 MB): the issue's bound on what the corpus may leave behind
 MIB = 1024 * 1024
@@ -102,6 +103,7 @@ def serving(tmp_path: Path) -> Iterator[Server]:
         "ZEN_FLOW_LOG_FORMAT": "json",
         "ZEN_FLOW_LOG_LEVEL": "INFO",
         "ZEN_FLOW_BODY_TIMEOUT": str(BODY_TIMEOUT),
+        "ZEN_FLOW_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
     }
     command = [ZEN_FLOW, "serve", "--webhook-only", "--cert-dir", str(certs.directory)]
     command += ["--webhook-host", "127.0.0.1", "--webhook-port", "0"]
@@ -832,3 +834,57 @@ def _job_with_cpu(cpu: str) -> dict[str, Any]:
     template = step("a")["template"]
     template["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"cpu": cpu}}
     return template
+
+
+@pytest.mark.parametrize(
+    "sends",
+    [b"", b"POST /validate HTTP/1.1\r\nHost: x\r\n", b"P"],
+    ids=["nothing-after-tls", "half-a-head", "one-byte"],
+)
+def test_a_connection_without_a_request_head_is_closed(server: Server, sends: bytes) -> None:
+    """uvicorn has no deadline for a request head: such connections stayed open for good (a
+    file-descriptor exhaustion route); now they close after header_timeout. A kept-alive
+    connection that has sent a review is not cut by it while its next request is under way."""
+
+    async def held_open() -> float:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=server.tls, server_hostname="localhost"
+        )
+        started = time.monotonic()
+        writer.write(sends)
+        await writer.drain()
+        try:
+            data = await asyncio.wait_for(reader.read(), HEADER_TIMEOUT * 5)
+        except (ConnectionResetError, ssl.SSLError):
+            data = b""
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+        assert data == b"", data[:200]
+        return time.monotonic() - started
+
+    held = asyncio.run(held_open())
+    assert held < HEADER_TIMEOUT * 5, f"the connection stayed open {held:.1f} s"
+    assert server.alive()
+
+    # A slow but steady review on a fresh connection still gets its answer.
+    body = as_review(jobflow("ok", [step("a")]), "uid-slow-head")
+    request = head(length=len(body)) + body
+
+    async def slow_review() -> Answer:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.port, ssl=server.tls, server_hostname="localhost"
+        )
+        writer.write(request[:20])
+        await writer.drain()
+        await asyncio.sleep(HEADER_TIMEOUT / 2)
+        writer.write(request[20:])
+        await writer.drain()
+        answer = await _read_answer(reader)
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+        return answer
+
+    answer = asyncio.run(slow_review())
+    assert answer.status == 200
