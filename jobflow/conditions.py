@@ -108,6 +108,8 @@ class ConditionError(ValueError):
 class References:
     steps: tuple[str, ...]  # step names referenced literally, in order of first appearance
     is_dynamic: bool  # ``steps`` used in a way whose step names cannot be known statically
+    # (step, parameter) for each literal ``steps['s'].outputs.parameters['p']`` (or ``.p``)
+    outputs: tuple[tuple[str, str], ...] = ()
 
 
 def literal_value(expression: str) -> bool | None:
@@ -295,9 +297,12 @@ def estimate_cost(tokens: Sequence[Token], *, max_collection: int) -> float:
 
 _lock = threading.Lock()
 _env: cel.Env | None = None
+_typed_env: cel.Env | None = None
 
 
 def _engine() -> cel.Env:
+    """The environment conditions are evaluated in: ``steps`` and ``flow`` as maps, so the
+    context is plain dicts (the typed environment below would need protobuf messages)."""
     # Imported on first use: flows without a CEL `when` (and `zen-flow validate` on them) never
     # load the 14 MB native module.
     global _env
@@ -313,6 +318,62 @@ def _engine() -> cel.Env:
                 }
             )
         return _env
+
+
+def _typed_engine() -> cel.Env:
+    """The environment conditions are type-checked in: the declared context as message types,
+
+        steps: map<string, zenflow.when.Step>   Step { string phase; Outputs outputs; }
+        flow: zenflow.when.Flow                 Outputs { map<string, string> parameters; }
+                                                Flow { string name; }
+
+    so a misspelt field (``steps['a'].phse``), a comparison of a phase with a number, or a
+    result that is a string rather than a bool is a compile error at admission, not a failed
+    step after its upstream steps ran. Evaluation stays in ``_engine`` (same semantics for
+    these fields; the context stays plain dicts)."""
+    global _typed_env
+    with _lock:
+        if _typed_env is None:
+            from cel_expr_python import cel
+            from google.protobuf import descriptor_pb2, descriptor_pool
+
+            string, message, repeated, optional = 9, 11, 3, 1  # FieldDescriptorProto values
+            proto = descriptor_pb2.FileDescriptorProto(
+                name="zenflow/when.proto", package="zenflow.when", syntax="proto3"
+            )
+            outputs = proto.message_type.add(name="Outputs")
+            entry = outputs.nested_type.add(name="ParametersEntry")
+            entry.options.map_entry = True
+            entry.field.add(name="key", number=1, type=string, label=optional)
+            entry.field.add(name="value", number=2, type=string, label=optional)
+            outputs.field.add(
+                name="parameters",
+                number=1,
+                type=message,
+                label=repeated,
+                type_name=".zenflow.when.Outputs.ParametersEntry",
+            )
+            step = proto.message_type.add(name="Step")
+            step.field.add(name="phase", number=1, type=string, label=optional)
+            step.field.add(
+                name="outputs",
+                number=2,
+                type=message,
+                label=optional,
+                type_name=".zenflow.when.Outputs",
+            )
+            flow = proto.message_type.add(name="Flow")
+            flow.field.add(name="name", number=1, type=string, label=optional)
+            pool = descriptor_pool.DescriptorPool()
+            pool.Add(proto)
+            _typed_env = cel.NewEnv(
+                descriptor_pool=pool,
+                variables={
+                    "steps": cel.Type.Map(cel.Type.STRING, cel.Type("zenflow.when.Step")),
+                    "flow": cel.Type("zenflow.when.Flow"),
+                },
+            )
+        return _typed_env
 
 
 @dataclass(frozen=True, slots=True)
@@ -415,12 +476,14 @@ def _compiled(expression: str) -> _Compiled:
     if known is not None:
         return known
     tokens = shape(expression)
-    env = _engine()
     try:
-        program = env.compile(expression)
+        checked = _typed_engine().compile(expression)
+        # Checked above; the evaluation program is not checked again: in the all-dyn environment
+        # the checker picks the first overload for `dyn + dyn` (int) and refuses size() of it.
+        program = _engine().compile(expression, disable_check=True)
     except Exception as exc:  # the binding raises RuntimeError with an absl status text
         raise _compile_error(expression, tokens, str(exc)) from None
-    result = program.return_type().name()
+    result = checked.return_type().name()
     if result not in {"BOOL", "DYN"}:
         raise ConditionError(
             f"evaluates to {result.lower()}, not a bool; compare it, e.g."
@@ -557,6 +620,7 @@ def referenced_steps(expression: str) -> References:
 
 def _references(tokens: Sequence[Token]) -> References:
     found: dict[str, None] = {}
+    outputs: dict[tuple[str, str], None] = {}
     dynamic = False
     for position, (kind, text) in enumerate(tokens):
         if kind != "ident" or text != "steps":
@@ -565,23 +629,52 @@ def _references(tokens: Sequence[Token]) -> References:
         if position > 0 and tokens[position - 1] == ("other", "."):
             continue
         rest = tokens[position + 1 : position + 4]
+        name: str | None = None
         if (
             len(rest) == 3
             and rest[0] == ("other", "[")
             and rest[1][0] == "string"
             and rest[2] == ("other", "]")
         ):
-            value = _string_value(rest[1][1])
-            if value is not None:
-                found.setdefault(value, None)
-                continue
+            name = _string_value(rest[1][1])
+            after = position + 4
         elif (
             len(rest) >= 2
             and rest[0] == ("other", ".")
             and rest[1][0] == "ident"
             and rest[2:3] != [("other", "(")]  # steps.exists(...) is a macro, not a step
         ):
-            found.setdefault(rest[1][1], None)
+            name = rest[1][1]
+            after = position + 3
+        if name is None:
+            dynamic = True
             continue
-        dynamic = True
-    return References(steps=tuple(found), is_dynamic=dynamic)
+        found.setdefault(name, None)
+        parameter = _output_parameter(tokens, after)
+        if parameter is not None:
+            outputs.setdefault((name, parameter), None)
+    return References(steps=tuple(found), is_dynamic=dynamic, outputs=tuple(outputs))
+
+
+def _output_parameter(tokens: Sequence[Token], start: int) -> str | None:
+    """The literal name in ``.outputs.parameters['p']`` or ``.outputs.parameters.p`` at
+    ``start``, else None."""
+    head = tokens[start : start + 4]
+    if head != [("other", "."), ("ident", "outputs"), ("other", "."), ("ident", "parameters")]:
+        return None
+    rest = tokens[start + 4 : start + 7]
+    if (
+        len(rest) == 3
+        and rest[0] == ("other", "[")
+        and rest[1][0] == "string"
+        and rest[2] == ("other", "]")
+    ):
+        return _string_value(rest[1][1])
+    if (
+        len(rest) >= 2
+        and rest[0] == ("other", ".")
+        and rest[1][0] == "ident"
+        and rest[2:3] != [("other", "(")]  # parameters.exists(...) is a macro
+    ):
+        return rest[1][1]
+    return None

@@ -244,3 +244,15 @@ def check_when(ctx: Context, when: str, step: str, path: str) -> None:
         )
     for ref in refs.steps:
         ctx.check_step_reference(ref, step, path, code_prefix="when")
+    for ref, parameter in refs.outputs:
+        if ctx.graph is None or ref not in ctx.graph.index:
+            continue  # an unknown step: said above
+        declared = ctx.outputs.get(ref, (set(), set()))[0]
+        if parameter not in declared:
+            listed = ", ".join(sorted(declared)) if declared else "none"
+            ctx.add(
+                "when-unknown-output",
+                path,
+                f"step {ref!r} declares no output parameter {parameter!r} (it declares:"
+                f" {listed}); add it to that step's outputs.parameters",
+            )

@@ -102,7 +102,7 @@ def test_no_python_eval() -> None:
         ('steps["a-b"].outputs.parameters["p"] == "steps[\'z\']"', ("a-b",), False),
         ("steps[flow.name].phase == 'x'", (), True),
         ("steps.exists(s, s == 'a')", (), True),
-        ("flow.steps == 1", (), False),
+        ("{'steps': 1}.steps == 1", (), False),
         ("always", (), False),
         ("steps['a'].phase == 'x' || steps['a'].phase == 'y'", ("a",), False),
     ],
@@ -146,9 +146,13 @@ TRIPLE = "'" * 3
         ("env() == 1", "when-unknown-function"),
         ("now() > timestamp('2020-01-01T00:00:00Z')", "when-unknown-function"),
         ("'a'.repeat(1000000) == ''", "when-unknown-function"),
-        ("steps['a'].phase + 1", "when-not-bool"),
+        ("steps['a'].phase + 1 == 2", "invalid-when"),  # type-checked: string + int
+        ("steps['a'].phse == 'Succeeded'", "invalid-when"),  # no such field of a step
+        ("flow.nme == 'x'", "invalid-when"),  # no such field of the flow
+        ("steps['a'].phase", "when-not-bool"),  # a string, known at admission
         ("1 + 1", "when-not-bool"),
-        ("flow.name", None),  # dyn: checked when evaluated
+        ("flow.name", "when-not-bool"),
+        ("size(steps['a'].outputs.parameters['x'] + flow.name) > 1", None),
         ("b'\\xff' == b'\\xff'", None),
         (TRIPLE * 1365, "invalid-when"),
         ("'" * 4096, "invalid-when"),

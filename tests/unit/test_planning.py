@@ -1077,7 +1077,8 @@ def check_added_step(result: Plan, world: World) -> None:
 
 
 def when_error_flow() -> dict[str, object]:
-    return flow(step("a"), step("b", "a", when="steps['a'].outputs.parameters['nope'] == 'x'"))
+    # Valid at admission (type-checked), fails when evaluated: division by zero.
+    return flow(step("a"), step("b", "a", when="1 / (size(flow.name) - size(flow.name)) == 0"))
 
 
 def check_when_error(result: Plan, world: World) -> None:

@@ -111,6 +111,14 @@ RULES: list[tuple[str, Mutation, Mutation, str, str]] = [
         "metadata.name",
     ),
     (
+        # Not hashed into the label: refused with the limit and the reason (issue 13, item 5).
+        "flow-name-length",
+        at("metadata.name", "a" * 63),
+        at("metadata.name", "nightly." + "a" * 56),
+        "name-too-long",
+        "metadata.name",
+    ),
+    (
         "flow-name-required",
         at("metadata", {"generateName": "run-"}),
         at("metadata", {}),
@@ -633,7 +641,7 @@ RULES += [
     ),
     (
         "when-dynamic",
-        at("spec.steps.1.when", "steps['a'].outputs.parameters['x'] == 'y'"),
+        at("spec.steps.1.when", "steps['a'].phase in ['Succeeded', 'Skipped']"),
         at("spec.steps.1.when", "steps[flow.name].phase == 'Succeeded'"),
         "when-dynamic-reference",
         "spec.steps[1].when",
@@ -1403,3 +1411,24 @@ def test_distinct_when_text_has_a_budget_per_flow() -> None:
     # The same condition on every step counts once.
     same = [step("a")] + [step(f"s{i}", "a", when=long_when) for i in range(count)]
     assert validation.validate(flow(*same)) == []
+
+
+def test_when_is_type_checked_against_the_declared_context() -> None:
+    producer = step("a")
+    producer["outputs"] = {"parameters": [{"name": "version"}]}
+    cases = {
+        "steps['a'].outputs.parameters['version'] == '1'": [],
+        "steps.a.outputs.parameters.version == '1'": [],
+        "steps['a'].outputs.parameters['verison'] == '1'": ["when-unknown-output"],
+        "steps['a'].phse == 'Succeeded'": ["invalid-when"],
+        "steps['a'].phase": ["when-not-bool"],
+        "steps['a'].phase == 3": ["invalid-when"],
+    }
+    for when, codes in cases.items():
+        problems = validation.validate(flow(producer, step("b", "a", when=when)))
+        assert [p.code for p in problems] == codes, (when, problems)
+        assert all(p.path == "spec.steps[1].when" for p in problems)
+    problems = validation.validate(
+        flow(producer, step("b", "a", when="steps['a'].outputs.parameters['nope'] == 'x'"))
+    )
+    assert "declares no output parameter 'nope' (it declares: version)" in problems[0].message
