@@ -7,9 +7,10 @@
   accepted, and ``"True"``/``"False"`` stay strings);
 - objects kept whole (``steps[].template``, resourceTemplates items, ``metadata``-like maps)
   and the status structures (forward compatible) carry ``x-kubernetes-preserve-unknown-fields``;
-- the defaults a schema can carry are the ones of ``jobflow.defaults`` (``executionPolicy``
-  defaults to ``{}`` so its fields are defaulted even when it is absent; retryPolicy.limit and
-  backoff.factor only when their parent exists, which is exactly the DESIGN rule).
+- the schema carries the stored defaults of ``jobflow.defaults`` (``executionPolicy``
+  defaults to ``{}`` so its fields are defaulted even when it is absent) and none inside
+  ``steps[]``: a default stored in a list item makes every `kubectl apply` of an unchanged
+  manifest a change (see jobflow.defaults); those apply in memory only.
 
 ``crds/jobflows.yaml`` is this function's output (``zen-flow crd``); a unit test keeps them equal.
 """
@@ -24,15 +25,13 @@ import yaml
 from jobflow import defaults, names
 from jobflow.model import JobFlow
 
-# (model name, wire field) -> schema default; mirrors jobflow.defaults.
+# (model name, wire field) -> schema default; mirrors jobflow.defaults.admission_patch (the
+# stored defaults: none inside a list).
 _DEFAULTS: Final[Mapping[tuple[str, str], object]] = {
     ("JobFlowSpec", "executionPolicy"): {},
     ("ExecutionPolicy", "concurrencyPolicy"): defaults.DEFAULT_CONCURRENCY_POLICY,
     ("ExecutionPolicy", "ttlSecondsAfterFinished"): defaults.DEFAULT_TTL_SECONDS_AFTER_FINISHED,
     ("ExecutionPolicy", "backoffLimit"): defaults.DEFAULT_BACKOFF_LIMIT,
-    ("Step", "type"): defaults.DEFAULT_STEP_TYPE,
-    ("RetryPolicy", "limit"): defaults.DEFAULT_RETRY_LIMIT,
-    ("Backoff", "factor"): defaults.DEFAULT_BACKOFF_FACTOR,
 }
 # Bounds the API server can enforce itself (jobflow.validation enforces them too, with paths).
 _BOUNDS: Final[Mapping[tuple[str, str], Mapping[str, object]]] = {

@@ -1,9 +1,17 @@
 """Defaults of the JobFlow API, as a filled copy and as an RFC 6902 JSONPatch.
 
-One table (``_defaults``) produces both forms, so the mutating webhook (which returns
-``default_patch``) and the controller (which applies ``apply_defaults`` in memory to flows
-admitted while the webhook was down) can never disagree. The invariant the tests check:
-applying ``default_patch(obj)`` to ``obj`` gives exactly ``apply_defaults(obj)``.
+One table (``_defaults``) produces every form, so the mutating webhook (which returns
+``admission_patch``) and the controller (which applies ``apply_defaults`` in memory) can never
+disagree. The invariants the tests check: applying ``default_patch(obj)`` to ``obj`` gives
+exactly ``apply_defaults(obj)``, and ``admission_patch(obj)`` is the part of it outside lists.
+
+Only defaults outside lists are ever stored (the webhook's patch and the CRD's schema
+``default:`` values). `kubectl apply` of a custom resource is a three-way JSON merge patch, and a
+merge patch replaces a list whole: a default stored inside ``steps[]`` makes the live list differ
+from the manifest's on every apply, so an unchanged manifest prints "configured" and GitOps tools
+see drift forever. Step defaults (type, retryPolicy.limit, backoff factor) therefore live only
+in memory: the controller, the validator and the CLI read flows through ``apply_defaults`` (or
+the same table), so their meaning is the same whether or not they were stored.
 
 The defaults (DESIGN section 3): executionPolicy concurrencyPolicy Forbid,
 ttlSecondsAfterFinished 86400, backoffLimit 6; step type Job; retryPolicy.limit 3 when a
@@ -91,15 +99,28 @@ def _defaults(obj: Mapping[str, object]) -> list[_Default]:
     return found
 
 
+def _op(parent: tuple[str | int, ...], key: str, value: JsonValue) -> dict[str, JsonValue]:
+    return {"op": "add", "path": _pointer((*parent, key)), "value": copy.deepcopy(value)}
+
+
 def default_patch(obj: Mapping[str, object]) -> list[dict[str, JsonValue]]:
-    """RFC 6902 operations that fill exactly the missing defaults of ``obj`` (may be empty).
+    """RFC 6902 operations that fill exactly the missing defaults of ``obj`` (may be empty),
+    list items included: the in-memory form (see ``admission_patch`` for the stored one).
 
     Every operation is an ``add`` whose parent exists in ``obj`` (``add`` replaces an explicit
     null value, which the API server would drop anyway).
     """
+    return [_op(parent, key, value) for parent, key, value in _defaults(obj)]
+
+
+def admission_patch(obj: Mapping[str, object]) -> list[dict[str, JsonValue]]:
+    """What the mutating webhook adds to a stored JobFlow: the missing defaults that are not
+    inside a list (today those of ``spec.executionPolicy``). Step defaults stay out of storage
+    so that re-applying an unchanged manifest is "unchanged" (module docstring)."""
     return [
-        {"op": "add", "path": _pointer((*parent, key)), "value": copy.deepcopy(value)}
+        _op(parent, key, value)
         for parent, key, value in _defaults(obj)
+        if not any(isinstance(part, int) for part in parent)
     ]
 
 

@@ -15,8 +15,9 @@
   object already had are not held against an update (ratcheting, as CRD validation does), so a
   flow admitted while the webhook was down can still be suspended, approved or have its
   finalizers removed.
-- `review_mutate`: a JSONPatch of the defaults (`jobflow.defaults.default_patch`), nothing else;
-  it never denies a JobFlow for being invalid (that is the validating webhook's job).
+- `review_mutate`: a JSONPatch of the stored defaults (`jobflow.defaults.admission_patch`: none
+  inside `steps[]`, so re-applying an unchanged manifest stays unchanged), nothing else; it never
+  denies a JobFlow for being invalid (that is the validating webhook's job).
 - Warnings (validate only) point at risky but valid specs; they never change the decision.
 
 Anything that is not a JobFlow CREATE/UPDATE of the main resource is allowed untouched: the
@@ -231,4 +232,4 @@ def review_mutate(request: review.AdmissionRequest) -> review.AdmissionResponse:
     obj = _reviewed_object(request)
     if isinstance(obj, review.AdmissionResponse):
         return obj
-    return review.allow_with_patch(request.uid, defaults.default_patch(obj))
+    return review.allow_with_patch(request.uid, defaults.admission_patch(obj))

@@ -6,8 +6,10 @@ configurations from webhook/configuration.py with a url clientConfig and the CA 
 applied with `kubectl apply -f`.
 
 Covers: a flow with a cycle is refused (`kubectl apply` exits non-zero and prints `denied the
-request` and the cycle path); a valid flow is stored with the defaults visible in
-`kubectl get jf NAME -o yaml`; kubectl shows webhook warnings; a started flow refuses new steps
+request` and the cycle path); a valid flow is stored with the executionPolicy defaults visible
+in `kubectl get jf NAME -o yaml` and its steps as written; re-applying an unchanged manifest
+prints "unchanged" (client-side, twice, and `kubectl diff` is empty) while an edit prints
+"configured"; a server-side re-apply writes nothing; kubectl shows webhook warnings; a started flow refuses new steps
 but accepts an approval annotation and spec.suspend.
 """
 
@@ -96,9 +98,69 @@ def test_valid_flow_is_stored_with_defaults(cluster: Cluster) -> None:
         "ttlSecondsAfterFinished": 86400,
         "backoffLimit": 6,
     }
-    assert [s["type"] for s in stored["spec"]["steps"]] == ["Job", "Job"]
-    assert stored["spec"]["steps"][1]["retryPolicy"]["limit"] == 3
-    assert stored["spec"]["steps"][1]["retryPolicy"]["backoff"]["factor"] == 2.0
+    # Steps are stored as written: their defaults (type Job, retryPolicy.limit 3, factor 2)
+    # apply in memory, because a default stored inside the list is drift for `kubectl apply`.
+    assert stored["spec"]["steps"] == flow["spec"]["steps"]
+
+
+def test_reapplying_an_unchanged_flow_is_unchanged(cluster: Cluster) -> None:
+    """Issue 13 item 6: `kubectl apply` of the same manifest prints "unchanged" (GitOps tools
+    see no drift), the defaults still apply, and a real edit is still "configured"."""
+    flow = jobflow(
+        "same",
+        [
+            step("a"),
+            step("b", "a", retryPolicy={"backoff": {"type": "Exponential", "duration": "5s"}}),
+            {"name": "gate", "type": "Manual", "dependencies": ["b"]},
+        ],
+    )
+    first = cluster.apply(flow, "same")
+    assert (first.returncode, first.stdout.strip()) == (
+        0,
+        "jobflow.workflow.kube-zen.io/same created",
+    ), first.stderr
+    before = yaml.safe_load(cluster.kubectl("get", "jf", "same", "-o", "yaml").stdout)
+    assert before["spec"]["executionPolicy"]["concurrencyPolicy"] == "Forbid"  # defaulted
+
+    for _ in range(2):
+        again = cluster.apply(flow, "same")
+        assert (again.returncode, again.stdout.strip()) == (
+            0,
+            "jobflow.workflow.kube-zen.io/same unchanged",
+        ), again.stderr
+    diff = cluster.kubectl("diff", "-f", str(cluster.workdir / "same.yaml"))
+    assert (diff.returncode, diff.stdout) == (0, ""), diff.stderr
+    after = yaml.safe_load(cluster.kubectl("get", "jf", "same", "-o", "yaml").stdout)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+
+    flow["spec"]["steps"][0]["timeoutSeconds"] = 60
+    edited = cluster.apply(flow, "same")
+    assert (edited.returncode, edited.stdout.strip()) == (
+        0,
+        "jobflow.workflow.kube-zen.io/same configured",
+    ), edited.stderr
+    assert (
+        cluster.apply(flow, "same").stdout.strip() == "jobflow.workflow.kube-zen.io/same unchanged"
+    )
+
+
+def test_server_side_reapply_changes_nothing(cluster: Cluster) -> None:
+    """Server-side apply of an unchanged manifest writes nothing (same resourceVersion), and
+    the webhook's defaults do not conflict with the applier's fields."""
+    flow = jobflow("ssa", [step("a"), step("b", "a", retryPolicy={"limit": 1})])
+    path = cluster.workdir / "ssa.yaml"
+    path.write_text(yaml.safe_dump(flow))
+    first = cluster.kubectl("apply", "--server-side", "-f", str(path))
+    assert first.returncode == 0, first.stderr
+    before = yaml.safe_load(cluster.kubectl("get", "jf", "ssa", "-o", "yaml").stdout)
+    again = cluster.kubectl("apply", "--server-side", "-f", str(path))
+    assert (again.returncode, again.stdout.strip()) == (
+        0,
+        "jobflow.workflow.kube-zen.io/ssa serverside-applied",
+    ), again.stderr
+    after = yaml.safe_load(cluster.kubectl("get", "jf", "ssa", "-o", "yaml").stdout)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["spec"]["executionPolicy"]["backoffLimit"] == 6
 
 
 def test_warnings_are_shown_by_kubectl(cluster: Cluster) -> None:

@@ -1,5 +1,6 @@
 """jobflow.defaults: apply_defaults fills exactly DESIGN's defaults without touching its input;
 default_patch expresses the same as RFC 6902 ops (applied here with a small applier and compared);
+admission_patch (what the webhook stores) is exactly its part outside lists, never inside steps[];
 parents that do not exist, explicit nulls, explicit zeros, wrong shapes, pointer escaping."""
 
 from __future__ import annotations
@@ -138,6 +139,25 @@ def test_patch_produces_exactly_apply_defaults(obj: dict[str, Any]) -> None:
     assert apply_patch(obj, patch) == defaults.apply_defaults(obj)
     # Defaulting is idempotent: nothing left to add afterwards.
     assert defaults.default_patch(defaults.apply_defaults(obj)) == []
+
+
+@pytest.mark.parametrize("obj", [c[1] for c in CASES], ids=[c[0] for c in CASES])
+def test_admission_patch_is_the_part_outside_lists(obj: dict[str, Any]) -> None:
+    stored = defaults.admission_patch(obj)
+    assert stored == [op for op in defaults.default_patch(obj) if "/steps/" not in op["path"]]
+    # What the controller sees is the same whether or not the step defaults were stored.
+    assert defaults.apply_defaults(apply_patch(obj, stored)) == defaults.apply_defaults(obj)
+
+
+def test_admission_patch_leaves_steps_as_written() -> None:
+    obj = {
+        "spec": {"executionPolicy": {}, "steps": [{"name": "a", "retryPolicy": {"backoff": {}}}]}
+    }
+    assert [op["path"] for op in defaults.admission_patch(obj)] == [
+        "/spec/executionPolicy/concurrencyPolicy",
+        "/spec/executionPolicy/ttlSecondsAfterFinished",
+        "/spec/executionPolicy/backoffLimit",
+    ]
 
 
 def test_patch_for_missing_policy_is_one_op_for_the_parent() -> None:
