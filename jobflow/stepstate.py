@@ -172,10 +172,15 @@ class StepState:
 
     def adopt(self, *, attempt: int, job_name: str, created: str) -> None:
         """Running attempt ``attempt`` whose Job the status did not record (a lost write)."""
-        # Every attempt after the first that the status missed was a retry: charge it, or a
-        # lost write would buy the step extra retries. (An Ignore retry gets charged here too:
-        # the conservative side of a rare race.)
-        self.retries += max(attempt + 1 - max(self.attempts, 1), 0)
+        # The Jobs are the record: attempt ``attempt`` exists, so every attempt before it
+        # failed and was retried. The status already decided the retries up to the one it
+        # waits for (RetryBackoff charged that one; a Running or new step has decided one per
+        # attempt after the first); every later attempt is a retry it missed: charge exactly
+        # those, or a lost write would buy the step extra retries (or, charged twice, cost it
+        # one). An Ignore retry the status missed is charged too: the conservative side of a
+        # rare race (its pods would have to be read again to know).
+        decided = self.attempts if self.is_waiting_retry else max(self.attempts - 1, 0)
+        self.retries += max(attempt - decided, 0)
         self.attempts = attempt + 1
         self.adopted = True
         self.phase = StepPhase.RUNNING

@@ -13,7 +13,9 @@ Memory across passes. The only memory is ``.status`` plus the Jobs themselves:
 - If a status write was lost after Jobs were created, the Jobs win: a Job for attempt ``n`` of
   a step whose status says fewer attempts is adopted (the step is Running that attempt), so a
   restarted controller never creates a second Job for an attempt.
-  Retries the status missed are charged, so a lost write never buys extra retries.
+  The Jobs are the record of retries too: each attempt newer than the ones whose retry the
+  status already decided (a step in RetryBackoff has decided its next one) is charged once, so
+  a lost write neither buys extra retries nor charges one twice.
 - Time-derived failures use deterministic times, not "now": a step timeout fails at
   ``startTime + timeoutSeconds``, a retry is due at the failed Job's ``Failed`` condition time
   plus the backoff delay. Recomputing after a lost write gives the same answer.

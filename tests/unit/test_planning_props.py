@@ -7,8 +7,10 @@ timeouts, Manual steps approved or rejected by a simulated person) with random J
 - the flow always reaches Succeeded or Failed (never stuck), and it is Failed exactly when some
   step failed for good without continueOnFailure;
 - a step never started before all its dependencies finished;
+- a step is charged exactly the retries its failed attempts used, and ends "retry limit N
+  reached" only after N retries ran;
 - losing status writes at random (the controller crashed after creating Jobs) changes none of
-  the above: Jobs are adopted, never duplicated.
+  the above: Jobs are adopted, never duplicated, never charged twice.
 """
 
 from __future__ import annotations
@@ -82,6 +84,15 @@ def check_invariants(world: World, *, lost_writes: bool = False) -> None:
         )
         assert made == {world.job_of(name, a) for a in range(entry["attempts"])}, name
         assert entry["attempts"] <= limit + 1, (name, entry)
+        # Retries are charged exactly for the attempts that failed (no Ignore rules here):
+        # one per attempt after the first, and at most one more for a last failed attempt
+        # whose retry was charged and then cancelled (the flow was failing).
+        charged = entry.get("retries", 0)
+        retried = max(entry["attempts"] - 1, 0)
+        extra = 1 if entry["phase"] == "Failed" and entry["attempts"] else 0
+        assert retried <= charged <= retried + extra, (name, entry)
+        if "retry limit" in str(entry.get("message")):
+            assert entry["attempts"] == limit + 1 and charged == limit, (name, entry)
         retries += max(entry["attempts"] - 1, 0)
     assert retries <= backoff_limit
     for name, spec in spec_steps.items():
