@@ -40,6 +40,9 @@ APPROVE_ANNOTATION_PREFIX: Final = "approve.workflow.kube-zen.io/"
 MAX_LABEL_LENGTH: Final = 63
 # A DNS-1123 subdomain (the name of most objects: JobFlows, ConfigMaps, Secrets) is at most 253.
 MAX_SUBDOMAIN_LENGTH: Final = 253
+# A JobFlow's own name is at most 63 (validation refuses longer ones): it is the LABEL_FLOW value
+# of every Job and pod, so `-l workflow.kube-zen.io/flow=<name>` must find them.
+MAX_FLOW_NAME_LENGTH: Final = MAX_LABEL_LENGTH
 # Hex digits of sha256 kept in generated names: 8 hex = 32 bits, collisions only matter between
 # the attempts of one flow, which also differ in the visible attempt number.
 _HASH_LENGTH: Final = 8
@@ -77,16 +80,30 @@ def _label_safe(text: str) -> str:
 def job_name(flow_name: str, flow_uid: str, step: str, attempt: int) -> str:
     """The deterministic name of the Job that runs ``attempt`` (0-based) of ``step``.
 
-    Shape: ``<flow>-<step>-<attempt>-<hash8>``, with ``<flow>-<step>`` cut so the whole name fits
-    in 63 characters. The hash covers the uid, so a flow deleted and re-created under the same
-    name does not collide with Jobs of its predecessor that are still being garbage-collected.
+    Shape: ``<flow>-<step>-<attempt>-<hash8>``. When ``<flow>-<step>`` does not fit in the 63
+    characters, the longer of the two is cut first and neither below half of the room, so a
+    long flow name never hides the step (``kubectl get jobs`` shows both). The hash covers the
+    uid, so a flow deleted and re-created under the same name does not collide with Jobs of its
+    predecessor that are still being garbage-collected.
+
+    The controller finds a step's Jobs by their labels, never by this name, so a change of the
+    cut (this one, from "flow first") cannot make it start a second Job for an attempt.
     """
     if attempt < 0:
         raise ValueError(f"attempt must be >= 0, got {attempt}")
     suffix = f"-{attempt}-{_digest(flow_uid, step, str(attempt))}"
-    prefix = _label_safe(f"{flow_name}-{step}")[: MAX_LABEL_LENGTH - len(suffix)]
+    flow_part, step_part = _label_safe(flow_name), _label_safe(step)
+    room = MAX_LABEL_LENGTH - len(suffix) - 1  # for both parts, less the '-' between them
+    if len(flow_part) + len(step_part) > room:
+        half = room // 2
+        if len(step_part) <= room - half:
+            flow_part = flow_part[: room - len(step_part)]
+        elif len(flow_part) <= half:
+            step_part = step_part[: room - len(flow_part)]
+        else:
+            flow_part, step_part = flow_part[:half], step_part[: room - half]
     # A DNS-1123 label must start and end with an alphanumeric character.
-    prefix = prefix.strip("-") or "job"
+    prefix = "-".join(p for p in (flow_part.strip("-"), step_part.strip("-")) if p) or "job"
     return f"{prefix}{suffix}"
 
 

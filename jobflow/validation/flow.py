@@ -54,6 +54,19 @@ def check_metadata(ctx: Context, meta: Mapping[str, object] | None) -> None:
         ctx.add(
             "required-field", "metadata.name", "a JobFlow needs metadata.name (or generateName)"
         )
+    elif name and len(name) > names.MAX_FLOW_NAME_LENGTH:
+        # Refused rather than hashed (Argo and Tekton refuse too): the name is the flow label
+        # on every Job and pod, and a label value stops at 63, so a longer name could only be
+        # a cut or a hash that `kubectl get pods -l workflow.kube-zen.io/flow=<name>` never
+        # finds. generateName needs no check: the API server cuts it so the name fits in 63.
+        ctx.add(
+            "name-too-long",
+            "metadata.name",
+            f"is {len(name)} characters; a JobFlow name is at most"
+            f" {names.MAX_FLOW_NAME_LENGTH} because it is the {names.LABEL_FLOW} label of"
+            f" every Job and pod of the flow (a label value is at most"
+            f" {names.MAX_LABEL_LENGTH} characters); choose a shorter name",
+        )
     elif name and not names.is_dns1123_subdomain(name):
         ctx.add("invalid-name", "metadata.name", dns_subdomain_message("name", name))
 

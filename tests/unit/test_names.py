@@ -46,6 +46,22 @@ def test_job_names_are_distinct() -> None:
     assert len(seen) == 2 * 2 * 2 * 20
 
 
+@pytest.mark.parametrize(
+    ("flow", "step", "shown"),
+    [
+        ("f" * 63, "extract", ("f" * 44, "extract")),  # a short step is kept whole
+        ("etl", "s" * 63, ("etl", "s" * 48)),  # a short flow is kept whole
+        ("f" * 63, "s" * 63, ("f" * 25, "s" * 26)),  # both long: each keeps half the room
+    ],
+)
+def test_a_long_flow_name_never_hides_the_step(
+    flow: str, step: str, shown: tuple[str, str]
+) -> None:
+    name = names.job_name(flow, "uid", step, 0)
+    assert len(name) == 63
+    assert name.startswith(f"{shown[0]}-{shown[1]}-0-"), name
+
+
 def test_negative_attempt_is_a_bug() -> None:
     with pytest.raises(ValueError):
         names.job_name("f", "u", "s", -1)
