@@ -9,7 +9,8 @@ is a new class here plus its tests; the planner, validation, approve and graph d
 - ``Job``: a ready step creates a Job for its next attempt (``names.job_name``) from its
   template with inputs resolved; a running step is read from its Job's conditions: success
   collects outputs, failure (after its pods are read once) becomes a failed attempt judged by
-  the pod failure policy, and ``timeoutSeconds`` deletes the Job and fails the attempt.
+  the pod failure policy, ``timeoutSeconds`` deletes the Job and fails the attempt, and a Job
+  the API server refused for good (``PassContext.rejected``) fails it with the server's message.
 - ``Manual``: a ready step waits in PendingApproval until the annotation
   ``approve.workflow.kube-zen.io/<step>`` says "true" (Succeeded) or "false" (Failed, Rejected).
 """
@@ -27,6 +28,10 @@ from jobflow.jobs import ObservedJob
 from jobflow.spec import FlowSpec, PodFailureAction
 from jobflow.stepstate import Event, StepState
 
+# What a step's message quotes of its failed container: a runtime error or a traceback's last
+# line fits; a whole log tail (FallbackToLogsOnError keeps 80 lines) would bury the cause.
+MAX_CONTAINER_WORDS: Final = 300
+
 
 class PassContext(Protocol):
     """What a kind may use of the pass that plans its step."""
@@ -41,6 +46,8 @@ class PassContext(Protocol):
     def steps(self) -> Sequence[StepState]: ...
     @property
     def observed(self) -> Mapping[str, Mapping[int, ObservedJob]]: ...
+    @property
+    def rejected(self) -> Mapping[str, str]: ...
 
     def emit(self, event: Event) -> None: ...
     def wake_at(self, moment: datetime) -> None: ...
@@ -125,6 +132,10 @@ class JobKind(StepKind):
         if observed is not None and outcome is not None and outcome.state == "failed":
             self._failed(ctx, step, observed, outcome)
             return
+        refusal = ctx.rejected.get(job_name) if observed is None else None
+        if refusal is not None:
+            self._rejected(ctx, step, job_name, refusal)
+            return
         timeout = step.spec.timeout_seconds
         started = decoded.parse_time(step.start_time)
         deadline = (
@@ -165,6 +176,24 @@ class JobKind(StepKind):
             # times it out.
             ctx.wake_at(max(deadline, ctx.now))
 
+    def _rejected(self, ctx: PassContext, step: StepState, job_name: str, refusal: str) -> None:
+        """The API server refused this attempt's Job for good: a failed attempt (retries
+        apply), at the attempt's own start so a pass planned again gives the same retry time."""
+        ctx.emit(
+            Event(
+                "Warning",
+                phases.CREATE_REJECTED,
+                f"step {step.name}: the API server refused Job {job_name}: {refusal}",
+            )
+        )
+        ctx.fail_attempt(
+            step,
+            at=decoded.parse_time(step.start_time) or decoded.truncate(ctx.now),
+            reason=phases.CREATE_REJECTED,
+            message=refusal,
+            action=PodFailureAction.COUNT,
+        )
+
     def _failed(
         self,
         ctx: PassContext,
@@ -184,10 +213,13 @@ class JobKind(StepKind):
         if observed.failed_init_container is not None:
             detail = f"{detail}: {ctx.init_failure(step, observed)}"
         elif observed.exit_code is not None:
-            detail = f"{detail} (exit code {observed.exit_code})"
+            detail = f"{detail} (exit code {observed.exit_code}){_words(observed)}"
         if action == PodFailureAction.FAIL_JOB:
             reason = phases.POD_FAILURE_POLICY
-            detail = f"exit code {observed.exit_code} matched a FailJob rule: not retried"
+            detail = (
+                f"exit code {observed.exit_code} matched a FailJob rule: not retried"
+                f"{_words(observed)}"
+            )
         else:
             reason = phases.JOB_FAILED
         ctx.fail_attempt(
@@ -226,6 +258,25 @@ class JobKind(StepKind):
         if values:
             step.outputs = values
         ctx.emit(step.succeed(at=decoded.format_time(outcome.finished_at or ctx.now)))
+
+
+def _words(observed: ObservedJob) -> str:
+    """``": <what the failed container said>"``, or nothing when it said nothing.
+
+    The Job's condition says only "reached the specified backoff limit"; the cause is the
+    container's own (a missing binary's "StartError: exec: ... not found in $PATH", an
+    application's termination message or, with FallbackToLogsOnError, its log's tail). Its
+    first and last non-empty lines are kept, at most ``MAX_CONTAINER_WORDS`` characters (the
+    middle of a longer text goes: a runtime error ends with its cause)."""
+    lines = [line.strip() for line in (observed.termination_message or "").splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return ""
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+    if len(text) > MAX_CONTAINER_WORDS:
+        keep = (MAX_CONTAINER_WORDS - len(" ... ")) // 2
+        text = f"{text[:keep]} ... {text[-keep:]}"
+    return f": {text}"
 
 
 def _outputs(ctx: PassContext, step: StepState, observed: ObservedJob) -> dict[str, str] | None:

@@ -51,6 +51,9 @@ POD_FAILURE_POLICY: Final = "PodFailurePolicy"
 JOB_FAILED: Final = "JobFailed"
 INPUT_ERROR: Final = "InputError"
 OUTPUT_ERROR: Final = "OutputError"
+# The API server refused the attempt's Job for good (422 Invalid, 403 from an admission policy
+# or a quota, an object we do not own in the way); the server's message is the step's.
+CREATE_REJECTED: Final = "CreateRejected"
 # Flow reasons (the Failed condition) beyond the step reasons above.
 STEP_FAILED: Final = "StepFailed"
 INVALID_SPEC: Final = "InvalidSpec"

@@ -31,7 +31,11 @@ Semantics (DESIGN section 3), in the order a pass applies them:
    and not invalid flow of the group exists; a newer flow of the group with policy Replace makes
    an unfinished flow stop (reason Replaced). A queued flow has no wake-up: the runtime
    re-enqueues a group when one of its flows changes phase.
-3. Running Jobs are read from their conditions (Complete/Failed, never counters). A failed
+3. Running Jobs are read from their conditions (Complete/Failed, never counters). An attempt
+   whose Job is absent and whose create the API server refused for good (``rejected``: 422,
+   a 403 from an admission policy or a quota, a namesake we do not own) fails with reason
+   CreateRejected and the server's message, plus a Warning Event saying so; it is a failed
+   attempt like any other (Count). Absent and not refused, the Job is created again. A failed
    attempt's pod is read once (until the runtime has read it, the Job is named in
    ``needs_pod_details`` and the step waits): its exit code goes to ``status.steps[].exitCode``
    and the message, a failed init container is named (an http artifact's download says which
@@ -110,13 +114,16 @@ def plan(
     peers: Sequence[Mapping[str, object]] = (),
     fetch_image: str = artifacts.DEFAULT_FETCH_IMAGE,
     problems: Sequence[Problem] | None = None,
+    rejected: Mapping[str, str] | None = None,
 ) -> Plan:
     """Decide the next actions for ``flow``; see the module docstring for the contract.
 
     ``fetch_image`` (a controller setting) runs the init containers that download ``http``
     input artifacts (jobflow.artifacts). ``problems`` is ``spec_problems(flow)`` when the caller
     already knows it (the controller keeps it per flow generation: the spec cannot change
-    without a new generation); None validates here.
+    without a new generation); None validates here. ``rejected`` maps the name of a Job whose
+    create the API server refused for good to the server's message: a Running attempt whose
+    Job is absent and refused fails (reason CreateRejected) and its retryPolicy applies.
     """
     if now.tzinfo is None:
         raise ValueError("plan() needs a timezone-aware 'now'")
@@ -132,7 +139,9 @@ def plan(
         problems = _validate(obj)
     if problems:
         return _invalid(obj, problems, now)
-    return Pass(obj, observed_jobs, now, peers, fetch_image=fetch_image).run()
+    return Pass(
+        obj, observed_jobs, now, peers, fetch_image=fetch_image, rejected=rejected or {}
+    ).run()
 
 
 def spec_problems(flow: Mapping[str, object]) -> list[Problem]:

@@ -30,8 +30,10 @@ class Pass:
         peers: Sequence[Mapping[str, object]],
         *,
         fetch_image: str = artifacts.DEFAULT_FETCH_IMAGE,
+        rejected: Mapping[str, str],
     ) -> None:
         self.obj = obj
+        self.rejected = rejected  # Job name -> the API server's refusal of its create
         self.flow = spec.read(obj)
         self.fetch_image = fetch_image
         self.now = now
