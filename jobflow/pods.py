@@ -16,11 +16,18 @@ from jobflow import decoded
 
 # The container a podFailurePolicy rule matches when it names none (the seed's convention).
 DEFAULT_CONTAINER: Final = "main"
+# terminated.reason values that say no more than a non-zero exit code does. Any other reason is
+# the runtime's own word (StartError, ContainerCannotRun, OOMKilled, DeadlineExceeded...).
+_PLAIN_REASONS: Final = frozenset({"", "Error", "Completed"})
 
 
 @dataclass(frozen=True)
 class PodDetails:
     exit_code: int | None
+    # The container's terminated.message; for a failed container whose terminated.reason says
+    # more than "Error", that reason first ("StartError: exec: ...", "OOMKilled"): the kubelet
+    # puts a runtime failure (a missing binary, no command) there, and the step's message shows
+    # it. A succeeded container's message is untouched (it carries the step's outputs).
     termination_message: str | None
     init_container: str | None = None  # set when they are a failed init container's
 
@@ -64,9 +71,7 @@ def pick_pod_details(pods: Sequence[Mapping[str, object]], *, container: str) ->
         terminated = _terminated(chosen or {})
         code = decoded.integer(terminated.get("exitCode"))
         if code is not None:
-            return PodDetails(
-                exit_code=code, termination_message=decoded.string(terminated.get("message"))
-            )
+            return PodDetails(exit_code=code, termination_message=_said(terminated, code))
         # No app container ran to the end: did an init container fail (the pod then fails
         # with its app containers still waiting in PodInitializing)?
         for init in decoded.items(decoded.path(pod, "status", "initContainerStatuses")):
@@ -75,7 +80,7 @@ def pick_pod_details(pods: Sequence[Mapping[str, object]], *, container: str) ->
             if code:
                 return PodDetails(
                     exit_code=code,
-                    termination_message=decoded.string(terminated.get("message")),
+                    termination_message=_said(terminated, code),
                     init_container=decoded.string(init.get("name")) or "",
                 )
     return PodDetails(exit_code=None, termination_message=None)
@@ -83,3 +88,13 @@ def pick_pod_details(pods: Sequence[Mapping[str, object]], *, container: str) ->
 
 def _terminated(container_status: Mapping[str, object]) -> Mapping[str, object]:
     return decoded.mapping(decoded.path(container_status, "state", "terminated"))
+
+
+def _said(terminated: Mapping[str, object], code: int) -> str | None:
+    """What a terminated container said: its message, led by its reason when the container
+    failed for a reason of its own (see ``PodDetails.termination_message``)."""
+    message = decoded.string(terminated.get("message"))
+    reason = decoded.string(terminated.get("reason")) or ""
+    if code == 0 or reason in _PLAIN_REASONS:
+        return message
+    return f"{reason}: {message}" if message and message.strip() else reason

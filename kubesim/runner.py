@@ -53,6 +53,7 @@ import codecs
 import contextlib
 import heapq
 import itertools
+import json
 import logging
 import os
 import re
@@ -65,7 +66,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from kubesim.errors import ApiError
 from kubesim.resources import GVR
@@ -119,7 +120,36 @@ REASON_DEADLINE = "DeadlineExceeded"
 MSG_DEADLINE = "Job was active longer than specified deadline"
 
 Key = tuple[str, str]  # (namespace, job name)
-Outcome = tuple[int, str]  # (exit code, termination message)
+# A container the runtime could not start (local mode: a missing binary, no command): the kubelet
+# reports terminated.reason StartError, exit code 128 and the runtime's error as the message.
+REASON_START_ERROR = "StartError"
+EXIT_START_ERROR = 128
+
+
+class Outcome(NamedTuple):
+    """How a container run ended: ``state.terminated``'s exitCode, message and reason (empty:
+    the exit code's, Completed or Error)."""
+
+    exit_code: int
+    message: str
+    reason: str = ""
+
+
+def start_error(argv0: str, error: OSError) -> Outcome:
+    """What the kubelet reports for a command that cannot be started, in runc's words (the
+    end of its "failed to create containerd task: ... unable to start container process:"
+    message, which is all that is about the container)."""
+    if isinstance(error, FileNotFoundError) and "/" not in argv0:
+        cause = "executable file not found in $PATH"
+    elif isinstance(error, FileNotFoundError):
+        cause = f"stat {argv0}: no such file or directory"
+    else:
+        cause = (error.strerror or str(error)).lower()
+    return Outcome(
+        EXIT_START_ERROR,
+        f"unable to start container process: exec: {json.dumps(argv0)}: {cause}",
+        REASON_START_ERROR,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,8 +217,8 @@ class SimSpec:
     def outcome(self, attempt: int) -> Outcome:
         """Exit code and message of the ``attempt``-th run (1-based) of this attempt key."""
         if attempt <= self.fail_attempts:
-            return self.fail_exit_code, self.termination_message
-        return self.exit_code, self.termination_message
+            return Outcome(self.fail_exit_code, self.termination_message)
+        return Outcome(self.exit_code, self.termination_message)
 
 
 @dataclass(frozen=True)
@@ -383,10 +413,11 @@ def terminated_state(
     started_at: str,
     finished_at: str,
     container_id: str,
+    reason: str = "",
 ) -> dict[str, Any]:
     state: dict[str, Any] = {
         "exitCode": exit_code,
-        "reason": "Completed" if exit_code == 0 else "Error",
+        "reason": reason or ("Completed" if exit_code == 0 else "Error"),
         "startedAt": started_at,
         "finishedAt": finished_at,
         "containerID": container_id,
@@ -1232,7 +1263,7 @@ class JobRunner:
         run.outcome = None
         namespace = run.key[0]
         if bad_annotation:
-            run.planned, run.due = (2, bad_annotation), time.monotonic()
+            run.planned, run.due = Outcome(2, bad_annotation), time.monotonic()
             return
         if self.exec_mode == "sim":
             with self._lock:
@@ -1295,9 +1326,9 @@ class JobRunner:
             if run.failed_init is not None:
                 self._init_failed(st, spec, sim, run, run.failed_init)
                 continue
-            exit_code, message = outcome
+            exit_code = outcome.exit_code
             containers = (run.pod.get("spec") or {}).get("containers") or [{}]
-            message = self._termination_message(run, containers[0], exit_code, message)
+            message = self._termination_message(run, containers[0], exit_code, outcome.message)
             finished = now_rfc3339()
             term = terminated_state(
                 exit_code,
@@ -1305,6 +1336,7 @@ class JobRunner:
                 started_at=run.container_started_at,
                 finished_at=finished,
                 container_id=_container_id(run),
+                reason=outcome.reason,
             )
             if exit_code != 0 and spec.restart_policy == "OnFailure":
                 # the kubelet restarts the container in the same pod; the Job controller
@@ -1494,7 +1526,7 @@ class JobRunner:
                     log.exception(
                         "local run failed", extra={"namespace": namespace, "pod": run.name}
                     )
-                outcome = (128, f"kubesim could not run the container: {exc}")
+                outcome = Outcome(128, f"kubesim could not run the container: {exc}")
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
             with self._lock:
@@ -1535,30 +1567,32 @@ class JobRunner:
             started = now_rfc3339()
             with self._lock:
                 if run.cancelled:
-                    return 137, ""
+                    return Outcome(137, "")
                 run.init_states[name] = {"running": {"startedAt": started}}
             self._write_pod_status(run, "Pending", _waiting_init())
-            code, message = self._exec_container(
+            ran = self._exec_container(
                 run, init, workdir, base_env, tfile=workdir / f"termination-log.init-{i}"
             )
-            message = self._termination_message(run, init, code, message)
+            code = ran.exit_code
+            message = self._termination_message(run, init, code, ran.message)
             term = terminated_state(
                 code,
                 message,
                 started_at=started,
                 finished_at=now_rfc3339(),
                 container_id=f"{_container_id(run)}-init{i}",
+                reason=ran.reason,
             )
             with self._lock:
                 run.init_states[name] = {"terminated": term}
                 if code != 0 or run.cancelled:
                     run.failed_init = name
-                    return code, message
+                    return Outcome(code, message, ran.reason)
         run.container_started_at = now_rfc3339()
         if inits:
             with self._lock:
                 if run.cancelled:
-                    return 137, ""
+                    return Outcome(137, "")
             self._write_running(run)
         return self._exec_container(
             run, containers[0], workdir, base_env, tfile=workdir / "termination-log", app=True
@@ -1594,10 +1628,16 @@ class JobRunner:
             container, termination_file=str(tfile), extra_env=base_env, mounts=mounts
         )
         if not argv:
-            return 127, "kubesim local mode runs the container's command and args; none given"
+            # A kubelet would run the image's entrypoint; kubesim runs no images.
+            return Outcome(
+                EXIT_START_ERROR,
+                "kubesim local mode runs the container's command and args and no image"
+                " entrypoint; give the container a command",
+                REASON_START_ERROR,
+            )
         with self._lock:
             if run.cancelled:
-                return 137, ""
+                return Outcome(137, "")
             try:
                 proc = subprocess.Popen(
                     argv,
@@ -1609,7 +1649,7 @@ class JobRunner:
                     start_new_session=True,
                 )
             except OSError as exc:
-                return 127, f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+                return start_error(argv[0], exc)
             run.process = proc
         if proc.stdout is not None:
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -1630,7 +1670,7 @@ class JobRunner:
         if code < 0:
             code = 128 - code  # killed by a signal: the shell convention the kubelet reports
         message = tfile.read_bytes()[:MAX_TERMINATION_MESSAGE].decode("utf-8", "replace")
-        return code, message
+        return Outcome(code, message)
 
 
 def _init_containers(run: _Run) -> list[Mapping[str, Any]]:

@@ -22,7 +22,9 @@ Covers (real HTTPS server, official client and real kubectl):
   only the main container's, `--all-containers` both; an unknown container is a 400 BadRequest
   (`container nope is not valid for pod P`; kubectl reports it too, checking before it asks);
   a failed init container's FallbackToLogsOnError message comes from its own log; following an
-  init container's log ends when it exits, while the pod runs on.
+  init container's log ends when it exits, while the pod runs on;
+- a container that cannot start (a missing binary, by name or by path, or no command) is a
+  StartError as the kubelet reports it: exit code 128 and the cause in terminated.message.
 """
 
 from __future__ import annotations
@@ -485,3 +487,37 @@ def test_following_an_init_container_ends_when_it_exits(
     assert (follow.returncode, out) == (0, "second\n"), err
     (pod,) = pods_of(api, "init-follow")
     assert pod["status"]["phase"] == "Running"  # the main container still runs
+
+
+@pytest.mark.parametrize(
+    ("name", "command", "message"),
+    [
+        (
+            "missing",
+            ["zen-flow-no-such-binary"],
+            'unable to start container process: exec: "zen-flow-no-such-binary":'
+            " executable file not found in $PATH",
+        ),
+        (
+            "missing-path",
+            ["/nonexistent/run"],
+            'unable to start container process: exec: "/nonexistent/run":'
+            " stat /nonexistent/run: no such file or directory",
+        ),
+        ("no-command", [], "kubesim local mode runs the container's command and args"),
+    ],
+)
+def test_a_container_that_cannot_start_is_a_start_error(
+    api: client.ApiClient, name: str, command: list[str], message: str
+) -> None:
+    """As the kubelet reports a runtime error: reason StartError, exit code 128, the cause in
+    terminated.message (issue 13, item 3)."""
+    job = make_job(name, command, backoffLimit=0)
+    if not command:
+        del job["spec"]["template"]["spec"]["containers"][0]["command"]
+    client.BatchV1Api(api).create_namespaced_job(NS, job)
+    assert eventually(lambda: finished_as(api, name), 20) == "Failed"
+    [pod] = pods_of(api, name)
+    term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (term["exitCode"], term["reason"]) == (128, "StartError")
+    assert term["message"].startswith(message), term["message"]

@@ -15,7 +15,7 @@ from kubesim.runner import AnnotationError, Decision, JobSpec, SimSpec
 def test_sim_defaults() -> None:
     spec = SimSpec.from_annotations({}, {}, job_name="j")
     assert spec == SimSpec(attempt_key="j")
-    assert spec.outcome(1) == (0, "")
+    assert spec.outcome(1) == runner.Outcome(0, "")
 
 
 def test_template_annotations_override_job_annotations() -> None:
@@ -39,7 +39,11 @@ def test_fail_attempts_fail_first_attempts_only() -> None:
         job_name="j",
     )
     assert spec.attempt_key == "flow-step"
-    assert [spec.outcome(i) for i in (1, 2, 3)] == [(7, "boom"), (7, "boom"), (0, "boom")]
+    assert [spec.outcome(i) for i in (1, 2, 3)] == [
+        (7, "boom", ""),
+        (7, "boom", ""),
+        (0, "boom", ""),
+    ]
 
 
 @pytest.mark.parametrize(
