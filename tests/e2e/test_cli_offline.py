@@ -270,3 +270,126 @@ def test_crd_matches_the_repository_and_the_generator() -> None:
     assert committed == crd.crd_yaml(), (
         "crds/jobflows.yaml is stale: run `zen-flow crd > crds/jobflows.yaml`"
     )
+
+
+HUGE_STEPS = 256_835  # issue 13, item 4: 50 MB, 1 min 57 s and 3.8 GB before this check
+
+
+def _huge_manifest(path: Path, form: str) -> None:
+    """The issue's manifest: one JobFlow of 256,835 chained steps, ~50 MB."""
+    head = "apiVersion: workflow.kube-zen.io/v1alpha1\nkind: JobFlow\nmetadata: {name: huge}\n"
+    pod = '{"restartPolicy":"Never","containers":[{"name":"main","image":"busybox"}]}'
+    with path.open("w") as out:
+        if form == "json":
+            out.write('{"apiVersion":"workflow.kube-zen.io/v1alpha1","kind":"JobFlow",')
+            out.write('"metadata":{"name":"huge"},"spec":{"steps":[')
+            for i in range(HUGE_STEPS):
+                deps = f'"step-{i - 1:06d}"' if i else ""
+                out.write(
+                    f'{"," if i else ""}{{"name":"step-{i:06d}","dependencies":[{deps}],'
+                    f'"template":{{"apiVersion":"batch/v1","kind":"Job","spec":{{"template":'
+                    f'{{"spec":{pod}}}}}}}}}'
+                )
+            out.write("]}}")
+            return
+        out.write(head + "spec:\n  steps:\n")
+        for i in range(HUGE_STEPS):
+            deps = f"[step-{i - 1:06d}]" if i else "[]"
+            out.write(
+                f"  - name: step-{i:06d}\n    dependencies: {deps}\n    template:\n"
+                f"      kind: Job\n      spec: {{template: {{spec: {pod}}}}}\n"
+            )
+
+
+def validate_with_peak(path: Path) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``zen-flow validate path`` in a fresh process, and that process's peak RSS in KiB."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            # VmHWM is this process's own peak: ru_maxrss would carry over the peak of the
+            # (large) test worker that forked it, across exec.
+            "import re, sys; from app.cli import main;"
+            " code = main(['validate', sys.argv[1]]);"
+            " status = open('/proc/self/status').read();"
+            " print(re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr);"
+            " sys.exit(code)",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    return result, int(result.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("form", ["yaml", "json"])
+def test_a_huge_manifest_is_refused_before_it_is_built(tmp_path: Path, form: str) -> None:
+    """Measured on the parser's events, not on the built graph: ~2 s and ~130 MiB (it was
+    2 min and 3.5 GB in YAML, 16 s and 580 MB in JSON)."""
+    path = tmp_path / f"huge.{form}"
+    _huge_manifest(path, form)
+    assert path.stat().st_size > 45_000_000
+    result, peak_kib = validate_with_peak(path)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert result.stdout.splitlines() == [
+        f"{path}: document 1 holds more than 1,000,000 values (a JobFlow at the 1.5 MiB limit"
+        " holds about 200,000); split it"
+    ]
+    assert peak_kib < 250 * 1024, f"validate peaked at {peak_kib // 1024} MiB"
+
+
+def _flow_text(name: str, steps: int) -> str:
+    body = [{"name": f"s{i}", "type": "Manual"} for i in range(steps)]
+    return json.dumps(
+        {
+            "apiVersion": "workflow.kube-zen.io/v1alpha1",
+            "kind": "JobFlow",
+            "metadata": {"name": name},
+            "spec": {"steps": body},
+        },
+        indent=4,
+    )
+
+
+def test_large_sources_of_valid_flows_are_still_read(tmp_path: Path) -> None:
+    """Over the 1 MiB where measuring starts, a List and a multi-document file of many valid
+    flows (each well under the limits) are read whole."""
+    flows = [json.loads(_flow_text(f"f{i}", 1000)) for i in range(40)]
+    listed = tmp_path / "list.json"
+    listed.write_text(json.dumps({"apiVersion": "v1", "items": flows, "kind": "List"}, indent=4))
+    several = tmp_path / "several.yaml"
+    several.write_text("\n---\n".join(yaml.safe_dump(f) for f in flows))
+    for path in (listed, several):
+        assert path.stat().st_size > 1024 * 1024
+        result = run("validate", str(path))
+        assert result.returncode == 0, result.stdout[-2000:]
+        assert len(result.stdout.splitlines()) == 40
+
+
+def test_an_overlong_document_is_named_and_those_before_it_are_read(tmp_path: Path) -> None:
+    """A document longer than any JobFlow (13 MiB of one string) is refused without being
+    built; the documents before it are validated as usual; a List item is measured alone."""
+    long = json.loads(_flow_text("long", 1))
+    long["spec"]["steps"][0]["message"] = "x" * (13 * 1024 * 1024)
+    path = tmp_path / "mixed.yaml"
+    path.write_text(_flow_text("first", 2) + "\n---\n" + json.dumps(long) + "\n---\n{}\n")
+    result = run("validate", str(path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{path}#1: ok (JobFlow first, 2 steps)",
+        f"{path}#2: document 2 is longer than 12,582,912 characters, which no JobFlow needs"
+        " (the limit is 1,572,864 bytes serialised, what etcd accepts); split it or move data"
+        " to ConfigMaps",
+    ]
+    listed = tmp_path / "list.json"
+    listed.write_text(json.dumps({"kind": "List", "items": [json.loads(_flow_text("a", 1)), long]}))
+    result = run("validate", str(listed))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{listed}: document 1, item 2 is longer than 12,582,912 characters, which no JobFlow"
+        " needs (the limit is 1,572,864 bytes serialised, what etcd accepts); split it or move"
+        " data to ConfigMaps"
+    ]
