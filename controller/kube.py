@@ -5,10 +5,12 @@ Design:
   bearer token, exec plugins) and its `ApiClient.call_api` sends requests. We skip its model
   (de)serialisation: objects are plain JSON dicts, decoded once with `json.loads`. That keeps the
   controller's per-request CPU small and lets custom and built-in kinds share one code path.
-- Every failure is mapped once onto our own hierarchy, and the class says what happens next:
-  NotFound / AlreadyExists / Conflict / Gone / Invalid / Forbidden are permanent answers the caller
-  decides on; Transient (5xx, 429, timeouts, connection errors) means "retry later", after the
-  server's `Retry-After` when it sent one (`ApiError.retry_after`).
+- Every failure is mapped once onto our own hierarchy, and the class says what happens next
+  (``ApiError.retryable``, read by ``policy``, the one error policy of the controller): Transient
+  (5xx, 429, timeouts, connection errors), Conflict (a stale read) and Unauthorized (401: the
+  credentials are re-read) mean "retry later", after the server's `Retry-After` when it sent one
+  (`ApiError.retry_after`); NotFound / AlreadyExists / Gone / Invalid / Forbidden are the
+  server's answer for good: sending the same request again gets the same answer.
 - A token bucket caps the request rate (QPS with a burst), like client-go's client-side limiter,
   so a burst of reconciles cannot flood the API server. Long-running watch streams take one token
   when they open.
@@ -25,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import urllib3
@@ -88,13 +91,42 @@ class Invalid(ApiError):
 
 
 class Forbidden(ApiError):
-    """401/403: the service account lacks permission; fix RBAC."""
+    """403: refused by RBAC (fix the service account's permissions), by an admission policy
+    (a validating webhook such as Kyverno or Gatekeeper), or by a ResourceQuota."""
+
+
+class Unauthorized(Forbidden):
+    """401: the credentials were not accepted. Tokens expire and are re-read (see
+    ``CREDENTIAL_REFRESH_INTERVAL``), so the same request may succeed later."""
+
+    retryable = True
 
 
 class Transient(ApiError):
     """5xx, 429, timeouts, connection errors: the same request may succeed later."""
 
     retryable = True
+
+
+class Policy(StrEnum):
+    """What the controller does about a failed request (``policy``)."""
+
+    # The same request may succeed later: back off per key (no sooner than Retry-After).
+    RETRY = "retry"
+    # Refused for good: a Job create fails its step (the planner's CreateRejected); anything
+    # else waits for a person (RBAC, an object in the way) and is retried no sooner than
+    # REFUSED_RETRY_AFTER, logged as an error.
+    REFUSED = "refused"
+
+
+# A refused request gets the same answer until someone changes something: retrying it at the
+# per-key backoff's milliseconds would only add load.
+REFUSED_RETRY_AFTER = 5.0
+
+
+def policy(error: ApiError) -> Policy:
+    """The controller's one error policy, decided by the error's class (``retryable``)."""
+    return Policy.RETRY if error.retryable else Policy.REFUSED
 
 
 class ConfigError(Exception):
@@ -137,7 +169,9 @@ def _error_for(
         cls = Gone
     elif code in (400, 422):
         cls = Invalid
-    elif code in (401, 403):
+    elif code == 401:
+        cls = Unauthorized
+    elif code == 403:
         cls = Forbidden
     else:
         cls = Transient

@@ -9,8 +9,16 @@ Invariants:
   cache), never a second attempt. Deletes treat NotFound as done.
 - Order: resourceTemplates objects, then Jobs, then deletes, then status, then Events, then the
   TTL delete. Status is written last among the flow's writes so it never claims a Job that was
-  not created; if a create fails the pass fails before status is written and the next pass
-  adopts what was created.
+  neither created nor refused; if a create fails the pass fails before status is written and
+  the next pass adopts what was created.
+- Errors follow ``kube.policy``, decided by the error's class. A Job create the server refuses
+  for good (422 Invalid, 403 from RBAC, an admission webhook or a quota, a namesake Job we do
+  not own) does not fail the pass: its message is remembered by Job name (per flow uid, in
+  memory), the status is written (the attempt started) and the key is requeued at once; the
+  next pass hands the refusals to ``plan(rejected=...)``, which fails that attempt
+  (CreateRejected) so the retry policy applies. A restarted controller has forgotten them: it
+  creates the Job again, is refused again, and ends the same way. Any other error fails the
+  pass (the worker retries it: transient ones back off, refused ones are logged as errors).
 - Status goes through the status subresource with PUT (carrying the resourceVersion we read),
   and only when the desired status differs from the cached one: a stale read fails with Conflict
   instead of overwriting a newer status.
@@ -39,6 +47,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from controller import cache as cache_mod
+from controller import kube as kube_mod
 from controller.events import EventRecorder
 from controller.kube import (
     JOBFLOWS,
@@ -70,6 +79,9 @@ RECONCILE_ERROR = "ReconcileError"
 # The condition names the error class and the first line of its message, cut to this length
 # (a native panic's message can carry a whole backtrace).
 MAX_CRASH_TEXT = 300
+# A refused create's message goes into the step's status and an Event: a 422 listing every
+# cause of a large template can be long, the status entry must not be.
+MAX_REFUSAL_TEXT = 1000
 
 
 class ForeignObject(ApiError):
@@ -84,6 +96,14 @@ class PlanningCrashed(Exception):
         super().__init__(f"planning {key} raised {type(error).__name__}")
         self.key = key
         self.error = error
+
+
+def refusal_message(error: ApiError) -> str:
+    """The server's message for a refused create, as the step and its Event show it."""
+    text = " ".join(str(error).split()) or f"HTTP {error.code} {error.reason}".strip()
+    if len(text) > MAX_REFUSAL_TEXT:
+        text = text[: MAX_REFUSAL_TEXT - 3] + "..."
+    return text
 
 
 def crash_message(error: BaseException) -> str:
@@ -191,6 +211,9 @@ class Reconciler:
         self._finished_at: dict[str, float] = {}  # job key -> monotonic time we saw it finish
         # flow uid -> (generation, spec problems): validation runs once per spec, not per pass
         self._problems: dict[str, tuple[int, list[Problem]]] = {}
+        # flow uid -> {Job name: the API server's message}: Job creates refused for good, the
+        # planner's ``rejected`` (lost on restart: the create is then refused again)
+        self._refused: dict[str, dict[str, str]] = {}
         self.dispatch_samples: deque[float] = deque(maxlen=DISPATCH_SAMPLES)
         self.writes = 0  # create/update/delete calls made (benchmarks read it)
 
@@ -202,7 +225,9 @@ class Reconciler:
         self.enqueue(cache_mod.key_of(obj))
         if new is None:
             with self._lock:
-                self._problems.pop(str((obj.get("metadata") or {}).get("uid")), None)
+                uid = str((obj.get("metadata") or {}).get("uid"))
+                self._problems.pop(uid, None)
+                self._refused.pop(uid, None)
         old_phase = ((old or {}).get("status") or {}).get("phase")
         new_phase = ((new or {}).get("status") or {}).get("phase")
         if old is None or new is None or old_phase != new_phase:
@@ -260,7 +285,7 @@ class Reconciler:
 
         for obj in result.create_objects:
             self._create_owned(flow, dict(obj))
-        self._create_jobs(flow, [dict(job) for job in result.create_jobs], observed)
+        refused = self._create_jobs(flow, [dict(job) for job in result.create_jobs], observed)
         for job_name in result.delete_jobs:
             self._delete_job(str(namespace), job_name)
 
@@ -289,6 +314,9 @@ class Reconciler:
             except NotFound:
                 pass
             return None
+        if refused:
+            # The next pass plans with the refusals: the attempt fails and retries apply.
+            return 0.0
         return None if result.requeue_after is None else float(result.requeue_after)
 
     def _plan(
@@ -300,10 +328,19 @@ class Reconciler:
     ) -> planning.Plan:
         """The pure part of the pass, as a boundary: whatever validation or the planner raises
         is reported on the flow and raised again as ``PlanningCrashed``."""
+        uid = str((flow.get("metadata") or {}).get("uid"))
+        with self._lock:
+            rejected = dict(self._refused.get(uid) or {})
         try:
             problems = self._spec_problems(flow)
             return planning.plan(
-                flow, observed, now, peers=peers, fetch_image=self.fetch_image, problems=problems
+                flow,
+                observed,
+                now,
+                peers=peers,
+                fetch_image=self.fetch_image,
+                problems=problems,
+                rejected=rejected,
             )
         except PROPAGATE:
             raise
@@ -430,19 +467,48 @@ class Reconciler:
 
     def _create_jobs(
         self, flow: JSONDict, jobs: list[JSONDict], observed: Sequence[planning.ObservedJob]
-    ) -> None:
+    ) -> list[str]:
         """Create the pass's Jobs, concurrently when there are several (a fan-out step's
         dependants all become ready together; creating them one by one would add each create's
-        latency to the next one's dispatch). All are attempted; the first error is raised after."""
+        latency to the next one's dispatch). All are attempted. Returns the names of the Jobs
+        refused for good (remembered for the planner, see the module docstring); any other
+        error is raised after all were attempted."""
+        errors: list[BaseException | None] = []
         if len(jobs) <= 1 or self.pool is None:
             for job in jobs:
-                self._create_job(flow, job, observed)
-            return
-        futures = [self.pool.submit(self._create_job, flow, job, observed) for job in jobs]
-        errors = [f.exception() for f in futures]
-        for error in errors:
-            if error is not None:
-                raise error
+                try:
+                    self._create_job(flow, job, observed)
+                    errors.append(None)
+                except ApiError as exc:
+                    errors.append(exc)
+        else:
+            futures = [self.pool.submit(self._create_job, flow, job, observed) for job in jobs]
+            errors = [f.exception() for f in futures]
+        uid = str(_meta(flow).get("uid"))
+        refused: dict[str, str] = {}
+        failed: BaseException | None = None
+        for job, error in zip(jobs, errors, strict=True):
+            name = str(_meta(job).get("name"))
+            if isinstance(error, ApiError) and kube_mod.policy(error) is kube_mod.Policy.REFUSED:
+                refused[name] = refusal_message(error)
+            elif error is not None:
+                failed = failed or error
+        with self._lock:
+            known = self._refused.setdefault(uid, {})
+            for job, error in zip(jobs, errors, strict=True):
+                if error is None:
+                    known.pop(str(_meta(job).get("name")), None)  # refused before, not now
+            known.update(refused)
+            if not known:
+                del self._refused[uid]
+        for name, message in refused.items():
+            log.warning(
+                "job create refused",
+                extra={"flow": cache_mod.key_of(flow), "job": name, "error": message},
+            )
+        if failed is not None:
+            raise failed
+        return list(refused)
 
     def _create_job(
         self, flow: JSONDict, job: JSONDict, observed: Sequence[planning.ObservedJob]

@@ -14,6 +14,12 @@ some worker is alive, and keys that are ready do not wait ``stall_after`` second
 finishing a key or idling (``controller.supervisor.reconcile_blocker``). Workers do not take
 keys before the caches synced, so a pass never plans from an empty Job cache.
 
+Errors from a pass follow ``kube.policy`` (by the error's class): a transient one (5xx, 429,
+timeouts, conflicts) retries the key with per-key backoff, no sooner than the server's
+Retry-After; a refusal for good (403, 422, an object in the way) is logged as an error and
+retried no sooner than ``kube.REFUSED_RETRY_AFTER`` (a Job create refused for good never fails
+a pass: the reconciler fails that step's attempt, CreateRejected).
+
 Thread boundaries (controller.supervisor): a worker survives anything a pass raises except
 SystemExit/KeyboardInterrupt/GeneratorExit (native panics included): it logs it once with the
 key, retries the key with backoff, and a crash in validating/planning the flow leaves
@@ -41,6 +47,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from controller import cache as cache_mod
+from controller import kube as kube_mod
 from controller.events import EventRecorder
 from controller.kube import JOBFLOWS, JOBS, LEASES, ApiError, JSONDict, Kube
 from controller.leader import LeaderElector, LeaderTimings
@@ -249,12 +256,27 @@ class _Term:
             if requeue is not None:
                 self.queue.add_after(key, max(MIN_REQUEUE, requeue))
         except ApiError as exc:
+            # kube.policy, by the error's class. A refused Job create never gets here: the
+            # reconciler turns it into a failed attempt (CreateRejected).
             metrics.reconcile_errors.labels(error=type(exc).__name__).inc()
-            delay = self.queue.add_rate_limited(key, at_least=exc.retry_after or 0.0)
-            log.warning(
-                "reconcile failed, retrying",
-                extra={"flow": key, "error": str(exc), "retry_in": round(delay, 3)},
-            )
+            if kube_mod.policy(exc) is kube_mod.Policy.RETRY:
+                delay = self.queue.add_rate_limited(key, at_least=exc.retry_after or 0.0)
+                log.warning(
+                    "reconcile failed, retrying",
+                    extra={"flow": key, "error": str(exc), "retry_in": round(delay, 3)},
+                )
+            else:  # RBAC, an object in the way, a status the server refuses: a person acts
+                delay = self.queue.add_rate_limited(key, at_least=kube_mod.REFUSED_RETRY_AFTER)
+                log.error(
+                    "reconcile refused by the API server, retrying",
+                    extra={
+                        "flow": key,
+                        "error": str(exc),
+                        "error_class": type(exc).__name__,
+                        "code": exc.code,
+                        "retry_in": round(delay, 3),
+                    },
+                )
         except PROPAGATE:
             # The thread ends (the supervisor starts another one); the key is not lost.
             self.queue.add_rate_limited(key)
