@@ -1,7 +1,8 @@
 """Restart safety: the controller runs as a real process (`python -m controller`) and is killed
 with SIGKILL mid-flow several times, then restarted; every flow still reaches its terminal phase,
 and no step attempt ever has two Jobs (each step's Jobs are exactly attempts 0..n-1, one each,
-matching status.steps[].attempts)."""
+matching status.steps[].attempts), and a step is charged exactly one retry for its one failed
+attempt."""
 
 from __future__ import annotations
 
@@ -116,4 +117,6 @@ def test_killed_and_restarted_controller_finishes_every_flow_without_duplicate_j
             attempts = sorted(per_step[entry["name"]])
             assert attempts == list(range(entry["attempts"])), (name, entry["name"], attempts)
         assert sorted(per_step["right"]) == [0, 1]
+        # one attempt failed: one retry charged, whatever the kills interrupted (issue 13, 10)
+        assert {s["name"]: s.get("retries", 0) for s in status["steps"]}["right"] == 1
         assert all(len(per_step[s]) == 1 for s in ("fetch", "left", "join", "report"))
