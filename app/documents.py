@@ -271,11 +271,23 @@ def _parse(text: str) -> tuple[list[object], str | None]:
                 )
             found.append(doc)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        return found, f"not valid YAML/JSON: {where}{problem}"
+        return found, describe_yaml_error(exc, text)
     return found, None
+
+
+def describe_yaml_error(exc: yaml.YAMLError, text: str) -> str:
+    """One line for a YAML parse error, with its line. A tab gets its own advice: PyYAML only
+    says "found character '\\t' that cannot start any token" (libyaml leaves out even the tab)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = str(getattr(exc, "problem", None) or str(exc).splitlines()[0])
+    if mark is None:
+        return f"not valid YAML/JSON: {problem}"
+    lines = text.splitlines()
+    line = lines[mark.line] if 0 <= mark.line < len(lines) else ""
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    if "\t" in indent or line[mark.column : mark.column + 1] == "\t" or "tab" in problem:
+        return f"YAML does not allow tabs for indentation (line {mark.line + 1}); use spaces"
+    return f"not valid YAML/JSON: line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def load(source: str) -> list[Document]:
