@@ -10,6 +10,17 @@ the server's imports); ``--help`` and unknown commands import them all to list t
 Error contract (DESIGN section 7): a user's mistake is one line on stderr (what, where, what
 to do), never a traceback. Handlers raise ``CommandError`` for that; anything unexpected is
 reported as one line too, with the traceback only when ZEN_FLOW_DEBUG=1.
+
+Exit codes shared by the commands: 0 ok, 1 failed (or the cluster could not be used), 2
+rejected / usage / unreadable input, 3 timed out (`run`), 130 interrupted (Ctrl-C), 143
+terminated (SIGTERM).
+
+SIGTERM (CI cancelling a job, `timeout`, `kill`) ends a command exactly as Ctrl-C does: the
+handler raises ``Terminated``, a ``KeyboardInterrupt``, in the main thread, so every ``with``
+and ``finally`` on the way out runs (the embedded cluster stops and its temporary directories,
+which hold a token and a TLS key, are removed) and the command says one line. Further SIGTERMs
+are ignored while it cleans up. Commands that serve until stopped (`serve`) install their own
+handlers.
 """
 
 from __future__ import annotations
@@ -17,9 +28,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
+from types import FrameType
 from typing import Final
 
 PROG: Final = "zen-flow"
@@ -39,6 +53,25 @@ EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
+EXIT_TERMINATED: Final = 128 + signal.SIGTERM  # 143, as a shell reports a SIGTERM'd process
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwind as for Ctrl-C (cleanup runs), then exit ``EXIT_TERMINATED``."""
+
+
+def interrupt_exit(exc: KeyboardInterrupt) -> tuple[str, int]:
+    """How an interrupt is said and the exit code: ("terminated (SIGTERM)", 143) or
+    ("interrupted", 130)."""
+    if isinstance(exc, Terminated):
+        return "terminated (SIGTERM)", EXIT_TERMINATED
+    return "interrupted", EXIT_INTERRUPTED
+
+
+def _on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    # Once: a second SIGTERM during cleanup must not cut the cleanup short.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
 
 
 class CommandError(Exception):
@@ -76,14 +109,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    # Only the main thread may set handlers (tests call main() from others); the previous
+    # handler comes back afterwards, for callers that run main() in-process.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
     try:
         return handler(args)
     except CommandError as exc:
         print(f"{PROG} {args.command}: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:
+        said, code = interrupt_exit(exc)
+        print(f"{PROG} {args.command}: {said}", file=sys.stderr)
+        return code
     except BrokenPipeError:
         # `zen-flow crd | head`: the reader went away; nothing left to say.
         sys.stderr.close()
@@ -97,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ target: embedded cluster (default; started in this process, --exec picks sim|loc
 create every flow ──(webhook denial / name taken)──> exit 2
 poll until every flow is Succeeded or Failed (or --timeout, or Ctrl-C):
    flows -> Display.update (rows / transitions); pods of each flow -> new log lines
-summary; exit 0 all Succeeded, 1 any Failed, 3 timed out, 130 interrupted
+summary; exit 0 all Succeeded, 1 any Failed, 3 timed out, 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM: handled as Ctrl-C, see app.cli)
 ```
 Polling, not watching: one GET per flow and one pod LIST per flow every ``POLL_INTERVAL`` is a
 negligible load, survives any proxy or dropped watch, and the same loop then serves both the
@@ -43,7 +44,7 @@ from typing import Any, Final, TypeVar
 import yaml
 
 from app import documents, progress
-from app.cli import CommandError
+from app.cli import CommandError, interrupt_exit
 from controller import kube as kube_mod
 from jobflow import names, validation
 
@@ -53,7 +54,6 @@ EXIT_SUCCEEDED: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_REJECTED: Final = 2
 EXIT_TIMEOUT: Final = 3
-EXIT_INTERRUPTED: Final = 130
 # Seconds between two observations: fast enough that a sub-second simulated step shows its
 # transitions, slow enough to cost nothing on the API server.
 POLL_INTERVAL: Final = 0.2
@@ -65,6 +65,10 @@ TRANSIENT_PAUSE: Final = 0.5
 T = TypeVar("T")
 # Seconds the cluster may stay unreachable while we follow before `run` gives up (exit 1).
 UNREACHABLE_GRACE: Final = 30.0
+# Seconds a created flow may go without its first status from a controller (observedGeneration
+# or an Accepted condition) before `run` says that nothing picks it up: a running controller
+# writes it in its first pass, well under a second, or a few seconds on a loaded cluster.
+NO_CONTROLLER_AFTER: Final = 10.0
 _POD_TERMINAL: Final = frozenset({"Succeeded", "Failed"})
 NAMESPACES: Final = kube_mod.Resource("", "v1", "namespaces", namespaced=False)
 
@@ -137,30 +141,100 @@ def load_flows(sources: Sequence[str], *, namespace: str) -> tuple[list[Flow], l
 
 
 # -- the cluster -----------------------------------------------------------------------------
-def kubeconfig_namespace(kubeconfig: str | None, context: str | None) -> str | None:
-    """The namespace of the kubeconfig's (current or given) context, as kubectl uses it."""
+def _kubeconfig_paths(kubeconfig: str | None) -> list[Path]:
+    """The files kubectl would read: --kubeconfig, else $KUBECONFIG's list, else ~/.kube/config."""
     if kubeconfig:
-        paths = [kubeconfig]
-    else:
-        env = os.environ.get("KUBECONFIG", "")
-        paths = [p for p in env.split(os.pathsep) if p] or [str(Path.home() / ".kube" / "config")]
-    for path in paths:
+        return [Path(kubeconfig)]
+    env = os.environ.get("KUBECONFIG", "")
+    return [Path(p) for p in env.split(os.pathsep) if p] or [Path.home() / ".kube" / "config"]
+
+
+def kubeconfig_namespace(kubeconfig: str | None, context: str | None) -> str | None:
+    """The namespace of the kubeconfig's (current or given) context, as kubectl uses it.
+    An unreadable kubeconfig has none here; ``connect`` says what is wrong with it."""
+    for path in _kubeconfig_paths(kubeconfig):
         try:
-            config = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError):
+            config = yaml.safe_load(path.read_text())
+        except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
             continue
         if not isinstance(config, dict):
             continue
         wanted = context or config.get("current-context")
         for entry in config.get("contexts") or []:
             if isinstance(entry, dict) and entry.get("name") == wanted:
-                ns = (entry.get("context") or {}).get("namespace")
+                context_body = entry.get("context")
+                ns = context_body.get("namespace") if isinstance(context_body, dict) else None
                 return str(ns) if ns else None
     return None
 
 
+def check_kubeconfig(kubeconfig: str | None, context: str | None = None) -> None:
+    """Say in one line (exit 2) what is wrong with the kubeconfig file(s) before the client's
+    loader reads them: its own errors are a UnicodeDecodeError, a "no such file" for a directory
+    or "Invalid kube-config file. No configuration found." with no hint of what to do."""
+    paths = _kubeconfig_paths(kubeconfig)
+    contexts: list[str] = []
+    if kubeconfig:
+        if not paths[0].exists():
+            raise CommandError(f"--kubeconfig {kubeconfig}: no such file; check the path")
+    elif not any(p.exists() for p in paths) and not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        looked = (
+            f"KUBECONFIG names {', '.join(map(str, paths))}, and none exists"
+            if os.environ.get("KUBECONFIG")
+            else f"KUBECONFIG is not set and {paths[0]} does not exist"
+        )
+        raise CommandError(
+            f"no kubeconfig found ({looked}); pass --kubeconfig PATH or set KUBECONFIG to the "
+            "kubeconfig of your cluster"
+        )
+    for path in paths:
+        label = f"--kubeconfig {kubeconfig}" if kubeconfig else f"kubeconfig {path}"
+        if path.is_dir():
+            raise CommandError(
+                f"{label}: is a directory, not a kubeconfig file; pass the file (such as "
+                f"{path / 'config'})"
+            )
+        if not path.exists():
+            continue  # kubectl skips missing files of a KUBECONFIG list too
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except OSError as exc:
+            raise CommandError(f"{label}: cannot read it: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise CommandError(
+                f"{label}: not a kubeconfig (not UTF-8 text: a binary file?); pass the "
+                "kubeconfig file kubectl uses"
+            ) from None
+        try:
+            config = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise CommandError(f"{label}: {documents.describe_yaml_error(exc, text)}") from None
+        if not isinstance(config, dict):
+            raise CommandError(
+                f"{label}: not a kubeconfig (no clusters, users and contexts in it); pass the "
+                "kubeconfig file kubectl uses"
+            )
+        entries = config.get("contexts")
+        if isinstance(entries, list):
+            contexts += [str(e["name"]) for e in entries if isinstance(e, dict) and e.get("name")]
+    where = ", ".join(str(p) for p in paths if p.exists())
+    if context and where and context not in contexts:
+        known = f"its contexts: {', '.join(contexts)}" if contexts else "it has no contexts"
+        raise CommandError(
+            f"--context {context}: no such context in {where} ({known}); list them with: "
+            "kubectl config get-contexts"
+        )
+
+
 _OS_ERROR = re.compile(r"\[Errno -?\d+\] [^\"')]+")
 _TLS_ERROR = re.compile(r"certificate verify failed[^\"')]*", re.IGNORECASE)
+# What urllib3 says when the two ends disagree on TLS, and what a person should read instead.
+_NOT_TLS = re.compile(
+    r"wrong version number|record layer failure|packet length too long|unknown protocol"
+    r"|http request",
+    re.IGNORECASE,
+)
+_NO_ANSWER = re.compile(r"RemoteDisconnected|Connection aborted|BadStatusLine", re.IGNORECASE)
 _MAX_REASON = 300  # characters of a client error kept in the one-line message
 
 
@@ -168,17 +242,26 @@ def brief(exc: BaseException) -> str:
     """The part of a client error a person needs (``[Errno 111] Connection refused``), on one
     line: urllib3 wraps the cause in the pool, URL and retry details."""
     text = " ".join(str(exc).split())
+    if "SSL" in text and _NOT_TLS.search(text):
+        return (
+            "the server does not speak TLS (a plain-HTTP port?); check the server URL "
+            "in the kubeconfig"
+        )
     for pattern in (_OS_ERROR, _TLS_ERROR):
         found = pattern.search(text)
         if found:
             return found.group(0).strip()
+    if _NO_ANSWER.search(text):
+        return (
+            "the server closed the connection without an answer (does it expect https://?); "
+            "check the server URL in the kubeconfig"
+        )
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
 
 
 def connect(kubeconfig: str | None, context: str | None) -> kube_mod.Kube:
     """A client of a real cluster; a bad kubeconfig or context is one CommandError line."""
-    if kubeconfig and not Path(kubeconfig).is_file():
-        raise CommandError(f"--kubeconfig {kubeconfig}: no such file; check the path")
+    check_kubeconfig(kubeconfig, context)
     try:
         return kube_mod.Kube.connect(kubeconfig, context=context)
     except kube_mod.ConfigError as exc:
@@ -196,8 +279,20 @@ def server_url(kube: kube_mod.Kube) -> str:
 
 def unreachable(kube: kube_mod.Kube, exc: BaseException) -> CommandError:
     """The one line for a cluster that did not answer (run and approve say it alike)."""
+    if isinstance(exc, kube_mod.ApiError) and exc.code == 401:
+        return unauthorized(kube)
     return CommandError(
         f"cannot reach the cluster at {server_url(kube)}: {brief(exc)}", exit_code=EXIT_FAILED
+    )
+
+
+def unauthorized(kube: kube_mod.Kube) -> CommandError:
+    """401: who you are was not accepted (403, Forbidden, is what you may do)."""
+    return CommandError(
+        f"the cluster at {server_url(kube)} did not accept the kubeconfig's credentials "
+        "(401 Unauthorized: a wrong or expired token or client certificate); log in again or "
+        "fix the user of the kubeconfig's context",
+        exit_code=EXIT_FAILED,
     )
 
 
@@ -223,7 +318,13 @@ def check_installed(kube: kube_mod.Kube, namespace: str) -> None:
                 kube_mod.JOBFLOWS, namespace, field_selector="metadata.name=-", limit=1
             )
         )
-    except kube_mod.NotFound:
+    except kube_mod.NotFound as exc:
+        if not exc.reason:  # a Kubernetes API server answers 404 with a Status (NotFound)
+            raise CommandError(
+                f"the server at {url} does not answer like a Kubernetes API server (HTTP 404 "
+                "without a Status); check the server URL in the kubeconfig",
+                exit_code=EXIT_FAILED,
+            ) from None
         raise CommandError(
             f"zen-flow is not installed in the cluster at {url}: the JobFlow CRD "
             f"({names.CRD_NAME}) is missing; install zen-flow there first (docs/install.md), "
@@ -231,8 +332,11 @@ def check_installed(kube: kube_mod.Kube, namespace: str) -> None:
             exit_code=EXIT_FAILED,
         ) from None
     except kube_mod.Forbidden as exc:
+        if exc.code == 401:
+            raise unauthorized(kube) from None
         raise CommandError(
-            f"not allowed to list JobFlows in namespace {namespace} at {url}: {exc}",
+            f"not allowed to list JobFlows in namespace {namespace} at {url}: {exc}; ask for "
+            f"access (check with: kubectl auth can-i list jobflows -n {namespace})",
             exit_code=EXIT_FAILED,
         ) from None
     except kube_mod.ApiError as exc:
@@ -272,15 +376,18 @@ def apply(kube: kube_mod.Kube, flow: Flow) -> tuple[str, str]:
             exit_code=EXIT_REJECTED,
         ) from None
     except (kube_mod.Invalid, kube_mod.Forbidden) as exc:
+        if exc.code == 401:
+            raise unauthorized(kube) from None
         raise CommandError(
             f"{flow.label}: the cluster rejected JobFlow {ns}/{flow.name}: {exc}",
             exit_code=EXIT_REJECTED,
         ) from None
     except kube_mod.NotFound:
+        # The user named a namespace that is not there: rejected (exit 2), nothing applied.
         raise CommandError(
             f"{flow.label}: cannot create JobFlow {ns}/{flow.name}: namespace {ns} does not "
-            f"exist; create it first (kubectl create namespace {ns})",
-            exit_code=EXIT_FAILED,
+            f"exist; create it first (kubectl create namespace {ns}) or pick another with -n",
+            exit_code=EXIT_REJECTED,
         ) from None
     except kube_mod.ApiError as exc:
         raise CommandError(
@@ -308,9 +415,14 @@ class Follower:
     display: progress.Display
     approve_hint: str = ""  # extra flags for the approve command shown to the user
     show_logs: bool = True
+    # Say once when no controller has picked the flows up after NO_CONTROLLER_AFTER (a real
+    # cluster with the CRD but no zen-flow running; the embedded one runs its own controller).
+    watch_controller: bool = False
     flows: list[dict[str, Any]] = field(default_factory=list)
     _pods: dict[str, _PodLog] = field(default_factory=dict)
     _hinted: set[tuple[str, str]] = field(default_factory=set)
+    _since: float = field(default_factory=time.monotonic)
+    _said_unclaimed: bool = False
 
     @property
     def multi(self) -> bool:
@@ -328,10 +440,34 @@ class Follower:
         self.flows = flows
         # Rows (transitions) first, then the logs: "fetch: Running" reads before its output.
         self.display.update(flows)
+        self._say_if_unclaimed()
         for (ns, name), flow in zip(self.keys, flows, strict=True):
             self._hint_approvals(ns, flow)
             self._follow_logs(ns, name)
         return flows
+
+    def _say_if_unclaimed(self) -> None:
+        """One line, once, if a flow still has no status from a controller after
+        NO_CONTROLLER_AFTER seconds; following goes on (--timeout still applies)."""
+        if not self.watch_controller or self._said_unclaimed:
+            return
+        if time.monotonic() - self._since < NO_CONTROLLER_AFTER:
+            return
+        waiting = [
+            f"{ns}/{name}"
+            for (ns, name), flow in zip(self.keys, self.flows, strict=True)
+            if not _claimed(flow)
+        ]
+        if not waiting:
+            return
+        self._said_unclaimed = True
+        print(
+            f"zen-flow run: no controller has picked up JobFlow {', '.join(waiting)} after "
+            f"{NO_CONTROLLER_AFTER:g} s: is zen-flow running (kubectl get pods -A -l "
+            "app.kubernetes.io/name=zen-flow)? Still waiting.",
+            file=sys.stderr,
+            flush=True,
+        )
 
     @property
     def finished(self) -> bool:
@@ -398,6 +534,19 @@ class Follower:
                 f"{row.flow}/{row.step} waits for approval; approve with: zen-flow approve "
                 f"{row.flow} {row.step}{ns_flag}{self.approve_hint}  (or add --reject)"
             )
+
+
+def _claimed(flow: Mapping[str, Any]) -> bool:
+    """A controller has seen this flow: it wrote observedGeneration or an Accepted condition."""
+    status = flow.get("status")
+    if not isinstance(status, Mapping):
+        return False
+    if status.get("observedGeneration") is not None:
+        return True
+    conditions = status.get("conditions")
+    return isinstance(conditions, list) and any(
+        isinstance(c, Mapping) and c.get("type") == "Accepted" for c in conditions
+    )
 
 
 def follow(follower: Follower, *, timeout: float | None) -> bool:
@@ -491,26 +640,25 @@ def _command(args: argparse.Namespace) -> int:
         with _target(args, namespace) as (kube, cluster):
             if cluster is not None:
                 ensure_namespaces(kube, {flow.namespace for flow in flows})
-            keys = [apply(kube, flow) for flow in flows]
-            hint = ""
-            if cluster is not None:
-                hint = f" --kubeconfig {cluster.kubeconfig}"
-            elif args.kubeconfig:
-                hint = f" --kubeconfig {args.kubeconfig}"
-            if args.context:
-                hint += f" --context {args.context}"
-            follower = Follower(kube, keys, display, approve_hint=hint)
+            keys: list[tuple[str, str]] = []
             try:
+                for flow in flows:
+                    keys.append(apply(kube, flow))
+                follower = Follower(
+                    kube,
+                    keys,
+                    display,
+                    approve_hint=_approve_hint(args, cluster),
+                    watch_controller=cluster is None,
+                )
                 done = follow(follower, timeout=args.timeout)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (app.cli.Terminated)
+                if not keys:
+                    raise  # nothing applied yet: app.cli says "interrupted" / "terminated"
                 display.close()
-                _say_interrupted(keys, embedded=cluster is not None)
-                return EXIT_INTERRUPTED
+                return _say_interrupted(exc, keys, embedded=cluster is not None)
             except kube_mod.ApiError as exc:
-                raise CommandError(
-                    f"lost the cluster at {server_url(kube)}: {brief(exc)}",
-                    exit_code=EXIT_FAILED,
-                ) from None
+                raise _lost(kube, exc) from None
             display.summary(follower.flows)
             if args.output == "json":
                 _print_json(follower.flows)
@@ -523,20 +671,49 @@ def _command(args: argparse.Namespace) -> int:
         display.close()
 
 
-def _say_interrupted(keys: Sequence[tuple[str, str]], *, embedded: bool) -> None:
+def _approve_hint(args: argparse.Namespace, cluster: Any) -> str:
+    """The flags `zen-flow approve` needs to reach the cluster this run uses."""
+    hint = ""
+    if cluster is not None:
+        hint = f" --kubeconfig {cluster.kubeconfig}"
+    elif args.kubeconfig:
+        hint = f" --kubeconfig {args.kubeconfig}"
+    if args.context:
+        hint += f" --context {args.context}"
+    return hint
+
+
+def _lost(kube: kube_mod.Kube, exc: kube_mod.ApiError) -> CommandError:
+    """The cluster stopped answering (or stopped accepting us) while we followed."""
+    if exc.code == 401:
+        return unauthorized(kube)
+    return CommandError(
+        f"lost the cluster at {server_url(kube)}: {brief(exc)}", exit_code=EXIT_FAILED
+    )
+
+
+def _say_interrupted(
+    exc: KeyboardInterrupt, keys: Sequence[tuple[str, str]], *, embedded: bool
+) -> int:
+    """One line for Ctrl-C or SIGTERM once flows exist; returns the exit code (130 or 143).
+    The embedded cluster stops (and its temporary directories go) as ``_target`` exits."""
+    said, code = interrupt_exit(exc)
     listed = ", ".join(f"{ns}/{name}" for ns, name in keys)
     if embedded:
         print(
-            f"zen-flow run: interrupted; JobFlow {listed} did not finish (the embedded cluster "
+            f"zen-flow run: {said}; JobFlow {listed} did not finish (the embedded cluster "
             "stopped with this command)",
             file=sys.stderr,
+            flush=True,
         )
     else:
         print(
-            f"zen-flow run: interrupted; JobFlow {listed} keeps running in the cluster "
+            f"zen-flow run: {said}; JobFlow {listed} keeps running in the cluster "
             f"(follow it with: kubectl get jobflow -n {keys[0][0]} -w)",
             file=sys.stderr,
+            flush=True,
         )
+    return code
 
 
 def _say_timed_out(flows: Sequence[Mapping[str, Any]], timeout: float, *, embedded: bool) -> None:
@@ -572,7 +749,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "prefixed by its name, a summary. Without --kubeconfig/--context the flows run on an "
         "embedded cluster started in this process. Exit 0: all Succeeded; 1: a flow Failed "
         "(or the cluster could not be used); 2: rejected (invalid, or denied by the cluster); "
-        "3: --timeout reached; 130: interrupted.",
+        "3: --timeout reached; 130: interrupted (Ctrl-C); 143: terminated (SIGTERM).",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="manifest file, or - for stdin")
     parser.add_argument(
