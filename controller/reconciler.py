@@ -283,8 +283,10 @@ class Reconciler:
             observed = self._observed_jobs(flow)
             result = self._plan(flow, observed, now, peers)
 
-        for obj in result.create_objects:
-            self._create_owned(flow, dict(obj))
+        if self._create_objects(flow, result.create_objects):
+            # A resourceTemplates object was refused for good: start nothing that needs it.
+            # The next pass hands the refusal to the planner, which ends the flow with it.
+            return 0.0
         refused = self._create_jobs(flow, [dict(job) for job in result.create_jobs], observed)
         for job_name in result.delete_jobs:
             self._delete_job(str(namespace), job_name)
@@ -447,6 +449,28 @@ class Reconciler:
                 self._pod_details[uid] = details
 
     # -- writing -----------------------------------------------------------------------------
+    def _create_objects(self, flow: JSONDict, objects: Sequence[Mapping[str, Any]]) -> bool:
+        """Create the resourceTemplates objects; True when one was refused for good (422, 403,
+        another owner's object in the way), remembered by name for the planner like a refused
+        Job. Any other error is raised (retried with backoff)."""
+        uid = str(_meta(flow).get("uid"))
+        for obj in objects:
+            name = str(_meta(obj).get("name"))
+            try:
+                self._create_owned(flow, dict(obj))
+            except ApiError as exc:
+                if kube_mod.policy(exc) is not kube_mod.Policy.REFUSED:
+                    raise
+                message = refusal_message(exc)
+                with self._lock:
+                    self._refused.setdefault(uid, {})[name] = message
+                log.warning(
+                    "resource create refused",
+                    extra={"flow": cache_mod.key_of(flow), "object": name, "error": message},
+                )
+                return True
+        return False
+
     def _create_owned(self, flow: JSONDict, obj: JSONDict) -> None:
         resource = RESOURCE_BY_KIND.get((str(obj.get("apiVersion")), str(obj.get("kind"))))
         if resource is None:

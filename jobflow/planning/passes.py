@@ -222,7 +222,12 @@ class Pass:
         # A flow whose every step already finished keeps its own result: there is nothing
         # left to stop.
         finished = all(s.is_terminal for s in self.steps)
-        if replaced_by is not None and not finished:
+        refused = self._refused_resource()
+        if refused is not None and not finished:
+            self.decide_failures(may_retry=False)
+            self.emit(Event("Warning", phases.CREATE_REJECTED, refused))
+            self.stop(phases.CREATE_REJECTED, refused)
+        elif replaced_by is not None and not finished:
             self.decide_failures(may_retry=False)
             self.stop(
                 phases.REPLACED,
@@ -252,14 +257,33 @@ class Pass:
         resources_done = self._resources()
         return self._finish(start_text, resources_done=resources_done)
 
+    def _resource_objects(self) -> list[dict[str, object]]:
+        objects = jobs.resource_objects(self.flow.resource_templates, flow=self.flow_ref)
+        return objects + artifacts.workspace_objects(self.flow.raw, flow=self.flow_ref)
+
+    def _refused_resource(self) -> str | None:
+        """Why the flow cannot run, when the API server refused one of its resourceTemplates
+        objects for good (the runtime's ``rejected``, by object name): it then ends Failed with
+        reason CreateRejected instead of waiting for an object that will never exist."""
+        if not self.rejected or (
+            status.condition_status(self.prior_conditions, status.RESOURCES_CREATED) == "True"
+        ):
+            return None
+        for obj in self._resource_objects():
+            name = decoded.string(decoded.path(obj, "metadata", "name")) or ""
+            message = self.rejected.get(name)
+            if message is not None:
+                kind = decoded.string(obj.get("kind")) or "object"
+                return f"{kind} {name} of resourceTemplates was refused: {message}"
+        return None
+
     def _resources(self) -> bool | None:
         """Emit the resourceTemplates objects until ResourcesCreated is recorded.
 
         None when the flow declares none (no condition); False when the flow stopped before
         creating them; True once they are (or, in this plan, will be) created.
         """
-        objects = jobs.resource_objects(self.flow.resource_templates, flow=self.flow_ref)
-        objects += artifacts.workspace_objects(self.flow.raw, flow=self.flow_ref)
+        objects = self._resource_objects()
         if not objects:
             return None
         if status.condition_status(self.prior_conditions, status.RESOURCES_CREATED) == "True":

@@ -8,6 +8,9 @@ Covers:
 - a Job create answered 403 by a validating admission webhook (a policy engine's denial): the
   step fails at once with the webhook's message, the flow ends Failed, the step beside it that
   the policy allows still runs to Succeeded;
+- a resourceTemplates object that cannot be created (a ConfigMap of the same name that the
+  flow does not own is in the way): the flow ends Failed, reason CreateRejected, saying which
+  object and why, with a Warning Event, and no Job starts;
 - a Job create answered 500 for a while is retried (the step is never failed, nothing is
   charged) and the flow succeeds once the server recovers;
 - item 10 under a kill: the retry's Job is created, every status write fails, the controller
@@ -32,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from controller.kube import EVENTS, Resource
+from controller.kube import CONFIGMAPS, EVENTS, Resource
 from kubesim import tls
 from tests.fixtures.controller import NAMESPACE, flow, job_step
 from tests.waiting import eventually
@@ -303,3 +306,41 @@ def test_a_retry_adopted_after_a_lost_status_write_and_a_kill_is_charged_once(
         2,
     ), entry
     assert len(job_names(cluster, "charged", "c")) == 3
+
+
+def test_a_resource_template_in_the_way_fails_the_flow_with_its_reason(
+    cluster: Any, start_controller: Callable[..., Any]
+) -> None:
+    cluster.kube.create(
+        CONFIGMAPS,
+        NAMESPACE,
+        {"metadata": {"name": "blocked-cfg"}, "data": {"owner": "someone else"}},
+    )
+    resources = {"configMapTemplates": [{"metadata": {"name": "cfg"}, "data": {"a": "b"}}]}
+    pod_spec = {"volumes": [{"name": "conf", "configMap": {"name": "cfg"}}]}
+    cluster.create_flow(
+        flow("blocked", [job_step("use", extra_pod_spec=pod_spec)], resourceTemplates=resources)
+    )
+    start_controller()
+    status = cluster.wait_phase("blocked", "Failed", timeout=30)
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    said = (
+        f"ConfigMap blocked-cfg of resourceTemplates was refused: ConfigMap {NAMESPACE}/"
+        "blocked-cfg exists and is not owned by this flow; delete or rename it"
+    )
+    assert (failed["status"], failed["reason"], failed["message"]) == (
+        "True",
+        "CreateRejected",
+        said,
+    )
+    step = status["steps"][0]
+    assert (step["phase"], step["reason"]) == ("Skipped", "CreateRejected")
+    assert job_names(cluster, "blocked", "use") == []
+    assert cluster.kube.get(CONFIGMAPS, NAMESPACE, "blocked-cfg")["data"] == {
+        "owner": "someone else"
+    }
+    eventually(
+        lambda: ("Warning", "CreateRejected", said) in events(cluster, "blocked"),
+        10,
+        message="a CreateRejected Event",
+    )
