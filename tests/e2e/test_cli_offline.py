@@ -218,29 +218,10 @@ BILLION_LAUGHS = "\n".join(
 def test_hostile_files_get_one_line_and_exit_1(tmp_path: Path, content: str, fragment: str) -> None:
     path = tmp_path / "hostile.yaml"
     path.write_text(content)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            # VmHWM is this process's own peak: ru_maxrss would carry over the peak of the
-            # (large) test worker that forked it, across exec.
-            "import re, sys; from app.cli import main;"
-            " code = main(['validate', sys.argv[1]]);"
-            " status = open('/proc/self/status').read();"
-            " print(re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr);"
-            " sys.exit(code)",
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=ROOT,
-    )
+    result, peak_kib = validate_with_peak(path)
     assert result.returncode == 1, result.stderr[-2000:]
     lines = result.stdout.splitlines()
     assert len(lines) == 1 and fragment in lines[0], result.stdout[:2000]
-    peak_kib = int(result.stderr.strip().splitlines()[-1])
     assert peak_kib < 300 * 1024, f"validate peaked at {peak_kib // 1024} MiB"
 
 

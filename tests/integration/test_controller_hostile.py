@@ -15,15 +15,13 @@ limit it broke, in one readable line.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import subprocess
-import sys
-import tempfile
 import time
 from datetime import datetime
 
 from controller.kube import LEASES
-from tests.fixtures.controller import FAST_TIMINGS, flow, job_step
+from tests.fixtures.controller import FAST_TIMINGS, flow, job_step, lease_args
 from tests.waiting import eventually
 
 LEASE = "zen-flow-hostile"
@@ -54,47 +52,21 @@ def _renew_time(cluster) -> tuple[str, datetime | None]:
     return spec.get("holderIdentity") or "", parsed
 
 
-def test_hostile_flows_do_not_stop_the_controller(cluster) -> None:
+def test_hostile_flows_do_not_stop_the_controller(cluster, spawn_controller) -> None:
     names = list(HOSTILE_WHEN)
     before_start, after_start = names[: len(names) // 2], names[len(names) // 2 :]
     for name in before_start:
         cluster.create_flow(_hostile(f"hostile-{name}", HOSTILE_WHEN[name][0]))
 
     t = FAST_TIMINGS
-    # A file, not a pipe (a full pipe would block the process); closed in the finally below.
-    log = tempfile.TemporaryFile()  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "controller",
-            "--kubeconfig",
-            cluster.kubeconfig,
-            "--qps",
-            "0",
-            "--identity",
-            "steady",
-            "--lease-name",
-            LEASE,
-            "--lease-namespace",
-            "default",
-            "--lease-duration",
-            str(t.lease_duration),
-            "--renew-deadline",
-            str(t.renew_deadline),
-            "--retry-period",
-            str(t.retry_period),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        env=dict(os.environ),
-    )
+    controller = spawn_controller(*lease_args("steady", LEASE))
+    proc = controller.proc
 
     def alive() -> None:
         if proc.poll() is not None:
-            log.seek(0)
-            tail = log.read()[-3000:].decode(errors="replace")
-            raise AssertionError(f"the controller died (exit {proc.returncode}):\n{tail}")
+            raise AssertionError(
+                f"the controller died (exit {proc.returncode}):\n{controller.log_tail()}"
+            )
 
     try:
         eventually(lambda: _renew_time(cluster)[0] == "steady", 15, message="controller leads")
@@ -129,9 +101,5 @@ def test_hostile_flows_do_not_stop_the_controller(cluster) -> None:
     finally:
         if proc.poll() is None:
             proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        proc.wait(5)
-        log.close()

@@ -5,13 +5,10 @@ releases the Lease and the other takes over at once; a leader that dies without 
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 
 from controller.kube import LEASES
-from tests.fixtures.controller import FAST_TIMINGS, flow, job_step
+from tests.fixtures.controller import FAST_TIMINGS, flow, job_step, lease_args
 from tests.waiting import eventually
 
 LEASE = "zen-flow-test-leader"
@@ -47,34 +44,11 @@ def test_only_the_leader_reconciles_and_the_other_takes_over(cluster, start_cont
     assert second.reconciler is not None and second.reconciler.writes >= 4
 
 
-def test_a_killed_leader_is_replaced_after_its_lease_expires(cluster, start_controller) -> None:
+def test_a_killed_leader_is_replaced_after_its_lease_expires(
+    cluster, start_controller, spawn_controller
+) -> None:
     t = FAST_TIMINGS
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "controller",
-            "--kubeconfig",
-            cluster.kubeconfig,
-            "--qps",
-            "0",
-            "--identity",
-            "doomed",
-            "--lease-name",
-            LEASE,
-            "--lease-namespace",
-            "default",
-            "--lease-duration",
-            str(t.lease_duration),
-            "--renew-deadline",
-            str(t.renew_deadline),
-            "--retry-period",
-            str(t.retry_period),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=dict(os.environ),
-    )
+    proc = spawn_controller(*lease_args("doomed", LEASE)).proc
     try:
         eventually(lambda: holder(cluster) == "doomed", 15, message="process leads")
         cluster.create_flow(
@@ -96,4 +70,3 @@ def test_a_killed_leader_is_replaced_after_its_lease_expires(cluster, start_cont
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.wait(5)

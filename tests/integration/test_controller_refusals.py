@@ -23,11 +23,8 @@ from __future__ import annotations
 import base64
 import http.server
 import json
-import os
 import signal
 import ssl
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,7 +34,7 @@ import pytest
 
 from controller.kube import CONFIGMAPS, EVENTS, Resource
 from kubesim import tls
-from tests.fixtures.controller import NAMESPACE, flow, job_step
+from tests.fixtures.controller import NAMESPACE, ControllerProcess, flow, job_step
 from tests.waiting import eventually
 
 WEBHOOKS = Resource(
@@ -238,30 +235,8 @@ def test_a_job_create_answered_500_is_retried_not_failed(
 # -- item 10: retries charged once across a lost status write and a kill ----------------------
 
 
-@pytest.fixture
-def spawn(cluster: Any) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start() -> subprocess.Popen[bytes]:
-        args = ["--kubeconfig", cluster.kubeconfig, "--workers", "2", "--qps", "0"]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "controller", *args, "--no-leader-elect"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(5)
-
-
 def test_a_retry_adopted_after_a_lost_status_write_and_a_kill_is_charged_once(
-    cluster: Any, spawn: Callable[[], subprocess.Popen[bytes]]
+    cluster: Any, spawn_controller: Callable[..., ControllerProcess]
 ) -> None:
     faults = cluster.server.faults
     cluster.create_flow(
@@ -278,7 +253,7 @@ def test_a_retry_adopted_after_a_lost_status_write_and_a_kill_is_charged_once(
             ],
         )
     )
-    first = spawn()
+    first = spawn_controller("--no-leader-elect").proc
     eventually(
         lambda: cluster.step("charged", "c").get("reason") == "RetryBackoff",
         30,
@@ -292,7 +267,7 @@ def test_a_retry_adopted_after_a_lost_status_write_and_a_kill_is_charged_once(
     faults.reset()
     entry = cluster.step("charged", "c")
     assert (entry["reason"], entry["attempts"], entry["retries"]) == ("RetryBackoff", 1, 1)
-    spawn()
+    spawn_controller("--no-leader-elect")
     status = eventually(
         lambda: (s := cluster.status("charged")).get("phase") in ("Succeeded", "Failed") and s,
         40,

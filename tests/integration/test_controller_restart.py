@@ -7,54 +7,14 @@ attempt."""
 from __future__ import annotations
 
 import collections
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from tests.fixtures.controller import flow, job_step
 from tests.waiting import eventually
 
 FLOWS = 6
 KILLS = 4
-
-
-@pytest.fixture
-def spawn(cluster) -> Iterator:
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(*extra: str) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "controller",
-                "--kubeconfig",
-                cluster.kubeconfig,
-                "--workers",
-                "2",
-                "--qps",
-                "0",
-                *extra,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(5)
-        if proc.stderr:
-            proc.stderr.close()
 
 
 def dag(name: str, index: int) -> dict:
@@ -76,7 +36,7 @@ def dag(name: str, index: int) -> dict:
 
 
 def test_killed_and_restarted_controller_finishes_every_flow_without_duplicate_jobs(
-    cluster, spawn
+    cluster, spawn_controller
 ) -> None:
     names = [f"restart-{i}" for i in range(FLOWS)]
     for i, name in enumerate(names):
@@ -87,7 +47,7 @@ def test_killed_and_restarted_controller_finishes_every_flow_without_duplicate_j
 
     kills = 0
     for kill in range(KILLS):
-        proc = spawn("--no-leader-elect")
+        proc = spawn_controller("--no-leader-elect").proc
         # let it work a little, a different amount each round, then kill it without warning
         start_jobs = len(cluster.jobs())
         eventually(
@@ -102,7 +62,7 @@ def test_killed_and_restarted_controller_finishes_every_flow_without_duplicate_j
         proc.wait(5)
         kills += 1
     assert kills >= 3, "the flows finished before the controller was killed often enough"
-    spawn("--no-leader-elect")
+    spawn_controller("--no-leader-elect")
     eventually(all_done, 60, interval=0.2, message="every flow finished")
     for name in names:
         assert cluster.phase(name) == "Succeeded"
