@@ -423,6 +423,10 @@ class _Cache:
 
 _cache = _Cache(_CACHE_ENTRIES, _CACHE_BYTES)
 _UNDECLARED = re.compile(r"undeclared reference to '([^']*)'")
+_UNDEFINED_FIELD = re.compile(
+    r"undefined field '([^']*)' not found in struct 'zenflow\.when\.(\w+)'"
+)
+_STRUCTS = {"Step": "a step has", "Outputs": "a step's outputs have", "Flow": "the flow has"}
 
 
 def _first_line(text: str) -> str:
@@ -467,6 +471,16 @@ def _compile_error(expression: str, tokens: Sequence[Token], message: str) -> Co
             f"unknown function(s) {', '.join(f + '()' for f in functions)}; conditions may use"
             " CEL's standard functions only",
             "when-unknown-function",
+        )
+    field = _UNDEFINED_FIELD.search(message)
+    if field is not None:
+        name, struct = field.groups()
+        where = re.search(r"at (\d+:\d+)", _first_line(message))
+        return ConditionError(
+            f"{_STRUCTS.get(struct, struct)} no field {name!r}"
+            f"{f' (at {where.group(1)})' if where else ''}; a step has phase and outputs,"
+            " outputs have parameters, the flow has name",
+            "when-unknown-field",
         )
     return ConditionError(f"not a valid CEL expression: {_first_line(message)}")
 

@@ -147,8 +147,8 @@ TRIPLE = "'" * 3
         ("now() > timestamp('2020-01-01T00:00:00Z')", "when-unknown-function"),
         ("'a'.repeat(1000000) == ''", "when-unknown-function"),
         ("steps['a'].phase + 1 == 2", "invalid-when"),  # type-checked: string + int
-        ("steps['a'].phse == 'Succeeded'", "invalid-when"),  # no such field of a step
-        ("flow.nme == 'x'", "invalid-when"),  # no such field of the flow
+        ("steps['a'].phse == 'Succeeded'", "when-unknown-field"),  # no such field of a step
+        ("flow.nme == 'x'", "when-unknown-field"),  # no such field of the flow
         ("steps['a'].phase", "when-not-bool"),  # a string, known at admission
         ("1 + 1", "when-not-bool"),
         ("flow.name", "when-not-bool"),

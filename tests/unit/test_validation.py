@@ -1420,7 +1420,7 @@ def test_when_is_type_checked_against_the_declared_context() -> None:
         "steps['a'].outputs.parameters['version'] == '1'": [],
         "steps.a.outputs.parameters.version == '1'": [],
         "steps['a'].outputs.parameters['verison'] == '1'": ["when-unknown-output"],
-        "steps['a'].phse == 'Succeeded'": ["invalid-when"],
+        "steps['a'].phse == 'Succeeded'": ["when-unknown-field"],
         "steps['a'].phase": ["when-not-bool"],
         "steps['a'].phase == 3": ["invalid-when"],
     }
