@@ -1,5 +1,5 @@
 """Unit tables for the planner's building blocks: retry delays and Go durations
-(jobflow.backoff), a Job's outcome from its conditions (jobflow.jobs), condition transitions and
+(jobflow.spec, jobflow.quantities), a Job's outcome from its conditions (jobflow.jobs), condition transitions and
 progress (jobflow.status), termination-message and JSONPath outputs (jobflow.planning)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobflow import backoff, defaults, jobs, status
+from jobflow import defaults, jobs, quantities, spec, status
 from jobflow.parameters import json_path as _json_path
 from jobflow.planning import _parse_termination_message, with_defaults
 from tests.unit.planning_world import flow, step
@@ -30,7 +30,7 @@ from tests.unit.planning_world import flow, step
     ],
 )
 def test_parse_duration(text: str, seconds: float | None) -> None:
-    assert backoff.parse_duration(text) == seconds
+    assert quantities.parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ def test_parse_duration(text: str, seconds: float | None) -> None:
     ],
 )
 def test_retry_delay(policy: dict[str, object], delays: list[float]) -> None:
-    assert [backoff.retry_delay(policy, n) for n in range(3)] == delays
+    assert [spec.RetryPolicy.read(policy).delay(n) for n in range(3)] == delays
 
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
