@@ -28,6 +28,7 @@ _RESERVED_LABELS: Final = frozenset(
 
 
 def too_many_steps(count: int) -> Problem:
+    """The one problem of a flow over MAX_STEPS (validate() says it before walking the steps)."""
     return Problem(
         "too-many-steps",
         "spec.steps",
@@ -39,8 +40,7 @@ def check_steps(ctx: Context, steps: list[object]) -> None:
     base = "spec.steps"
     if not steps:
         ctx.add("no-steps", base, "a JobFlow needs at least one step")
-    if len(steps) > MAX_STEPS:
-        ctx.problems.append(too_many_steps(len(steps)))
+    # Over MAX_STEPS, validate() has already answered with too_many_steps alone.
     read: list[Mapping[str, object]] = []
     pairs: list[tuple[str, list[str]]] = []
     first_index: dict[str, int] = {}
