@@ -184,8 +184,10 @@ def build_job(
     flow: FlowRef,
     attempt: int,
     renames: Renames,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
-    """The batch/v1 Job manifest for ``attempt`` (0-based) of a Job ``step``."""
+    """The batch/v1 Job manifest for ``attempt`` (0-based) of a Job ``step``; ``labels`` go on
+    the Job (not its pods) over the template's (Kueue's queue and priority labels)."""
     step_name = decoded.string(step.get("name")) or ""
     template = decoded.mapping(step.get("template"))
     job = {k: v for k, v in decoded.thaw(template).items() if k != "status"}
@@ -201,6 +203,7 @@ def build_job(
     meta["labels"] = {
         **decoded.string_map(template_meta.get("labels")),
         **decoded.string_map(step_meta.get("labels")),
+        **(labels or {}),
         **ours,
     }
     annotations = {
@@ -304,3 +307,49 @@ class ObservedJob:
     # True once the runtime looked at the pods, even if it found no exit code or message (pods
     # already gone): the planner then stops asking for them and decides without.
     pod_details_read: bool = False
+
+
+# --- a Job waiting in a queue (Kueue, or pods that cannot start) ---------------------------
+
+
+def is_suspended(job: Mapping[str, object]) -> bool:
+    """The Job is held: ``spec.suspend`` is true (Kueue's webhook sets it on create and again on
+    preemption; the Job controller then removes its pods) or the Job controller still says
+    ``Suspended=True``. Whoever suspended it, zen-flow never flips it."""
+    if decoded.boolean(decoded.path(job, "spec", "suspend")):
+        return True
+    cond = _condition(job, "Suspended")
+    return cond is not None
+
+
+def _suspended_transition(job: Mapping[str, object]) -> datetime | None:
+    """When the Job's ``Suspended`` condition last changed (suspended or resumed), if it has one."""
+    for cond in decoded.items(decoded.path(job, "status", "conditions")):
+        if cond.get("type") == "Suspended":
+            at = decoded.parse_time(cond.get("lastTransitionTime"))
+            return decoded.truncate(at) if at else None
+    return None
+
+
+def waiting_since(job: Mapping[str, object] | None, created: datetime) -> datetime:
+    """Since when the attempt has waited to run: its Job's creation (``created``: the step's
+    start), or the last suspension or resumption of its Job when later (a Job preempted after
+    it ran waits again from then; a resumed Job's pods get a fresh budget to start)."""
+    changed = _suspended_transition(job) if job is not None else None
+    return max(created, changed) if changed is not None else created
+
+
+def has_run(job: Mapping[str, object]) -> bool:
+    """A pod of the Job has run: one is ready, or one finished (either way), or it ended."""
+    status = decoded.mapping(job.get("status"))
+    counted = any(
+        (decoded.integer(status.get(k)) or 0) > 0 for k in ("ready", "succeeded", "failed")
+    )
+    return counted or job_outcome(job).state != "running"
+
+
+def started_at(job: Mapping[str, object]) -> datetime | None:
+    """``status.startTime``: when the Job controller started the Job, i.e. admitted it (unset
+    while suspended; reset when a suspended Job is resumed)."""
+    at = decoded.parse_time(decoded.path(job, "status", "startTime"))
+    return decoded.truncate(at) if at else None

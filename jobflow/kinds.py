@@ -112,8 +112,11 @@ class JobKind(StepKind):
         ctx.create_job(step, manifest)
         job_name = names.job_name(ctx.flow.name, ctx.flow.uid, step.name, attempt)
         ctx.emit(step.start(job_name=job_name, at=ctx.now_text))
-        if step.spec.timeout_seconds is not None:
-            ctx.wake_at(decoded.truncate(ctx.now) + timedelta(seconds=step.spec.timeout_seconds))
+        # The nearer of its run and pending deadlines, as the next pass computes them.
+        budgets = [step.spec.timeout_seconds, step.spec.pending_timeout_seconds]
+        seconds = [b for b in budgets if b is not None]
+        if seconds:
+            ctx.wake_at(decoded.truncate(ctx.now) + timedelta(seconds=min(seconds)))
         return True
 
     def refresh(self, ctx: PassContext, step: StepState) -> None:
@@ -136,33 +139,9 @@ class JobKind(StepKind):
         if refusal is not None:
             self._rejected(ctx, step, job_name, refusal)
             return
-        timeout = step.spec.timeout_seconds
-        started = decoded.parse_time(step.start_time)
-        deadline = (
-            started + timedelta(seconds=timeout)
-            if started is not None and timeout is not None
-            else None
-        )
-        # Still running (or its Job is not visible). A Job is deleted for its timeout only once
-        # a persisted status records its attempt: if this pass's status write were lost after
-        # the delete, nothing would remember the attempt and it would run again.
-        if deadline is not None and ctx.now >= deadline and not step.adopted:
-            ctx.delete_job(step.job_name)
-            ctx.emit(
-                Event(
-                    "Warning",
-                    "StepTimedOut",
-                    f"step {step.name} exceeded timeoutSeconds={timeout}; "
-                    f"deleting Job {step.job_name}",
-                )
-            )
-            ctx.fail_attempt(
-                step,
-                at=deadline,
-                reason=phases.TIMEOUT,
-                message=f"exceeded timeoutSeconds={timeout}",
-                action=PodFailureAction.COUNT,
-            )
+        job = observed.job if observed is not None else None
+        self._follow_queue(ctx, step, job)
+        if self._timed_out(ctx, step, job):
             return
         if observed is None:
             # The Job of a Running step is missing (deleted by hand, or the cache has not caught
@@ -171,10 +150,83 @@ class JobKind(StepKind):
             # Its inputs resolved when it first started; if they no longer do, leave it be.
             with contextlib.suppress(parameters.ParameterError):
                 ctx.create_job(step, ctx.job_manifest(step, attempt))
-        if deadline is not None:
-            # An adopted step past its deadline: the next pass (after this status is written)
-            # times it out.
+
+    def _follow_queue(
+        self, ctx: PassContext, step: StepState, job: Mapping[str, object] | None
+    ) -> None:
+        """Queued while its Job is suspended (by Kueue or any admission controller: zen-flow
+        never sets or clears ``spec.suspend``), Running again once it is resumed."""
+        if job is None:
+            return  # not seen yet: nothing new to say
+        if jobs.is_suspended(job):
+            since = jobs.waiting_since(job, decoded.parse_time(step.start_time) or ctx.now)
+            queue = step.spec.queue_name
+            where = f" in queue {queue}" if queue else ""
+            event = step.queue(
+                f"Job {step.job_name} is suspended{where} since {decoded.format_time(since)}:"
+                " waiting for admission"
+            )
+            if event is not None:
+                ctx.emit(event)
+        elif step.phase == phases.StepPhase.QUEUED:
+            ctx.emit(step.admit())
+
+    def _timed_out(
+        self, ctx: PassContext, step: StepState, job: Mapping[str, object] | None
+    ) -> bool:
+        """Fail the attempt past its run or pending deadline (True), else wake at the nearer.
+
+        Run: ``timeoutSeconds`` from when its Job started (``status.startTime``, set when it
+        is admitted; the step's start until the Job says), never while it is suspended.
+        Pending: ``pendingTimeoutSeconds`` while no pod of it has run, from its creation or
+        last suspension/resumption (``jobs.waiting_since``)."""
+        created = decoded.parse_time(step.start_time)
+        if created is None:
+            return False
+        budgets: list[tuple[datetime, str, str]] = []  # (deadline, reason, message)
+        timeout = step.spec.timeout_seconds
+        suspended = job is not None and jobs.is_suspended(job)
+        if timeout is not None and not suspended:
+            since = max(created, (jobs.started_at(job) if job else None) or created)
+            budgets.append(
+                (
+                    since + timedelta(seconds=timeout),
+                    phases.TIMEOUT,
+                    f"exceeded timeoutSeconds={timeout}",
+                )
+            )
+        pending = step.spec.pending_timeout_seconds
+        if pending is not None and (job is None or not jobs.has_run(job)):
+            since = jobs.waiting_since(job, created)
+            state = "suspended" if suspended else "its pods had not started"
+            budgets.append(
+                (
+                    since + timedelta(seconds=pending),
+                    phases.PENDING_TIMEOUT,
+                    f"did not start within pendingTimeoutSeconds={pending} ({state})",
+                )
+            )
+        if not budgets:
+            return False
+        deadline, reason, message = min(budgets)
+        # A Job is deleted for a timeout only once a persisted status records its attempt: if
+        # this pass's status write were lost after the delete, nothing would remember the
+        # attempt and it would run again. An adopted step is timed out by the next pass.
+        if ctx.now < deadline or step.adopted:
             ctx.wake_at(max(deadline, ctx.now))
+            return False
+        ctx.delete_job(step.job_name or "")
+        ctx.emit(
+            Event(
+                "Warning",
+                "StepTimedOut" if reason == phases.TIMEOUT else "StepPendingTimedOut",
+                f"step {step.name} {message}; deleting Job {step.job_name}",
+            )
+        )
+        ctx.fail_attempt(
+            step, at=deadline, reason=reason, message=message, action=PodFailureAction.COUNT
+        )
+        return True
 
     def _rejected(self, ctx: PassContext, step: StepState, job_name: str, refusal: str) -> None:
         """The API server refused this attempt's Job for good: a failed attempt (retries

@@ -134,6 +134,16 @@ class ExecutionPolicy(SpecModel):
     active_deadline_seconds: int | None = Field(
         default=None, description="The flow fails (DeadlineExceeded) this long after start."
     )
+    parallelism: int | None = Field(
+        default=None,
+        description="At most this many steps of the flow have a Job at once (Running or "
+        "Queued); ready steps beyond it stay Pending (reason WaitingForParallelism) and start "
+        "in spec order as slots free. Unset: no limit.",
+    )
+    pending_timeout_seconds: int | None = Field(
+        default=None,
+        description="Default pendingTimeoutSeconds of every step that sets none.",
+    )
 
 
 # --- spec.resourceTemplates ----------------------------------------------------------------
@@ -269,7 +279,29 @@ class Step(SpecModel):
     metadata: StepMetadata | None = None
     dependencies: list[str] | None = None
     retry_policy: RetryPolicy | None = None
-    timeout_seconds: int | None = Field(default=None, description="At most 30 days.")
+    timeout_seconds: int | None = Field(
+        default=None,
+        description="Run timeout, at most 30 days, counted from when the step's Job started "
+        "(admitted), never while it is suspended or queued: past it the Job is deleted and "
+        "the attempt fails (Timeout; retries apply).",
+    )
+    pending_timeout_seconds: int | None = Field(
+        default=None,
+        description="Queue timeout, at most 30 days: how long the step's Job may wait before a "
+        "pod of it runs (suspended by Kueue, unschedulable or pending pods), from its creation "
+        "or last suspension. Past it the Job is deleted and the attempt fails "
+        "(PendingTimeout; retries apply). Default: executionPolicy.pendingTimeoutSeconds.",
+    )
+    queue_name: str | None = Field(
+        default=None,
+        description="Kueue LocalQueue for this step's Jobs (label kueue.x-k8s.io/queue-name); "
+        "overrides spec.queueName.",
+    )
+    priority_class_name: str | None = Field(
+        default=None,
+        description="Kueue WorkloadPriorityClass for this step's Jobs (label "
+        "kueue.x-k8s.io/priority-class); overrides spec.priorityClassName.",
+    )
     when: str | None = Field(
         default=None, description="always|never|true|false or a CEL expression over ancestors."
     )
@@ -290,7 +322,21 @@ class Workspace(SpecModel):
 
 class JobFlowSpec(SpecModel):
     execution_policy: ExecutionPolicy | None = None
-    suspend: bool | None = Field(default=None, description="Start no new steps while true.")
+    suspend: bool | None = Field(
+        default=None,
+        description="Start no new steps while true (running and queued Jobs are left as they "
+        "are; zen-flow never changes a Job's own spec.suspend).",
+    )
+    queue_name: str | None = Field(
+        default=None,
+        description="Kueue LocalQueue of every step's Jobs (label kueue.x-k8s.io/queue-name): "
+        "Kueue admits each Job on its own, so a started flow may wait mid-DAG for quota.",
+    )
+    priority_class_name: str | None = Field(
+        default=None,
+        description="Kueue WorkloadPriorityClass of every step's Jobs (label "
+        "kueue.x-k8s.io/priority-class).",
+    )
     resource_templates: ResourceTemplates | None = None
     workspace: Workspace | None = Field(
         default=None, description="The shared volume that carries artifacts between steps."

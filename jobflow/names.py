@@ -31,6 +31,11 @@ LABEL_STEP: Final = "workflow.kube-zen.io/step"
 LABEL_ATTEMPT: Final = "workflow.kube-zen.io/attempt"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 MANAGED_BY: Final = "zen-flow"
+# Kueue's labels on a Job (sigs.k8s.io/kueue pkg/controller/constants): the LocalQueue it is
+# submitted to, and its WorkloadPriorityClass. zen-flow sets them from queueName and
+# priorityClassName; Kueue's webhook then suspends the Job until the queue admits it.
+LABEL_KUEUE_QUEUE: Final = "kueue.x-k8s.io/queue-name"
+LABEL_KUEUE_PRIORITY: Final = "kueue.x-k8s.io/priority-class"
 # One annotation per Manual step on the JobFlow: "<prefix><step>": "true" approves, "false"
 # rejects. The seed used "workflow.kube-zen.io/approved/<step>", which has two slashes and is
 # rejected by the API server.

@@ -15,6 +15,9 @@ class FlowPhase(StrEnum):
     PENDING = "Pending"
     RUNNING = "Running"
     PAUSED = "Paused"
+    # Started, and every step that has a Job waits in a queue (its Job suspended by an
+    # admission controller such as Kueue, or held by the controller's --max-active-jobs).
+    QUEUED = "Queued"
     SUSPENDED = "Suspended"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -27,6 +30,9 @@ class StepPhase(StrEnum):
     FAILED = "Failed"
     SKIPPED = "Skipped"
     PENDING_APPROVAL = "PendingApproval"
+    # Its attempt's Job exists but is suspended (by Kueue or another admission controller):
+    # the Job waits in a queue; its run timeout does not tick, its pending timeout does.
+    QUEUED = "Queued"
 
 
 TERMINAL_FLOW_PHASES: Final[frozenset[str]] = frozenset({FlowPhase.SUCCEEDED, FlowPhase.FAILED})
@@ -54,6 +60,11 @@ OUTPUT_ERROR: Final = "OutputError"
 # The API server refused the attempt's Job for good (422 Invalid, 403 from an admission policy
 # or a quota, an object we do not own in the way); the server's message is the step's.
 CREATE_REJECTED: Final = "CreateRejected"
+# Governance (executionPolicy.parallelism, --max-active-jobs, pendingTimeoutSeconds, Kueue).
+WAITING_FOR_PARALLELISM: Final = "WaitingForParallelism"  # ready, held by the flow's own cap
+WAITING_FOR_CAPACITY: Final = "WaitingForCapacity"  # ready, held by the controller's cap
+JOB_SUSPENDED: Final = "JobSuspended"  # Queued: its Job is suspended (spec.suspend)
+PENDING_TIMEOUT: Final = "PendingTimeout"  # its Job did not start within pendingTimeoutSeconds
 # Flow reasons (the Failed condition) beyond the step reasons above.
 STEP_FAILED: Final = "StepFailed"
 INVALID_SPEC: Final = "InvalidSpec"

@@ -115,6 +115,10 @@ class StepSpec:
     when: str | None
     message: str | None  # a Manual step's prompt
     raw: Mapping[str, object]  # the step as written (template, inputs, outputs, artifacts)
+    # Governance (jobflow.planning.governance): each is the step's own value, else the flow's.
+    pending_timeout_seconds: int | None = None
+    queue_name: str | None = None  # the Job's kueue.x-k8s.io/queue-name label
+    priority_class_name: str | None = None  # the Job's kueue.x-k8s.io/priority-class label
 
     @property
     def retry_limit(self) -> int:
@@ -138,6 +142,7 @@ class FlowSpec:
     pod_failure_rules: tuple[PodFailureRule, ...]
     resource_templates: Mapping[str, object]
     raw: Mapping[str, object]  # spec as written (workspace, artifacts)
+    parallelism: int | None = None  # executionPolicy.parallelism: at most this many active
 
 
 _E = TypeVar("_E", bound=StrEnum)
@@ -154,8 +159,20 @@ def _member(kind: type[_E], value: object, default: _E) -> _E:
     return default
 
 
-def read_step(raw: Mapping[str, object], index: int) -> StepSpec:
+@dataclass(frozen=True, slots=True)
+class StepDefaults:
+    """What a step inherits from its flow when it does not say."""
+
+    pending_timeout_seconds: int | None = None
+    queue_name: str | None = None
+    priority_class_name: str | None = None
+
+
+def read_step(
+    raw: Mapping[str, object], index: int, inherited: StepDefaults = StepDefaults()
+) -> StepSpec:
     retry = raw.get("retryPolicy")
+    pending = decoded.integer(raw.get("pendingTimeoutSeconds"))
     return StepSpec(
         name=decoded.string(raw.get("name")) or f"step-{index}",
         index=index,
@@ -167,6 +184,10 @@ def read_step(raw: Mapping[str, object], index: int) -> StepSpec:
         when=decoded.string(raw.get("when")),
         message=decoded.string(raw.get("message")),
         raw=raw,
+        pending_timeout_seconds=inherited.pending_timeout_seconds if pending is None else pending,
+        queue_name=decoded.string(raw.get("queueName")) or inherited.queue_name,
+        priority_class_name=decoded.string(raw.get("priorityClassName"))
+        or inherited.priority_class_name,
     )
 
 
@@ -200,13 +221,20 @@ def read(obj: Mapping[str, object]) -> FlowSpec:
     spec = decoded.mapping(obj.get("spec"))
     policy = decoded.mapping(spec.get("executionPolicy"))
     backoff_limit = decoded.integer(policy.get("backoffLimit"))
+    inherited = StepDefaults(
+        pending_timeout_seconds=decoded.integer(policy.get("pendingTimeoutSeconds")),
+        queue_name=decoded.string(spec.get("queueName")) or None,
+        priority_class_name=decoded.string(spec.get("priorityClassName")) or None,
+    )
     return FlowSpec(
         name=decoded.string(meta.get("name")) or "",
         namespace=decoded.string(meta.get("namespace")) or "default",
         uid=decoded.string(meta.get("uid")) or "",
         generation=decoded.integer(meta.get("generation")),
         annotations=decoded.string_map(meta.get("annotations")),
-        steps=tuple(read_step(s, i) for i, s in enumerate(decoded.items(spec.get("steps")))),
+        steps=tuple(
+            read_step(s, i, inherited) for i, s in enumerate(decoded.items(spec.get("steps")))
+        ),
         suspend=decoded.boolean(spec.get("suspend")),
         concurrency_key=decoded.string(policy.get("concurrencyKey")) or None,
         concurrency_policy=decoded.string(policy.get("concurrencyPolicy"))
@@ -217,4 +245,5 @@ def read(obj: Mapping[str, object]) -> FlowSpec:
         pod_failure_rules=_pod_failure_rules(policy),
         resource_templates=decoded.mapping(spec.get("resourceTemplates")),
         raw=spec,
+        parallelism=decoded.integer(policy.get("parallelism")),
     )

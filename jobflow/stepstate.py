@@ -57,6 +57,11 @@ class StepState:
         return self.phase in phases.TERMINAL_STEP_PHASES
 
     @property
+    def is_active(self) -> bool:
+        """Its attempt's Job exists and has not finished: Running, or Queued (suspended)."""
+        return self.phase in (StepPhase.RUNNING, StepPhase.QUEUED)
+
+    @property
     def is_waiting_retry(self) -> bool:
         return self.phase == StepPhase.PENDING and self.reason == phases.RETRY_BACKOFF
 
@@ -169,6 +174,32 @@ class StepState:
         self.message = f"{prompt} ({hint})"
         self.start_time = at
         return Event("Normal", "AwaitingApproval", f"step {self.name}: {prompt}")
+
+    def queue(self, message: str) -> Event | None:
+        """Its Job is suspended (Kueue, or another admission controller): it waits in a queue.
+        The Event only on the transition; the message may be refreshed without one."""
+        moved = self.phase != StepPhase.QUEUED
+        self.phase = StepPhase.QUEUED
+        self.reason = phases.JOB_SUSPENDED
+        self.message = message
+        if not moved:
+            return None
+        return Event("Normal", "StepQueued", f"step {self.name}: {message}")
+
+    def admit(self) -> Event:
+        """Its suspended Job was resumed (admitted): Running again."""
+        self.phase = StepPhase.RUNNING
+        self.reason = None
+        self.message = None
+        return Event("Normal", "StepAdmitted", f"step {self.name}: its Job was admitted and runs")
+
+    def hold(self, reason: str, message: str) -> None:
+        """Ready but held by a cap (parallelism, the controller's): stays Pending, says why. A
+        step waiting for its retry keeps its RetryBackoff reason (its retry is charged)."""
+        if self.is_waiting_retry:
+            return
+        self.reason = reason
+        self.message = message
 
     def adopt(self, *, attempt: int, job_name: str, created: str) -> None:
         """Running attempt ``attempt`` whose Job the status did not record (a lost write)."""

@@ -56,8 +56,16 @@ Semantics (DESIGN section 3), in the order a pass applies them:
    Skipped (UpstreamFailed), the other unstarted ones Skipped (FlowFailed), and the flow fails
    when its running steps have finished. ``spec.suspend`` starts nothing (running Jobs finish,
    timeouts still apply); Jobs are created in spec order.
+   Caps (jobflow.planning.governance): ``executionPolicy.parallelism`` bounds the active
+   (Running or Queued) Job steps, ``max_starts`` the new Jobs of this pass; held steps stay
+   Pending (WaitingForParallelism / WaitingForCapacity).
+   A Job suspended by someone else (Kueue) makes its step Queued (reason JobSuspended); its
+   run timeout counts from the Job's own ``status.startTime`` (admission), never while it is
+   suspended; ``pendingTimeoutSeconds`` bounds the wait before a pod of it runs (from its
+   creation or last suspension/resumption) and fails the attempt with PendingTimeout.
 6. Phase: Failed/Succeeded when done; else Running while a step fails but others still run;
-   Suspended; Paused when a step awaits approval and nothing runs or waits to retry; Running.
+   Suspended; Queued when nothing runs and a step is Queued or held by the controller's cap;
+   Paused when a step awaits approval and nothing runs or waits to retry; Running.
 
 Idempotence (what the runtime relies on): applying a plan and planning again on the resulting
 world yields no creates or deletes, the same status and no events. Events are emitted only on
@@ -115,6 +123,7 @@ def plan(
     fetch_image: str = artifacts.DEFAULT_FETCH_IMAGE,
     problems: Sequence[Problem] | None = None,
     rejected: Mapping[str, str] | None = None,
+    max_starts: int | None = None,
 ) -> Plan:
     """Decide the next actions for ``flow``; see the module docstring for the contract.
 
@@ -124,6 +133,9 @@ def plan(
     without a new generation); None validates here. ``rejected`` maps the name of a Job whose
     create the API server refused for good to the server's message: a Running attempt whose
     Job is absent and refused fails (reason CreateRejected) and its retryPolicy applies.
+    ``max_starts`` (None: no limit) is how many new Jobs this pass may create under the
+    controller's ``--max-active-jobs``; ready steps beyond it wait (WaitingForCapacity) and
+    ``Plan.held_for_capacity`` counts them (see jobflow.planning.governance).
     """
     if now.tzinfo is None:
         raise ValueError("plan() needs a timezone-aware 'now'")
@@ -140,7 +152,13 @@ def plan(
     if problems:
         return _invalid(obj, problems, now)
     return Pass(
-        obj, observed_jobs, now, peers, fetch_image=fetch_image, rejected=rejected or {}
+        obj,
+        observed_jobs,
+        now,
+        peers,
+        fetch_image=fetch_image,
+        rejected=rejected or {},
+        max_starts=max_starts,
     ).run()
 
 

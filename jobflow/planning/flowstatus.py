@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from jobflow import status
+from jobflow import phases, status
 from jobflow.phases import FlowPhase, StepPhase
 from jobflow.stepstate import Event, StepState
 
@@ -21,12 +21,14 @@ def flow_phase(
     """(phase, failure reason, failure message) of a flow whose steps are ``steps``.
 
     Failed/Succeeded when done; else Running while a step fails but others still run;
-    Suspended; Paused when a step awaits approval and nothing runs or waits to retry; Running.
+    Suspended; Queued when nothing runs or waits to retry and a step is Queued (its Job
+    suspended) or held by the controller's cap; Paused when a step awaits approval and nothing
+    runs or waits to retry; Running.
     """
     if stop_reason is not None:
         return FlowPhase.FAILED, stop_reason, stop_message
     blocking = [s for s in steps if s.is_blocking_failure]
-    active = any(s.phase == StepPhase.RUNNING or s.is_waiting_retry for s in steps)
+    active = any(s.is_active or s.is_waiting_retry for s in steps)
     if all(s.is_terminal for s in steps) or (blocking and not active):
         if blocking:
             failed = ", ".join(s.name for s in blocking)
@@ -36,9 +38,26 @@ def flow_phase(
         return FlowPhase.RUNNING, "", ""  # running steps finish first
     if suspended:
         return FlowPhase.SUSPENDED, "", ""
+    if _queued(steps):
+        return FlowPhase.QUEUED, "", ""
     if not active and any(s.phase == StepPhase.PENDING_APPROVAL for s in steps):
         return FlowPhase.PAUSED, "", ""
     return FlowPhase.RUNNING, "", ""
+
+
+def _queued(steps: Sequence[StepState]) -> bool:
+    """Nothing runs or waits to retry, and a step waits in a queue (a suspended Job, or the
+    controller's --max-active-jobs)."""
+    waiting = False
+    for s in steps:
+        if s.phase == StepPhase.RUNNING or s.is_waiting_retry:
+            return False
+        waiting = (
+            waiting
+            or s.phase == StepPhase.QUEUED
+            or (s.phase == StepPhase.PENDING and s.reason == phases.WAITING_FOR_CAPACITY)
+        )
+    return waiting
 
 
 def flow_event(name: str, before: str | None, after: str, fail_message: str) -> Event | None:
@@ -51,7 +70,13 @@ def flow_event(name: str, before: str | None, after: str, fail_message: str) -> 
         return Event("Normal", "FlowSuspended", f"flow {name} suspended (spec.suspend)")
     if after == FlowPhase.PAUSED:
         return Event("Normal", "FlowPaused", f"flow {name} waits for manual approval")
-    if after == FlowPhase.RUNNING and before in (FlowPhase.SUSPENDED, FlowPhase.PAUSED):
+    if after == FlowPhase.QUEUED:
+        return Event("Normal", "FlowQueued", f"flow {name} waits in a queue for its steps' Jobs")
+    if after == FlowPhase.RUNNING and before in (
+        FlowPhase.SUSPENDED,
+        FlowPhase.PAUSED,
+        FlowPhase.QUEUED,
+    ):
         return Event("Normal", "FlowResumed", f"flow {name} resumed")
     return None
 
@@ -81,7 +106,7 @@ def running_conditions(
         status.Desired(status.ACCEPTED, True, "Valid", "the spec is valid"),
         status.Desired(
             status.PROGRESSING,
-            phase == FlowPhase.RUNNING,
+            phase in (FlowPhase.RUNNING, FlowPhase.QUEUED),
             phase,
             f"{progress['display']} steps done",
         ),

@@ -19,14 +19,16 @@ def job_manifest(
     sources: Callable[
         [], tuple[Mapping[str, Mapping[str, str]], Mapping[str, Mapping[str, object]]]
     ],
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """The Job for ``attempt`` of ``step`` (its raw spec); raises ParameterError when an input
     cannot be used. ``sources()`` gives what inputs are resolved from: every step's recorded
     output parameters and each step's newest Job (for JSONPath inputs); it is called only for
-    a step with inputs (building them for every Job made a 2,000-step fan-out quadratic)."""
+    a step with inputs (building them for every Job made a 2,000-step fan-out quadratic).
+    ``labels`` (Kueue's, from queueName/priorityClassName) go on the Job over the template's."""
     if not decoded.path(step, "inputs", "parameters"):
         # No inputs: validation guarantees the template has no placeholders either.
-        job = jobs.build_job(step, flow=flow, attempt=attempt, renames=renames)
+        job = jobs.build_job(step, flow=flow, attempt=attempt, renames=renames, labels=labels)
         return artifacts.apply(job, step, flow_name=flow.name, fetch_image=fetch_image)
     outputs, latest_jobs = sources()
     inputs = parameters.resolve(
@@ -34,6 +36,6 @@ def job_manifest(
     )
     template = parameters.apply(decoded.mapping(step.get("template")), inputs)
     job = jobs.build_job(
-        {**step, "template": template}, flow=flow, attempt=attempt, renames=renames
+        {**step, "template": template}, flow=flow, attempt=attempt, renames=renames, labels=labels
     )
     return artifacts.apply(job, step, flow_name=flow.name, fetch_image=fetch_image)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from jobflow import artifacts, decoded, jobs, kinds, names, phases, spec, status
 from jobflow.jobs import ObservedJob
 from jobflow.phases import FlowPhase, StepPhase
-from jobflow.planning import concurrency, failures, flowstatus, manifests, schedule
+from jobflow.planning import concurrency, failures, flowstatus, governance, manifests, schedule
 from jobflow.planning.types import Plan, make_plan
 from jobflow.stepstate import Event, StepState
 
@@ -31,8 +31,10 @@ class Pass:
         *,
         fetch_image: str = artifacts.DEFAULT_FETCH_IMAGE,
         rejected: Mapping[str, str],
+        max_starts: int | None = None,
     ) -> None:
         self.obj = obj
+        self.max_starts = max_starts  # the controller's cap: new Jobs this pass may create
         self.rejected = rejected  # Job name -> the API server's refusal of its create
         self.flow = spec.read(obj)
         self.fetch_image = fetch_image
@@ -66,6 +68,7 @@ class Pass:
         self.failures: list[failures.Failure] = []
         self.stop_reason: str | None = None
         self.stop_message: str = ""
+        self.held_for_capacity = 0  # ready steps held by max_starts (see planning.governance)
 
     # -- the PassContext: how kinds and scheduling act --
 
@@ -92,6 +95,7 @@ class Pass:
             renames=self.renames,
             fetch_image=self.fetch_image,
             sources=self._input_sources,
+            labels=governance.kueue_labels(step.spec),
         )
 
     def _input_sources(
@@ -158,7 +162,7 @@ class Pass:
 
     def refresh(self) -> None:
         for step in self.steps:
-            if step.phase == StepPhase.RUNNING:
+            if step.is_active:
                 kinds.of(step.spec.kind).refresh(self, step)
 
     def decide_failures(self, *, may_retry: bool) -> None:
@@ -180,7 +184,7 @@ class Pass:
         self.creates.clear()  # nothing starts (or restarts) in a flow that stops
         self.needs_details.clear()  # their steps' fate is decided here
         for step in self.steps:
-            if step.phase == StepPhase.RUNNING and kinds.of(step.spec.kind).runs_jobs:
+            if step.is_active and kinds.of(step.spec.kind).runs_jobs:
                 attempt = max(step.attempts - 1, 0)
                 observed = self.observed.get(step.name, {}).get(attempt)
                 if observed is None or jobs.job_outcome(observed.job).state == "running":
@@ -241,7 +245,11 @@ class Pass:
             )
         else:
             self.decide_failures(may_retry=True)
-            schedule.schedule(self)
+            slots = governance.Slots(
+                self.steps, parallelism=self.flow.parallelism, max_starts=self.max_starts
+            )
+            schedule.schedule(self, slots)
+            self.held_for_capacity = slots.held_for_capacity
         if prior_start is None:
             # A flow suspended from its creation has not started: no startTime (its deadline
             # does not run) until it is resumed.
@@ -370,4 +378,5 @@ class Pass:
             requeue_after=requeue,
             delete_flow=delete_flow,
             needs_pod_details=[n for n in self.needs_details if n],
+            held_for_capacity=0 if terminal else self.held_for_capacity,
         )

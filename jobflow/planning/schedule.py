@@ -16,6 +16,7 @@ from typing import Protocol
 
 from jobflow import conditions, decoded, kinds, phases
 from jobflow.phases import StepPhase
+from jobflow.planning.governance import Slots
 from jobflow.stepstate import Event, StepState
 
 
@@ -28,14 +29,17 @@ class Pass(kinds.PassContext, Protocol):
     def is_failing(self) -> bool: ...
 
 
-def schedule(p: Pass) -> None:
+def schedule(p: Pass, slots: Slots | None = None) -> None:
+    """Sweep until nothing moves; ``slots`` (parallelism, the controller's cap) limits starts."""
+    if slots is None:
+        slots = Slots(p.steps, parallelism=None, max_starts=None)
     changed = True
     while changed:
         changed = False
         failing = p.is_failing()  # once per sweep: O(steps), not O(steps^2)
         upstream: dict[str, str] | None = None  # step -> its failed ancestor, computed on need
         for step in p.steps:
-            moved, upstream = _advance(p, step, failing=failing, upstream=upstream)
+            moved, upstream = _advance(p, step, failing=failing, upstream=upstream, slots=slots)
             if moved:
                 changed = True
                 if step.is_blocking_failure:
@@ -44,14 +48,15 @@ def schedule(p: Pass) -> None:
     # Retry timers are read only now: a retry that an early sweep saw as due later may be
     # cancelled by a failure found further down the same pass, and its stale timer would
     # make this plan's requeue differ from the next pass's (not idempotent).
+    # A retry held by a cap sets no timer: the Job whose end frees its slot triggers a pass.
     if not p.flow.suspend:
         for step in p.steps:
-            if step.is_waiting_retry:
+            if step.is_waiting_retry and step.name not in slots.held:
                 p.wake_at(decoded.parse_time(step.next_attempt_time) or p.now)
 
 
 def _advance(
-    p: Pass, step: StepState, *, failing: bool, upstream: dict[str, str] | None
+    p: Pass, step: StepState, *, failing: bool, upstream: dict[str, str] | None, slots: Slots
 ) -> tuple[bool, dict[str, str] | None]:
     """Move ``step`` if it can; (whether it moved, the failed-ancestor map if computed)."""
     kind = kinds.of(step.spec.kind)
@@ -71,7 +76,7 @@ def _advance(
         due = decoded.parse_time(step.next_attempt_time) or p.now
         if p.flow.suspend or p.now < due:
             return False, upstream  # its timer is set once the sweeps settle (see schedule)
-        return kind.start(p, step), upstream
+        return _start(p, step, kind, slots), upstream
     if failing:
         if upstream is None:
             upstream = failed_upstream(p.steps)
@@ -104,7 +109,19 @@ def _advance(
             )
         )
         return True, upstream
-    return kind.start(p, step), upstream
+    return _start(p, step, kind, slots), upstream
+
+
+def _start(p: Pass, step: StepState, kind: kinds.StepKind, slots: Slots) -> bool:
+    """Start ``step`` if a Job of it fits the caps (a kind that runs no Job always does)."""
+    if not kind.runs_jobs:
+        return kind.start(p, step)
+    if not slots.take(step):
+        return False
+    moved = kind.start(p, step)
+    if not step.is_active:
+        slots.give_back()  # no Job after all (an input could not be resolved)
+    return moved
 
 
 def evaluate_when(p: Pass, step: StepState) -> bool | str:

@@ -15,7 +15,8 @@ class Plan:
     is adoption), ``delete_jobs`` (propagation Background; NotFound is fine), then ``status``
     (only if it differs from the stored one; skipped if anything before failed), ``events``,
     and ``delete_flow``. ``requeue_after`` is the earliest pending deadline in seconds (retry,
-    step timeout, flow deadline, TTL) or None. ``needs_pod_details`` names failed/succeeded
+    step timeout, flow deadline, TTL) or None.
+    ``held_for_capacity`` counts the ready steps that ``max_starts`` held back. ``needs_pod_details`` names failed/succeeded
     Jobs whose pod exit code or termination message is needed: read them and plan again.
     """
 
@@ -27,6 +28,9 @@ class Plan:
     requeue_after: float | None
     delete_flow: bool
     needs_pod_details: tuple[str, ...]
+    # Ready steps that the caller's ``max_starts`` held back: the flow wants that many more
+    # Jobs and waits for the controller's --max-active-jobs to free a slot.
+    held_for_capacity: int = 0
 
     @property
     def is_noop(self) -> bool:
@@ -51,6 +55,7 @@ def make_plan(
     requeue_after: float | None = None,
     delete_flow: bool = False,
     needs_pod_details: Sequence[str] = (),
+    held_for_capacity: int = 0,
 ) -> Plan:
     return Plan(
         create_objects=tuple(create_objects),
@@ -61,4 +66,5 @@ def make_plan(
         requeue_after=requeue_after,
         delete_flow=delete_flow,
         needs_pod_details=tuple(dict.fromkeys(needs_pod_details)),
+        held_for_capacity=held_for_capacity,
     )

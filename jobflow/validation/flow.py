@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from jobflow import artifacts, decoded, names, quantities
-from jobflow.validation import steps
+from jobflow.validation import governance, steps
 from jobflow.validation.context import MAX_INT32, Context, dns_subdomain_message
 
 MAX_EXIT_CODE: Final = 255
@@ -45,6 +45,7 @@ def check(ctx: Context) -> None:
     step_list = decoded.list_or_none(spec.get("steps"))
     if step_list is not None:
         steps.check_steps(ctx, step_list)
+    governance.check(ctx)
 
 
 def check_metadata(ctx: Context, meta: Mapping[str, object] | None) -> None:

@@ -95,6 +95,7 @@ class World:
     flow_deleted: bool = False
     peers: list[dict[str, object]] = field(default_factory=list)
     uid_counter: int = 0
+    max_starts: int | None = None  # the controller's --max-active-jobs share per pass
 
     # -- reading --
 
@@ -152,7 +153,13 @@ class World:
     # -- the planner --
 
     def plan(self) -> Plan:
-        return plan(copy.deepcopy(self.flow), self.observed(), self.now, peers=self.peers)
+        return plan(
+            copy.deepcopy(self.flow),
+            self.observed(),
+            self.now,
+            peers=self.peers,
+            max_starts=self.max_starts,
+        )
 
     def apply(self, result: Plan) -> None:
         for obj in result.create_objects:

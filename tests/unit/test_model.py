@@ -123,6 +123,7 @@ def test_phases() -> None:
         "Pending",
         "Running",
         "Paused",
+        "Queued",
         "Suspended",
         "Succeeded",
         "Failed",
@@ -130,6 +131,7 @@ def test_phases() -> None:
     assert {p.value for p in model.StepPhase} == {
         "Pending",
         "Running",
+        "Queued",
         "Succeeded",
         "Failed",
         "Skipped",
