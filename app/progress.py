@@ -40,6 +40,7 @@ _PHASE_STYLES: Mapping[str, str] = {
     "PendingApproval": "bold magenta",
     "Paused": "magenta",
     "Suspended": "magenta",
+    "Queued": "yellow",
 }
 _PHASE_WORDS: Mapping[str, str] = {"PendingApproval": "awaiting approval"}
 # Colours cycled over log prefixes, as `docker compose up` does (red is kept for failures).

@@ -132,6 +132,13 @@ class Settings(BaseModel):
     )
     renew_deadline: float = Field(10.0, gt=0, description="seconds the leader may fail to renew")
     retry_period: float = Field(2.0, gt=0, description="seconds between Lease attempts")
+    max_active_jobs: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="cap on unfinished Jobs of all flows at once, shared fairly among flows"
+        " (0: no cap)",
+    )
     artifact_fetch_image: str = Field(
         artifacts.DEFAULT_FETCH_IMAGE,
         min_length=1,

@@ -33,8 +33,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--renew-deadline", type=float, default=10.0)
     parser.add_argument("--retry-period", type=float, default=2.0)
     parser.add_argument("--resync-period", type=float, default=300.0)
+    parser.add_argument(
+        "--max-active-jobs",
+        type=int,
+        default=0,
+        help="cap on unfinished Jobs of all flows at once, shared fairly (0: no cap)",
+    )
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
+    if args.max_active_jobs < 0:
+        print(
+            f"python -m controller: --max-active-jobs {args.max_active_jobs}: must be 0 (no cap)"
+            " or more",
+            file=sys.stderr,
+        )
+        return 2
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
 
     try:
@@ -51,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         lease_namespace=args.lease_namespace,
         identity=args.identity or default_identity(),
         timings=timings,
+        max_active_jobs=args.max_active_jobs or None,
     )
     try:
         ctl = Controller.connect(args.kubeconfig, config, qps=args.qps, burst=args.burst)

@@ -119,6 +119,22 @@ class ControllerMetrics:
         )
         for role in THREAD_ROLES:
             self.thread_restarts.labels(thread=role)
+        # --max-active-jobs (controller.capacity): read from the ledger at scrape time.
+        self.active_jobs = Gauge(
+            "zenflow_active_jobs",
+            "Unfinished Jobs created by zen-flow (running, pending or suspended), all flows",
+            registry=registry,
+        )
+        self.max_active_jobs = Gauge(
+            "zenflow_max_active_jobs",
+            "The controller-wide cap on active Jobs (--max-active-jobs); 0: no cap",
+            registry=registry,
+        )
+        self.flows_waiting_for_capacity = Gauge(
+            "zenflow_flows_waiting_for_capacity",
+            "Flows with ready steps held back by --max-active-jobs",
+            registry=registry,
+        )
         self._phase_collector: FlowPhaseCollector | None = None
 
     def observe_request(self, verb: str, code: str) -> None:
@@ -134,6 +150,13 @@ class ControllerMetrics:
 
     def count_restart(self, role: str) -> None:
         self.thread_restarts.labels(thread=role if role in THREAD_ROLES else "other").inc()
+
+    def set_capacity_source(
+        self, *, limit: int | None, active: Callable[[], int], waiting: Callable[[], int]
+    ) -> None:
+        self.max_active_jobs.set(float(limit or 0))
+        self.active_jobs.set_function(lambda: float(active()))
+        self.flows_waiting_for_capacity.set_function(lambda: float(waiting()))
 
     def set_queue_depth_source(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(lambda: float(depth()))

@@ -48,6 +48,7 @@ from typing import Any
 
 from controller import cache as cache_mod
 from controller import kube as kube_mod
+from controller.capacity import Capacity
 from controller.events import EventRecorder
 from controller.kube import (
     JOBFLOWS,
@@ -148,17 +149,20 @@ def job_finished(job: JSONDict | None) -> bool:
 
 
 def job_signature(job: JSONDict) -> tuple[Any, ...]:
-    """What of a Job the planner reacts to: its terminal conditions, labels and deletion.
+    """What of a Job the planner reacts to: its terminal and Suspended conditions, whether it
+    is suspended (Kueue admits or preempts it by flipping spec.suspend), labels and deletion.
     Updates that change none of these (pod counters, ready, startTime) trigger no pass: a Job's
-    status moves several times per run and each pass would only confirm the last one."""
+    status moves several times per run and each pass would only confirm the last one (the
+    pending and run deadlines read them when they come due)."""
     meta = job.get("metadata") or {}
     conditions = tuple(
         (c.get("type"), c.get("status"), c.get("reason"))
         for c in (job.get("status") or {}).get("conditions") or ()
-        if c.get("type") in ("Complete", "Failed")
+        if c.get("type") in ("Complete", "Failed", "Suspended")
     )
     labels = tuple(sorted((meta.get("labels") or {}).items()))
-    return conditions, labels, meta.get("deletionTimestamp"), meta.get("uid")
+    suspended = bool((job.get("spec") or {}).get("suspend"))
+    return conditions, labels, suspended, meta.get("deletionTimestamp"), meta.get("uid")
 
 
 def _meta(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,8 +198,10 @@ class Reconciler:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         pool: Executor | None = None,
         fetch_image: str = artifacts.DEFAULT_FETCH_IMAGE,
+        capacity: Capacity | None = None,
     ) -> None:
         self.kube = kube
+        self.capacity = capacity  # --max-active-jobs (controller.capacity); None: no cap
         self.fetch_image = fetch_image  # init container image for http input artifacts
         self.flows = flows
         self.jobs = jobs
@@ -228,6 +234,8 @@ class Reconciler:
                 uid = str((obj.get("metadata") or {}).get("uid"))
                 self._problems.pop(uid, None)
                 self._refused.pop(uid, None)
+            if self.capacity is not None:
+                self.capacity.forget(cache_mod.key_of(obj))
         old_phase = ((old or {}).get("status") or {}).get("phase")
         new_phase = ((new or {}).get("status") or {}).get("phase")
         if old is None or new is None or old_phase != new_phase:
@@ -246,6 +254,8 @@ class Reconciler:
         if obj is None:
             return
         key = cache_mod.key_of(obj)
+        if self.capacity is not None:
+            self.capacity.observe(old, new)
         if new is None:
             with self._lock:
                 self._finished_at.pop(key, None)
@@ -267,8 +277,7 @@ class Reconciler:
         meta = flow.get("metadata") or {}
         if meta.get("deletionTimestamp"):
             return None
-        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        uid = str(meta.get("uid"))
+        namespace, uid = str(meta.get("namespace")), str(meta.get("uid"))
         observed = self._observed_jobs(flow)
         peers = [
             p
@@ -276,12 +285,46 @@ class Reconciler:
             for p in self.flows.by_index(CONCURRENCY_INDEX, value)
             if (p.get("metadata") or {}).get("uid") != uid
         ]
+        if self.capacity is None:
+            return self._reconcile(flow, observed, peers, budget=None, planned=[])
+        # The cap's share of this pass, held until its creates are counted (controller.capacity).
+        budget = self.capacity.reserve(key)
+        planned: list[planning.Plan] = []
+        try:
+            return self._reconcile(flow, observed, peers, budget=budget, planned=planned)
+        finally:
+            # Our own creates reach the cache without an event: count them here, even when the
+            # pass failed after some were made.
+            result = planned[-1] if planned else None
+            created = [
+                job_key
+                for job in (result.create_jobs if result is not None else ())
+                for job_key in (f"{namespace}/{_meta(job).get('name')}",)
+                if (cached := self.jobs.get(job_key)) is not None and not job_finished(cached)
+            ]
+            held = result.held_for_capacity if result is not None else 0
+            self.capacity.settle(key, created, held=held)
+
+    def _reconcile(
+        self,
+        flow: JSONDict,
+        observed: list[planning.ObservedJob],
+        peers: list[JSONDict],
+        *,
+        budget: int | None,
+        planned: list[planning.Plan],
+    ) -> float | None:
+        """The pass proper; each Plan it computes is appended to ``planned``."""
+        meta = flow.get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        uid = str(meta.get("uid"))
         now = self.now()
-        result = self._plan(flow, observed, now, peers)
+        result = self._plan(flow, observed, now, peers, budget=budget)
         if result.needs_pod_details:
             self._read_pod_details(flow, observed, result.needs_pod_details)
             observed = self._observed_jobs(flow)
-            result = self._plan(flow, observed, now, peers)
+            result = self._plan(flow, observed, now, peers, budget=budget)
+        planned.append(result)
 
         if self._create_objects(flow, result.create_objects):
             # A resourceTemplates object was refused for good: start nothing that needs it.
@@ -312,7 +355,7 @@ class Reconciler:
                     JOBFLOWS, namespace, name, propagation_policy="Background", uid=uid
                 )
                 self._count_write()
-                log.info("deleted finished flow (TTL)", extra={"flow": key})
+                log.info("deleted finished flow (TTL)", extra={"flow": cache_mod.key_of(flow)})
             except NotFound:
                 pass
             return None
@@ -327,6 +370,8 @@ class Reconciler:
         observed: list[planning.ObservedJob],
         now: datetime,
         peers: list[JSONDict],
+        *,
+        budget: int | None = None,
     ) -> planning.Plan:
         """The pure part of the pass, as a boundary: whatever validation or the planner raises
         is reported on the flow and raised again as ``PlanningCrashed``."""
@@ -343,6 +388,7 @@ class Reconciler:
                 fetch_image=self.fetch_image,
                 problems=problems,
                 rejected=rejected,
+                max_starts=budget,
             )
         except PROPAGATE:
             raise

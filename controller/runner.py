@@ -48,6 +48,7 @@ from prometheus_client import CollectorRegistry
 
 from controller import cache as cache_mod
 from controller import kube as kube_mod
+from controller.capacity import Capacity
 from controller.events import EventRecorder
 from controller.kube import JOBFLOWS, JOBS, LEASES, ApiError, JSONDict, Kube
 from controller.leader import LeaderElector, LeaderTimings
@@ -98,6 +99,8 @@ class ControllerConfig:
     artifact_fetch_image: str = artifacts.DEFAULT_FETCH_IMAGE
     # /readyz turns false when ready keys wait this long with no worker progress
     stall_after: float = DEFAULT_STALL_AFTER
+    # --max-active-jobs: unfinished Jobs of all flows at once, shared fairly (controller.capacity)
+    max_active_jobs: int | None = None
 
 
 class KubeLeaseApi:
@@ -165,8 +168,14 @@ class _Term:
         self.pool = ThreadPoolExecutor(
             max_workers=max(2, ctl.config.workers), thread_name_prefix="create"
         )
+        self.capacity = (
+            Capacity(ctl.config.max_active_jobs, wake=self.queue.add)
+            if ctl.config.max_active_jobs
+            else None
+        )
         self.reconciler = Reconciler(
             ctl.kube,
+            capacity=self.capacity,
             pool=self.pool,
             flows=self.flows,
             jobs=self.jobs,
@@ -215,6 +224,13 @@ class _Term:
     def start(self) -> None:
         self.ctl.metrics.track_flows(self.flows.objects)
         self.ctl.metrics.set_queue_depth_source(lambda: len(self.queue))
+        capacity = self.capacity
+        if capacity is not None:
+            self.ctl.metrics.set_capacity_source(
+                limit=capacity.limit,
+                active=lambda: capacity.active,
+                waiting=lambda: capacity.waiting,
+            )
         self.recorder.start()
         self.flows.start()
         self.jobs.start()
@@ -517,6 +533,7 @@ def from_settings(settings: Any, *, registry: CollectorRegistry) -> Controller:
         artifact_fetch_image=getattr(
             settings, "artifact_fetch_image", artifacts.DEFAULT_FETCH_IMAGE
         ),
+        max_active_jobs=getattr(settings, "max_active_jobs", 0) or None,
     )
     kubeconfig = str(settings.kubeconfig) if settings.kubeconfig is not None else None
     return Controller.connect(

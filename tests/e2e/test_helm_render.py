@@ -96,6 +96,7 @@ def test_lint_is_clean(values: dict[str, Any]) -> None:
         ({"replicaCount": 0}, "/replicaCount"),
         ({"certificates": {"mode": "vault"}}, "/certificates/mode"),
         ({"podSecurityContext": {"runAsUser": 0}}, "/podSecurityContext/runAsUser"),
+        ({"controller": {"maxActiveJobs": -1}}, "/controller/maxActiveJobs"),
     ],
 )
 def test_schema_refuses_bad_values(values: dict[str, Any], where: str) -> None:
@@ -228,6 +229,15 @@ def test_rbac_grants_exactly_what_the_controller_calls(ha: bool) -> None:
         "name": role["metadata"]["name"],
     }
     assert role_binding["subjects"] == binding["subjects"]
+
+
+@pytest.mark.parametrize(("cap", "expected"), [(None, 0), (250, 250)], ids=["default", "set"])
+def test_max_active_jobs_reaches_the_process(cap: int | None, expected: int) -> None:
+    from app import settings as settings_mod
+
+    values = {} if cap is None else {"controller": {"maxActiveJobs": cap}}
+    env = helm.env_of(_container(helm.render(values)))
+    assert settings_mod.load({}, environ=env).max_active_jobs == expected
 
 
 # ------------------------------------------------------------------------------------------
