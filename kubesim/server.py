@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import yaml
 from aiohttp import web
 
-from kubesim import discovery, kinds, managed, openapi, protobuf, selectors, tables
+from kubesim import auth, discovery, kinds, managed, openapi, protobuf, selectors, tables
 from kubesim import events as events_v1
 from kubesim.clone import clone
 from kubesim.errors import (
@@ -81,11 +81,6 @@ PATCH_RETRIES = 8  # GuaranteedUpdate-style retries of a patch racing other writ
 LOG_FOLLOW_POLL = 0.1  # seconds between checks of a followed pod log
 WRITE_WORKERS = 16  # threads for writes (webhook calls block)
 MAX_BODY = 16 * 1024 * 1024
-USER = {
-    "username": "kubesim-admin",
-    "uid": "",
-    "groups": ["system:masters", "system:authenticated"],
-}
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 EVENTS_V1_KEY = ("events.k8s.io", "events")
 CORE_EVENTS = GVR("", "v1", "events")
@@ -145,7 +140,7 @@ class _NoAdmission:
 
 
 class _Route:
-    __slots__ = ("name", "namespace", "rt", "subresource", "view")
+    __slots__ = ("name", "namespace", "rt", "subresource", "user", "view")
 
     def __init__(
         self, rt: ResourceType, namespace: str | None, name: str | None, subresource: str | None
@@ -155,6 +150,7 @@ class _Route:
         self.name = name
         self.subresource = subresource
         self.view: ResourceType | None = None  # the type the client speaks, when it differs
+        self.user: auth.User | None = None  # who asks (set by _dispatch)
 
     @property
     def client_type(self) -> ResourceType:
@@ -241,12 +237,17 @@ class ApiServer:
         store: Store,
         *,
         token: str | None,
+        users: Iterable[auth.User] = (),
         admission: AdmissionChain | None = None,
         faults: Faults | None = None,
         server_address: str = "127.0.0.1:0",
     ) -> None:
         self.store = store
         self.token = token
+        # the admin identity (the default kubeconfig context) and the configured users; with
+        # token=None (auth off) an unknown or missing token is the admin, as before
+        self.admin = auth.User(auth.ADMIN_NAME, auth.ADMIN_GROUPS, token=token or "")
+        self.authenticator = auth.Authenticator([self.admin, *users])
         self.admission: AdmissionChain = admission or _NoAdmission()
         self.faults = faults
         self.server_address = server_address
@@ -292,11 +293,12 @@ class ApiServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            if self.token is not None:
-                auth = request.headers.get("Authorization", "")
-                if auth != f"Bearer {self.token}":
+            user = self.authenticator.authenticate(request.headers.get("Authorization", ""))
+            if user is None:
+                if self.token is not None:
                     raise ApiError(401, "Unauthorized", "Unauthorized", details={})
-            return await self._dispatch(request)
+                user = self.admin
+            return await self._dispatch(request, user)
         except ApiError as e:
             return self._error(e)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -334,7 +336,7 @@ class ApiServer:
 
     # ------------------------------------------------------------------ routing
 
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+    async def _dispatch(self, request: web.Request, user: auth.User) -> web.StreamResponse:
         path = request.path
         parts = [p for p in path.split("/") if p]
         if not parts:
@@ -369,6 +371,7 @@ class ApiServer:
                 raise unknown_path()
             return self._json(doc)
         route = self._route(group, version, rest)
+        route.user = user
         return await self._resource(request, route)
 
     def _route(self, group: str, version: str, rest: list[str]) -> _Route:
@@ -868,7 +871,7 @@ class ApiServer:
             old_obj=old,
             subresource=subresource,
             dry_run=dry_run,
-            user=dict(USER),
+            user=(route.user or self.admin).user_info(),
             options=options,
         )
 
