@@ -122,6 +122,11 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+def _body(obj: Any) -> bytes:
+    """A JSON response body as the API server writes it (Go's json.Encoder: a final newline)."""
+    return _dumps(obj) + b"\n"
+
+
 class AdmissionChain(Protocol):
     """What the server needs of admission (kubesim.admission.Admission, or none)."""
 
@@ -310,7 +315,7 @@ class ApiServer:
             return self._error(internal(str(exc)))
 
     def _error(self, e: ApiError) -> web.Response:
-        resp = web.Response(body=_dumps(e.status()), status=e.code, content_type="application/json")
+        resp = web.Response(body=_body(e.status()), status=e.code, content_type="application/json")
         for k, v in e.headers.items():
             resp.headers[k] = v
         return resp
@@ -324,7 +329,7 @@ class ApiServer:
         warnings: list[str] | None = None,
         raw: bytes | None = None,
     ) -> web.Response:
-        resp = web.Response(body=raw if raw is not None else _dumps(body), status=status)
+        resp = web.Response(body=raw if raw is not None else _body(body), status=status)
         resp.headers["Content-Type"] = content_type
         resp.headers["Cache-Control"] = "no-cache, private"
         resp.headers["Audit-Id"] = str(uuid.uuid4())
@@ -981,7 +986,7 @@ class ApiServer:
                 warnings=None if hooks else warnings,
                 prepared=hooks,
             )
-            out = _dumps(self._out(route, created))
+            out = _body(self._out(route, created))
         return self._json(None, 201, raw=out, warnings=warnings)
 
     def _admit(
@@ -1064,7 +1069,7 @@ class ApiServer:
                 warnings=None if hooks else warnings,
                 require_resource_version=not rt.builtin,
             )
-            out = _dumps(self._out(route, updated))
+            out = _body(self._out(route, updated))
         return self._json(None, raw=out, warnings=warnings)
 
     def _patch(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
@@ -1137,7 +1142,7 @@ class ApiServer:
                         field_validation="Ignore" if hooks else fv,
                         warnings=None if hooks else warnings,
                     )
-                    out = _dumps(self._out(route, updated))
+                    out = _body(self._out(route, updated))
             except ApiError as e:
                 if (
                     e.code == 409
@@ -1324,7 +1329,7 @@ class ApiServer:
                     details["group"] = rt.group
                 details["kind"] = rt.resource
                 details["uid"] = obj["metadata"]["uid"]
-                out = _dumps(
+                out = _body(
                     {
                         "kind": "Status",
                         "apiVersion": "v1",
@@ -1334,7 +1339,7 @@ class ApiServer:
                     }
                 )
             else:
-                out = _dumps(self._out(route, obj))
+                out = _body(self._out(route, obj))
         return self._json(None, raw=out, warnings=warnings)
 
     def _delete_collection(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
