@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Final
@@ -149,11 +149,14 @@ class Cluster:
         data_dir: Path | None = None,
         kubeconfig_out: Path | None = None,
         settings: Settings | None = None,
+        users: Sequence[Any] = (),
     ) -> None:
+        """``users``: more kubesim identities (``kubesim.User``), one kubeconfig context each."""
         if exec_mode not in EXEC_MODES:
             raise EmbeddedError(f"--exec {exec_mode}: must be one of {', '.join(EXEC_MODES)}")
         self.exec_mode = exec_mode
         self.data_dir = data_dir
+        self.users = tuple(users)
         self._temp_dir: Path | None = None
         self._kubesim: Any = None
         self._kube: kube_mod.Kube | None = None
@@ -179,7 +182,9 @@ class Cluster:
             self._temp_dir = Path(tempfile.mkdtemp(prefix="zen-flow-embedded-"))
             cert_dir = self._temp_dir / "webhook"
         try:
-            self._kubesim = kubesim.start(exec_mode=self.exec_mode, data_dir=self.data_dir)
+            self._kubesim = kubesim.start(
+                exec_mode=self.exec_mode, data_dir=self.data_dir, users=self.users
+            )
         except (RuntimeError, OSError, ValueError) as exc:
             raise EmbeddedError(f"cannot start the embedded cluster: {exc}") from None
         self.kubeconfig = Path(self._kubesim.kubeconfig)

@@ -14,16 +14,21 @@ stays valid (a restart on ``port=0`` still gets a new port; the kubeconfig is re
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import json
 import logging
 import shutil
 import ssl
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from kubesim import tls
+from kubesim.auth import User, UsersError
 from kubesim.errors import ApiError
 from kubesim.resources import GVR
 from kubesim.store import Store
@@ -36,7 +41,7 @@ if TYPE_CHECKING:
     from kubesim.runner import JobRunner
     from kubesim.server import ApiServer
 
-__all__ = ["GVR", "ApiError", "Handle", "Store", "start"]
+__all__ = ["GVR", "ApiError", "Handle", "Store", "User", "UsersError", "start"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,7 @@ class Handle:
         self.kubeconfig = ""
         self.ca_file = ""
         self.token = ""
+        self.users: dict[str, str] = {}  # user name -> bearer token (also a kubeconfig context)
         self.store: Store
         self.faults: Faults  # set by start()
         self.admission: Admission  # set by start()
@@ -147,6 +153,23 @@ def _load_or_make_pki(state: Path, host: str, *, persist: bool) -> tuple[tls.Pki
     return pki, token
 
 
+def _user_tokens(state: Path, users: list[User], *, persist: bool) -> list[User]:
+    """The users with a token each: a generated one is kept in ``user-tokens.json`` with
+    ``data_dir``, so a restarted server's kubeconfig contexts stay valid."""
+    path = state / "user-tokens.json"
+    kept: dict[str, str] = {}
+    if persist and path.exists():
+        with contextlib.suppress(OSError, ValueError):
+            kept = {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+    out = [
+        u if u.token else dataclasses.replace(u, token=kept.get(u.name) or tls.new_token())
+        for u in users
+    ]
+    if persist:
+        tls.write_private(path, json.dumps({u.name: u.token for u in out}))
+    return out
+
+
 def start(
     *,
     exec_mode: str = "sim",
@@ -156,13 +179,21 @@ def start(
     runner: bool = True,
     auth: bool = True,
     state_dir: str | Path | None = None,
+    users: Iterable[User] = (),
 ) -> Handle:
     """Start a kubesim cluster and return its Handle once it accepts connections.
 
     ``exec_mode``: "sim" (simulated Jobs) or "local" (run container commands as processes).
     ``data_dir``: persist objects (and keep the CA/token) there. ``runner=False`` serves the API
-    without a Job runner. ``auth=False`` accepts requests without the bearer token.
+    without a Job runner. ``auth=False`` accepts requests without the bearer token (as the
+    admin; a known user's token still identifies that user). ``users``: more identities
+    (``kubesim.User(name, groups, uid, token)``); each gets a kubeconfig context named after it
+    and ``Handle.users[name]`` is its token (generated when not given, kept with ``data_dir``).
+    Raises ``UsersError`` for a bad user list.
     """
+    from kubesim import auth as auth_mod
+
+    checked = auth_mod.check_users(users, reserved=(auth_mod.ADMIN_NAME, "kubesim"))
     h = Handle()
     persist = data_dir is not None
     if state_dir is not None:
@@ -175,6 +206,8 @@ def start(
     h.state_dir.mkdir(parents=True, exist_ok=True)
     pki, token = _load_or_make_pki(h.state_dir, host, persist=persist)
     h.token = token
+    checked = _user_tokens(h.state_dir, checked, persist=persist)
+    h.users = {u.name: u.token for u in checked}
     h.ca_file = str(h.state_dir / "ca.crt")
     cert_file, key_file = h.state_dir / "tls.crt", h.state_dir / "tls.key"
     h.store = Store(data_dir=Path(data_dir) / "store" if data_dir is not None else None)
@@ -189,6 +222,7 @@ def start(
     h.server = server = ApiServer(
         h.store,
         token=token if auth else None,
+        users=checked,
         admission=h.admission,
         faults=h.faults,
         server_address=f"{host}:{port}",
@@ -248,7 +282,9 @@ def start(
     h.url = f"https://{url_host}:{h.port}"
     server.server_address = f"{host}:{h.port}"
     kc = h.state_dir / "kubeconfig"
-    tls.write_private(kc, tls.kubeconfig_yaml(url=h.url, ca_pem=pki.ca_pem, token=token))
+    tls.write_private(
+        kc, tls.kubeconfig_yaml(url=h.url, ca_pem=pki.ca_pem, token=token, users=h.users)
+    )
     h.kubeconfig = str(kc)
     if runner:
         from kubesim.runner import JobRunner

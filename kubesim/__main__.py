@@ -14,6 +14,7 @@ import sys
 import threading
 
 import kubesim
+from kubesim import auth
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-runner", action="store_true", help="serve the API without a Job runner"
     )
+    parser.add_argument(
+        "--token-auth-file",
+        default=None,
+        metavar="FILE",
+        help="more users, as the API server's static token file: one CSV line per user,"
+        ' token,user,uid,"group1,group2"; each gets a kubeconfig context named after it',
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -41,13 +49,18 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        users = auth.read_token_file(args.token_auth_file) if args.token_auth_file else []
         handle = kubesim.start(
             exec_mode=args.exec_mode,
             host=args.host,
             port=args.port,
             data_dir=args.data_dir,
             runner=not args.no_runner,
+            users=users,
         )
+    except kubesim.UsersError as exc:
+        print(f"kubesim: --token-auth-file: {exc}", file=sys.stderr)
+        return 2
     except (RuntimeError, OSError) as exc:
         print(f"kubesim: cannot start: {exc}; choose another --port or --host", file=sys.stderr)
         return 2

@@ -227,7 +227,7 @@ def build_review(
         options["kind"] = "UpdateOptions"
     options.setdefault("apiVersion", "meta.k8s.io/v1")
     options.setdefault("kind", OPTIONS_KIND.get(attrs.operation, "CreateOptions"))
-    user = {"uid": "", "groups": [], "extra": {}, **(attrs.user or {})}
+    user = dict(attrs.user or {})  # UserInfo: empty uid, groups and extra are omitted
     request: dict[str, Any] = {
         "uid": uid,
         "kind": dict(match.kind),

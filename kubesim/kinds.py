@@ -63,6 +63,18 @@ def validate_name(rt: ResourceType, name: str) -> list[Cause]:
     ]
 
 
+QUALIFIED_NAME_MESSAGE = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end "
+    "with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for "
+    "validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+ANNOTATIONS_MAX_BYTES = 256 * 1024  # upstream TotalAnnotationSizeLimitB
+
+
+def _annotations_size(ann: dict[str, Any]) -> int:
+    return sum(len(str(k)) + len(v if isinstance(v, str) else str(v)) for k, v in ann.items())
+
+
 def _valid_qualified_key(key: str) -> bool:
     prefix, _, name = key.rpartition("/")
     if prefix and (len(prefix) > SUBDOMAIN_MAX or not _DNS1123_SUBDOMAIN.match(prefix)):
@@ -100,8 +112,13 @@ def validate_metadata(meta: dict[str, Any]) -> list[Cause]:
     if ann is not None and not isinstance(ann, dict):
         causes.append(errors.type_invalid("metadata.annotations", "string", "must be a map"))
     for k, v in (ann or {}).items():
+        # upstream ValidateAnnotations: each key is a qualified name (checked lower-cased)
+        if not _valid_qualified_key(str(k).lower()):
+            causes.append(errors.invalid_value("metadata.annotations", k, QUALIFIED_NAME_MESSAGE))
         if not isinstance(v, str):
             causes.append(errors.type_invalid(f"metadata.annotations.{k}", v, "must be a string"))
+    if isinstance(ann, dict) and _annotations_size(ann) > ANNOTATIONS_MAX_BYTES:
+        causes.append(errors.too_long("metadata.annotations", ANNOTATIONS_MAX_BYTES))
     fins = meta.get("finalizers")
     if fins is not None and not (isinstance(fins, list) and all(isinstance(f, str) for f in fins)):
         causes.append(
@@ -134,28 +151,73 @@ def _default_namespace(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
 
 
 def _default_pod_spec(spec: dict[str, Any], *, restart: str = "Always") -> None:
+    """Upstream SetDefaults_PodSpec and what it calls for containers, ports and volumes."""
     spec.setdefault("restartPolicy", restart)
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("schedulerName", "default-scheduler")
     spec.setdefault("securityContext", {})
-    for c in spec.get("containers") or []:
-        if isinstance(c, dict):
-            c.setdefault("terminationMessagePath", "/dev/termination-log")
-            c.setdefault("terminationMessagePolicy", "File")
-            c.setdefault(
-                "imagePullPolicy",
-                "Always"
-                if str(c.get("image", "")).endswith(":latest") or ":" not in str(c.get("image", ""))
-                else "IfNotPresent",
-            )
-            c.setdefault("resources", {})
+    spec.setdefault("enableServiceLinks", True)
+    for key in ("initContainers", "containers"):
+        for c in spec.get(key) or []:
+            if isinstance(c, dict):
+                _default_container(c)
+    for v in spec.get("volumes") or []:
+        if isinstance(v, dict):
+            _default_volume(v)
+
+
+def _default_container(c: dict[str, Any]) -> None:
+    c.setdefault("terminationMessagePath", "/dev/termination-log")
+    c.setdefault("terminationMessagePolicy", "File")
+    image = str(c.get("image", ""))
+    tagless = ":" not in image.rsplit("/", 1)[-1] and "@" not in image
+    c.setdefault(
+        "imagePullPolicy", "Always" if image.endswith(":latest") or tagless else "IfNotPresent"
+    )
+    c.setdefault("resources", {})
+    for p in c.get("ports") or []:
+        if isinstance(p, dict):
+            p.setdefault("protocol", "TCP")
+    for e in c.get("env") or []:
+        ref = (e.get("valueFrom") or {}).get("fieldRef") if isinstance(e, dict) else None
+        if isinstance(ref, dict):
+            ref.setdefault("apiVersion", "v1")
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        if isinstance(c.get(probe), dict):
+            _default_probe(c[probe])
+
+
+def _default_probe(probe: dict[str, Any]) -> None:
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("successThreshold", 1)
+    probe.setdefault("failureThreshold", 3)
+    if isinstance(probe.get("httpGet"), dict):
+        probe["httpGet"].setdefault("path", "/")
+        probe["httpGet"].setdefault("scheme", "HTTP")
+
+
+_VOLUME_MODES = ("secret", "configMap", "downwardAPI", "projected")
+DEFAULT_VOLUME_MODE = 0o644  # upstream's defaultMode 420 for secret/configMap/... volumes
+
+
+def _default_volume(v: dict[str, Any]) -> None:
+    sources = [k for k in v if k != "name"]
+    if not sources:
+        v["emptyDir"] = {}  # upstream: a volume without a source is an emptyDir
+    for kind in _VOLUME_MODES:
+        if isinstance(v.get(kind), dict):
+            v[kind].setdefault("defaultMode", DEFAULT_VOLUME_MODE)
 
 
 def _default_pod(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     spec = obj.setdefault("spec", {})
     _default_pod_spec(spec)
     if old is None:
+        # the ServiceAccount admission plugin's default (a pod's token volume is not modelled)
+        spec.setdefault("serviceAccountName", "default")
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
         obj.setdefault("status", {}).setdefault("phase", "Pending")
         obj["status"].setdefault("qosClass", "BestEffort")
 
@@ -172,10 +234,15 @@ def _default_job(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
     template = spec.setdefault("template", {})
     tmeta = template.setdefault("metadata", {})
     tspec = template.setdefault("spec", {})
-    for c in tspec.get("containers") or []:
-        if isinstance(c, dict):
-            c.setdefault("terminationMessagePath", "/dev/termination-log")
-            c.setdefault("terminationMessagePolicy", "File")
+    if tspec.get("restartPolicy") in ("Never", "OnFailure"):
+        # the template gets the pod defaults as upstream's; without a Job restartPolicy it is
+        # left alone, for validation to name the missing field
+        _default_pod_spec(tspec)
+    else:
+        for c in tspec.get("containers") or []:
+            if isinstance(c, dict):
+                c.setdefault("terminationMessagePath", "/dev/termination-log")
+                c.setdefault("terminationMessagePolicy", "File")
     if old is None and not spec.get("manualSelector"):
         # upstream generates the selector from the Job's (future) uid; we pick the uid here and
         # the Store keeps it because it never overwrites labels it did not set

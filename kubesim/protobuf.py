@@ -1,18 +1,25 @@
-"""Just enough Kubernetes protobuf to decode what kubectl's typed generators send.
+"""Kubernetes protobuf request bodies, as kubectl's typed generators and client-go send them.
 
-``kubectl create namespace|configmap|secret|serviceaccount`` encode the new object as
+``kubectl create job|deployment|service|role|configmap|...`` encode the new object as
 ``application/vnd.kubernetes.protobuf`` (the ``k8s\\x00`` magic, then a ``runtime.Unknown``
-wrapping the typed message). kubesim decodes those four kinds to the JSON form and answers JSON,
-which kubectl accepts. ``DeleteOptions`` bodies (client-go's typed delete, as Helm sends them)
-are decoded too. Any other protobuf body is refused with 415 naming the JSON alternative.
-Field numbers are those of k8s.io/api/core/v1/generated.proto and apimachinery's meta/v1.
+wrapping the typed message). kubesim decodes any built-in kind of the API groups it serves
+(core, apps, batch, rbac, policy, networking, coordination v1) with upstream's own message
+definitions (``k8s-api.binpb``) to the JSON form and answers JSON, which kubectl accepts.
+``DeleteOptions`` bodies (client-go's typed delete, as Helm sends them) are decoded too. Any
+other protobuf body is refused with 415 naming the JSON alternative.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator, Mapping
+import datetime as dt
+import functools
+import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+from google.protobuf.message import DecodeError
 
 from kubesim.errors import ApiError
 
@@ -60,130 +67,129 @@ def _s(v: int | bytes) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def _map(entries: list[bytes], *, as_bytes: bool = False) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for e in entries:
-        key, value = "", b""
-        for num, _w, v in fields(e):
-            if num == 1:
-                key = _s(v)
-            elif num == 2 and isinstance(v, bytes):
-                value = v
-        out[key] = base64.b64encode(value).decode() if as_bytes else value.decode()
-    return out
+# -- typed objects, from upstream's own message definitions ------------------------------------
+#
+# ``k8s-api.binpb`` is a FileDescriptorSet compiled from upstream's generated.proto files
+# (k8s.io/api core, apps, batch, rbac, policy, networking, coordination v1 and their
+# apimachinery imports); their field names are the JSON names. To refresh it:
+#   protoc -I<dir with k8s.io/api/... and k8s.io/apimachinery/...> --include_imports \
+#       --descriptor_set_out=kubesim/k8s-api.binpb $(find k8s.io -name generated.proto)
+# (protoc from grpcio-tools). The ``protobuf`` library parses the wire format; the walk below
+# turns a message into the JSON upstream's Go types would serialize.
 
-
-def _owner_ref(buf: bytes) -> dict[str, Any]:
-    names = {1: "kind", 3: "name", 4: "uid", 5: "apiVersion"}
-    ref: dict[str, Any] = {}
-    for num, _w, v in fields(buf):
-        if num in names:
-            ref[names[num]] = _s(v)
-        elif num == 6:
-            ref["controller"] = bool(v)
-        elif num == 7:
-            ref["blockOwnerDeletion"] = bool(v)
-    return ref
-
-
-def object_meta(buf: bytes) -> dict[str, Any]:
-    strings = {1: "name", 2: "generateName", 3: "namespace", 5: "uid", 6: "resourceVersion"}
-    meta: dict[str, Any] = {}
-    labels: list[bytes] = []
-    annotations: list[bytes] = []
-    for num, _w, v in fields(buf):
-        if num in strings and _s(v):
-            meta[strings[num]] = _s(v)
-        elif num == 11 and isinstance(v, bytes):
-            labels.append(v)
-        elif num == 12 and isinstance(v, bytes):
-            annotations.append(v)
-        elif num == 13 and isinstance(v, bytes):
-            meta.setdefault("ownerReferences", []).append(_owner_ref(v))
-        elif num == 14:
-            meta.setdefault("finalizers", []).append(_s(v))
-    if labels:
-        meta["labels"] = _map(labels)
-    if annotations:
-        meta["annotations"] = _map(annotations)
-    return meta
-
-
-def _flat(
-    kind: str,
-    *,
-    maps: Mapping[int, tuple[str, bool]],
-    strings: Mapping[int, str] | None = None,
-    bools: Mapping[int, str],
-) -> Callable[[bytes], dict[str, Any]]:
-    """A decoder for a v1 kind made of metadata (field 1), string maps and scalars.
-
-    ``maps``: field number -> (JSON name, values are bytes, shown base64 as in JSON).
-    """
-    strings = strings or {}
-
-    def decode(buf: bytes) -> dict[str, Any]:
-        obj: dict[str, Any] = {"apiVersion": "v1", "kind": kind}
-        entries: dict[int, list[bytes]] = {}
-        for num, _w, v in fields(buf):
-            if num == 1 and isinstance(v, bytes):
-                obj["metadata"] = object_meta(v)
-            elif num in maps and isinstance(v, bytes):
-                entries.setdefault(num, []).append(v)
-            elif num in strings:
-                obj[strings[num]] = _s(v)
-            elif num in bools:
-                obj[bools[num]] = bool(v)
-        for num, (name, as_bytes) in maps.items():
-            if num in entries:
-                obj[name] = _map(entries[num], as_bytes=as_bytes)
-        return obj
-
-    return decode
-
-
-_configmap = _flat(
-    "ConfigMap", maps={2: ("data", False), 3: ("binaryData", True)}, bools={4: "immutable"}
-)
-_secret = _flat(
-    "Secret",
-    maps={2: ("data", True), 4: ("stringData", False)},
-    strings={3: "type"},
-    bools={5: "immutable"},
+DESCRIPTORS = Path(__file__).with_name("k8s-api.binpb")
+_META = "k8s.io.apimachinery.pkg.apis.meta.v1."
+# pointer fields whose explicit zero or false means something (Go emits every non-pointer
+# scalar, zeros included, so other zero scalars are dropped as JSON omitempty drops them)
+_MEANINGFUL_ZERO = frozenset(
+    {
+        "replicas",
+        "parallelism",
+        "completions",
+        "backoffLimit",
+        "activeDeadlineSeconds",
+        "ttlSecondsAfterFinished",
+        "suspend",
+        "terminationGracePeriodSeconds",
+        "automountServiceAccountToken",
+        "immutable",
+        "revisionHistoryLimit",
+        "successfulJobsHistoryLimit",
+        "failedJobsHistoryLimit",
+        "runAsUser",
+        "runAsGroup",
+        "runAsNonRoot",
+        "privileged",
+        "allowPrivilegeEscalation",
+        "readOnlyRootFilesystem",
+        "optional",
+        "defaultMode",
+        "mode",
+        "enableServiceLinks",
+        "shareProcessNamespace",
+        "allocateLoadBalancerNodePorts",
+        "manualSelector",
+    }
 )
 
 
-def _namespace(buf: bytes) -> dict[str, Any]:
-    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace"}
-    for num, _w, v in fields(buf):
-        if num == 1 and isinstance(v, bytes):
-            obj["metadata"] = object_meta(v)
-        elif num == 2 and isinstance(v, bytes):
-            fins = [_s(f) for n, _ww, f in fields(v) if n == 1]
-            if fins:
-                obj["spec"] = {"finalizers": fins}
+@functools.cache
+def _pool() -> Any:
+    from google.protobuf import descriptor_pb2, descriptor_pool
+
+    files = descriptor_pb2.FileDescriptorSet.FromString(DESCRIPTORS.read_bytes())
+    pool = descriptor_pool.DescriptorPool()
+    for f in files.file:
+        pool.Add(f)
+    return pool
+
+
+def _message_type(api_version: str, kind: str) -> Any | None:
+    """The message class of ``kind`` in ``api_version`` (None when kubesim has no schema)."""
+    from google.protobuf import message_factory
+
+    group, _, version = api_version.rpartition("/")
+    package = f"k8s.io.api.{group.split('.')[0] if group else 'core'}.{version}"
+    try:
+        desc = _pool().FindMessageTypeByName(f"{package}.{kind}")
+    except KeyError:
+        return None
+    return message_factory.GetMessageClass(desc)
+
+
+def _rfc3339(msg: Any) -> str | None:
+    if not msg.seconds and not msg.nanos:
+        return None  # the zero Time: JSON null
+    stamp = dt.datetime.fromtimestamp(msg.seconds, dt.UTC)
+    if msg.DESCRIPTOR.name == "MicroTime":
+        return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{msg.nanos // 1000:06d}Z"
+    return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _special(msg: Any) -> tuple[bool, Any]:
+    """The JSON of apimachinery's types that do not serialize as objects."""
+    name = msg.DESCRIPTOR.full_name
+    if name in (_META + "Time", _META + "MicroTime"):
+        return True, _rfc3339(msg)
+    if name == "k8s.io.apimachinery.pkg.api.resource.Quantity":
+        return True, msg.string
+    if name == "k8s.io.apimachinery.pkg.util.intstr.IntOrString":
+        return True, msg.strVal if msg.type == 1 else msg.intVal
+    if name in ("k8s.io.apimachinery.pkg.runtime.RawExtension", _META + "FieldsV1"):
+        return True, json.loads(msg.raw) if msg.raw else None
+    if name == _META + "Duration":
+        return True, f"{msg.duration / 1e9:g}s"
+    return False, None
+
+
+def _value(field: Any, value: Any) -> Any:
+    if field.type == field.TYPE_MESSAGE:
+        return to_json(value)
+    if field.type == field.TYPE_BYTES:
+        return base64.b64encode(value).decode()
+    return value
+
+
+def to_json(msg: Any) -> Any:
+    """A decoded upstream message as the JSON upstream serializes it."""
+    special, out = _special(msg)
+    if special:
+        return out
+    obj: dict[str, Any] = {}
+    for field, value in msg.ListFields():
+        name = field.name
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            vf = field.message_type.fields_by_name["value"]
+            obj[name] = {k: _value(vf, v) for k, v in value.items()}
+        elif field.is_repeated:
+            obj[name] = [_value(field, v) for v in value]
+        elif field.type == field.TYPE_MESSAGE:
+            converted = to_json(value)
+            if converted is not None:
+                obj[name] = converted
+        elif value or name in _MEANINGFUL_ZERO:
+            obj[name] = _value(field, value)
     return obj
-
-
-def _service_account(buf: bytes) -> dict[str, Any]:
-    obj: dict[str, Any] = {"apiVersion": "v1", "kind": "ServiceAccount"}
-    for num, _w, v in fields(buf):
-        if num == 1 and isinstance(v, bytes):
-            obj["metadata"] = object_meta(v)
-        elif num == 3 and isinstance(v, bytes):
-            name = next((_s(x) for n, _ww, x in fields(v) if n == 1), "")
-            obj.setdefault("imagePullSecrets", []).append({"name": name})
-        elif num == 4:
-            obj["automountServiceAccountToken"] = bool(v)
-    return obj
-
-
-DECODERS: dict[tuple[str, str], Callable[[bytes], dict[str, Any]]] = {
-    ("v1", "ConfigMap"): _configmap,
-    ("v1", "Secret"): _secret,
-    ("v1", "Namespace"): _namespace,
-    ("v1", "ServiceAccount"): _service_account,
-}
 
 
 def _unwrap(body: bytes) -> tuple[str, str, bytes]:
@@ -212,12 +218,13 @@ def decode(body: bytes) -> dict[str, Any]:
     """The JSON form of a protobuf-encoded object; 415 for kinds kubesim cannot decode."""
     try:
         api_version, kind, raw = _unwrap(body)
-        decoder = DECODERS.get((api_version, kind))
-        if decoder is None:
+        message_type = _message_type(api_version, kind)
+        if message_type is None:
             raise _unsupported(f"protobuf for {api_version}, Kind={kind}")
-        return decoder(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        obj = to_json(message_type.FromString(raw))
+    except (ValueError, UnicodeDecodeError, DecodeError) as exc:
         raise _bad_body(exc) from exc
+    return {"apiVersion": api_version, "kind": kind, **obj}
 
 
 def _int64(v: int | bytes) -> int:

@@ -1053,7 +1053,12 @@ class JobRunner:
         self, key: Key, spec: JobSpec, st: _JobState, status: dict[str, Any], now: str
     ) -> list[dict[str, Any]]:
         """The Job's conditions after (un)suspending it; a running Job has its startTime and its
-        activeDeadlineSeconds timer armed."""
+        activeDeadlineSeconds timer armed.
+
+        As upstream syncJob: a Job created suspended gets no startTime until it is resumed; a
+        suspended Job keeps the startTime it had (the deadline does not count while suspended,
+        ``_deadline_passed``), and resuming sets startTime to now, so activeDeadlineSeconds
+        counts the time the Job has been continuously active since the resume."""
         conditions = list(status.get("conditions") or [])
         suspended = any(
             c.get("type") == "Suspended" and c.get("status") == "True" for c in conditions
@@ -1064,15 +1069,13 @@ class JobRunner:
                 conditions = set_condition(
                     conditions, "Suspended", "True", "JobSuspended", "Job suspended", now
                 )
-            status.pop("startTime", None)
-            st.start_wall = None
             st.deadline_armed = False
             return conditions
         if suspended:
             conditions = set_condition(
                 conditions, "Suspended", "False", "JobResumed", "Job resumed", now
             )
-            st.start_wall = None  # resuming restarts the activeDeadlineSeconds clock
+            st.start_wall = time.time()  # resuming restarts the activeDeadlineSeconds clock
         if st.start_wall is None:
             st.start_wall = time.time()
         status["startTime"] = now_rfc3339(st.start_wall)

@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import yaml
 from aiohttp import web
 
-from kubesim import discovery, kinds, managed, openapi, protobuf, selectors, tables
+from kubesim import auth, discovery, kinds, managed, openapi, protobuf, selectors, tables
 from kubesim import events as events_v1
 from kubesim.clone import clone
 from kubesim.errors import (
@@ -81,11 +81,6 @@ PATCH_RETRIES = 8  # GuaranteedUpdate-style retries of a patch racing other writ
 LOG_FOLLOW_POLL = 0.1  # seconds between checks of a followed pod log
 WRITE_WORKERS = 16  # threads for writes (webhook calls block)
 MAX_BODY = 16 * 1024 * 1024
-USER = {
-    "username": "kubesim-admin",
-    "uid": "",
-    "groups": ["system:masters", "system:authenticated"],
-}
 INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 EVENTS_V1_KEY = ("events.k8s.io", "events")
 CORE_EVENTS = GVR("", "v1", "events")
@@ -127,6 +122,11 @@ def _dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+def _body(obj: Any) -> bytes:
+    """A JSON response body as the API server writes it (Go's json.Encoder: a final newline)."""
+    return _dumps(obj) + b"\n"
+
+
 class AdmissionChain(Protocol):
     """What the server needs of admission (kubesim.admission.Admission, or none)."""
 
@@ -145,7 +145,7 @@ class _NoAdmission:
 
 
 class _Route:
-    __slots__ = ("name", "namespace", "rt", "subresource", "view")
+    __slots__ = ("name", "namespace", "rt", "subresource", "user", "view")
 
     def __init__(
         self, rt: ResourceType, namespace: str | None, name: str | None, subresource: str | None
@@ -155,6 +155,7 @@ class _Route:
         self.name = name
         self.subresource = subresource
         self.view: ResourceType | None = None  # the type the client speaks, when it differs
+        self.user: auth.User | None = None  # who asks (set by _dispatch)
 
     @property
     def client_type(self) -> ResourceType:
@@ -241,12 +242,17 @@ class ApiServer:
         store: Store,
         *,
         token: str | None,
+        users: Iterable[auth.User] = (),
         admission: AdmissionChain | None = None,
         faults: Faults | None = None,
         server_address: str = "127.0.0.1:0",
     ) -> None:
         self.store = store
         self.token = token
+        # the admin identity (the default kubeconfig context) and the configured users; with
+        # token=None (auth off) an unknown or missing token is the admin, as before
+        self.admin = auth.User(auth.ADMIN_NAME, auth.ADMIN_GROUPS, token=token or "")
+        self.authenticator = auth.Authenticator([self.admin, *users])
         self.admission: AdmissionChain = admission or _NoAdmission()
         self.faults = faults
         self.server_address = server_address
@@ -292,11 +298,12 @@ class ApiServer:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         try:
-            if self.token is not None:
-                auth = request.headers.get("Authorization", "")
-                if auth != f"Bearer {self.token}":
+            user = self.authenticator.authenticate(request.headers.get("Authorization", ""))
+            if user is None:
+                if self.token is not None:
                     raise ApiError(401, "Unauthorized", "Unauthorized", details={})
-            return await self._dispatch(request)
+                user = self.admin
+            return await self._dispatch(request, user)
         except ApiError as e:
             return self._error(e)
         except (ConnectionResetError, asyncio.CancelledError):
@@ -308,7 +315,7 @@ class ApiServer:
             return self._error(internal(str(exc)))
 
     def _error(self, e: ApiError) -> web.Response:
-        resp = web.Response(body=_dumps(e.status()), status=e.code, content_type="application/json")
+        resp = web.Response(body=_body(e.status()), status=e.code, content_type="application/json")
         for k, v in e.headers.items():
             resp.headers[k] = v
         return resp
@@ -322,7 +329,7 @@ class ApiServer:
         warnings: list[str] | None = None,
         raw: bytes | None = None,
     ) -> web.Response:
-        resp = web.Response(body=raw if raw is not None else _dumps(body), status=status)
+        resp = web.Response(body=raw if raw is not None else _body(body), status=status)
         resp.headers["Content-Type"] = content_type
         resp.headers["Cache-Control"] = "no-cache, private"
         resp.headers["Audit-Id"] = str(uuid.uuid4())
@@ -334,7 +341,7 @@ class ApiServer:
 
     # ------------------------------------------------------------------ routing
 
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+    async def _dispatch(self, request: web.Request, user: auth.User) -> web.StreamResponse:
         path = request.path
         parts = [p for p in path.split("/") if p]
         if not parts:
@@ -369,6 +376,7 @@ class ApiServer:
                 raise unknown_path()
             return self._json(doc)
         route = self._route(group, version, rest)
+        route.user = user
         return await self._resource(request, route)
 
     def _route(self, group: str, version: str, rest: list[str]) -> _Route:
@@ -868,7 +876,7 @@ class ApiServer:
             old_obj=old,
             subresource=subresource,
             dry_run=dry_run,
-            user=dict(USER),
+            user=(route.user or self.admin).user_info(),
             options=options,
         )
 
@@ -978,7 +986,7 @@ class ApiServer:
                 warnings=None if hooks else warnings,
                 prepared=hooks,
             )
-            out = _dumps(self._out(route, created))
+            out = _body(self._out(route, created))
         return self._json(None, 201, raw=out, warnings=warnings)
 
     def _admit(
@@ -1061,7 +1069,7 @@ class ApiServer:
                 warnings=None if hooks else warnings,
                 require_resource_version=not rt.builtin,
             )
-            out = _dumps(self._out(route, updated))
+            out = _body(self._out(route, updated))
         return self._json(None, raw=out, warnings=warnings)
 
     def _patch(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
@@ -1134,7 +1142,7 @@ class ApiServer:
                         field_validation="Ignore" if hooks else fv,
                         warnings=None if hooks else warnings,
                     )
-                    out = _dumps(self._out(route, updated))
+                    out = _body(self._out(route, updated))
             except ApiError as e:
                 if (
                     e.code == 409
@@ -1321,7 +1329,7 @@ class ApiServer:
                     details["group"] = rt.group
                 details["kind"] = rt.resource
                 details["uid"] = obj["metadata"]["uid"]
-                out = _dumps(
+                out = _body(
                     {
                         "kind": "Status",
                         "apiVersion": "v1",
@@ -1331,7 +1339,7 @@ class ApiServer:
                     }
                 )
             else:
-                out = _dumps(self._out(route, obj))
+                out = _body(self._out(route, obj))
         return self._json(None, raw=out, warnings=warnings)
 
     def _delete_collection(self, request: web.Request, route: _Route, body: bytes) -> web.Response:

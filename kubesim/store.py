@@ -66,6 +66,9 @@ ORPHAN = "orphan"
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_KEY = ("", "namespaces")
 POD_KEY = ("", "pods")
+SA_KEY = ("", "serviceaccounts")
+SA_GVR = GVR("", "v1", "serviceaccounts")
+DEFAULT_SERVICE_ACCOUNT = "default"
 POD_GVR = GVR("", "v1", "pods")
 _SERVER_META = (
     "uid",
@@ -688,7 +691,20 @@ class Store:
         if rt.key == CRD_KEY:
             self.registry.register_crd(name, obj)
         self._commit(rt.key, ns, name, obj, None, "ADDED")
+        if rt.key == NS_KEY:
+            self._create_default_service_account(name)
         return obj
+
+    def _create_default_service_account(self, namespace: str) -> None:
+        """The ServiceAccount controller's part: every namespace gets a ``default`` account
+        (a real cluster adds it a moment after the namespace; kubesim at once)."""
+        if self._find(SA_KEY, namespace, DEFAULT_SERVICE_ACCOUNT) is not None:
+            return
+        self._create(
+            self.registry.get(SA_GVR),
+            {"metadata": {"name": DEFAULT_SERVICE_ACCOUNT}},
+            namespace,
+        )
 
     def _generate_name(self, key: tuple[str, str], ns: str, prefix: str) -> str:
         for _ in range(100):

@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
+import json
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,10 +120,22 @@ def write_private(path: Path, data: bytes | str) -> None:
 
 
 def kubeconfig_yaml(
-    *, url: str, ca_pem: bytes, token: str, name: str = "kubesim", namespace: str = "default"
+    *,
+    url: str,
+    ca_pem: bytes,
+    token: str,
+    name: str = "kubesim",
+    namespace: str = "default",
+    users: Mapping[str, str] | None = None,
 ) -> str:
+    """The kubeconfig: the admin context ``name`` (current), and one context per entry of
+    ``users`` (user name -> token), named after the user, on the same cluster."""
     ca_b64 = base64.b64encode(ca_pem).decode()
-    # written by hand (not yaml.dump) to keep the layout kubectl users recognise
+    others = dict(users or {})
+    entries = [(name, f"{name}-admin", token), *((u, u, t) for u, t in others.items())]
+    # written by hand (not yaml.dump) to keep the layout kubectl users recognise; user names
+    # are quoted (JSON is YAML) since they may hold ':' (system:serviceaccount:...)
+    q = json.dumps
     return (
         "apiVersion: v1\n"
         "kind: Config\n"
@@ -131,14 +145,12 @@ def kubeconfig_yaml(
         f"    server: {url}\n"
         f"    certificate-authority-data: {ca_b64}\n"
         "users:\n"
-        f"- name: {name}-admin\n"
-        "  user:\n"
-        f"    token: {token}\n"
-        "contexts:\n"
-        f"- name: {name}\n"
-        "  context:\n"
-        f"    cluster: {name}\n"
-        f"    user: {name}-admin\n"
-        f"    namespace: {namespace}\n"
-        f"current-context: {name}\n"
+        + "".join(f"- name: {q(user)}\n  user:\n    token: {q(tok)}\n" for _, user, tok in entries)
+        + "contexts:\n"
+        + "".join(
+            f"- name: {q(ctx)}\n  context:\n    cluster: {name}\n    user: {q(user)}\n"
+            f"    namespace: {namespace}\n"
+            for ctx, user, _ in entries
+        )
+        + f"current-context: {name}\n"
     )

@@ -1,6 +1,8 @@
 """Conformance of kubesim with the real kubectl 1.37 (``.venv/bin/kubectl``), one process per call.
 
-Covers: version; typed `create namespace|configmap|secret|serviceaccount` (protobuf bodies);
+Covers: version; typed `create namespace|configmap|secret|serviceaccount|job|deployment|service|
+role|rolebinding|clusterrole|clusterrolebinding|poddisruptionbudget|secret tls|docker-registry`
+(protobuf bodies);
 api-resources (built-ins and a CRD with short name); apply of a CRD then of its
 custom resources (client-side: created / unchanged / configured; server-side, for a CRD too:
 serverside-applied, server dry run,
@@ -20,6 +22,7 @@ kubectl --cache-dir so discovery and OpenAPI caches never leak between tests.
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import threading
 from pathlib import Path
@@ -27,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from kubesim import tls
 from kubesim.store import GVR
 from tests.fixtures.kubesim import KUBECTL, kubectl
 from tests.waiting import eventually
@@ -478,9 +482,108 @@ def test_typed_create_commands_sending_protobuf(k: Any, server: Any) -> None:
         store.get(GVR("", "v1", "serviceaccounts"), "robot", namespace="proto")["metadata"]["name"]
         == "robot"
     )
-    refused = k("create", "job", "pj", "-n", "proto", "--image=busybox")
-    assert refused.returncode == 1 and "send JSON instead" in refused.stderr
     assert 'namespace "proto" deleted' in ok(k("delete", "namespace", "proto"))
+
+
+def test_every_typed_create_generator_of_a_served_kind(k: Any, server: Any, tmp_path: Path) -> None:
+    """Issue 19 gap 1: kubectl sends protobuf for these; each object arrives whole."""
+    pki = tls.make_pki(["example.test"])
+    (tmp_path / "tls.crt").write_bytes(pki.cert_pem)
+    (tmp_path / "tls.key").write_bytes(pki.key_pem)
+    ok(k("create", "namespace", "gen"))
+    ok(k("create", "job", "j1", "-n", "gen", "--image=busybox", "--", "sh", "-c", "exit 0"))
+    ok(k("wait", "-n", "gen", "--for=condition=Complete", "job/j1", "--timeout=20s"))
+    ok(
+        k(
+            "create",
+            "deployment",
+            "d1",
+            "-n",
+            "gen",
+            "--image=nginx:1.27",
+            "--port=80",
+            "--replicas=0",
+        )
+    )
+    ok(k("create", "service", "nodeport", "s1", "-n", "gen", "--tcp=80:8080"))
+    ok(k("create", "role", "r1", "-n", "gen", "--verb=get,list", "--resource=pods"))
+    ok(k("create", "rolebinding", "rb1", "-n", "gen", "--role=r1", "--user=alice", "--group=ops"))
+    ok(k("create", "clusterrole", "gen-cr1", "--verb=get", "--resource=jobs.batch"))
+    ok(
+        k(
+            "create",
+            "clusterrolebinding",
+            "gen-crb1",
+            "--clusterrole=gen-cr1",
+            "--serviceaccount=gen:default",
+        )
+    )
+    ok(
+        k(
+            "create",
+            "poddisruptionbudget",
+            "p1",
+            "-n",
+            "gen",
+            "--selector=app=x",
+            "--max-unavailable=25%",
+        )
+    )
+    ok(
+        k(
+            "create",
+            "secret",
+            "tls",
+            "t1",
+            "-n",
+            "gen",
+            "--cert",
+            str(tmp_path / "tls.crt"),
+            "--key",
+            str(tmp_path / "tls.key"),
+        )
+    )
+    ok(
+        k(
+            "create",
+            "secret",
+            "docker-registry",
+            "reg",
+            "-n",
+            "gen",
+            "--docker-server=r.io",
+            "--docker-username=u",
+            "--docker-password=p",
+        )
+    )
+    store = server.store
+    job = store.get(GVR("batch", "v1", "jobs"), "j1", namespace="gen")
+    (main,) = job["spec"]["template"]["spec"]["containers"]
+    assert (main["image"], main["command"]) == ("busybox", ["sh", "-c", "exit 0"])
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    deploy = store.get(GVR("apps", "v1", "deployments"), "d1", namespace="gen")
+    assert deploy["spec"]["replicas"] == 0  # an explicit zero is kept
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["ports"] == [
+        {"containerPort": 80, "protocol": "TCP"}
+    ]
+    svc = store.get(GVR("", "v1", "services"), "s1", namespace="gen")
+    assert svc["spec"]["type"] == "NodePort"
+    assert svc["spec"]["ports"][0]["targetPort"] == 8080 and svc["spec"]["ports"][0]["port"] == 80
+    rb = store.get(GVR("rbac.authorization.k8s.io", "v1", "rolebindings"), "rb1", namespace="gen")
+    assert rb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r1"}
+    assert {s["name"] for s in rb["subjects"]} == {"alice", "ops"}
+    role = store.get(GVR("rbac.authorization.k8s.io", "v1", "roles"), "r1", namespace="gen")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]
+    pdb = store.get(GVR("policy", "v1", "poddisruptionbudgets"), "p1", namespace="gen")
+    assert pdb["spec"]["maxUnavailable"] == "25%"
+    tls_secret = store.get(GVR("", "v1", "secrets"), "t1", namespace="gen")
+    assert tls_secret["type"] == "kubernetes.io/tls"
+    assert base64.b64decode(tls_secret["data"]["tls.crt"]) == pki.cert_pem
+    reg = store.get(GVR("", "v1", "secrets"), "reg", namespace="gen")
+    assert reg["type"] == "kubernetes.io/dockerconfigjson"
+    ok(k("delete", "clusterrolebinding", "gen-crb1"))
+    ok(k("delete", "clusterrole", "gen-cr1"))
+    assert 'namespace "gen" deleted' in ok(k("delete", "namespace", "gen"))
 
 
 def test_server_side_apply_of_a_crd_then_its_resources(k: Any, server: Any) -> None:

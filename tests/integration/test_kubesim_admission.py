@@ -14,17 +14,24 @@ throw-away CA made by kubesim.tls, as kubesim's own):
   `<name>.<namespace>.svc`) and the unresolved default;
 - namespaceSelector and objectSelector;
 - matchPolicy Equivalent (a rule for another served version of a CRD matches; the webhook sees
-  the rule's version in kind/resource and the request's in requestKind/requestResource) vs Exact.
+  the rule's version in kind/resource and the request's in requestKind/requestResource) vs Exact;
+- identities: each kubeconfig context (start(users=...)) is its own user in request.userInfo
+  (username, uid, groups + system:authenticated) through real kubectl and the official client;
+  an unknown token is 401; `python -m kubesim --token-auth-file` (the apiserver's CSV) and its
+  errors.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.server
 import json
+import os
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,9 +40,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
+import yaml
+from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+import kubesim
 from kubesim import tls
 from tests.fixtures import kubesim as kubesim_fixtures
 from tests.waiting import eventually
@@ -546,3 +555,119 @@ def test_match_policy_for_another_version(
     assert req["requestKind"]["version"] == "v1alpha1"
     assert req["requestResource"]["version"] == "v1alpha1"
     assert req["object"]["apiVersion"] == "example.com/v1"
+
+
+# ------------------------------------------------------------------ identities (userInfo)
+
+USERS = (
+    kubesim.User("alice", groups=("approvers",), uid="uid-alice"),
+    kubesim.User("bob", token="bob-static-token"),
+)
+
+
+@pytest.fixture
+def team() -> Iterator[Any]:
+    with kubesim.start(runner=False, users=USERS) as handle:
+        yield handle
+
+
+def test_user_info_is_the_requesting_users_per_kubectl_context(
+    team: Any, start_hook: Callable[..., Hook], pki: Pki, tmp_path: Path
+) -> None:
+    """Each kubeconfig context is its own identity; the webhook sees it as the API server
+    sends it: username, uid when set, groups ending with system:authenticated."""
+    hook = start_hook()
+    with contextlib.closing(kubesim_fixtures.api_client(team)) as admin:
+        register(
+            admin,
+            "ValidatingWebhookConfiguration",
+            webhook("v.test", {"url": hook.url, "caBundle": ca_bundle(pki)}),
+        )
+    for ctx, name in (("alice", "by-alice"), ("bob", "by-bob"), ("kubesim", "by-admin")):
+        done = kubectl(team, tmp_path, "--context", ctx, "create", "configmap", name)
+        assert done.returncode == 0, done.stderr
+    seen = {r["request"]["name"]: r["request"]["userInfo"] for r in hook.reviews}
+    assert seen == {
+        "by-alice": {
+            "username": "alice",
+            "uid": "uid-alice",
+            "groups": ["approvers", "system:authenticated"],
+        },
+        "by-bob": {"username": "bob", "groups": ["system:authenticated"]},
+        "by-admin": {
+            "username": "kubesim-admin",
+            "groups": ["system:masters", "system:authenticated"],
+        },
+    }
+    assert team.users["bob"] == "bob-static-token" and team.users["alice"]
+    # the official client with a user's context is that user too
+    alice = config.new_client_from_config(config_file=team.kubeconfig, context="alice")
+    with contextlib.closing(alice):
+        client.CoreV1Api(alice).patch_namespaced_config_map(
+            "by-bob", "default", {"data": {"k": "alice"}}
+        )
+    assert hook.reviews[-1]["request"]["userInfo"]["username"] == "alice"
+    assert hook.reviews[-1]["request"]["operation"] == "UPDATE"
+
+
+def test_an_unknown_token_is_401_and_users_are_checked(team: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "bad-kubeconfig"
+    bad.write_text(Path(team.kubeconfig).read_text().replace(team.users["bob"], "not-a-token"))
+    done = subprocess.run(
+        [
+            kubesim_fixtures.KUBECTL,
+            "--kubeconfig",
+            str(bad),
+            "--context",
+            "bob",
+            "get",
+            "cm",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert done.returncode == 1
+    assert "You must be logged in to the server" in done.stderr  # kubectl's words for a 401
+    with pytest.raises(kubesim.UsersError, match="already used"):
+        kubesim.start(users=[kubesim.User("kubesim-admin")])
+    with pytest.raises(kubesim.UsersError, match="already another user's"):
+        kubesim.start(users=[kubesim.User("a", token="t"), kubesim.User("b", token="t")])
+
+
+def test_token_auth_file_on_the_command_line(tmp_path: Path) -> None:
+    """`python -m kubesim --token-auth-file` reads the API server's CSV format."""
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text('# token,user,uid,groups\ncarol-token,carol,c-1,"ops,audit"\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kubesim", "--no-runner", "--token-auth-file", str(tokens)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        kubeconfig = proc.stdout.readline().strip()
+        doc = yaml.safe_load(Path(kubeconfig).read_text())
+        assert {"name": "carol", "user": {"token": "carol-token"}} in doc["users"]
+        carol = config.new_client_from_config(config_file=kubeconfig, context="carol")
+        with contextlib.closing(carol):
+            client.CoreV1Api(carol).list_namespace()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+    tokens.write_text("just-a-token\n")
+    bad = subprocess.run(
+        [sys.executable, "-m", "kubesim", "--token-auth-file", str(tokens)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert f"{tokens}:1: expected token,user,uid" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -5,7 +5,9 @@ SuccessCriteriaMet + Complete, completionTime); a failing Job retried up to its 
 (one pod per attempt, exit code and termination message in each pod, FailureTarget + Failed with
 BackoffLimitExceeded); `kubesim.io/fail-attempts` counted across Jobs sharing an attempt key;
 restartPolicy OnFailure (restart in the same pod); activeDeadlineSeconds (DeadlineExceeded, pods
-removed); suspend and resume; completions/parallelism; a running pod deleted by a user is
+removed); suspend and resume (no pods while suspended, active pods deleted and not
+counted failed, Suspended True/False conditions, startTime kept then reset on resume and the
+deadline counted from it); completions/parallelism; a running pod deleted by a user is
 counted failed and replaced; `kubesim.io/log` served by the pod log endpoint; a bad annotation
 fails the pod with a clear message; ttlSecondsAfterFinished deletes the Job and its pods; a
 server restarted on the same data_dir replaces the pods that were running and finishes the Job.
@@ -13,7 +15,9 @@ server restarted on the same data_dir replaces the pods that were running and fi
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +74,10 @@ def job_status(api: client.ApiClient, name: str) -> dict[str, Any]:
 
 def conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
     return {c["type"]: (c["status"], c.get("reason", "")) for c in status.get("conditions") or []}
+
+
+def parse_time(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def finished(api: client.ApiClient, name: str) -> dict[str, Any] | None:
@@ -223,13 +231,55 @@ def test_suspending_a_running_job_removes_its_pods(api: client.ApiClient) -> Non
     batch = client.BatchV1Api(api)
     batch.create_namespaced_job(NS, make_job("pause", {"kubesim.io/duration": "60"}))
     eventually(lambda: job_status(api, "pause").get("active") == 1, 5)
+    before = job_status(api, "pause")["startTime"]
     batch.patch_namespaced_job("pause", NS, {"spec": {"suspend": True}})
     eventually(
         lambda: conditions(job_status(api, "pause")).get("Suspended") == ("True", "JobSuspended"), 5
     )
     eventually(lambda: pods_of(api, "pause") == [], 5)
-    status = job_status(api, "pause")
-    assert "active" not in status and "failed" not in status
+    status = eventually(lambda: (s := job_status(api, "pause")).get("active") is None and s, 5)
+    assert "failed" not in status  # pods removed by a suspension are not failures
+    (cond,) = [c for c in status["conditions"] if c["type"] == "Suspended"]
+    assert (cond["status"], cond["reason"], cond["message"]) == (
+        "True",
+        "JobSuspended",
+        "Job suspended",
+    )
+    assert status["startTime"] == before  # upstream keeps it while suspended
+
+
+def test_a_suspended_job_stays_without_pods_and_resuming_resets_its_start_time(
+    api: client.ApiClient,
+) -> None:
+    """Upstream syncJob: no pods while suspended, startTime kept, then set to the resume time,
+    from which activeDeadlineSeconds counts."""
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job(
+        NS, make_job("nap", {"kubesim.io/duration": "60"}, activeDeadlineSeconds=2)
+    )
+    eventually(lambda: job_status(api, "nap").get("active") == 1, 5)
+    first_start = job_status(api, "nap")["startTime"]
+    batch.patch_namespaced_job("nap", NS, {"spec": {"suspend": True}})
+    eventually(lambda: pods_of(api, "nap") == [] and "active" not in job_status(api, "nap"), 5)
+    # past the 2 s deadline counted from the first start: a suspended Job does not fail
+    eventually(lambda: time.time() > parse_time(first_start) + 3.5, 6)
+    status = job_status(api, "nap")
+    assert "Failed" not in conditions(status) and pods_of(api, "nap") == []
+    assert status["startTime"] == first_start
+    batch.patch_namespaced_job("nap", NS, {"spec": {"suspend": False}})
+    resumed = eventually(
+        lambda: (
+            conditions(s := job_status(api, "nap")).get("Suspended") == ("False", "JobResumed")
+            and s
+        ),
+        5,
+    )
+    assert parse_time(resumed["startTime"]) >= parse_time(first_start) + 3
+    eventually(lambda: job_status(api, "nap").get("active") == 1, 5)
+    status = eventually(lambda: finished(api, "nap"), 10)
+    assert conditions(status)["Failed"] == ("True", "DeadlineExceeded")
+    failed_at = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert parse_time(failed_at["lastTransitionTime"]) >= parse_time(resumed["startTime"]) + 1
 
 
 def test_completions_and_parallelism(api: client.ApiClient) -> None:

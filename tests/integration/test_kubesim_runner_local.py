@@ -6,7 +6,8 @@ Covers (real HTTPS server, official client and real kubectl):
 - env from `env[].value` with $(VAR) expansion, the termination message written to
   /dev/termination-log (mapped to a per-pod file) becomes state.terminated.message;
 - output is streamed into the pod log while the process runs;
-- deleting the Job (or its pod) kills the running process;
+- deleting the Job (or its pod) kills the running process; suspending the Job kills it and
+  deletes its pod (not counted failed), resuming runs the command again;
 - restartPolicy OnFailure restarts the process in the same pod (restartCount, lastState) and
   terminationMessagePolicy FallbackToLogsOnError takes the message from the log;
 - stop() kills the processes and waits for their threads, which stay quiet (no error log) even
@@ -179,6 +180,33 @@ def test_deletion_kills_the_process(api: client.ApiClient, tmp_path: Path, delet
     if delete == "pod":
         # counted as a failure; backoffLimit 0 then fails the Job
         assert eventually(lambda: finished_as(api, "sleeper"), 10) == "Failed"
+
+
+def test_suspending_kills_the_process_and_resuming_runs_it_again(
+    api: client.ApiClient, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    pid_file = tmp_path / "pid"
+    # the first run sleeps until it is killed; the run after the resume finishes at once
+    script = (
+        f"echo run >> {runs}; if [ -f {pid_file} ]; then exit 0; fi; "
+        f"sleep 60 & echo $! > {pid_file}; wait"
+    )
+    batch = client.BatchV1Api(api)
+    batch.create_namespaced_job(NS, make_job("pausing", ["sh", "-c", script], backoffLimit=0))
+    eventually(lambda: pid_file.exists() and pid_file.read_text().strip(), 20)
+    pid = int(pid_file.read_text())
+    batch.patch_namespaced_job("pausing", NS, {"spec": {"suspend": True}})
+    eventually(lambda: not pid_alive(pid), 5, message="process killed")
+    eventually(lambda: pods_of(api, "pausing") == [], 5)
+    status = eventually(lambda: (s := status_of(api, "pausing")).get("active") is None and s, 5)
+    assert "failed" not in status
+    assert [(c["type"], c["status"], c["reason"]) for c in status["conditions"]] == [
+        ("Suspended", "True", "JobSuspended")
+    ]
+    batch.patch_namespaced_job("pausing", NS, {"spec": {"suspend": False}})
+    assert eventually(lambda: finished_as(api, "pausing"), 20) == "Complete"
+    assert runs.read_text() == "run\nrun\n"
 
 
 def test_fallback_to_logs_and_on_failure_restarts(api: client.ApiClient, tmp_path: Path) -> None:
