@@ -1,6 +1,8 @@
 """The controller seen through real kubectl: `kubectl get jf` shows the phase and progress the
-controller wrote, `kubectl describe jf` lists the controller's Events on the flow, and
-`kubectl get jobs -l workflow.kube-zen.io/flow=<name>` finds the step Jobs by their labels."""
+controller wrote (Queued for a Job suspended as Kueue does, by `kubectl patch`), `kubectl
+describe jf` lists the controller's Events on the flow, `kubectl get jobs -l
+workflow.kube-zen.io/flow=<name>` finds the step Jobs by their labels, and `kubectl explain`
+documents the queue fields."""
 
 from __future__ import annotations
 
@@ -42,3 +44,57 @@ def test_kubectl_shows_status_events_and_jobs(cluster, start_controller, tmp_pat
     )
     assert jobs.returncode == 0, jobs.stderr
     assert len(jobs.stdout.split()) == 2
+
+
+def test_kubectl_shows_a_flow_queued_by_kueue(cluster, start_controller, tmp_path) -> None:
+    """A Job suspended as Kueue does (here by `kubectl patch`) shows as Queued in
+    `kubectl get jf`; resumed, the flow runs to Succeeded. `kubectl explain` documents the
+    fields."""
+    start_controller()
+    cluster.create_flow(flow("waits", [job_step("train", duration=1.0)], queueName="team"))
+
+    def job_name() -> str:
+        jobs = cluster.step_jobs("waits", "train")
+        return jobs[0]["metadata"]["name"] if jobs else ""
+
+    name = eventually(job_name, 10)
+    run = {"cache_dir": tmp_path, "namespace": "default"}
+    patched = kubectl(
+        cluster.server,
+        "patch",
+        "job",
+        name,
+        "--type=merge",
+        "-p",
+        '{"spec":{"suspend":true}}',
+        **run,
+    )
+    assert patched.returncode == 0, patched.stderr
+
+    def shown_queued() -> str:
+        got = kubectl(cluster.server, "get", "jf", "waits", **run)
+        assert got.returncode == 0, got.stderr
+        return got.stdout if "Queued" in got.stdout else ""
+
+    eventually(shown_queued, 10, message="kubectl get jf says Queued")
+    resumed = kubectl(
+        cluster.server,
+        "patch",
+        "job",
+        name,
+        "--type=merge",
+        "-p",
+        '{"spec":{"suspend":false}}',
+        **run,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    cluster.wait_phase("waits", "Succeeded")
+
+    explained = kubectl(cluster.server, "explain", "jobflow.spec.queueName", **run)
+    assert explained.returncode == 0, explained.stderr
+    assert "kueue.x-k8s.io/queue-name" in explained.stdout
+    explained = kubectl(
+        cluster.server, "explain", "jobflow.spec.steps.pendingTimeoutSeconds", **run
+    )
+    assert explained.returncode == 0, explained.stderr
+    assert "PendingTimeout" in explained.stdout
