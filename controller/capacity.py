@@ -22,6 +22,7 @@ put in the cache without an event).
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -121,5 +122,4 @@ class Capacity:
         """The first waiters, one per free slot (under the lock)."""
         if self.limit is None or not self._waiting:
             return []
-        free = self._free()
-        return list(self._waiting)[: max(free, 0)]
+        return list(itertools.islice(self._waiting, max(self._free(), 0)))

@@ -64,7 +64,8 @@ Semantics (DESIGN section 3), in the order a pass applies them:
    suspended; ``pendingTimeoutSeconds`` bounds the wait before a pod of it runs (from its
    creation or last suspension/resumption) and fails the attempt with PendingTimeout.
 6. Phase: Failed/Succeeded when done; else Running while a step fails but others still run;
-   Suspended; Queued when nothing runs and a step is Queued or held by the controller's cap;
+   Suspended; Queued when nothing runs and a step is Queued or held by the controller's cap
+   (condition Queued=True names those steps and their messages);
    Paused when a step awaits approval and nothing runs or waits to retry; Running.
 
 Idempotence (what the runtime relies on): applying a plan and planning again on the resulting

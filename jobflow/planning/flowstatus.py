@@ -100,6 +100,7 @@ def running_conditions(
     fail_reason: str,
     fail_message: str,
     resources_done: bool | None,
+    waiting_in_queue: Sequence[StepState] = (),
 ) -> list[status.Desired]:
     succeeded = phase == FlowPhase.SUCCEEDED
     desired = [
@@ -128,7 +129,7 @@ def running_conditions(
             "ManualApproval" if waiting else "NoneWaiting",
             f"waiting for approval of: {', '.join(waiting)}" if waiting else "no step waits",
         ),
-        status.Desired(status.QUEUED, False, "NotQueued", "not waiting for other flows"),
+        queued_condition(phase, waiting_in_queue),
     ]
     if resources_done is not None:
         desired.append(
@@ -142,6 +143,27 @@ def running_conditions(
             )
         )
     return desired
+
+
+def queued_condition(phase: str, steps: Sequence[StepState]) -> status.Desired:
+    """``Queued``: True while the flow (phase Queued) waits for a queue: Kueue's admission of a
+    suspended Job, or the controller's --max-active-jobs; the message says which steps."""
+    if phase != FlowPhase.QUEUED or not steps:
+        return status.Desired(status.QUEUED, False, "NotQueued", "not waiting for other flows")
+    shown = "; ".join(f"{s.name}: {s.message}" if s.message else s.name for s in steps[:5])
+    more = f"; and {len(steps) - 5} more" if len(steps) > 5 else ""
+    reason = steps[0].reason or phases.JOB_SUSPENDED
+    return status.Desired(status.QUEUED, True, reason, f"waiting in a queue: {shown}{more}")
+
+
+def waiting_in_queue(steps: Sequence[StepState]) -> list[StepState]:
+    """The steps that wait in a queue: Queued (a suspended Job) or held for capacity."""
+    return [
+        s
+        for s in steps
+        if s.phase == StepPhase.QUEUED
+        or (s.phase == StepPhase.PENDING and s.reason == phases.WAITING_FOR_CAPACITY)
+    ]
 
 
 def build(

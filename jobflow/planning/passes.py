@@ -341,6 +341,7 @@ class Pass:
             fail_reason=fail_reason,
             fail_message=fail_message,
             resources_done=resources_done,
+            waiting_in_queue=flowstatus.waiting_in_queue(self.steps),
         )
         new_status = flowstatus.build(
             phase=phase,

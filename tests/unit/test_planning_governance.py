@@ -193,6 +193,9 @@ def test_a_flow_with_no_capacity_at_all_is_queued() -> None:
     assert result.held_for_capacity == 2
     assert world.phase == "Queued"
     assert "FlowQueued" in [e.reason for e in result.events]
+    queued = world.condition("Queued")
+    assert (queued["status"], queued["reason"]) == ("True", "WaitingForCapacity")
+    assert "s0: waiting for the controller's --max-active-jobs" in str(queued["message"])
     assert world.condition("Progressing")["status"] == "True"
     world.max_starts = None
     result = world.reconcile()
@@ -255,6 +258,9 @@ def test_a_suspended_job_is_queued_and_its_run_timeout_does_not_tick() -> None:
     assert world.step_status("a")["reason"] == "JobSuspended"
     assert "in queue team" in str(world.step_status("a")["message"])
     assert world.phase == "Queued"
+    queued = world.condition("Queued")
+    assert (queued["status"], queued["reason"]) == ("True", "JobSuspended")
+    assert "a: Job f-a-0-" in str(queued["message"]) and "in queue team" in str(queued["message"])
     assert [e.reason for e in result.events] == ["StepQueued", "FlowQueued"]
     assert result.requeue_after is None  # no pending timeout, and the run clock is stopped
     world.advance(3600)
@@ -317,6 +323,7 @@ def test_a_resumed_job_runs_and_its_run_timeout_counts_from_its_start() -> None:
     assert phases(world) == {"a": "Running"}
     assert world.step_status("a").get("reason") is None
     assert [e.reason for e in result.events] == ["StepAdmitted", "FlowResumed"]
+    assert world.condition("Queued")["status"] == "False"
     assert result.requeue_after == 30.0  # run clock from the Job's startTime; pods run
     world.advance(30)
     result = world.reconcile()
