@@ -180,11 +180,12 @@ class JobKind(StepKind):
         is admitted; the step's start until the Job says), never while it is suspended.
         Pending: ``pendingTimeoutSeconds`` while no pod of it has run, from its creation or
         last suspension/resumption (``jobs.waiting_since``)."""
+        timeout = step.spec.timeout_seconds
+        pending = step.spec.pending_timeout_seconds
         created = decoded.parse_time(step.start_time)
-        if created is None:
+        if created is None or (timeout is None and pending is None):
             return False
         budgets: list[tuple[datetime, str, str]] = []  # (deadline, reason, message)
-        timeout = step.spec.timeout_seconds
         suspended = job is not None and jobs.is_suspended(job)
         if timeout is not None and not suspended:
             since = max(created, (jobs.started_at(job) if job else None) or created)
@@ -195,7 +196,6 @@ class JobKind(StepKind):
                     f"exceeded timeoutSeconds={timeout}",
                 )
             )
-        pending = step.spec.pending_timeout_seconds
         if pending is not None and (job is None or not jobs.has_run(job)):
             since = jobs.waiting_since(job, created)
             state = "suspended" if suspended else "its pods had not started"
