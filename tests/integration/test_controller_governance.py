@@ -191,9 +191,13 @@ def test_a_job_suspended_by_kueue_is_queued_until_admitted(
     entry = eventually(retried, 10, message="PendingTimeout then a retry")
     second = eventually(lambda: job_named(cluster, "kq", "train", 1), 10)
     patch_job(kube_api_client, second["metadata"]["name"], {"spec": {"suspend": True}})
-    events = cluster.kube.list_all(EVENTS, NAMESPACE, field_selector="involvedObject.name=kq")
-    said = [e["message"] for e in events["items"] if e["reason"] == "StepPendingTimedOut"]
-    assert said and "pendingTimeoutSeconds=5" in said[0]
+
+    def said() -> list[str]:
+        events = cluster.kube.list_all(EVENTS, NAMESPACE, field_selector="involvedObject.name=kq")
+        return [e["message"] for e in events["items"] if e["reason"] == "StepPendingTimedOut"]
+
+    # Events are written asynchronously (gathered for a moment), so they may trail the status.
+    assert "pendingTimeoutSeconds=5" in eventually(said, 10)[0]
     assert [j["metadata"]["name"] for j in cluster.step_jobs("kq", "train")] == [
         second["metadata"]["name"]
     ], "the timed-out attempt's Job was deleted"
