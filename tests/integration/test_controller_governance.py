@@ -10,11 +10,16 @@ keeps its step and flow Queued, its run timeout does not tick, the pending timeo
 reason PendingTimeout and the retry policy starts a new attempt, which once unsuspended runs
 and the flow succeeds; the Kueue labels from queueName/priorityClassName are on the Jobs;
 the labels, nodeSelector and tolerations an admission controller adds to a Job zen-flow
-created survive reconciles; the flow's own suspend leaves a Kueue-suspended Job alone.
+created survive reconciles; the flow's own suspend leaves a Kueue-suspended Job alone; a
+mutating webhook doing what Kueue's does (every Job with a queue-name label created suspended,
+called by kubesim over TLS) holds each step Queued until "Kueue" admits it, so a started flow
+waits mid-DAG (phase Queued, condition Queued naming the step) and then succeeds.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +31,13 @@ from kubernetes import client, watch
 
 from controller.kube import EVENTS
 from tests.fixtures.controller import NAMESPACE, Cluster, flow, job_step
+from tests.integration.test_kubesim_admission import (  # the HTTPS webhook server fixtures
+    ca_bundle,
+    pki,  # noqa: F401
+    register,
+    start_hook,  # noqa: F401
+)
+from tests.integration.test_kubesim_admission import webhook as admission_webhook
 from tests.waiting import eventually
 
 STEP = "workflow.kube-zen.io/step"
@@ -278,3 +290,68 @@ def test_the_flows_own_suspend_leaves_kueue_suspended_jobs_alone(
     assert cluster.step_jobs("own", "b") == [], "a suspended flow starts no new step"
     cluster.patch_flow("own", {"spec": {"suspend": False}})
     cluster.wait_phase("own", "Succeeded", timeout=20)
+
+
+def kueue_webhook(review: dict[str, Any]) -> dict[str, Any]:
+    """What Kueue's Job webhook does on CREATE: a Job with a queue-name label starts suspended."""
+    patch = [{"op": "add", "path": "/spec/suspend", "value": True}]
+    return {
+        "uid": review["request"]["uid"],
+        "allowed": True,
+        "patchType": "JSONPatch",
+        "patch": base64.b64encode(json.dumps(patch).encode()).decode(),
+    }
+
+
+def test_a_kueue_webhook_holds_each_step_and_a_started_flow_waits_mid_dag(
+    cluster,
+    start_controller,
+    kube_api_client,
+    start_hook,  # noqa: F811 (the fixture imported above)
+    pki,  # noqa: F811
+) -> None:
+    hook = start_hook(kueue_webhook)
+    selector = {"matchExpressions": [{"key": "kueue.x-k8s.io/queue-name", "operator": "Exists"}]}
+    register(
+        kube_api_client,
+        "MutatingWebhookConfiguration",
+        {
+            **admission_webhook("jobs.kueue.test", {"url": hook.url, "caBundle": ca_bundle(pki)}),
+            "rules": [
+                {
+                    "operations": ["CREATE"],
+                    "apiGroups": ["batch"],
+                    "apiVersions": ["v1"],
+                    "resources": ["jobs"],
+                    "scope": "Namespaced",
+                }
+            ],
+            "objectSelector": selector,
+        },
+        name="kueue-like",
+    )
+    start_controller()
+    steps = [job_step("prepare", duration=0.2), job_step("train", "prepare", duration=0.2)]
+    cluster.create_flow(flow("mid", steps, queueName="team", policy={"pendingTimeoutSeconds": 60}))
+
+    def admit(step: str) -> str:
+        """Act as Kueue's controller once the step waits: inject the flavor, unsuspend."""
+        eventually(lambda: cluster.step("mid", step).get("phase") == "Queued", 10)
+        name = job_named(cluster, "mid", step, 0)["metadata"]["name"]
+        injected = {"spec": {"template": {"spec": {"nodeSelector": {"pool": "a"}}}}}
+        patch_job(kube_api_client, name, injected)
+        patch_job(kube_api_client, name, {"spec": {"suspend": False}})
+        return name
+
+    admit("prepare")
+    # The flow started, its first step is done, and the next one waits for quota.
+    eventually(lambda: cluster.step("mid", "train").get("phase") == "Queued", 10)
+    assert cluster.step("mid", "prepare")["phase"] == "Succeeded"
+    assert cluster.phase("mid") == "Queued"
+    queued = next(c for c in cluster.status("mid")["conditions"] if c["type"] == "Queued")
+    assert queued["status"] == "True" and "train: Job mid-train-0-" in queued["message"]
+    name = admit("train")
+    cluster.wait_phase("mid", "Succeeded", timeout=20)
+    assert len(hook.reviews) == 2, "each step's Job went through the webhook once"
+    job = client.BatchV1Api(kube_api_client).read_namespaced_job(name, NAMESPACE)
+    assert job.spec.template.spec.node_selector == {"pool": "a"}
