@@ -1221,6 +1221,7 @@ class ApiServer:
                 api_version=rt.api_version,
                 has_status=rt.has_status,
                 subresource=route.subresource,
+                list_type=managed.list_type_for(rt),
             )
             managed_override = new["metadata"].get("managedFields", [])
         if not isinstance(new, dict):
@@ -1253,6 +1254,7 @@ class ApiServer:
             api_version=rt.api_version,
             has_status=rt.has_status,
             subresource=None,
+            list_type=managed.list_type_for(rt),
         )
         obj = self._into(route, obj)
         meta = obj.setdefault("metadata", {})

@@ -685,6 +685,7 @@ class Store:
                 api_version=rt.api_version,
                 has_status=rt.has_status,
                 subresource=None,
+                list_type=managed.list_type_for(rt),
             )
         if dry_run:
             return obj  # as upstream: a dry-run create has a uid but no resourceVersion
@@ -772,6 +773,7 @@ class Store:
                 api_version=rt.api_version,
                 has_status=rt.has_status,
                 subresource=subresource,
+                list_type=managed.list_type_for(rt),
             )
         if rt.key == CRD_KEY:
             kinds.crd_prepare(new)
