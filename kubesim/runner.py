@@ -109,6 +109,7 @@ GENERATE_SUFFIX = 5  # the store appends 5 random characters to generateName
 REQUEUE_AFTER_ERROR = 1.0  # seconds before a reconcile that raised is retried
 MAX_STEPS = 10_000  # bound on create/finish rounds in one reconcile (instant retries loop)
 NODE_NAME = "kubesim-node"
+DEFAULT_SCHEDULER = "default-scheduler"
 WAITING_INIT = "PodInitializing"  # reason of a container waiting for init containers
 LOCAL_IP = "127.0.0.1"
 
@@ -119,7 +120,11 @@ MSG_BACKOFF = "Job has reached the specified backoff limit"
 REASON_DEADLINE = "DeadlineExceeded"
 MSG_DEADLINE = "Job was active longer than specified deadline"
 
-Key = tuple[str, str]  # (namespace, job name)
+Key = tuple[str, str]  # (namespace, job name), or (namespace, POD_KEY_PREFIX + pod name)
+# A bare pod's queue key: names of Jobs and pods never hold "/", so the prefix cannot clash.
+POD_KEY_PREFIX = "pod/"
+CRASH_BACKOFF_BASE = 10.0  # the kubelet's restart back-off: 10 s, doubling per restart ...
+CRASH_BACKOFF_MAX = 300.0  # ... capped at 5 minutes
 # A container the runtime could not start (local mode: a missing binary, no command): the kubelet
 # reports terminated.reason StartError, exit code 128 and the runtime's error as the message.
 REASON_START_ERROR = "StartError"
@@ -319,6 +324,41 @@ def _sim_spec(key: Key, job: dict[str, Any]) -> tuple[SimSpec, str]:
         )
     except AnnotationError as exc:
         return SimSpec(attempt_key=key[1]), str(exc)
+    return sim, ""
+
+
+def is_bare_pod(pod: Mapping[str, Any]) -> bool:
+    """A pod the kubelet side runs by itself: not one of a Job's (the Job runner runs those),
+    and one the default scheduler would bind to kubesim's node (a pod naming another
+    scheduler, or bound to another node, stays Pending as no scheduler or kubelet takes it)."""
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "Job":
+            return False
+    spec = pod.get("spec") or {}
+    return spec.get("schedulerName") in (None, "", DEFAULT_SCHEDULER) and spec.get("nodeName") in (
+        None,
+        "",
+        NODE_NAME,
+    )
+
+
+def bare_pod_key(pod: Mapping[str, Any]) -> Key:
+    meta = pod.get("metadata") or {}
+    return (str(meta.get("namespace", "")), POD_KEY_PREFIX + str(meta.get("name", "")))
+
+
+def _restart_policy(pod: Mapping[str, Any]) -> str:
+    return str((pod.get("spec") or {}).get("restartPolicy") or "Always")
+
+
+def _pod_sim_spec(pod: Mapping[str, Any]) -> tuple[SimSpec, str]:
+    """A bare pod's simulation spec from its own kubesim.io/ annotations (attempts counted per
+    pod name unless kubesim.io/attempt-key says otherwise)."""
+    name = str(pod["metadata"].get("name", ""))
+    try:
+        sim = SimSpec.from_annotations(pod["metadata"].get("annotations") or {}, {}, job_name=name)
+    except AnnotationError as exc:
+        return SimSpec(attempt_key=name), str(exc)
     return sim, ""
 
 
@@ -794,6 +834,7 @@ class _Run:
     init_restarts: dict[str, int] = field(default_factory=dict)
     init_last: dict[str, dict[str, Any]] = field(default_factory=dict)
     failed_init: str | None = None
+    restart_due: float | None = None  # bare pods: monotonic time of the back-off's restart
 
     @property
     def name(self) -> str:
@@ -843,6 +884,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._jobs: dict[Key, _JobState] = {}
         self._runs: dict[str, _Run] = {}  # pod uid -> run, for DELETED events
+        self._bare: dict[Key, _Run] = {}  # the kubelet's runs of pods no Job owns
         self._generations: dict[str, Any] = {}  # job uid -> generation last reconciled
         self._attempts: dict[tuple[str, str], int] = {}  # (namespace, attempt key) -> runs
         self._threads: list[threading.Thread] = []
@@ -867,6 +909,9 @@ class JobRunner:
         for job in self.store.list(JOBS):
             meta = job.get("metadata") or {}
             self._queue.add((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+        for pod in self.store.list(PODS):
+            if is_bare_pod(pod):
+                self._queue.add(bare_pod_key(pod))
 
     def stop(self) -> None:
         """Stop reconciling, kill every local process and wait (bounded) for its thread.
@@ -931,6 +976,9 @@ class JobRunner:
                 for run in runs:
                     self._cancel(run)
             self._queue.add(key)
+        elif gvr.group == "" and gvr.resource == "pods" and event_type == "ADDED":
+            if is_bare_pod(obj):
+                self._queue.add(bare_pod_key(obj))
         elif gvr.group == "" and gvr.resource == "pods" and event_type == "DELETED":
             with self._lock:
                 victim = self._runs.pop(str(meta.get("uid", "")), None)
@@ -956,6 +1004,9 @@ class JobRunner:
                 self._queue.done(key)
 
     def _sync(self, key: Key) -> None:
+        if key[1].startswith(POD_KEY_PREFIX):
+            self._sync_bare_pod(key)
+            return
         namespace, name = key
         try:
             job = self.store.get(JOBS, name, namespace=namespace)
@@ -1495,6 +1546,110 @@ class JobRunner:
         with self._lock:
             self._generations.pop(st.uid, None)
         self._stop_runs(st, delete=False)  # the Store's garbage collector deletes the pods
+
+    # -- the kubelet's bare pods --------------------------------------------------------------
+
+    def _sync_bare_pod(self, key: Key) -> None:
+        """Run a pod no Job owns (``kubectl run``, a test's pod) as the kubelet would: its
+        restartPolicy (default Always) decides whether an exited container restarts (after the
+        kubelet's back-off, CrashLoopBackOff meanwhile) or the pod ends Succeeded/Failed."""
+        namespace, name = key[0], key[1][len(POD_KEY_PREFIX) :]
+        try:
+            pod = self.store.get(PODS, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+            pod = None
+        run = self._bare.get(key)
+        if run is not None and (pod is None or run.uid != pod["metadata"]["uid"]):
+            self._drop_bare(key, run)
+            run = None
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            if run is not None:
+                self._drop_bare(key, run)
+            return
+        sim, bad_annotation = _pod_sim_spec(pod)
+        if run is None:
+            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                return
+            run = _Run(key=key, job_uid="", pod=pod, index=None, started_at=now_rfc3339())
+            self._bare[key] = run
+            with self._lock:
+                self._runs[run.uid] = run
+            self._start_bare(run, sim, bad_annotation)
+        for _ in range(MAX_STEPS):  # instant sim runs settle in one pass
+            if not self._collect_bare(key, run, sim, bad_annotation):
+                return
+
+    def _start_bare(self, run: _Run, sim: SimSpec, bad_annotation: str) -> None:
+        run.restart_due = None
+        policy = _restart_policy(run.pod)
+        annotations = run.pod["metadata"].get("annotations") or {}
+        if (
+            self.exec_mode == "sim"
+            and policy == "Always"
+            and not bad_annotation
+            and ANN_DURATION not in annotations
+        ):
+            # a long-running server: it runs until the pod is deleted
+            run.container_started_at = now_rfc3339()
+            run.planned, run.due = None, None
+            if sim.log:
+                self._set_log(run, sim.log)
+            self._write_running(run)
+            return
+        self._start_container(run, sim, bad_annotation=bad_annotation)
+
+    def _collect_bare(self, key: Key, run: _Run, sim: SimSpec, bad_annotation: str) -> bool:
+        """Act on the run's exit or due restart; True when another pass may do more."""
+        now_mono = time.monotonic()
+        if run.restart_due is not None:
+            if now_mono < run.restart_due:
+                return False
+            self._start_bare(run, sim, bad_annotation)
+            return True
+        with self._lock:
+            outcome = run.outcome
+        if outcome is None and run.planned is not None and run.due is not None:
+            outcome = run.planned if run.due <= now_mono else None
+        if outcome is None:
+            return False
+        run.planned, run.due, run.outcome = None, None, None
+        containers = (run.pod.get("spec") or {}).get("containers") or [{}]
+        message = self._termination_message(run, containers[0], outcome.exit_code, outcome.message)
+        term = terminated_state(
+            outcome.exit_code,
+            message,
+            started_at=run.container_started_at,
+            finished_at=now_rfc3339(),
+            container_id=_container_id(run),
+            reason=outcome.reason,
+        )
+        policy = _restart_policy(run.pod)
+        if policy == "Always" or (policy == "OnFailure" and outcome.exit_code != 0):
+            run.restarts += 1
+            run.last_state = {"terminated": term}
+            delay = min(CRASH_BACKOFF_BASE * 2.0 ** (run.restarts - 1), CRASH_BACKOFF_MAX)
+            run.restart_due = now_mono + delay
+            waiting = {
+                "reason": "CrashLoopBackOff",
+                "message": f"back-off {delay:g}s restarting failed container="
+                f"{_first_name(run)} pod={run.name}_{key[0]}({run.uid})",
+            }
+            self._write_pod_status(run, "Running", {"waiting": waiting})
+            self._timers.at(run.restart_due, key)
+            return False
+        self._write_pod_status(
+            run, "Succeeded" if outcome.exit_code == 0 else "Failed", {"terminated": term}
+        )
+        self._drop_bare(key, run)
+        return False
+
+    def _drop_bare(self, key: Key, run: _Run) -> None:
+        self._bare.pop(key, None)
+        with self._lock:
+            self._runs.pop(run.uid, None)
+        self._cancel(run)
 
     # -- local processes -------------------------------------------------------------------
 

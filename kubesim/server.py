@@ -27,7 +27,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import yaml
 from aiohttp import web
 
-from kubesim import auth, discovery, kinds, managed, openapi, protobuf, selectors, tables
+from kubesim import auth, discovery, kinds, managed, openapi, protobuf, selectors, tables, uids
 from kubesim import events as events_v1
 from kubesim.clone import clone
 from kubesim.errors import (
@@ -332,7 +331,7 @@ class ApiServer:
         resp = web.Response(body=raw if raw is not None else _body(body), status=status)
         resp.headers["Content-Type"] = content_type
         resp.headers["Cache-Control"] = "no-cache, private"
-        resp.headers["Audit-Id"] = str(uuid.uuid4())
+        resp.headers["Audit-Id"] = uids.new_uid()
         for w in warnings or []:
             resp.headers.add(
                 "Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -986,7 +985,7 @@ class ApiServer:
                 warnings=None if hooks else warnings,
                 prepared=hooks,
             )
-            out = _body(self._out(route, created))
+        out = _body(self._out(route, created))  # stored objects never change: unlocked
         return self._json(None, 201, raw=out, warnings=warnings)
 
     def _admit(
@@ -1069,7 +1068,7 @@ class ApiServer:
                 warnings=None if hooks else warnings,
                 require_resource_version=not rt.builtin,
             )
-            out = _body(self._out(route, updated))
+        out = _body(self._out(route, updated))
         return self._json(None, raw=out, warnings=warnings)
 
     def _patch(self, request: web.Request, route: _Route, body: bytes) -> web.Response:
@@ -1142,7 +1141,7 @@ class ApiServer:
                         field_validation="Ignore" if hooks else fv,
                         warnings=None if hooks else warnings,
                     )
-                    out = _body(self._out(route, updated))
+                out = _body(self._out(route, updated))
             except ApiError as e:
                 if (
                     e.code == 409
@@ -1221,6 +1220,7 @@ class ApiServer:
                 api_version=rt.api_version,
                 has_status=rt.has_status,
                 subresource=route.subresource,
+                list_type=managed.list_type_for(rt),
             )
             managed_override = new["metadata"].get("managedFields", [])
         if not isinstance(new, dict):
@@ -1253,6 +1253,7 @@ class ApiServer:
             api_version=rt.api_version,
             has_status=rt.has_status,
             subresource=None,
+            list_type=managed.list_type_for(rt),
         )
         obj = self._into(route, obj)
         meta = obj.setdefault("metadata", {})
@@ -1323,23 +1324,23 @@ class ApiServer:
                 preconditions=opts.get("preconditions"),
                 dry_run=dry_run,
             )
-            if gone and rt.key not in RETURN_DELETED_OBJECT:
-                details: dict[str, Any] = {"name": route.name}
-                if rt.group:
-                    details["group"] = rt.group
-                details["kind"] = rt.resource
-                details["uid"] = obj["metadata"]["uid"]
-                out = _body(
-                    {
-                        "kind": "Status",
-                        "apiVersion": "v1",
-                        "metadata": {},
-                        "status": "Success",
-                        "details": details,
-                    }
-                )
-            else:
-                out = _body(self._out(route, obj))
+        if gone and rt.key not in RETURN_DELETED_OBJECT:
+            details: dict[str, Any] = {"name": route.name}
+            if rt.group:
+                details["group"] = rt.group
+            details["kind"] = rt.resource
+            details["uid"] = obj["metadata"]["uid"]
+            out = _body(
+                {
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Success",
+                    "details": details,
+                }
+            )
+        else:
+            out = _body(self._out(route, obj))
         return self._json(None, raw=out, warnings=warnings)
 
     def _delete_collection(self, request: web.Request, route: _Route, body: bytes) -> web.Response:

@@ -36,14 +36,13 @@ import os
 import random
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubesim import kinds, schema, selectors
+from kubesim import kinds, schema, selectors, uids
 from kubesim.clone import clone
 from kubesim.errors import ApiError, Cause, already_exists, conflict, expired, invalid, not_found
 from kubesim.errors import required as required_cause
@@ -297,7 +296,8 @@ class Store:
     def get(self, gvr: GVR, name: str, *, namespace: str | None = None) -> dict[str, Any]:
         rt = self.registry.get(gvr)
         with self._lock:
-            return self._present(rt, clone(self._get_ref(rt, name, namespace)))
+            ref = self._get_ref(rt, name, namespace)
+        return self._present(rt, clone(ref))  # stored objects never change: copy unlocked
 
     def update(
         self,
@@ -329,10 +329,13 @@ class Store:
         write: Callable[[ResourceType, dict[str, Any]], dict[str, Any]],
     ) -> dict[str, Any]:
         """Run ``write`` on a copy of ``obj`` under the lock; the caller gets its own copy back
-        (neither side may alias the stored object)."""
+        (neither side may alias the stored object). The copy back is made after the lock is
+        released: a stored object is never changed, only replaced."""
         rt = self.registry.get(gvr)
+        mine = clone(obj)
         with self._lock:
-            return clone(write(rt, clone(obj)))
+            written = write(rt, mine)
+        return clone(written)
 
     def delete(
         self,
@@ -354,7 +357,7 @@ class Store:
                 preconditions=preconditions,
                 dry_run=dry_run,
             )
-            return clone(obj)
+        return clone(obj)
 
     def list(
         self,
@@ -367,14 +370,13 @@ class Store:
         rt = self.registry.get(gvr)
         pred = selectors.compile_selectors(label_selector, field_selector)
         with self._lock:
-            return [
-                self._present(rt, clone(o))
-                for o in self._iter(rt.key, namespace)
-                if pred is None or pred(o)
-            ]
+            refs = [o for o in self._iter(rt.key, namespace) if pred is None or pred(o)]
+        return [self._present(rt, clone(o)) for o in refs]
 
     def subscribe(self, callback: Callable[[str, GVR, dict[str, Any]], None]) -> Callable[[], None]:
-        """callback(type, gvr, obj) after each committed change, synchronously; returns unsubscribe."""
+        """callback(type, gvr, obj) after each committed change, synchronously, under the
+        Store's lock; ``obj`` is the stored object itself (read it, never change it: it is
+        not copied for each subscriber). Returns unsubscribe."""
         with self._lock:
             self._subscribers.append(callback)
 
@@ -671,7 +673,7 @@ class Store:
             raise already_exists(rt.resource, rt.group, name)
         if rt.key == CRD_KEY:
             kinds.crd_prepare(obj)
-        meta["uid"] = kinds.preset_uid(rt, obj) or str(uuid.uuid4())
+        meta["uid"] = kinds.preset_uid(rt, obj) or uids.new_uid()
         meta["creationTimestamp"] = now_rfc3339()
         if rt.has_generation:
             meta["generation"] = 1
@@ -685,6 +687,7 @@ class Store:
                 api_version=rt.api_version,
                 has_status=rt.has_status,
                 subresource=None,
+                list_type=managed.list_type_for(rt),
             )
         if dry_run:
             return obj  # as upstream: a dry-run create has a uid but no resourceVersion
@@ -772,6 +775,7 @@ class Store:
                 api_version=rt.api_version,
                 has_status=rt.has_status,
                 subresource=subresource,
+                list_type=managed.list_type_for(rt),
             )
         if rt.key == CRD_KEY:
             kinds.crd_prepare(new)
@@ -844,7 +848,7 @@ class Store:
                 return
             for sub in list(self._subscribers):
                 try:
-                    sub(event.type, rt.gvr, clone(event.obj))
+                    sub(event.type, rt.gvr, event.obj)
                 except Exception:
                     log.exception("store subscriber failed", extra={"resource": event.key[1]})
 

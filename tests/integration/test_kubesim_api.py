@@ -331,7 +331,11 @@ def test_label_and_field_selectors(api: client.ApiClient) -> None:
     ] == ["s1", "s2", "s3"]
     v1.create_namespaced_pod(
         "sel",
-        {"metadata": {"name": "p1"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+        {
+            "metadata": {"name": "p1"},
+            # bound to a node kubesim's kubelet is not: it stays Pending
+            "spec": {"nodeName": "elsewhere", "containers": [{"name": "c", "image": "busybox"}]},
+        },
     )
     assert [
         p.metadata.name

@@ -10,7 +10,10 @@ counted failed, Suspended True/False conditions, startTime kept then reset on re
 deadline counted from it); completions/parallelism; a running pod deleted by a user is
 counted failed and replaced; `kubesim.io/log` served by the pod log endpoint; a bad annotation
 fails the pod with a clear message; ttlSecondsAfterFinished deletes the Job and its pods; a
-server restarted on the same data_dir replaces the pods that were running and finishes the Job.
+server restarted on the same data_dir replaces the pods that were running and finishes the Job;
+bare pods (`kubectl run`, pods of other owners) run as the kubelet runs them: Never ends
+Succeeded/Failed with the annotated exit code and log, Always keeps running until deleted, or
+restarts with the kubelet's back-off (CrashLoopBackOff) when it exits.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from kubernetes.client.exceptions import ApiException
 
 import kubesim
 from kubesim.runner import JOBS, PODS
+from tests.fixtures import kubesim as kubesim_fixtures
 from tests.waiting import eventually
 
 NS = "default"
@@ -386,3 +390,91 @@ def finished_as_dict(status: dict[str, Any]) -> str | None:
         if cond["type"] in ("Complete", "Failed") and cond["status"] == "True":
             return str(cond["type"])
     return None
+
+
+# --- bare pods: the kubelet side runs any pod no Job owns -------------------------------------
+
+
+def bare_pod(api: client.ApiClient, name: str) -> dict[str, Any]:
+    return api.sanitize_for_serialization(client.CoreV1Api(api).read_namespaced_pod(name, NS))
+
+
+def test_kubectl_run_pods_run_as_the_kubelet_runs_them(
+    cluster: Any, api: client.ApiClient, tmp_path: Path
+) -> None:
+    def kubectl(*args: str) -> str:
+        done = kubesim_fixtures.kubectl(cluster, *args, cache_dir=tmp_path / "cache")
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    kubectl(
+        "run", "once", "--image=busybox", "--restart=Never", "--annotations=kubesim.io/log=hello"
+    )
+    kubectl(
+        "run", "fails", "--image=busybox", "--restart=Never", "--annotations=kubesim.io/exit-code=3"
+    )
+    kubectl("run", "server", "--image=nginx")  # restartPolicy Always: runs until deleted
+    kubectl("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/once", "--timeout=10s")
+    assert kubectl("logs", "once") == "hello"
+    kubectl("wait", "--for=jsonpath={.status.phase}=Failed", "pod/fails", "--timeout=10s")
+    term = bare_pod(api, "fails")["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (term["exitCode"], term["reason"]) == (3, "Error")
+    kubectl("wait", "--for=condition=Ready", "pod/server", "--timeout=10s")
+    status = bare_pod(api, "server")["status"]
+    assert status["phase"] == "Running" and "running" in status["containerStatuses"][0]["state"]
+    kubectl("delete", "pod", "server", "--timeout=10s")
+
+
+def test_a_bare_pod_that_exits_under_restart_always_crash_loops(api: client.ApiClient) -> None:
+    pod = {
+        "metadata": {"name": "looper", "annotations": {"kubesim.io/duration": "0.2"}},
+        "spec": {"containers": [{"name": "main", "image": "busybox"}]},
+    }
+    client.CoreV1Api(api).create_namespaced_pod(NS, pod)
+    status = eventually(
+        lambda: (
+            (s := bare_pod(api, "looper")["status"]).get("containerStatuses")
+            and s["containerStatuses"][0]["restartCount"] == 1
+            and s
+        ),
+        5,
+    )
+    (cs,) = status["containerStatuses"]
+    assert status["phase"] == "Running"
+    assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert "back-off 10s restarting failed container=main" in cs["state"]["waiting"]["message"]
+    assert cs["lastState"]["terminated"]["reason"] == "Completed"
+
+
+def test_a_pod_owned_by_another_controller_is_still_run(api: client.ApiClient) -> None:
+    """The kubelet runs every pod; only a Job's pods are left to the Job runner."""
+    owner = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": "rs",
+        "uid": "u-rs",
+        "controller": True,
+    }
+    pod = {
+        "metadata": {"name": "owned", "ownerReferences": [owner]},
+        "spec": {"restartPolicy": "OnFailure", "containers": [{"name": "c", "image": "busybox"}]},
+    }
+    client.CoreV1Api(api).create_namespaced_pod(NS, pod)
+    eventually(lambda: bare_pod(api, "owned")["status"]["phase"] == "Succeeded", 5)
+
+
+def test_a_pod_for_another_scheduler_stays_pending(api: client.ApiClient) -> None:
+    pod = {
+        "metadata": {"name": "unscheduled"},
+        "spec": {"schedulerName": "my-scheduler", "containers": [{"name": "c", "image": "x"}]},
+    }
+    client.CoreV1Api(api).create_namespaced_pod(NS, pod)
+    client.CoreV1Api(api).create_namespaced_pod(
+        NS,
+        {
+            "metadata": {"name": "marker"},
+            "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "x"}]},
+        },
+    )
+    eventually(lambda: bare_pod(api, "marker")["status"]["phase"] == "Succeeded", 5)
+    assert bare_pod(api, "unscheduled")["status"]["phase"] == "Pending"

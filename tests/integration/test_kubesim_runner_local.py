@@ -24,6 +24,8 @@ Covers (real HTTPS server, official client and real kubectl):
   (`container nope is not valid for pod P`; kubectl reports it too, checking before it asks);
   a failed init container's FallbackToLogsOnError message comes from its own log; following an
   init container's log ends when it exits, while the pod runs on;
+- a bare pod (no Job) runs its command: exit code and log in its status, and deleting a
+  running one kills its process;
 - a container that cannot start (a missing binary, by name or by path, or no command) is a
   StartError as the kubelet reports it: exit code 128 and the cause in terminated.message.
 """
@@ -207,6 +209,44 @@ def test_suspending_kills_the_process_and_resuming_runs_it_again(
     batch.patch_namespaced_job("pausing", NS, {"spec": {"suspend": False}})
     assert eventually(lambda: finished_as(api, "pausing"), 20) == "Complete"
     assert runs.read_text() == "run\nrun\n"
+
+
+def test_a_bare_pod_runs_its_command_and_deleting_it_kills_the_process(
+    api: client.ApiClient, tmp_path: Path
+) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespaced_pod(
+        NS,
+        {
+            "metadata": {"name": "once"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {"name": "c", "image": "busybox", "command": ["sh", "-c", "echo hi; exit 4"]}
+                ],
+            },
+        },
+    )
+    pid_file = tmp_path / "pid"
+    script = f"sleep 60 & echo $! > {pid_file}; wait"
+    core.create_namespaced_pod(
+        NS,
+        {
+            "metadata": {"name": "server"},
+            "spec": {
+                "containers": [{"name": "c", "image": "busybox", "command": ["sh", "-c", script]}]
+            },
+        },
+    )
+    eventually(lambda: core.read_namespaced_pod("once", NS).status.phase == "Failed", 20)
+    pod = api.sanitize_for_serialization(core.read_namespaced_pod("once", NS))
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 4
+    assert core.read_namespaced_pod_log("once", NS) == "hi\n"
+    eventually(lambda: pid_file.exists() and pid_file.read_text().strip(), 20)
+    pid = int(pid_file.read_text())
+    assert core.read_namespaced_pod("server", NS).status.phase == "Running"
+    core.delete_namespaced_pod("server", NS)
+    eventually(lambda: not pid_alive(pid), 5, message="process killed")
 
 
 def test_fallback_to_logs_and_on_failure_restarts(api: client.ApiClient, tmp_path: Path) -> None:
