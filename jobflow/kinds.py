@@ -182,13 +182,19 @@ class JobKind(StepKind):
         last suspension/resumption (``jobs.waiting_since``)."""
         timeout = step.spec.timeout_seconds
         pending = step.spec.pending_timeout_seconds
+        if timeout is None and pending is None:
+            return False
         created = decoded.parse_time(step.start_time)
-        if created is None or (timeout is None and pending is None):
+        if created is None:
             return False
         budgets: list[tuple[datetime, str, str]] = []  # (deadline, reason, message)
         suspended = job is not None and jobs.is_suspended(job)
         if timeout is not None and not suspended:
-            since = max(created, (jobs.started_at(job) if job else None) or created)
+            # The later of its start and its last resumption: until the Job controller resets
+            # startTime on resume, a preempted Job still carries the one of its first run.
+            since = max(
+                jobs.waiting_since(job, created), (jobs.started_at(job) if job else None) or created
+            )
             budgets.append(
                 (
                     since + timedelta(seconds=timeout),

@@ -347,6 +347,22 @@ def test_a_preempted_job_is_queued_again_not_failed() -> None:
     assert world.step_status("a")["reason"] == "PendingTimeout"
 
 
+def test_a_resumed_job_with_its_first_runs_start_time_is_not_timed_out() -> None:
+    """Preempted after it ran, resumed long after: until the Job controller resets startTime,
+    the Job still carries the one of its first run; the run clock counts from the resume."""
+    world = World(flow=flow(step("a", timeoutSeconds=30)))
+    world.reconcile()
+    suspend(world, world.job_of("a"))
+    world.reconcile()
+    world.advance(600)
+    resume(world, world.job_of("a"))
+    world.jobs[world.job_of("a")]["status"]["startTime"] = ts(T0)  # type: ignore[index]
+    result = world.reconcile()
+    assert result.delete_jobs == ()
+    assert phases(world) == {"a": "Running"}
+    assert result.requeue_after == 30.0
+
+
 def test_pods_pending_on_an_admitted_job_count_against_the_pending_timeout() -> None:
     world = World(flow=flow(step("a", pendingTimeoutSeconds=20)))
     world.reconcile()  # the world's Job: active 1, ready 0 (its pod never starts)
