@@ -89,14 +89,24 @@ class Capacity:
             self._reserved[flow] = share
             return share
 
-    def settle(self, flow: str, created: Iterable[str], *, held: int) -> None:
+    def settle(
+        self,
+        flow: str,
+        created: Iterable[str],
+        *,
+        held: int,
+        unfinished: Callable[[str], bool] = lambda _key: True,
+    ) -> None:
         """The pass over ``flow`` created the Jobs ``created`` ("namespace/name") and left
-        ``held`` ready steps waiting for capacity."""
+        ``held`` ready steps waiting for capacity. ``unfinished(key)`` reads the Job cache
+        under this ledger's lock: a Job that already finished (its event came first, and found
+        nothing to discount) is not counted, and one that finishes after is discounted by
+        ``observe``, which waits for the lock."""
         if self.limit is None:
             return
         with self._lock:
             self._reserved.pop(flow, None)
-            self._active.update(created)
+            self._active.update(key for key in created if unfinished(key))
             self._waiting.pop(flow, None)
             if held:
                 self._waiting[flow] = None  # served (or not): to the back of the ring

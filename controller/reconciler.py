@@ -297,13 +297,16 @@ class Reconciler:
             # pass failed after some were made.
             result = planned[-1] if planned else None
             created = [
-                job_key
+                f"{namespace}/{_meta(job).get('name')}"
                 for job in (result.create_jobs if result is not None else ())
-                for job_key in (f"{namespace}/{_meta(job).get('name')}",)
-                if (cached := self.jobs.get(job_key)) is not None and not job_finished(cached)
             ]
             held = result.held_for_capacity if result is not None else 0
-            self.capacity.settle(key, created, held=held)
+            self.capacity.settle(key, created, held=held, unfinished=self._job_unfinished)
+
+    def _job_unfinished(self, job_key: str) -> bool:
+        """The Job is in the cache (created, or adopted) and has not finished."""
+        cached = self.jobs.get(job_key)
+        return cached is not None and not job_finished(cached)
 
     def _reconcile(
         self,

@@ -2,7 +2,8 @@
 (Job informer events, reserve before a pass, settle after its creates): the count of active
 Jobs follows the Jobs (finished and deleted ones leave it), reservations of passes in flight
 are not spent twice, held flows take turns in a ring (a flow with many ready steps cannot starve
-one with a single step), freed slots wake the first waiters, a deleted flow waits no more, and
+one with a single step), freed slots wake the first waiters, a Job that finished before its
+pass settled is not counted, a deleted flow waits no more, and
 no cap at all grants None (no limit)."""
 
 from __future__ import annotations
@@ -87,3 +88,13 @@ def test_a_deleted_flow_waits_no_more_and_wakes_the_next() -> None:
     cap.forget("ns/a")
     assert woken == ["ns/a", "ns/b"]
     assert cap.reserve("ns/b") == 1
+
+
+def test_a_job_that_finished_before_its_pass_settled_is_not_counted() -> None:
+    cap = Capacity(2, wake=Woken())
+    assert cap.reserve("ns/f") == 2
+    # j0 finished (its event, seen first, found nothing to discount); j1 runs; j2 was never made
+    state = {"ns/j0": False, "ns/j1": True, "ns/j2": False}
+    cap.settle("ns/f", ["ns/j0", "ns/j1", "ns/j2"], held=0, unfinished=state.__getitem__)
+    assert cap.active == 1
+    assert cap.reserve("ns/g") == 1
