@@ -3,8 +3,8 @@
 Covers:
 - `promtool check rules` accepts the rendered rule groups (syntax, PromQL, templates);
 - `promtool test rules`: each alert fires on a series history that shows its failure (flows newly
-  Failed, Running flows with no step progress, failing reconciles, webhook errors, no replica up,
-  no leader) and stays quiet on a healthy one, so the expressions are right, not only valid;
+  Failed, Running flows with no step progress, flows held 30 minutes by --max-active-jobs,
+  failing reconciles, webhook errors, no replica up, no leader) and stays quiet on a healthy one, so the expressions are right, not only valid;
 - every zenflow_* metric the rules read is one the controller or the webhook registers.
 
 promtool comes from the `promtool` session fixture (tests/fixtures/helm.py): on PATH, cached, or
@@ -52,7 +52,7 @@ def test_promtool_check_rules_accepts_the_rendered_rules(promtool: Path, tmp_pat
     (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": _rule_groups()}))
     done = _promtool(promtool, "check", "rules", "rules.yaml", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 6 rules found" in done.stdout, done.stdout
+    assert "SUCCESS: 7 rules found" in done.stdout, done.stdout
 
 
 def _case(
@@ -128,6 +128,22 @@ CASES: list[tuple[str, dict[str, str], str, str, bool, dict[str, str]]] = [
         },
         "ZenFlowFlowsStuck",
         "100m",
+        False,
+        {},
+    ),
+    (
+        "flows-held-by-the-cap",
+        {f'zenflow_flows_waiting_for_capacity{{{SEL},pod="a"}}': "2x60"},
+        "ZenFlowCapacityExhausted",
+        "45m",
+        True,
+        {},
+    ),
+    (
+        "cap-reached-briefly",  # slots free up and the waiting flows start: quiet
+        {f'zenflow_flows_waiting_for_capacity{{{SEL},pod="a"}}': "2x10 0x50"},
+        "ZenFlowCapacityExhausted",
+        "45m",
         False,
         {},
     ),
