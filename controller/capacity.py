@@ -17,7 +17,8 @@ How a pass gets its share (``reserve`` before planning, ``settle`` after creatin
   held flow does not wait for the resync.
 Everything is in memory and rebuilt from the Job cache by a new leader (its initial LIST
 notifies every Job); an active Job created by a pass is counted at once (our own creates are
-put in the cache without an event).
+put in the cache without an event). Without a cap the ledger still counts (the gauge
+``zenflow_active_jobs``) and grants every pass no limit.
 """
 
 from __future__ import annotations
@@ -102,11 +103,11 @@ class Capacity:
         under this ledger's lock: a Job that already finished (its event came first, and found
         nothing to discount) is not counted, and one that finishes after is discounted by
         ``observe``, which waits for the lock."""
-        if self.limit is None:
-            return
         with self._lock:
-            self._reserved.pop(flow, None)
             self._active.update(key for key in created if unfinished(key))
+            if self.limit is None:
+                return  # no cap: only the count (zenflow_active_jobs) is kept
+            self._reserved.pop(flow, None)
             self._waiting.pop(flow, None)
             if held:
                 self._waiting[flow] = None  # served (or not): to the back of the ring

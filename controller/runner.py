@@ -168,11 +168,8 @@ class _Term:
         self.pool = ThreadPoolExecutor(
             max_workers=max(2, ctl.config.workers), thread_name_prefix="create"
         )
-        self.capacity = (
-            Capacity(ctl.config.max_active_jobs, wake=self.queue.add)
-            if ctl.config.max_active_jobs
-            else None
-        )
+        # Always kept (zenflow_active_jobs); it limits only with a cap (None or 0: none).
+        self.capacity = Capacity(ctl.config.max_active_jobs, wake=self.queue.add)
         self.reconciler = Reconciler(
             ctl.kube,
             capacity=self.capacity,
@@ -225,12 +222,9 @@ class _Term:
         self.ctl.metrics.track_flows(self.flows.objects)
         self.ctl.metrics.set_queue_depth_source(lambda: len(self.queue))
         capacity = self.capacity
-        if capacity is not None:
-            self.ctl.metrics.set_capacity_source(
-                limit=capacity.limit,
-                active=lambda: capacity.active,
-                waiting=lambda: capacity.waiting,
-            )
+        self.ctl.metrics.set_capacity_source(
+            limit=capacity.limit, active=lambda: capacity.active, waiting=lambda: capacity.waiting
+        )
         self.recorder.start()
         self.flows.start()
         self.jobs.start()

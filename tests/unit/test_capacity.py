@@ -23,11 +23,14 @@ class Woken(list[str]):
         self.append(key)
 
 
-def test_no_cap_grants_no_limit() -> None:
+def test_no_cap_grants_no_limit_and_still_counts() -> None:
     cap = Capacity(None, wake=Woken())
     assert cap.reserve("ns/f") is None
     cap.settle("ns/f", ["ns/j"], held=3)
     assert cap.waiting == 0
+    assert cap.active == 1  # the gauge zenflow_active_jobs
+    cap.observe(job("j"), job("j", done=True))
+    assert cap.active == 0
     assert Capacity(0, wake=Woken()).limit is None
 
 
