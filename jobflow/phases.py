@@ -54,6 +54,12 @@ OUTPUT_ERROR: Final = "OutputError"
 # The API server refused the attempt's Job for good (422 Invalid, 403 from an admission policy
 # or a quota, an object we do not own in the way); the server's message is the step's.
 CREATE_REJECTED: Final = "CreateRejected"
+# Operator requests (spec.stop, spec.retry; jobflow.requests): a stopped flow's unstarted steps
+# and the flow itself end with STOPPED (Stop) or TERMINATED (Terminate, running Jobs deleted);
+# a step that a retry will run again waits Pending with reason RETRIED.
+STOPPED: Final = "Stopped"
+TERMINATED: Final = "Terminated"
+RETRIED: Final = "Retried"
 # Flow reasons (the Failed condition) beyond the step reasons above.
 STEP_FAILED: Final = "StepFailed"
 INVALID_SPEC: Final = "InvalidSpec"
