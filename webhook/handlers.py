@@ -16,8 +16,10 @@
   flow admitted while the webhook was down can still be suspended, approved or have its
   finalizers removed.
 - `review_mutate`: a JSONPatch of the stored defaults (`jobflow.defaults.admission_patch`: none
-  inside `steps[]`, so re-applying an unchanged manifest stays unchanged), nothing else; it never
-  denies a JobFlow for being invalid (that is the validating webhook's job).
+  inside `steps[]`, so re-applying an unchanged manifest stays unchanged), plus the stamp of
+  who asked for a new `spec.retry` / `spec.stop` (`requestedBy` from the request's userInfo,
+  `jobflow.requests.stamp_patch`); it never denies a JobFlow for being invalid (that is the
+  validating webhook's job).
 - Warnings (validate only) point at risky but valid specs; they never change the decision.
 
 Anything that is not a JobFlow CREATE/UPDATE of the main resource is allowed untouched: the
@@ -30,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobflow import defaults, names, validation
+from jobflow import defaults, names, requests, validation
 from jobflow.errors import Problem
 from webhook import review
 
@@ -232,4 +234,6 @@ def review_mutate(request: review.AdmissionRequest) -> review.AdmissionResponse:
     obj = _reviewed_object(request)
     if isinstance(obj, review.AdmissionResponse):
         return obj
-    return review.allow_with_patch(request.uid, defaults.admission_patch(obj))
+    old = request.old_object if isinstance(request.old_object, Mapping) else None
+    stamp = requests.stamp_patch(old, obj, request.user_info.username)
+    return review.allow_with_patch(request.uid, defaults.admission_patch(obj) + stamp)
