@@ -47,6 +47,13 @@ COMMANDS: Final[dict[str, str]] = {
     "serve": "app.serve_cmd",
     "run": "app.run_cmd",
     "approve": "app.approve_cmd",
+    "retry": "app.retry_cmd",
+    "stop": "app.stop_cmd",
+    "terminate": "app.terminate_cmd",
+    "watch": "app.watch_cmd",
+    "logs": "app.logs_cmd",
+    "get": "app.get_cmd",
+    "list": "app.list_cmd",
 }
 
 EXIT_OK: Final = 0

@@ -40,6 +40,7 @@ _PHASE_STYLES: Mapping[str, str] = {
     "PendingApproval": "bold magenta",
     "Paused": "magenta",
     "Suspended": "magenta",
+    "Retrying": "yellow",
 }
 _PHASE_WORDS: Mapping[str, str] = {"PendingApproval": "awaiting approval"}
 # Colours cycled over log prefixes, as `docker compose up` does (red is kept for failures).
@@ -63,11 +64,14 @@ class StepRow:
     message: str | None = None
     kind: str = "Job"
 
+    first_attempt: int = 0  # attempts before a retry request ran the step again
+
     @property
     def attempt_text(self) -> str:
         if self.attempts == 0 or self.kind != "Job":
             return "-"
-        return f"{self.attempts}/{self.max_attempts}"
+        # a step run again by a retry request counts the attempts of its new run
+        return f"{max(self.attempts - self.first_attempt, 0)}/{self.max_attempts}"
 
     def duration(self, now: datetime) -> str:
         if self.started is None:
@@ -114,18 +118,24 @@ def step_rows(flow: Mapping[str, Any]) -> list[StepRow]:
         step_name = decoded.string(step.get("name")) or "?"
         seen = by_name.get(step_name) or {}
         attempts = seen.get("attempts")
+        phase = decoded.string(seen.get("phase")) or "Pending"
+        reason = decoded.string(seen.get("reason"))
+        if phase == "Pending" and reason == phases.RETRY_BACKOFF:
+            phase = "Retrying"  # waiting for its next attempt, not for its turn
+        first = seen.get("firstAttempt")
         rows.append(
             StepRow(
                 flow=name,
                 step=step_name,
-                phase=decoded.string(seen.get("phase")) or "Pending",
+                phase=phase,
                 attempts=attempts if isinstance(attempts, int) else 0,
                 max_attempts=_max_attempts(step),
                 started=decoded.parse_time(seen.get("startTime")),
                 finished=decoded.parse_time(seen.get("completionTime")),
-                reason=decoded.string(seen.get("reason")),
+                reason=reason,
                 message=decoded.string(seen.get("message")),
                 kind=decoded.string(step.get("type")) or "Job",
+                first_attempt=first if isinstance(first, int) else 0,
             )
         )
     return rows

@@ -418,6 +418,10 @@ class Follower:
     # Say once when no controller has picked the flows up after NO_CONTROLLER_AFTER (a real
     # cluster with the CRD but no zen-flow running; the embedded one runs its own controller).
     watch_controller: bool = False
+    # Only this step's pods (`zen-flow logs FLOW STEP`), and the order pods are read in within
+    # one poll (creation order by default; `logs` reads in step order).
+    step: str | None = None
+    pod_order: Callable[[Mapping[str, Any]], Any] | None = None
     flows: list[dict[str, Any]] = field(default_factory=list)
     _pods: dict[str, _PodLog] = field(default_factory=dict)
     _hinted: set[tuple[str, str]] = field(default_factory=set)
@@ -485,6 +489,8 @@ class Follower:
         if not self.show_logs:
             return
         selector = f"{names.LABEL_FLOW}={names.label_value(name)}"
+        if self.step is not None:
+            selector += f",{names.LABEL_STEP}={self.step}"
         try:
             pods = self.kube.list_all(kube_mod.PODS, ns, label_selector=selector)["items"]
         except kube_mod.Forbidden as exc:
@@ -493,9 +499,12 @@ class Follower:
             self.display.note(f"not showing step logs: listing pods in {ns} is forbidden ({exc})")
             return
         pods.sort(
-            key=lambda p: (
-                str(p["metadata"].get("creationTimestamp") or ""),
-                str(p["metadata"].get("name")),
+            key=self.pod_order
+            or (
+                lambda p: (
+                    str(p["metadata"].get("creationTimestamp") or ""),
+                    str(p["metadata"].get("name")),
+                )
             )
         )
         for pod in pods:
