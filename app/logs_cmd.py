@@ -17,7 +17,7 @@ from typing import Any
 
 from app import run_cmd, target
 from app.cli import EXIT_OK, CommandError
-from jobflow import decoded, names
+from jobflow import decoded
 
 
 class LogLines:
@@ -62,23 +62,12 @@ def _command(args: argparse.Namespace) -> int:
                 f"JobFlow {namespace}/{args.flow} has no step {args.step!r}; its steps: "
                 f"{', '.join(order)}"
             )
-        rank = {name: i for i, name in enumerate(order)}
-
-        def step_order(pod: Mapping[str, Any]) -> tuple[int, int, str]:
-            labels = decoded.string_map(decoded.path(pod, "metadata", "labels"))
-            attempt = labels.get(names.LABEL_ATTEMPT, "0")
-            return (
-                rank.get(labels.get(names.LABEL_STEP, ""), len(rank)),
-                int(attempt) if attempt.isdigit() else 0,
-                decoded.string(decoded.path(pod, "metadata", "name")) or "",
-            )
-
         follower = run_cmd.Follower(
             kube,
             [(namespace, args.flow)],
             LogLines(_prefix_width(flow, args.step)),
             step=args.step,
-            pod_order=step_order,
+            by_step=True,
         )
         if args.follow:
             run_cmd.follow(follower, timeout=None)

@@ -419,9 +419,9 @@ class Follower:
     # cluster with the CRD but no zen-flow running; the embedded one runs its own controller).
     watch_controller: bool = False
     # Only this step's pods (`zen-flow logs FLOW STEP`), and the order pods are read in within
-    # one poll (creation order by default; `logs` reads in step order).
+    # one poll: creation order, then step order (`run`); step order (`logs`, `watch`).
     step: str | None = None
-    pod_order: Callable[[Mapping[str, Any]], Any] | None = None
+    by_step: bool = False
     flows: list[dict[str, Any]] = field(default_factory=list)
     _pods: dict[str, _PodLog] = field(default_factory=dict)
     _hinted: set[tuple[str, str]] = field(default_factory=set)
@@ -498,15 +498,8 @@ class Follower:
             self.show_logs = False
             self.display.note(f"not showing step logs: listing pods in {ns} is forbidden ({exc})")
             return
-        pods.sort(
-            key=self.pod_order
-            or (
-                lambda p: (
-                    str(p["metadata"].get("creationTimestamp") or ""),
-                    str(p["metadata"].get("name")),
-                )
-            )
-        )
+        flow = next((f for f in self.flows if (f.get("metadata") or {}).get("name") == name), {})
+        pods.sort(key=pod_order(flow, by_step=self.by_step))
         for pod in pods:
             meta = pod.get("metadata") or {}
             state = self._pods.setdefault(str(meta.get("uid") or meta.get("name")), _PodLog())
@@ -543,6 +536,29 @@ class Follower:
                 f"{row.flow}/{row.step} waits for approval; approve with: zen-flow approve "
                 f"{row.flow} {row.step}{ns_flag}{self.approve_hint}  (or add --reject)"
             )
+
+
+def pod_order(
+    flow: Mapping[str, Any], *, by_step: bool
+) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The key pods' logs are read in: step order (spec order, then attempt) with ``by_step``,
+    else creation time first (timestamps have one-second precision: step order breaks ties)."""
+    spec_steps = (flow.get("spec") or {}).get("steps") or ()
+    rank = {s.get("name"): i for i, s in enumerate(spec_steps) if isinstance(s, Mapping)}
+
+    def key(pod: Mapping[str, Any]) -> tuple[Any, ...]:
+        meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        attempt = str(labels.get(names.LABEL_ATTEMPT, "0"))
+        in_flow = (
+            rank.get(labels.get(names.LABEL_STEP), len(rank)),
+            int(attempt) if attempt.isdigit() else 0,
+        )
+        created = str(meta.get("creationTimestamp") or "")
+        name = str(meta.get("name"))
+        return (*in_flow, created, name) if by_step else (created, *in_flow, name)
+
+    return key
 
 
 def _claimed(flow: Mapping[str, Any]) -> bool:

@@ -13,6 +13,7 @@ and a clock to lines of text, so their exact output is unit-tested with a fixed 
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -163,7 +164,7 @@ def _attempt_rows(
     return rows
 
 
-def _header(flow: Mapping[str, Any], now: datetime) -> list[str]:
+def _header(flow: Mapping[str, Any], now: datetime, width: int) -> list[str]:
     status = decoded.mapping(flow.get("status"))
     fields: list[tuple[str, str]] = [
         ("Name", decoded.string(decoded.path(flow, "metadata", "name")) or "?"),
@@ -200,8 +201,14 @@ def _header(flow: Mapping[str, Any], now: datetime) -> list[str]:
         )
         message = decoded.string(entry.get("message"))
         fields.append(("History", f"{said}: {message}" if message else said))
-    width = max(len(k) for k, _ in fields) + 2
-    return [f"{k + ':':<{width}}{v}" for k, v in fields]
+    indent = max(len(k) for k, _ in fields) + 2
+    lines = []
+    for key, value in fields:
+        # long values (history messages) wrap under themselves, within ``width``
+        wrapped = textwrap.wrap(value, max(width - indent, 20), break_on_hyphens=False) or [""]
+        lines.append(f"{key + ':':<{indent}}{wrapped[0]}")
+        lines.extend(" " * indent + more for more in wrapped[1:])
+    return lines
 
 
 def get_lines(
@@ -247,4 +254,4 @@ def get_lines(
     for r in rows:
         cells = [c.ljust(w) for c, w in zip(r[:4], widths, strict=True)] + [_cut(r[4], room)]
         lines.append((" " * COLUMN_GAP).join(cells).rstrip())
-    return [*_header(flow, now), "", *lines]
+    return [*_header(flow, now, width), "", *lines]

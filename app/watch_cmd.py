@@ -29,7 +29,7 @@ def follow_flows(
     """Follow ``keys`` to their end with `run`'s display; returns `run`'s exit code."""
     display = progress.choose(output=output)
     try:
-        follower = run_cmd.Follower(kube, list(keys), display)
+        follower = run_cmd.Follower(kube, list(keys), display, by_step=True)
         try:
             done = run_cmd.follow(follower, timeout=timeout)
         except KeyboardInterrupt as exc:
