@@ -236,4 +236,4 @@ def review_mutate(request: review.AdmissionRequest) -> review.AdmissionResponse:
         return obj
     old = request.old_object if isinstance(request.old_object, Mapping) else None
     stamp = requests.stamp_patch(old, obj, request.user_info.username)
-    return review.allow_with_patch(request.uid, defaults.admission_patch(obj) + stamp)
+    return review.allow_with_patch(request.uid, [*defaults.admission_patch(obj), *stamp])

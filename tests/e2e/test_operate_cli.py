@@ -192,6 +192,7 @@ def test_retry_with_kubectl_patch_works_the_same(embedded_server, cache) -> None
         "kubesim-admin",
         ["build", "publish"],
     )
+
     def messages() -> str:
         events = kubectl(
             embedded_server,
