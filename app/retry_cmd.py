@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from app import target, watch_cmd
+from app import target, watch_cmd, where
 from app.cli import EXIT_FAILED, EXIT_OK, CommandError
 from jobflow import decoded, kinds, names, phases, requests
 
@@ -85,6 +85,7 @@ def retry_patch(flow: dict[str, Any], retry: requests.Retry, chosen: list[str]) 
 
 
 def _command(args: argparse.Namespace) -> int:
+    timeout = where.duration(args.timeout)
     with target.real_cluster(args, "retry") as (kube, namespace):
         ref = f"{namespace}/{args.flow}"
         flow = target.read_flow(kube, namespace, args.flow)
@@ -111,7 +112,7 @@ def _command(args: argparse.Namespace) -> int:
                 kube, namespace, args.flow, kind="retry", request=retry.id, command="retry"
             )
             return watch_cmd.follow_flows(
-                kube, [(namespace, args.flow)], timeout=args.timeout, command="retry"
+                kube, [(namespace, args.flow)], timeout=timeout, command="retry"
             )
     return EXIT_OK
 
@@ -146,7 +147,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--parameter",
         dest="parameters",
         action="append",
-        type=target.parameter,
+        type=where.parameter,
         metavar="NAME=VALUE",
         help="a new value of a flow parameter for the steps that run again (repeatable)",
     )

@@ -38,12 +38,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import yaml
 
-from app import documents, progress
+from app import documents, progress, where
 from app.cli import CommandError, interrupt_exit
 from controller import kube as kube_mod
 from jobflow import names, validation
@@ -89,11 +88,15 @@ class Flow:
         return str(meta.get("name") or meta.get("generateName") or "?")
 
 
-def load_flows(sources: Sequence[str], *, namespace: str) -> tuple[list[Flow], list[str]]:
-    """The JobFlows of ``sources`` (namespace filled in) and every problem found, as lines."""
+def load_flows(
+    sources: Sequence[str], *, namespace: str, overrides: Mapping[str, str] | None = None
+) -> tuple[list[Flow], list[str]]:
+    """The JobFlows of ``sources`` (namespace filled in, ``overrides`` set as the values of
+    the spec.parameters they name) and every problem found, as lines."""
     flows: list[Flow] = []
     problems: list[str] = []
     seen: dict[tuple[str, str], str] = {}
+    used: set[str] = set()
     for source in sources:
         docs = documents.load(source)  # CommandError (exit 2) when unreadable
         if not docs:
@@ -109,7 +112,7 @@ def load_flows(sources: Sequence[str], *, namespace: str) -> tuple[list[Flow], l
                 continue
             # is_jobflow holds only for a mapping; mypy cannot see through the property.
             assert isinstance(doc.content, Mapping)
-            body = dict(doc.content)
+            body = _with_parameters(dict(doc.content), overrides or {}, used)
             meta = (
                 dict(body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {}
             )
@@ -137,16 +140,33 @@ def load_flows(sources: Sequence[str], *, namespace: str) -> tuple[list[Flow], l
                     continue
                 seen[key] = doc.label
             flows.append(flow)
+    for name in sorted(set(overrides or {}) - used):
+        problems.append(
+            f"-p {name}: no JobFlow declares a parameter {name!r} (spec.parameters); check the name"
+        )
     return flows, problems
 
 
+def _with_parameters(
+    body: dict[str, Any], overrides: Mapping[str, str], used: set[str]
+) -> dict[str, Any]:
+    """``body`` with the values of its declared spec.parameters that ``overrides`` names."""
+    spec = body.get("spec")
+    if not overrides or not isinstance(spec, dict) or not isinstance(spec.get("parameters"), list):
+        return body
+    declared = spec["parameters"]
+    replaced = []
+    for entry in declared:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name in overrides:
+            used.add(name)
+            entry = {**entry, "value": overrides[name]}
+        replaced.append(entry)
+    return {**body, "spec": {**spec, "parameters": replaced}}
+
+
 # -- the cluster -----------------------------------------------------------------------------
-def _kubeconfig_paths(kubeconfig: str | None) -> list[Path]:
-    """The files kubectl would read: --kubeconfig, else $KUBECONFIG's list, else ~/.kube/config."""
-    if kubeconfig:
-        return [Path(kubeconfig)]
-    env = os.environ.get("KUBECONFIG", "")
-    return [Path(p) for p in env.split(os.pathsep) if p] or [Path.home() / ".kube" / "config"]
+_kubeconfig_paths = where.kubeconfig_paths
 
 
 def kubeconfig_namespace(kubeconfig: str | None, context: str | None) -> str | None:
@@ -601,10 +621,15 @@ def follow(follower: Follower, *, timeout: float | None) -> bool:
 @contextlib.contextmanager
 def _target(args: argparse.Namespace, namespace: str) -> Iterator[tuple[kube_mod.Kube, Any]]:
     """(client, embedded cluster or None) for the run; everything is closed on exit."""
-    if args.kubeconfig or args.context:
+    if not where.uses_embedded(args):
         kube = connect(args.kubeconfig, args.context)
         try:
             check_installed(kube, namespace)
+            where.say_cluster(
+                "run",
+                f"context {where.context_name(args.kubeconfig, args.context)} at "
+                f"{server_url(kube)}",
+            )
             yield kube, None
         finally:
             kube.close()
@@ -617,6 +642,7 @@ def _target(args: argparse.Namespace, namespace: str) -> Iterator[tuple[kube_mod
         raise CommandError(str(exc), exit_code=EXIT_FAILED) from None
     with cluster:
         kube = cluster.connect()
+        where.say_cluster("run", where.EMBEDDED_WORDS[args.exec_mode or "sim"])
         try:
             yield kube, cluster
         finally:
@@ -640,19 +666,25 @@ def _print_json(flows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def _command(args: argparse.Namespace) -> int:
-    if (args.kubeconfig or args.context) and args.exec_mode:
+    if args.embedded and (args.kubeconfig or args.context):
         raise CommandError(
-            "--exec applies to the embedded cluster only; a real cluster runs its Jobs itself"
+            "--embedded runs on a cluster of its own; leave out --kubeconfig/--context"
         )
-    if args.timeout is not None and args.timeout <= 0:
-        raise CommandError(f"--timeout {args.timeout:g}: must be a positive number of seconds")
-    real = bool(args.kubeconfig or args.context)
+    timeout = where.duration(args.timeout)
+    real = not where.uses_embedded(args)
+    if real and args.exec_mode:
+        why = "" if args.kubeconfig or args.context else " (KUBECONFIG is set: add --embedded)"
+        raise CommandError(
+            "--exec applies to the embedded cluster only; a real cluster runs its Jobs itself" + why
+        )
     namespace = (
         args.namespace
         or (kubeconfig_namespace(args.kubeconfig, args.context) if real else None)
         or DEFAULT_NAMESPACE
     )
-    flows, problems = load_flows(args.files, namespace=namespace)
+    flows, problems = load_flows(
+        args.files, namespace=namespace, overrides=dict(args.parameters or [])
+    )
     if problems:
         for line in problems:
             print(line, file=sys.stderr)
@@ -676,7 +708,7 @@ def _command(args: argparse.Namespace) -> int:
                     approve_hint=_approve_hint(args, cluster),
                     watch_controller=cluster is None,
                 )
-                done = follow(follower, timeout=args.timeout)
+                done = follow(follower, timeout=timeout)
             except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (app.cli.Terminated)
                 if not keys:
                     raise  # nothing applied yet: app.cli says "interrupted" / "terminated"
@@ -688,7 +720,7 @@ def _command(args: argparse.Namespace) -> int:
             if args.output == "json":
                 _print_json(follower.flows)
             if not done:
-                _say_timed_out(follower.flows, args.timeout, embedded=cluster is not None)
+                _say_timed_out(follower.flows, timeout, embedded=cluster is not None)
                 return EXIT_TIMEOUT
             failed = any(progress.flow_phase(f) != "Succeeded" for f in follower.flows)
             return EXIT_FAILED if failed else EXIT_SUCCEEDED
@@ -741,29 +773,24 @@ def _say_interrupted(
     return code
 
 
-def _say_timed_out(flows: Sequence[Mapping[str, Any]], timeout: float, *, embedded: bool) -> None:
+def _say_timed_out(
+    flows: Sequence[Mapping[str, Any]], timeout: float | None, *, embedded: bool
+) -> None:
     running = [
         f"{f['metadata'].get('name')} ({progress.flow_phase(f)})"
         for f in flows
         if progress.flow_phase(f) not in progress.TERMINAL_FLOW_PHASES
     ]
-    where = (
+    place = (
         "the embedded cluster stopped with this command"
         if embedded
         else "it keeps running in the cluster"
     )
     print(
-        f"zen-flow run: --timeout {timeout:g}s reached; JobFlow {', '.join(running)} did not "
-        f"finish ({where})",
+        f"zen-flow run: --timeout {timeout or 0:g}s reached; JobFlow {', '.join(running)} did "
+        f"not finish ({place})",
         file=sys.stderr,
     )
-
-
-def _positive_float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -792,10 +819,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(default); local runs each container's command as a local process",
     )
     parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="run on an embedded cluster even when KUBECONFIG is set (the default when no "
+        "--kubeconfig, --context or KUBECONFIG names a cluster)",
+    )
+    parser.add_argument(
         "--timeout",
-        type=_positive_float,
-        metavar="SECONDS",
-        help="stop following after SECONDS (exit 3)",
+        metavar="DURATION",
+        help="stop following after DURATION (90s, 10m, 1h30m, or seconds; exit 3)",
+    )
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        dest="parameters",
+        action="append",
+        type=where.parameter,
+        metavar="NAME=VALUE",
+        help="set a flow parameter (spec.parameters) of the flows that declare it (repeatable)",
     )
     parser.add_argument(
         "-o",

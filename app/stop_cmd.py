@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from app import retry_cmd, target, watch_cmd
+from app import retry_cmd, target, watch_cmd, where
 from app.cli import EXIT_FAILED, EXIT_OK, CommandError
 from jobflow import decoded, phases
 from jobflow.spec import StopMode
@@ -22,6 +22,7 @@ from jobflow.spec import StopMode
 
 def request_stop(args: argparse.Namespace, mode: StopMode) -> int:
     command = "terminate" if mode == StopMode.TERMINATE else "stop"
+    timeout = where.duration(args.timeout)
     with target.real_cluster(args, command) as (kube, namespace):
         ref = f"{namespace}/{args.flow}"
         flow = target.read_flow(kube, namespace, args.flow)
@@ -53,7 +54,7 @@ def request_stop(args: argparse.Namespace, mode: StopMode) -> int:
                 kube, namespace, args.flow, kind="stop", request=request_id, command=command
             )
             return watch_cmd.follow_flows(
-                kube, [(namespace, args.flow)], timeout=args.timeout, command=command
+                kube, [(namespace, args.flow)], timeout=timeout, command=command
             )
     return EXIT_OK
 

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from app import progress, run_cmd, target
+from app import progress, run_cmd, target, where
 from app.cli import interrupt_exit
 from controller import kube as kube_mod
 
@@ -58,16 +58,16 @@ def follow_flows(
 
 
 def _command(args: argparse.Namespace) -> int:
+    timeout = where.duration(args.timeout)
     with target.real_cluster(args, "watch") as (kube, namespace):
         for name in args.flows:
             target.read_flow(kube, namespace, name)
-        return follow_flows(kube, [(namespace, n) for n in args.flows], timeout=args.timeout)
+        return follow_flows(kube, [(namespace, n) for n in args.flows], timeout=timeout)
 
 
 def add_timeout(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
-        type=target.duration,
         metavar="DURATION",
         help="stop following after DURATION (90s, 10m; exit 3)",
     )

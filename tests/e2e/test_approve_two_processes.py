@@ -106,7 +106,7 @@ def test_approval_from_a_second_process(
     again = zen_flow("run", str(flow), "--kubeconfig", str(embedded_server.kubeconfig))
     assert again.returncode == 2
     assert "JobFlow default/ship already exists" in again.stderr
-    assert len(again.stderr.strip().splitlines()) == 1
+    assert len(again.stderr.strip().splitlines()) == 2  # the cluster, then the refusal
 
     # the gate is decided now: approving again is refused
     late = zen_flow(

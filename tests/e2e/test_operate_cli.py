@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.fixtures.embedded import ZEN_FLOW, EmbeddedServer, cli_env, zen_flow
+from tests.fixtures.embedded import ZEN_FLOW, EmbeddedServer, cli_env, cluster_line, zen_flow
 from tests.fixtures.kubesim import kubectl
 from tests.waiting import eventually
 
@@ -137,12 +137,6 @@ def norm(text: str) -> list[str]:
     text = re.sub(r"^\d\d:\d\d:\d\d ", "", text, flags=re.MULTILINE)
     text = re.sub(r"(?<![\w#<])(<1s|\d+m\d+s|\d+s)(?![\w])", "<D>", text)
     return [re.sub(r" {2,}", "  ", line).rstrip() for line in text.splitlines()]
-
-
-def cluster_line(server: EmbeddedServer, command: str) -> str:
-    config = yaml.safe_load(Path(server.kubeconfig).read_text())
-    url = config["clusters"][0]["cluster"]["server"]
-    return f"zen-flow {command}: cluster: context {config['current-context']} at {url}\n"
 
 
 @pytest.fixture(scope="module")
@@ -426,3 +420,76 @@ def test_watch_list_and_get_of_finished_flows(embedded_server, cache) -> None:
         2,
         "zen-flow get: JobFlow default/nope not found; list them with: zen-flow list -n default",
     )
+
+
+def run_with_env(*args: str, kubeconfig: str | None) -> subprocess.CompletedProcess[str]:
+    env = cli_env()
+    if kubeconfig is not None:
+        env["KUBECONFIG"] = kubeconfig
+    return subprocess.run(
+        [ZEN_FLOW, *args], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+
+
+def test_run_takes_kubeconfig_from_the_environment_and_parameters(
+    embedded_server, cache, tmp_path
+) -> None:
+    path = tmp_path / "param.yaml"
+    path.write_text(flow_yaml("param", fail_build=False))
+    result = run_with_env(
+        "run",
+        str(path),
+        "-p",
+        "greeting=salut",
+        "--timeout",
+        "2m",
+        kubeconfig=str(embedded_server.kubeconfig),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == cluster_line(embedded_server, "run")
+    job = kubectl(
+        embedded_server,
+        "get",
+        "jobs",
+        "-l",
+        "workflow.kube-zen.io/flow=param,workflow.kube-zen.io/step=build",
+        "-o",
+        "json",
+        cache_dir=cache,
+    )
+    env = json.loads(job.stdout)["items"][0]["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "GREETING", "value": "salut"} in env
+    assert flow(embedded_server, cache, "param")["status"]["parameters"] == {"greeting": "salut"}
+
+
+def test_run_refuses_bad_durations_and_unknown_parameters(embedded_server, tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(flow_yaml("bad", fail_build=False))
+    nan = run_with_env("run", str(path), "--timeout", "nan", kubeconfig=None)
+    assert (nan.returncode, nan.stderr) == (
+        2,
+        "zen-flow run: --timeout nan: must be a positive duration, written as kubectl takes "
+        "it: 90s, 10m, 1h30m (or a number of seconds)\n",
+    )
+    unknown = run_with_env("run", str(path), "-p", "nope=1", kubeconfig=None)
+    assert (unknown.returncode, unknown.stderr) == (
+        2,
+        "-p nope: no JobFlow declares a parameter 'nope' (spec.parameters); check the name\n"
+        "zen-flow run: 1 problem(s) found; nothing was applied\n",
+    )
+
+
+def test_run_embedded_when_asked_even_with_kubeconfig_set(embedded_server, tmp_path) -> None:
+    path = tmp_path / "own.yaml"
+    path.write_text(flow_yaml("own", fail_build=False))
+    result = run_with_env(
+        "run",
+        str(path),
+        "--embedded",
+        "--timeout",
+        "90s",
+        kubeconfig=str(embedded_server.kubeconfig),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == "zen-flow run: cluster: embedded, steps simulated\n"
+    assert result.stdout.splitlines()[-1].startswith("JobFlow own Succeeded")
