@@ -45,6 +45,9 @@ _PHASE_STYLES: Mapping[str, str] = {
 _PHASE_WORDS: Mapping[str, str] = {"PendingApproval": "awaiting approval"}
 # Colours cycled over log prefixes, as `docker compose up` does (red is kept for failures).
 _PREFIX_COLOURS = ("cyan", "magenta", "blue", "green", "yellow", "bright_cyan", "bright_magenta")
+# The plain summary table fits an 80-column terminal; a note keeps at least this many columns.
+SUMMARY_WIDTH = 80
+MIN_NOTE_WIDTH = 20
 # Redraws per second of the live table: smooth enough, and cheap on a 2-core machine.
 LIVE_REFRESH_PER_SECOND = 8
 
@@ -341,10 +344,13 @@ class PlainDisplay:
         header = ("STEP", "PHASE", "ATTEMPT", "DURATION", "NOTE")
         cells = [(_label(r, multi), r.phase, r.attempt_text, r.duration(now), r.note) for r in rows]
         widths = [max(len(c[i]) for c in [header, *cells]) for i in range(4)]
+        # The table fits SUMMARY_WIDTH columns: the note is cut (its whole text was printed
+        # with the step's transition above), never the names.
+        room = max(SUMMARY_WIDTH - sum(widths) - 2 * 4, MIN_NOTE_WIDTH)
         self._print("")
         for cell in [header, *cells]:
             line = "  ".join(f"{c:<{w}}" for c, w in zip(cell[:4], widths, strict=True))
-            self._print(f"{line}  {cell[4]}".rstrip())
+            self._print(f"{line}  {_cut(cell[4], room)}".rstrip())
         for flow in flows:
             self._print(flow_verdict(flow, now=now))
 
