@@ -717,6 +717,10 @@ def _command(args: argparse.Namespace) -> int:
             except kube_mod.ApiError as exc:
                 raise _lost(kube, exc) from None
             display.summary(follower.flows)
+            if args.logs_dir:
+                from app import kept_logs
+
+                kept_logs.save(kube, keys, args.logs_dir)
             if args.output == "json":
                 _print_json(follower.flows)
             if not done:
@@ -828,6 +832,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--timeout",
         metavar="DURATION",
         help="stop following after DURATION (90s, 10m, 1h30m, or seconds; exit 3)",
+    )
+    parser.add_argument(
+        "--logs-dir",
+        metavar="DIR",
+        help="when the run ends, keep every step's log in DIR/<flow>/<step>-<attempt>.log (an "
+        "embedded cluster's logs go with it)",
     )
     parser.add_argument(
         "-p",

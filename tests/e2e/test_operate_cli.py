@@ -493,3 +493,19 @@ def test_run_embedded_when_asked_even_with_kubeconfig_set(embedded_server, tmp_p
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stderr == "zen-flow run: cluster: embedded, steps simulated\n"
     assert result.stdout.splitlines()[-1].startswith("JobFlow own Succeeded")
+
+
+def test_run_keeps_the_logs_of_an_embedded_run(tmp_path) -> None:
+    kept = tmp_path / "logs"
+    failing = Path(__file__).resolve().parents[2] / "examples" / "failing.yaml"
+    result = run_with_env("run", str(failing), "--logs-dir", str(kept), kubeconfig=None)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == (
+        "zen-flow run: cluster: embedded, steps simulated\n"
+        f"zen-flow run: kept 3 step log(s) in {kept}\n"
+    )
+    files = sorted(str(p.relative_to(kept)) for p in kept.rglob("*.log"))
+    assert files == ["failing/compile-1.log", "failing/compile-2.log", "failing/docs-1.log"]
+    assert (kept / "failing" / "compile-2.log").read_text() == (
+        "compiling main.c\nmain.c:3: error: expected ';' before '}'\n"
+    )
