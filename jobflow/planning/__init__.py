@@ -70,7 +70,10 @@ Jobs and deletions, and writes the status last; if anything before fails it does
 status, so the condition is only ever recorded once the objects exist.
 
 Terminal flows (Succeeded/Failed) are frozen: their phase, steps and completionTime never
-change again; the planner only watches the TTL.
+change again, except through a retry request (``spec.retry`` with a new id: the steps it runs
+again are reset and a normal pass runs; jobflow.requests, planning.operate); otherwise the
+planner only watches the TTL and records a stop request that came too late. A stop request
+on an unfinished flow winds it down (Stop) or deletes its running Jobs (Terminate).
 """
 
 from __future__ import annotations
