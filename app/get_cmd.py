@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import yaml
 
-from app import run_cmd, target, views
+from app import cluster, target, views
 from app.cli import EXIT_OK
 from controller import kube as kube_mod
 from jobflow import names
@@ -24,7 +24,7 @@ def _command(args: argparse.Namespace) -> int:
     with target.real_cluster(args, "get") as (kube, namespace):
         flow = target.read_flow(kube, namespace, args.flow)
         selector = f"{names.LABEL_FLOW}={names.label_value(args.flow)}"
-        jobs = run_cmd.retrying(
+        jobs = cluster.retrying(
             lambda: kube.list_all(kube_mod.JOBS, namespace, label_selector=selector)["items"]
         )
     uid = flow["metadata"].get("uid")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from app import run_cmd, target, views
+from app import cluster, target, views
 from app.cli import EXIT_OK
 from controller import kube as kube_mod
 
@@ -17,7 +17,7 @@ from controller import kube as kube_mod
 def _command(args: argparse.Namespace) -> int:
     with target.real_cluster(args, "list") as (kube, namespace):
         where = None if args.all_namespaces else namespace
-        items = run_cmd.retrying(lambda: kube.list_all(kube_mod.JOBFLOWS, where)["items"])
+        items = cluster.retrying(lambda: kube.list_all(kube_mod.JOBFLOWS, where)["items"])
     if not items:
         scope = "any namespace" if args.all_namespaces else f"namespace {namespace}"
         print(f"No JobFlows in {scope}.")

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from app import run_cmd, where
+from app import cluster, run_cmd, where
 from app.cli import EXIT_FAILED, EXIT_USAGE, CommandError
 from controller import kube as kube_mod
 from jobflow import decoded
@@ -29,7 +29,7 @@ def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
 
 def real_cluster_words(kube: kube_mod.Kube, args: argparse.Namespace) -> str:
     return (
-        f"context {where.context_name(args.kubeconfig, args.context)} at {run_cmd.server_url(kube)}"
+        f"context {where.context_name(args.kubeconfig, args.context)} at {cluster.server_url(kube)}"
     )
 
 
@@ -39,24 +39,24 @@ def real_cluster(args: argparse.Namespace, command: str) -> Iterator[tuple[kube_
     Errors while talking to it are one line (exit 1)."""
     namespace = (
         args.namespace
-        or run_cmd.kubeconfig_namespace(args.kubeconfig, args.context)
+        or cluster.kubeconfig_namespace(args.kubeconfig, args.context)
         or run_cmd.DEFAULT_NAMESPACE
     )
-    kube = run_cmd.connect(args.kubeconfig, args.context)
+    kube = cluster.connect(args.kubeconfig, args.context)
     try:
-        run_cmd.check_installed(kube, namespace)
+        cluster.check_installed(kube, namespace)
         where.say_cluster(command, real_cluster_words(kube, args))
         try:
             yield kube, namespace
         except kube_mod.ApiError as exc:
-            raise run_cmd.unreachable(kube, exc) from None
+            raise cluster.unreachable(kube, exc) from None
     finally:
         kube.close()
 
 
 def read_flow(kube: kube_mod.Kube, namespace: str, name: str) -> dict[str, Any]:
     try:
-        return run_cmd.retrying(lambda: kube.get(kube_mod.JOBFLOWS, namespace, name))
+        return cluster.retrying(lambda: kube.get(kube_mod.JOBFLOWS, namespace, name))
     except kube_mod.NotFound:
         raise CommandError(
             f"JobFlow {namespace}/{name} not found; list them with: zen-flow list -n {namespace}"
@@ -68,10 +68,10 @@ def patch_flow(
 ) -> dict[str, Any]:
     """A JSON merge patch; a denial by the webhook is one line (exit 2)."""
     try:
-        return run_cmd.retrying(lambda: kube.patch(kube_mod.JOBFLOWS, namespace, name, patch))
+        return cluster.retrying(lambda: kube.patch(kube_mod.JOBFLOWS, namespace, name, patch))
     except (kube_mod.Invalid, kube_mod.Forbidden) as exc:
         if exc.code == 401:
-            raise run_cmd.unauthorized(kube) from None
+            raise cluster.unauthorized(kube) from None
         raise CommandError(
             f"the cluster refused the change to JobFlow {namespace}/{name}: {exc}",
             exit_code=EXIT_USAGE,
@@ -94,7 +94,7 @@ def wait_acknowledged(
     following the flow shows the new run, not the old end. Says once if none does in time."""
     deadline = time.monotonic() + ACK_TIMEOUT
     while time.monotonic() < deadline:
-        flow = run_cmd.retrying(lambda: kube.get(kube_mod.JOBFLOWS, namespace, name))
+        flow = cluster.retrying(lambda: kube.get(kube_mod.JOBFLOWS, namespace, name))
         if decoded.string(decoded.path(flow, "status", "requests", kind)) == request:
             return
         time.sleep(run_cmd.POLL_INTERVAL)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from app import progress, run_cmd
+from app import cluster, progress
 
 
 def _flow(phase: str | None, steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -145,5 +145,5 @@ def test_brief_keeps_the_cause_of_a_connection_error() -> None:
         'establish a new connection: [Errno 111] Connection refused"))'
     )
 
-    assert run_cmd.brief(RuntimeError(message)) == "[Errno 111] Connection refused"
-    assert run_cmd.brief(RuntimeError("a\n  b")) == "a b"
+    assert cluster.brief(RuntimeError(message)) == "[Errno 111] Connection refused"
+    assert cluster.brief(RuntimeError("a\n  b")) == "a b"
