@@ -142,14 +142,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="STEP",
         help="run this step and everything downstream of it again (repeatable)",
     )
-    parser.add_argument(
-        "-p",
-        "--parameter",
-        dest="parameters",
-        action="append",
-        type=where.parameter,
-        metavar="NAME=VALUE",
-        help="a new value of a flow parameter for the steps that run again (repeatable)",
+    where.add_parameter_flag(
+        parser,
+        "a new value of a flow parameter for the steps that run again (repeatable)",
     )
     add_watch(parser)
     target.add_cluster_flags(parser)

@@ -645,14 +645,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="when the run ends, keep every step's log in DIR/<flow>/<step>-<attempt>.log (an "
         "embedded cluster's logs go with it)",
     )
-    parser.add_argument(
-        "-p",
-        "--parameter",
-        dest="parameters",
-        action="append",
-        type=where.parameter,
-        metavar="NAME=VALUE",
-        help="set a flow parameter (spec.parameters) of the flows that declare it (repeatable)",
+    where.add_parameter_flag(
+        parser,
+        "set a flow parameter (spec.parameters) of the flows that declare it (repeatable)",
     )
     parser.add_argument(
         "-o",

@@ -91,3 +91,16 @@ def parameter(text: str) -> tuple[str, str]:
     if not sep or not name.strip():
         raise argparse.ArgumentTypeError(f"{text!r}: write a parameter as NAME=VALUE")
     return name.strip(), value
+
+
+def add_parameter_flag(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``-p/--parameter NAME=VALUE`` (repeatable) into ``args.parameters``."""
+    parser.add_argument(
+        "-p",
+        "--parameter",
+        dest="parameters",
+        action="append",
+        type=parameter,
+        metavar="NAME=VALUE",
+        help=help_text,
+    )

@@ -342,18 +342,23 @@ def _typed_engine() -> cel.Env:
             proto = descriptor_pb2.FileDescriptorProto(
                 name="zenflow/when.proto", package="zenflow.when", syntax="proto3"
             )
+
+            def string_map(owner: descriptor_pb2.DescriptorProto, number: int) -> None:
+                """A ``map<string, string> parameters`` field of ``owner``."""
+                entry = owner.nested_type.add(name="ParametersEntry")
+                entry.options.map_entry = True
+                entry.field.add(name="key", number=1, type=string, label=optional)
+                entry.field.add(name="value", number=2, type=string, label=optional)
+                owner.field.add(
+                    name="parameters",
+                    number=number,
+                    type=message,
+                    label=repeated,
+                    type_name=f".zenflow.when.{owner.name}.ParametersEntry",
+                )
+
             outputs = proto.message_type.add(name="Outputs")
-            entry = outputs.nested_type.add(name="ParametersEntry")
-            entry.options.map_entry = True
-            entry.field.add(name="key", number=1, type=string, label=optional)
-            entry.field.add(name="value", number=2, type=string, label=optional)
-            outputs.field.add(
-                name="parameters",
-                number=1,
-                type=message,
-                label=repeated,
-                type_name=".zenflow.when.Outputs.ParametersEntry",
-            )
+            string_map(outputs, 1)
             step = proto.message_type.add(name="Step")
             step.field.add(name="phase", number=1, type=string, label=optional)
             step.field.add(
@@ -365,17 +370,7 @@ def _typed_engine() -> cel.Env:
             )
             flow = proto.message_type.add(name="Flow")
             flow.field.add(name="name", number=1, type=string, label=optional)
-            flow_entry = flow.nested_type.add(name="ParametersEntry")
-            flow_entry.options.map_entry = True
-            flow_entry.field.add(name="key", number=1, type=string, label=optional)
-            flow_entry.field.add(name="value", number=2, type=string, label=optional)
-            flow.field.add(
-                name="parameters",
-                number=2,
-                type=message,
-                label=repeated,
-                type_name=".zenflow.when.Flow.ParametersEntry",
-            )
+            string_map(flow, 2)
             pool = descriptor_pool.DescriptorPool()
             pool.Add(proto)
             _typed_env = cel.NewEnv(

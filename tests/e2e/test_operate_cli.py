@@ -126,6 +126,13 @@ def jobs_of(server: EmbeddedServer, cache: Path, name: str) -> list[tuple[str, s
     )
 
 
+def merge_patch(
+    server: EmbeddedServer, cache: Path, name: str, body: str
+) -> subprocess.CompletedProcess[str]:
+    """`kubectl patch jobflow NAME --type merge -p BODY`."""
+    return kubectl(server, "patch", "jobflow", name, "--type", "merge", "-p", body, cache_dir=cache)
+
+
 def cli(server: EmbeddedServer, *args: str) -> subprocess.CompletedProcess[str]:
     return zen_flow(*args, "--kubeconfig", str(server.kubeconfig))
 
@@ -147,30 +154,12 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_retry_with_kubectl_patch_works_the_same(embedded_server, cache) -> None:
     apply(embedded_server, cache, flow_yaml("patched"))
     wait_phase(embedded_server, cache, "patched", "Failed")
-    refused = kubectl(
-        embedded_server,
-        "patch",
-        "jobflow",
-        "patched",
-        "--type",
-        "merge",
-        "-p",
-        '{"spec":{"retry":{"id":"r0","steps":["nope"]}}}',
-        cache_dir=cache,
+    refused = merge_patch(
+        embedded_server, cache, "patched", '{"spec":{"retry":{"id":"r0","steps":["nope"]}}}'
     )
     assert refused.returncode == 1
     assert "'nope' is not a step of this flow; its steps: fetch, build, publish" in (refused.stderr)
-    patched = kubectl(
-        embedded_server,
-        "patch",
-        "jobflow",
-        "patched",
-        "--type",
-        "merge",
-        "-p",
-        '{"spec":{"retry":{"id":"r1"}}}',
-        cache_dir=cache,
-    )
+    patched = merge_patch(embedded_server, cache, "patched", '{"spec":{"retry":{"id":"r1"}}}')
     assert patched.returncode == 0, patched.stderr
     status = wait_phase(embedded_server, cache, "patched", "Succeeded")["status"]
     assert jobs_of(embedded_server, cache, "patched") == [

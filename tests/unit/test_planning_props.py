@@ -112,10 +112,9 @@ def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def run(
-    spec: dict[str, object], outcomes: dict[tuple[str, int], Outcome], *, lose: set[int]
-) -> World:
-    world = World(flow=spec)
+def lose_writes(world: World, lose: set[int]) -> None:
+    """From now on, the status write of the passes numbered in ``lose`` is lost (the controller
+    died after its creates/deletes, before writing status)."""
     passes = 0
     original_apply = world.apply
 
@@ -125,13 +124,26 @@ def run(
         saved = world.flow.get("status")
         original_apply(result)
         if passes in lose and not world.flow_deleted:
-            # The controller died after its creates/deletes, before writing status.
             if saved is None:
                 world.flow.pop("status", None)
             else:
                 world.flow["status"] = saved
 
     world.apply = flaky_apply  # type: ignore[method-assign]
+
+
+def run(
+    spec: dict[str, object] | World,
+    outcomes: dict[tuple[str, int], Outcome],
+    *,
+    lose: set[int],
+    request: bool = False,
+) -> World:
+    """Drive a new flow (or, after a request, an existing world) to its end, losing the status
+    writes of the passes numbered in ``lose``; with ``request``, until it was acted on too (a
+    pass whose write was lost leaves the flow finished with its request still new)."""
+    world = spec if isinstance(spec, World) else World(flow=spec)
+    lose_writes(world, lose)
 
     def script(name: str, attempt: int) -> Outcome:
         return outcomes.get((name, attempt), (1.0, True, 0, None))
@@ -147,7 +159,9 @@ def run(
     while True:
         simulate(world, script, max_passes=400, check_idempotent=not lose, on_pass=approve)
         if world.phase in ("Succeeded", "Failed"):
-            return world
+            if not request or world.status.get("requests"):
+                return world
+            continue  # the request's pass was lost: the next pass acts on it again
         assert world.phase == "Paused", world.phase
         world.advance(1)
 
@@ -225,7 +239,7 @@ def test_a_retry_reruns_exactly_what_it_names_and_never_duplicates_attempts(
     rerun = set(requests.rerun_for(world.flow, retry))
     world.set_spec("retry", {"id": "r1", **({"steps": chosen} if chosen else {})})
     world.advance(5)
-    again = run_more(world, outcomes, lose=lose)
+    again = run(world, outcomes, lose=lose, request=True)
     assert again.phase in ("Succeeded", "Failed")
     assert again.status["requests"]["retry"] == "r1"  # type: ignore[index]
     after = {s["name"]: s for s in again.status["steps"]}  # type: ignore[union-attr,index]
@@ -243,35 +257,3 @@ def test_a_retry_reruns_exactly_what_it_names_and_never_duplicates_attempts(
         for j in again.jobs.values()
     ]
     assert len(per_attempt) == len(set(per_attempt))
-
-
-def run_more(world: World, outcomes: dict[tuple[str, int], Outcome], *, lose: set[int]) -> World:
-    """Drive an existing world (after a request) to its end, losing the status writes of the
-    passes numbered in ``lose``."""
-    passes = 0
-    original_apply = world.apply
-
-    def flaky_apply(result: Plan) -> None:
-        nonlocal passes
-        passes += 1
-        saved = world.flow.get("status")
-        original_apply(result)
-        if passes in lose and not world.flow_deleted:
-            world.flow["status"] = saved
-
-    world.apply = flaky_apply  # type: ignore[method-assign]
-
-    def script(name: str, attempt: int) -> Outcome:
-        return outcomes.get((name, attempt), (1.0, True, 0, None))
-
-    def approve(world: World) -> None:
-        for entry in world.status.get("steps") or []:  # type: ignore[attr-defined]
-            if entry["phase"] == "PendingApproval":
-                world.annotate(names.approve_annotation(entry["name"]), "true")
-
-    # A pass whose write was lost leaves the flow finished, with its request still to act on.
-    for _ in range(20):
-        simulate(world, script, max_passes=400, check_idempotent=not lose, on_pass=approve)
-        if world.status.get("requests"):
-            return world
-    raise AssertionError("the retry request was never acted on")
