@@ -229,3 +229,16 @@ def test_retry_counts_its_attempts_from_the_new_run() -> None:
     assert world.phase == "Succeeded"
     assert world.step_status("a")["attempts"] == 4
     assert world.step_status("a")["retries"] == 1
+
+
+def test_two_requests_before_the_controller_acts_are_one_retry() -> None:
+    world = World(chain())
+    simulate(world, fails(("s3", 0)))
+    request(world, "retry", {"id": "r1"})
+    request(world, "retry", {"id": "r2"})  # patched again before any pass
+    simulate(world)
+    assert world.phase == "Succeeded"
+    assert world.status["requests"] == {"retry": "r2"}
+    assert [h["type"] for h in world.status["history"]] == ["Run", "Retry"]  # type: ignore[index]
+    assert world.created_jobs.count(world.job_of("s3", 1)) == 1
+    assert world.job_of("s3", 2) not in world.created_jobs
