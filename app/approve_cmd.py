@@ -18,7 +18,7 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from app import cluster, run_cmd
+from app import cluster, run_cmd, where
 from app.cli import EXIT_FAILED, EXIT_OK, CommandError
 from controller import kube as kube_mod
 from jobflow import decoded, kinds, names, phases
@@ -66,6 +66,10 @@ def _command(args: argparse.Namespace) -> int:
     kube = cluster.connect(args.kubeconfig, args.context)
     try:
         cluster.check_installed(kube, namespace)
+        where.say_cluster(
+            "approve",
+            where.real_cluster_words(args.kubeconfig, args.context, cluster.server_url(kube)),
+        )
         try:
             flow = cluster.retrying(lambda: kube.get(kube_mod.JOBFLOWS, namespace, args.flow))
         except kube_mod.NotFound:

@@ -432,9 +432,7 @@ def _target(args: argparse.Namespace, namespace: str) -> Iterator[tuple[kube_mod
         try:
             check_installed(kube, namespace)
             where.say_cluster(
-                "run",
-                f"context {where.context_name(args.kubeconfig, args.context)} at "
-                f"{server_url(kube)}",
+                "run", where.real_cluster_words(args.kubeconfig, args.context, server_url(kube))
             )
             yield kube, None
         finally:

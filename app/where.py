@@ -61,6 +61,10 @@ def context_name(kubeconfig: str | None, context: str | None) -> str:
     return "(in-cluster)"
 
 
+def real_cluster_words(kubeconfig: str | None, context: str | None, url: str) -> str:
+    return f"context {context_name(kubeconfig, context)} at {url}"
+
+
 def say_cluster(command: str, words: str) -> None:
     print(f"zen-flow {command}: cluster: {words}", file=sys.stderr, flush=True)
 

@@ -143,8 +143,11 @@ def effective_parameters(
     values = declared_parameters(spec)
     recorded = decoded.string_map(status.get("parameters"))
     for name in values:
-        if name in recorded:
-            values[name] = recorded[name]
+        # A status is an observation anyone with status access may write: a value over the
+        # limit validation holds the spec to (and the `when` cost estimate assumes) is ignored.
+        value = recorded.get(name)
+        if value is not None and len(value.encode()) <= MAX_PARAMETER_VALUE:
+            values[name] = value
     return values
 
 

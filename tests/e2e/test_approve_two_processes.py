@@ -169,7 +169,9 @@ def test_approve_mistakes_are_one_line(
 
     assert result.returncode == code
     assert message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    # the cluster it used, then the mistake
+    assert result.stderr.splitlines()[0].startswith("zen-flow approve: cluster: context ")
+    assert len(result.stderr.strip().splitlines()) == 2, result.stderr
 
 
 @pytest.fixture

@@ -242,3 +242,15 @@ def test_two_requests_before_the_controller_acts_are_one_retry() -> None:
     assert [h["type"] for h in world.status["history"]] == ["Run", "Retry"]  # type: ignore[index]
     assert world.created_jobs.count(world.job_of("s3", 1)) == 1
     assert world.job_of("s3", 2) not in world.created_jobs
+
+
+def test_a_recorded_parameter_over_the_limit_is_not_used() -> None:
+    from jobflow import requests
+
+    spec = {"parameters": [{"name": "p", "value": "default"}]}
+    assert requests.effective_parameters(spec, {"parameters": {"p": "x" * 5000}}) == {
+        "p": "default"
+    }
+    assert requests.effective_parameters(spec, {"parameters": {"p": "set", "q": "?"}}) == {
+        "p": "set"
+    }
