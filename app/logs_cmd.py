@@ -25,11 +25,13 @@ class LogLines:
 
     def __init__(self, width: int) -> None:
         self.width = width
+        self.lines = 0
 
     def update(self, flows: Sequence[Mapping[str, Any]]) -> None:
         pass
 
     def log(self, prefix: str, line: str) -> None:
+        self.lines += 1
         print(f"{prefix:<{self.width}} | {line}", flush=True)
 
     def note(self, text: str) -> None:
@@ -62,10 +64,11 @@ def _command(args: argparse.Namespace) -> int:
                 f"JobFlow {namespace}/{args.flow} has no step {args.step!r}; its steps: "
                 f"{', '.join(order)}"
             )
+        shown = LogLines(_prefix_width(flow, args.step))
         follower = run_cmd.Follower(
             kube,
             [(namespace, args.flow)],
-            LogLines(_prefix_width(flow, args.step)),
+            shown,
             step=args.step,
             by_step=True,
         )
@@ -73,6 +76,13 @@ def _command(args: argparse.Namespace) -> int:
             run_cmd.follow(follower, timeout=None)
         else:
             follower.poll()
+        if not shown.lines:
+            what = f"step {args.step} of JobFlow" if args.step else "JobFlow"
+            print(
+                f"zen-flow logs: no log lines from {what} {namespace}/{args.flow}: no pod has "
+                "run yet, or its pods are gone with their Jobs (terminate, a step timeout, TTL)",
+                file=sys.stderr,
+            )
     return EXIT_OK
 
 

@@ -305,6 +305,14 @@ def test_terminate_deletes_the_running_job_and_its_pods(embedded_server, cache) 
         20,
         message="the running Job and its pods are deleted",
     )
+    gone = cli(embedded_server, "logs", "terminated")
+    assert (gone.returncode, gone.stdout, gone.stderr) == (
+        0,
+        "",
+        cluster_line(embedded_server, "logs")
+        + "zen-flow logs: no log lines from JobFlow default/terminated: no pod has run yet, or "
+        "its pods are gone with their Jobs (terminate, a step timeout, TTL)\n",
+    )
     got = cli(embedded_server, "get", "terminated")
     lines = norm(got.stdout)
     assert lines[:14] == [
