@@ -109,6 +109,19 @@ def update_problems(old: object, new: Mapping[str, Any]) -> list[Problem]:
 
 
 # -- warnings ---------------------------------------------------------------------------------
+def update_warnings(old: object, new: Mapping[str, Any]) -> list[str]:
+    """An edit of spec.parameters on a started flow changes nothing by itself: the values in
+    effect are fixed at start (status.parameters) and change through a retry request."""
+    if not isinstance(old, Mapping) or not has_started(old):
+        return []
+    if _get(old, "spec", "parameters") == _get(new, "spec", "parameters"):
+        return []
+    return [
+        "spec.parameters changed on a started flow: the values in effect (status.parameters) "
+        "change only with a retry (zen-flow retry -p NAME=VALUE, or spec.retry.parameters)"
+    ]
+
+
 def _containers(template: object) -> list[tuple[int, Mapping[str, Any]]]:
     found = _get(template, "spec", "template", "spec", "containers")
     if not isinstance(found, list):
@@ -225,6 +238,8 @@ def review_validate(request: review.AdmissionRequest) -> review.AdmissionRespons
         problems = [p for p in problems if (p.code, p.path) not in already]
         problems = update_problems(request.old_object, obj) + problems
     warnings = [_cut(w) for w in risk_warnings(obj)]
+    if request.operation == "UPDATE":
+        warnings += update_warnings(request.old_object, obj)
     if problems:
         return _denial(request, name, problems, warnings=warnings)
     return review.allow(request.uid, warnings=warnings)

@@ -5,7 +5,8 @@ replaces a value the writer put there), keeps the stamp of an unchanged request,
 writer's value when the API server names no user; /validate refuses a retry naming an unknown
 step or parameter (with the names the flow has), a bad request id, an input naming an
 undeclared flow parameter, and a `when` over an unknown flow field; a valid request passes on
-a started flow (steps unchanged).
+a started flow (steps unchanged); editing spec.parameters of a started flow warns that the
+values in effect change only with a retry.
 """
 
 from __future__ import annotations
@@ -145,3 +146,15 @@ def test_a_valid_retry_passes_on_a_started_flow(client: AppClient) -> None:
     }
     response = post(client, "/validate", review(new, operation="UPDATE", old=old))
     assert response["allowed"] is True, response
+
+
+def test_editing_parameters_of_a_started_flow_warns(client: AppClient) -> None:
+    old = started(jobflow(parameters=[{"name": "tag", "value": "v1"}]))
+    new = json.loads(json.dumps(old))
+    new["spec"]["parameters"][0]["value"] = "v2"
+    response = post(client, "/validate", review(new, operation="UPDATE", old=old))
+    assert response["allowed"] is True
+    assert response["warnings"] == [
+        "spec.parameters changed on a started flow: the values in effect (status.parameters) "
+        "change only with a retry (zen-flow retry -p NAME=VALUE, or spec.retry.parameters)"
+    ]
