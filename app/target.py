@@ -17,6 +17,7 @@ from app import cluster, run_cmd, where
 from app.cli import EXIT_FAILED, EXIT_USAGE, CommandError
 from controller import kube as kube_mod
 from jobflow import decoded
+from jobflow.phases import TERMINAL_FLOW_PHASES
 
 
 def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
@@ -91,12 +92,28 @@ def wait_acknowledged(
     kube: kube_mod.Kube, namespace: str, name: str, *, kind: str, request: str, command: str
 ) -> None:
     """Wait until the controller recorded ``request`` in ``status.requests.<kind>``, so that
-    following the flow shows the new run, not the old end. Says once if none does in time."""
+    following the flow shows the new run, not the old end. Says once if none does in time.
+    While a stop is in effect a retry waits for the flow to end: so does this (no limit)."""
     deadline = time.monotonic() + ACK_TIMEOUT
-    while time.monotonic() < deadline:
+    said = False
+    while True:
         flow = cluster.retrying(lambda: kube.get(kube_mod.JOBFLOWS, namespace, name))
-        if decoded.string(decoded.path(flow, "status", "requests", kind)) == request:
+        status = decoded.mapping(flow.get("status"))
+        if decoded.string(decoded.path(status, "requests", kind)) == request:
             return
+        stopping = status.get("stop") and status.get("phase") not in TERMINAL_FLOW_PHASES
+        if stopping:
+            deadline = time.monotonic() + ACK_TIMEOUT
+            if not said:
+                said = True
+                print(
+                    f"zen-flow {command}: JobFlow {namespace}/{name} is stopping; the retry "
+                    "runs once its running steps have finished",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        elif time.monotonic() >= deadline:
+            break
         time.sleep(run_cmd.POLL_INTERVAL)
     print(
         f"zen-flow {command}: no controller acted on request {request} of JobFlow "

@@ -506,3 +506,33 @@ def test_run_keeps_the_logs_of_an_embedded_run(tmp_path) -> None:
     assert (kept / "failing" / "compile-2.log").read_text() == (
         "compiling main.c\nmain.c:3: error: expected ';' before '}'\n"
     )
+
+
+def test_stop_then_retry_runs_once_the_running_step_finished(embedded_server, cache) -> None:
+    apply(embedded_server, cache, flow_yaml("again", fetch_seconds=3, fail_build=False))
+    eventually(
+        lambda: (
+            flow(embedded_server, cache, "again")
+            .get("status", {})
+            .get("steps", [{}])[0]
+            .get("phase")
+            == "Running"
+        ),
+        20,
+    )
+    assert cli(embedded_server, "stop", "again").returncode == 0
+    result = cli(embedded_server, "retry", "again", "-w")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == cluster_line(embedded_server, "retry") + (
+        "zen-flow retry: JobFlow default/again is stopping; the retry runs once its running "
+        "steps have finished\n"
+    )
+    assert norm(result.stdout)[0] == (
+        "retry <ID> of JobFlow default/again requested: runs again build, publish"
+    )
+    assert norm(result.stdout)[-1] == "JobFlow again Succeeded in <D>: 3 succeeded"
+    assert jobs_of(embedded_server, cache, "again") == [
+        ("build", "0"),
+        ("fetch", "0"),
+        ("publish", "0"),
+    ]
