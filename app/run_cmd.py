@@ -604,7 +604,7 @@ def _say_timed_out(
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "run",
-        help="apply JobFlows and follow them to the end (embedded cluster by default)",
+        help="apply JobFlows and follow them to the end (KUBECONFIG's cluster, else embedded)",
         description="Validate, apply and follow JobFlows: a row per step, each step's logs "
         "prefixed by its name, a summary. Without --kubeconfig/--context the flows run on an "
         "embedded cluster started in this process. Exit 0: all Succeeded; 1: a flow Failed "

@@ -73,7 +73,9 @@ def add_parser(
     )
     parser = subparsers.add_parser(
         name,
-        help=f"{name} a running JobFlow: {what}",
+        help="end a running JobFlow: running Jobs deleted now"
+        if terminate
+        else "end a running JobFlow: running steps finish, nothing new starts",
         description=f"{name.capitalize()} a running JobFlow: {what}. Writes spec.stop "
         "(kubectl patch does the same). Exit 0: requested; 1: the flow already finished; "
         "2: no such flow.",
