@@ -58,6 +58,12 @@ def reopen(p: Pass, retry: requests.Retry, chosen: Sequence[str]) -> None:
                 message=_ended(p),
             )
         )
+    else:
+        # The run the last retry began has ended: say how, on its entry.
+        last = decoded.mapping(p.history[-1])
+        if last.get("type") == requests.RETRY and "ended" not in str(last.get("message")):
+            said = decoded.string(last.get("message")) or ""
+            p.history[-1] = {**last, "message": f"{said}; {_ended(p)}" if said else _ended(p)}
     by_name = {s.name: s for s in p.steps}
     shown: list[str] = []
     for name in chosen:

@@ -254,3 +254,18 @@ def test_a_recorded_parameter_over_the_limit_is_not_used() -> None:
     assert requests.effective_parameters(spec, {"parameters": {"p": "set", "q": "?"}}) == {
         "p": "set"
     }
+
+
+def test_history_says_how_each_run_ended() -> None:
+    world = World(chain())
+    simulate(world, fails(("s3", 0)))
+    request(world, "retry", {"id": "r1"})
+    simulate(world, fails(("s3", 1)))
+    assert world.phase == "Failed"
+    request(world, "retry", {"id": "r2"})
+    simulate(world)
+    assert [(h["type"], h.get("id"), h["message"]) for h in world.status["history"]] == [  # type: ignore[index]
+        ("Run", None, "ended Failed (failed: s3)"),
+        ("Retry", "r1", "runs again: s3 (attempt 2), s4, s5; ended Failed (failed: s3)"),
+        ("Retry", "r2", "runs again: s3 (attempt 3), s4, s5"),
+    ]
