@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
-from jobflow import decoded, requests
+from jobflow import conditions, decoded, requests
 from jobflow.validation.context import Context
 from jobflow.validation.data import check_name
 
@@ -22,6 +22,7 @@ _REQUEST_ID: Final = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.:]*[A-Za-z0-9])?")
 
 def check(ctx: Context, spec: Mapping[str, object]) -> None:
     ctx.flow_parameters = check_parameters(ctx, spec)
+    check_when_parameters(ctx, spec)
     retry = decoded.mapping_or_none(spec.get("retry"))
     if retry is not None:
         check_request_id(ctx, retry, "spec.retry")
@@ -41,6 +42,49 @@ def check_parameters(ctx: Context, spec: Mapping[str, object]) -> set[str]:
         check_name(ctx, param, path, seen, "parameter")
         check_value(ctx, param.get("value"), f"{path}.value")
     return seen
+
+
+def check_when_parameters(ctx: Context, spec: Mapping[str, object]) -> None:
+    """A ``when`` reading ``flow.parameters['<p>']`` names a declared parameter (else it could
+    only fail at run time, after its upstream steps ran)."""
+    declared = ", ".join(sorted(ctx.flow_parameters)) or "none"
+    for i, step in enumerate(decoded.items(spec.get("steps"))):
+        when = decoded.string(step.get("when"))
+        if when is None or conditions.literal_value(when) is not None:
+            continue
+        try:
+            tokens = conditions.shape(when)
+        except conditions.ConditionError:
+            continue  # over a limit: the steps' checks say so
+        for name in _flow_parameters(tokens):
+            if name not in ctx.flow_parameters:
+                ctx.add(
+                    "when-unknown-parameter",
+                    f"spec.steps[{i}].when",
+                    f"flow.parameters[{name!r}] is not declared in spec.parameters (declared:"
+                    f" {declared})",
+                )
+
+
+def _flow_parameters(tokens: list[conditions.Token]) -> list[str]:
+    """Names in ``flow.parameters['<p>']`` / ``flow.parameters.<p>`` (plain literals only:
+    one with escapes or triple quotes is left to the run time)."""
+    found: list[str] = []
+    for at, (kind, text) in enumerate(tokens):
+        if (kind, text) != ("ident", "flow") or (at and tokens[at - 1] == ("other", ".")):
+            continue
+        if tokens[at + 1 : at + 3] != [("other", "."), ("ident", "parameters")]:
+            continue
+        rest = tokens[at + 3 : at + 6]
+        if len(rest) == 3 and rest[0] == ("other", "[") and rest[1][0] == "string":
+            literal = rest[1][1]
+            plain = len(literal) >= 2 and literal[0] == literal[-1] and literal[0] in "'\""
+            inner = literal[1:-1]
+            if plain and "\\" not in inner and inner[:2] not in ("''", '""'):
+                found.append(inner)
+        elif len(rest) >= 2 and rest[0] == ("other", ".") and rest[1][0] == "ident":
+            found.append(rest[1][1])
+    return found
 
 
 def check_value(ctx: Context, value: object, path: str) -> None:

@@ -4,7 +4,7 @@ Covers: /mutate stamps requestedBy of a new or changed request from request.user
 replaces a value the writer put there), keeps the stamp of an unchanged request, removes a
 writer's value when the API server names no user; /validate refuses a retry naming an unknown
 step or parameter (with the names the flow has), a bad request id, an input naming an
-undeclared flow parameter, and a `when` over an unknown flow field; a valid request passes on
+undeclared flow parameter, a `when` over an unknown flow field or an undeclared flow parameter; a valid request passes on
 a started flow (steps unchanged); editing spec.parameters of a started flow warns that the
 values in effect change only with a retry.
 """
@@ -157,4 +157,21 @@ def test_editing_parameters_of_a_started_flow_warns(client: AppClient) -> None:
     assert response["warnings"] == [
         "spec.parameters changed on a started flow: the values in effect (status.parameters) "
         "change only with a retry (zen-flow retry -p NAME=VALUE, or spec.retry.parameters)"
+    ]
+
+
+def test_when_over_an_undeclared_flow_parameter_is_refused(client: AppClient) -> None:
+    new = jobflow(
+        parameters=[{"name": "tag", "value": "v1"}],
+        steps=[
+            step("a"),
+            step("b", "a", when="flow.parameters['tga'] == 'v1' && flow.parameters.tag != ''"),
+        ],
+    )
+    assert denial(client, new, None) == [
+        (
+            "when-unknown-parameter",
+            "spec.steps[1].when",
+            "flow.parameters['tga'] is not declared in spec.parameters (declared: tag)",
+        )
     ]
