@@ -509,7 +509,7 @@ def test_run_keeps_the_logs_of_an_embedded_run(tmp_path) -> None:
 
 
 def test_stop_then_retry_runs_once_the_running_step_finished(embedded_server, cache) -> None:
-    apply(embedded_server, cache, flow_yaml("again", fetch_seconds=3, fail_build=False))
+    apply(embedded_server, cache, flow_yaml("again", fetch_seconds=10, fail_build=False))
     eventually(
         lambda: (
             flow(embedded_server, cache, "again")
