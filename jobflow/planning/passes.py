@@ -418,6 +418,13 @@ class Pass:
                     delete_flow = True
                 else:
                     self.wake_at(expiry)
+            retry = requests.read_retry(self.obj)
+            if retry is not None and retry.id != self.handled.get("retry"):
+                # A retry waited for this end (it came while a stop was in effect): nothing
+                # else would wake the flow, so the next pass acts on it at once (and the TTL
+                # cannot delete it first).
+                self.wake_at(self.now)
+                delete_flow = False
         requeue = None
         if self.wakeups:
             requeue = max((min(self.wakeups) - self.now).total_seconds(), 0.0)

@@ -153,8 +153,9 @@ def test_retry_during_a_stop_waits_for_the_end() -> None:
     world.reconcile()
     assert world.status["requests"] == {"stop": "s1"}
     world.finish(world.job_of("a"), ok=True)
-    world.reconcile(check_idempotent=False)  # ends Failed (Stopped); the next pass retries
+    ended = world.reconcile(check_idempotent=False)  # ends Failed (Stopped); the next retries
     assert world.phase == "Failed"
+    assert ended.requeue_after == 0.0  # nothing else would wake the flow for its retry
     simulate(world)
     assert world.phase == "Succeeded"
     assert world.created_jobs == [world.job_of("a"), world.job_of("b")]
