@@ -211,6 +211,19 @@ def _header(flow: Mapping[str, Any], now: datetime, width: int) -> list[str]:
     return lines
 
 
+# The Job controller's own words for a failed Job: true of every failed attempt, so in a cut
+# message they would hide the cause that follows them (the exit code, the container's words).
+_JOB_FAILED_WORDS: Final = "Job has reached the specified backoff limit"
+
+
+def _note(row: progress.StepRow) -> str:
+    """The step's note, its cause first: ``JobFailed (exit code 2): main.c:3: ...``."""
+    note = row.note
+    if note.startswith(_JOB_FAILED_WORDS) and row.reason:
+        return row.reason + note[len(_JOB_FAILED_WORDS) :]
+    return note
+
+
 def get_lines(
     flow: Mapping[str, Any],
     jobs: Sequence[Mapping[str, Any]],
@@ -241,7 +254,7 @@ def get_lines(
                 row.phase,
                 attempts,
                 row.duration(now) if row.started else "",
-                row.note,
+                _note(row),
             )
         )
         tries = _attempt_rows(row.step, jobs, now) if row.attempts > 1 else []

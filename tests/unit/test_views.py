@@ -172,7 +172,7 @@ def test_get_is_a_tree_with_attempts_that_fits_80_columns() -> None:
         "STEP           PHASE       ATTEMPTS   DURATION   MESSAGE",
         "build          Failed                 13s",
         "├─ ✔ fetch     Succeeded   1          2s",
-        "├─ ✖ compile   Failed      2          3s         Job has reached the specified …",
+        "├─ ✖ compile   Failed      2          3s         JobFailed (exit code 2): main.…",
         "│  ├─ #1       Failed                 2s         BackoffLimitExceeded",
         "│  └─ #2       Failed                 3s         BackoffLimitExceeded",
         "└─ ○ package   Skipped     -                     upstream step compile failed",
