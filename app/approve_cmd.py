@@ -18,7 +18,7 @@ import argparse
 from collections.abc import Mapping
 from typing import Any
 
-from app import run_cmd
+from app import cluster, run_cmd, where
 from app.cli import EXIT_FAILED, EXIT_OK, CommandError
 from controller import kube as kube_mod
 from jobflow import decoded, kinds, names, phases
@@ -59,15 +59,19 @@ def _check_step(flow: Mapping[str, Any], step: str, *, ref: str) -> str:
 def _command(args: argparse.Namespace) -> int:
     namespace = (
         args.namespace
-        or run_cmd.kubeconfig_namespace(args.kubeconfig, args.context)
+        or cluster.kubeconfig_namespace(args.kubeconfig, args.context)
         or run_cmd.DEFAULT_NAMESPACE
     )
     ref = f"{namespace}/{args.flow}"
-    kube = run_cmd.connect(args.kubeconfig, args.context)
+    kube = cluster.connect(args.kubeconfig, args.context)
     try:
-        run_cmd.check_installed(kube, namespace)
+        cluster.check_installed(kube, namespace)
+        where.say_cluster(
+            "approve",
+            where.real_cluster_words(args.kubeconfig, args.context, cluster.server_url(kube)),
+        )
         try:
-            flow = run_cmd.retrying(lambda: kube.get(kube_mod.JOBFLOWS, namespace, args.flow))
+            flow = cluster.retrying(lambda: kube.get(kube_mod.JOBFLOWS, namespace, args.flow))
         except kube_mod.NotFound:
             raise CommandError(
                 f"JobFlow {ref} not found; list them with: kubectl get jobflows -n {namespace}"
@@ -76,14 +80,14 @@ def _command(args: argparse.Namespace) -> int:
         value = "false" if args.reject else "true"
         patch = {"metadata": {"annotations": {names.approve_annotation(args.step): value}}}
         try:
-            run_cmd.retrying(lambda: kube.patch(kube_mod.JOBFLOWS, namespace, args.flow, patch))
+            cluster.retrying(lambda: kube.patch(kube_mod.JOBFLOWS, namespace, args.flow, patch))
         except kube_mod.ApiError as exc:
             raise CommandError(
-                f"cannot annotate JobFlow {ref} at {run_cmd.server_url(kube)}: {exc}",
+                f"cannot annotate JobFlow {ref} at {cluster.server_url(kube)}: {exc}",
                 exit_code=EXIT_FAILED,
             ) from None
     except kube_mod.ApiError as exc:
-        raise run_cmd.unreachable(kube, exc) from None
+        raise cluster.unreachable(kube, exc) from None
     finally:
         kube.close()
     verb = "rejected" if args.reject else "approved"

@@ -47,6 +47,13 @@ COMMANDS: Final[dict[str, str]] = {
     "serve": "app.serve_cmd",
     "run": "app.run_cmd",
     "approve": "app.approve_cmd",
+    "retry": "app.retry_cmd",
+    "stop": "app.stop_cmd",
+    "terminate": "app.terminate_cmd",
+    "watch": "app.watch_cmd",
+    "logs": "app.logs_cmd",
+    "get": "app.get_cmd",
+    "list": "app.list_cmd",
 }
 
 EXIT_OK: Final = 0
@@ -82,11 +89,21 @@ class CommandError(Exception):
         self.exit_code = exit_code
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("zen-flow")
+    except metadata.PackageNotFoundError:  # run from a checkout that was not installed
+        return "unknown"
+
+
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Kubernetes-native DAG orchestrator: JobFlow steps run as batch/v1 Jobs.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = [COMMANDS[selected]] if selected in COMMANDS else list(COMMANDS.values())
     for module_name in modules:

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 import yaml
 
@@ -87,6 +88,27 @@ class Document:
         if kind is None:
             return "an object without kind/apiVersion"
         return f"kind {kind!r} ({api_version})"
+
+
+MANIFEST_SUFFIXES: Final = (".yaml", ".yml", ".json")
+
+
+def expand_sources(sources: Sequence[str]) -> list[str]:
+    """``sources`` with each directory replaced by its manifest files (``*.yaml``, ``*.yml``,
+    ``*.json``, sorted, not recursive: what ``kubectl apply -f DIR`` reads)."""
+    out: list[str] = []
+    for source in sources:
+        path = Path(source)
+        if source != "-" and path.is_dir():
+            found = sorted(
+                str(p) for p in path.iterdir() if p.is_file() and p.suffix in MANIFEST_SUFFIXES
+            )
+            if not found:
+                raise CommandError(f"{source}: a directory without .yaml, .yml or .json files")
+            out.extend(found)
+        else:
+            out.append(source)
+    return out
 
 
 def read_text(source: str) -> str:

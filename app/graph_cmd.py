@@ -100,43 +100,57 @@ def render_dot(flow_name: str, graph: dag.Graph, info: Mapping[str, _StepInfo]) 
 _RENDERERS: Final = {"text": render_text, "mermaid": render_mermaid, "dot": render_dot}
 
 
-def _the_flow(docs: Sequence[documents.Document], source: str) -> documents.Document:
-    for doc in docs:
-        if doc.parse_error is not None:
-            raise CommandError(f"{doc.label}: {doc.parse_error}", exit_code=EXIT_FAILED)
-    flows = [doc for doc in docs if doc.is_jobflow]
-    if len(flows) != 1:
+def _the_flows(sources: Sequence[str]) -> list[documents.Document]:
+    """Every JobFlow of ``sources``, in order; CommandError for a document that does not parse
+    or when there is none."""
+    flows: list[documents.Document] = []
+    for source in sources:
+        for doc in documents.load(source):
+            if doc.parse_error is not None:
+                raise CommandError(f"{doc.label}: {doc.parse_error}", exit_code=EXIT_FAILED)
+            if doc.is_jobflow:
+                flows.append(doc)
+    if not flows:
         raise CommandError(
-            f"{source}: holds {len(flows)} JobFlows; graph draws exactly one (split the file)",
-            exit_code=EXIT_FAILED,
+            f"{', '.join(sources)}: no JobFlow to draw (kind JobFlow)", exit_code=EXIT_FAILED
         )
-    return flows[0]
+    return flows
 
 
 def _command(args: argparse.Namespace) -> int:
-    source: str = args.file
-    doc = _the_flow(documents.load(source), source)
-    content = doc.content
-    assert isinstance(content, dict)
-    blocking = [p for p in validation.validate(content) if p.code in _GRAPH_CODES]
-    if blocking:
-        for problem in blocking:
-            print(f"{doc.label}: {problem.path}: {problem.message}")
-        return EXIT_FAILED
-    steps = [s for s in content["spec"]["steps"] if isinstance(s, dict)]
-    graph = dag.from_steps(steps)
-    info = {name: _StepInfo(step) for name, step in zip(graph.names, steps, strict=True)}
-    print(_RENDERERS[args.format](doc.name or "unnamed", graph, info), end="")
-    return EXIT_OK
+    drawings: list[str] = []
+    failed = False
+    for doc in _the_flows(documents.expand_sources(args.files)):
+        content = doc.content
+        assert isinstance(content, dict)
+        blocking = [p for p in validation.validate(content) if p.code in _GRAPH_CODES]
+        if blocking:
+            for problem in blocking:
+                print(f"{doc.label}: {problem.path}: {problem.message}")
+            failed = True
+            continue
+        steps = [s for s in content["spec"]["steps"] if isinstance(s, dict)]
+        graph = dag.from_steps(steps)
+        info = {name: _StepInfo(step) for name, step in zip(graph.names, steps, strict=True)}
+        drawings.append(_RENDERERS[args.format](doc.name or "unnamed", graph, info))
+    # several flows: one drawing after the other, a blank line between them
+    print("\n".join(drawings), end="")
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "graph",
         help="draw a JobFlow's step graph (text, Mermaid or Graphviz dot)",
-        description="Draw the dependency graph of the one JobFlow in FILE ('-' for stdin).",
+        description="Draw the dependency graph of every JobFlow in the FILEs (a directory "
+        "stands for its .yaml, .yml and .json files; '-' for stdin), one after the other.",
     )
-    parser.add_argument("file", metavar="FILE", help="manifest file, or - for stdin")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="manifest file, a directory of them, or - for stdin",
+    )
     parser.add_argument(
         "-f",
         "--format",

@@ -41,10 +41,14 @@ _PHASE_STYLES: Mapping[str, str] = {
     "Paused": "magenta",
     "Suspended": "magenta",
     "Queued": "yellow",
+    "Retrying": "yellow",
 }
 _PHASE_WORDS: Mapping[str, str] = {"PendingApproval": "awaiting approval"}
 # Colours cycled over log prefixes, as `docker compose up` does (red is kept for failures).
 _PREFIX_COLOURS = ("cyan", "magenta", "blue", "green", "yellow", "bright_cyan", "bright_magenta")
+# The plain summary table fits an 80-column terminal; a note keeps at least this many columns.
+SUMMARY_WIDTH = 80
+MIN_NOTE_WIDTH = 20
 # Redraws per second of the live table: smooth enough, and cheap on a 2-core machine.
 LIVE_REFRESH_PER_SECOND = 8
 
@@ -64,11 +68,14 @@ class StepRow:
     message: str | None = None
     kind: str = "Job"
 
+    first_attempt: int = 0  # attempts before a retry request ran the step again
+
     @property
     def attempt_text(self) -> str:
         if self.attempts == 0 or self.kind != "Job":
             return "-"
-        return f"{self.attempts}/{self.max_attempts}"
+        # a step run again by a retry request counts the attempts of its new run
+        return f"{max(self.attempts - self.first_attempt, 0)}/{self.max_attempts}"
 
     def duration(self, now: datetime) -> str:
         if self.started is None:
@@ -115,18 +122,24 @@ def step_rows(flow: Mapping[str, Any]) -> list[StepRow]:
         step_name = decoded.string(step.get("name")) or "?"
         seen = by_name.get(step_name) or {}
         attempts = seen.get("attempts")
+        phase = decoded.string(seen.get("phase")) or "Pending"
+        reason = decoded.string(seen.get("reason"))
+        if phase == "Pending" and reason == phases.RETRY_BACKOFF:
+            phase = "Retrying"  # waiting for its next attempt, not for its turn
+        first = seen.get("firstAttempt")
         rows.append(
             StepRow(
                 flow=name,
                 step=step_name,
-                phase=decoded.string(seen.get("phase")) or "Pending",
+                phase=phase,
                 attempts=attempts if isinstance(attempts, int) else 0,
                 max_attempts=_max_attempts(step),
                 started=decoded.parse_time(seen.get("startTime")),
                 finished=decoded.parse_time(seen.get("completionTime")),
-                reason=decoded.string(seen.get("reason")),
+                reason=reason,
                 message=decoded.string(seen.get("message")),
                 kind=decoded.string(step.get("type")) or "Job",
+                first_attempt=first if isinstance(first, int) else 0,
             )
         )
     return rows
@@ -332,10 +345,13 @@ class PlainDisplay:
         header = ("STEP", "PHASE", "ATTEMPT", "DURATION", "NOTE")
         cells = [(_label(r, multi), r.phase, r.attempt_text, r.duration(now), r.note) for r in rows]
         widths = [max(len(c[i]) for c in [header, *cells]) for i in range(4)]
+        # The table fits SUMMARY_WIDTH columns: the note is cut (its whole text was printed
+        # with the step's transition above), never the names.
+        room = max(SUMMARY_WIDTH - sum(widths) - 2 * 4, MIN_NOTE_WIDTH)
         self._print("")
         for cell in [header, *cells]:
             line = "  ".join(f"{c:<{w}}" for c, w in zip(cell[:4], widths, strict=True))
-            self._print(f"{line}  {cell[4]}".rstrip())
+            self._print(f"{line}  {_cut(cell[4], room)}".rstrip())
         for flow in flows:
             self._print(flow_verdict(flow, now=now))
 

@@ -33,18 +33,23 @@ import functools
 import json
 import logging
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
-import yaml
-
-from app import documents, progress
+from app import documents, progress, where
 from app.cli import CommandError, interrupt_exit
+from app.cluster import (
+    brief,
+    check_installed,
+    connect,
+    kubeconfig_namespace,
+    retrying,
+    server_url,
+    unauthorized,
+)
 from controller import kube as kube_mod
 from jobflow import names, validation
 
@@ -58,11 +63,6 @@ EXIT_TIMEOUT: Final = 3
 # transitions, slow enough to cost nothing on the API server.
 POLL_INTERVAL: Final = 0.2
 DEFAULT_NAMESPACE: Final = "default"
-# One-shot requests (check, create, approve) are tried this often on 5xx/429, pausing
-# TRANSIENT_PAUSE x attempt seconds in between (0.5 + 1 + 1.5 s at most).
-TRANSIENT_ATTEMPTS: Final = 4
-TRANSIENT_PAUSE: Final = 0.5
-T = TypeVar("T")
 # Seconds the cluster may stay unreachable while we follow before `run` gives up (exit 1).
 UNREACHABLE_GRACE: Final = 30.0
 # Seconds a created flow may go without its first status from a controller (observedGeneration
@@ -89,11 +89,15 @@ class Flow:
         return str(meta.get("name") or meta.get("generateName") or "?")
 
 
-def load_flows(sources: Sequence[str], *, namespace: str) -> tuple[list[Flow], list[str]]:
-    """The JobFlows of ``sources`` (namespace filled in) and every problem found, as lines."""
+def load_flows(
+    sources: Sequence[str], *, namespace: str, overrides: Mapping[str, str] | None = None
+) -> tuple[list[Flow], list[str]]:
+    """The JobFlows of ``sources`` (namespace filled in, ``overrides`` set as the values of
+    the spec.parameters they name) and every problem found, as lines."""
     flows: list[Flow] = []
     problems: list[str] = []
     seen: dict[tuple[str, str], str] = {}
+    used: set[str] = set()
     for source in sources:
         docs = documents.load(source)  # CommandError (exit 2) when unreadable
         if not docs:
@@ -109,7 +113,7 @@ def load_flows(sources: Sequence[str], *, namespace: str) -> tuple[list[Flow], l
                 continue
             # is_jobflow holds only for a mapping; mypy cannot see through the property.
             assert isinstance(doc.content, Mapping)
-            body = dict(doc.content)
+            body = _with_parameters(dict(doc.content), overrides or {}, used)
             meta = (
                 dict(body.get("metadata") or {}) if isinstance(body.get("metadata"), dict) else {}
             )
@@ -137,210 +141,32 @@ def load_flows(sources: Sequence[str], *, namespace: str) -> tuple[list[Flow], l
                     continue
                 seen[key] = doc.label
             flows.append(flow)
+    for name in sorted(set(overrides or {}) - used):
+        problems.append(
+            f"-p {name}: no JobFlow declares a parameter {name!r} (spec.parameters); check the name"
+        )
     return flows, problems
 
 
+def _with_parameters(
+    body: dict[str, Any], overrides: Mapping[str, str], used: set[str]
+) -> dict[str, Any]:
+    """``body`` with the values of its declared spec.parameters that ``overrides`` names."""
+    spec = body.get("spec")
+    if not overrides or not isinstance(spec, dict) or not isinstance(spec.get("parameters"), list):
+        return body
+    declared = spec["parameters"]
+    replaced = []
+    for entry in declared:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name in overrides:
+            used.add(name)
+            entry = {**entry, "value": overrides[name]}
+        replaced.append(entry)
+    return {**body, "spec": {**spec, "parameters": replaced}}
+
+
 # -- the cluster -----------------------------------------------------------------------------
-def _kubeconfig_paths(kubeconfig: str | None) -> list[Path]:
-    """The files kubectl would read: --kubeconfig, else $KUBECONFIG's list, else ~/.kube/config."""
-    if kubeconfig:
-        return [Path(kubeconfig)]
-    env = os.environ.get("KUBECONFIG", "")
-    return [Path(p) for p in env.split(os.pathsep) if p] or [Path.home() / ".kube" / "config"]
-
-
-def kubeconfig_namespace(kubeconfig: str | None, context: str | None) -> str | None:
-    """The namespace of the kubeconfig's (current or given) context, as kubectl uses it.
-    An unreadable kubeconfig has none here; ``connect`` says what is wrong with it."""
-    for path in _kubeconfig_paths(kubeconfig):
-        try:
-            config = yaml.safe_load(path.read_text())
-        except (OSError, ValueError, yaml.YAMLError):  # ValueError: not UTF-8
-            continue
-        if not isinstance(config, dict):
-            continue
-        wanted = context or config.get("current-context")
-        for entry in config.get("contexts") or []:
-            if isinstance(entry, dict) and entry.get("name") == wanted:
-                context_body = entry.get("context")
-                ns = context_body.get("namespace") if isinstance(context_body, dict) else None
-                return str(ns) if ns else None
-    return None
-
-
-def check_kubeconfig(kubeconfig: str | None, context: str | None = None) -> None:
-    """Say in one line (exit 2) what is wrong with the kubeconfig file(s) before the client's
-    loader reads them: its own errors are a UnicodeDecodeError, a "no such file" for a directory
-    or "Invalid kube-config file. No configuration found." with no hint of what to do."""
-    paths = _kubeconfig_paths(kubeconfig)
-    contexts: list[str] = []
-    if kubeconfig:
-        if not paths[0].exists():
-            raise CommandError(f"--kubeconfig {kubeconfig}: no such file; check the path")
-    elif not any(p.exists() for p in paths) and not os.environ.get("KUBERNETES_SERVICE_HOST"):
-        looked = (
-            f"KUBECONFIG names {', '.join(map(str, paths))}, and none exists"
-            if os.environ.get("KUBECONFIG")
-            else f"KUBECONFIG is not set and {paths[0]} does not exist"
-        )
-        raise CommandError(
-            f"no kubeconfig found ({looked}); pass --kubeconfig PATH or set KUBECONFIG to the "
-            "kubeconfig of your cluster"
-        )
-    for path in paths:
-        label = f"--kubeconfig {kubeconfig}" if kubeconfig else f"kubeconfig {path}"
-        if path.is_dir():
-            raise CommandError(
-                f"{label}: is a directory, not a kubeconfig file; pass the file (such as "
-                f"{path / 'config'})"
-            )
-        if not path.exists():
-            continue  # kubectl skips missing files of a KUBECONFIG list too
-        try:
-            text = path.read_bytes().decode("utf-8")
-        except OSError as exc:
-            raise CommandError(f"{label}: cannot read it: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise CommandError(
-                f"{label}: not a kubeconfig (not UTF-8 text: a binary file?); pass the "
-                "kubeconfig file kubectl uses"
-            ) from None
-        try:
-            config = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise CommandError(f"{label}: {documents.describe_yaml_error(exc, text)}") from None
-        if not isinstance(config, dict):
-            raise CommandError(
-                f"{label}: not a kubeconfig (no clusters, users and contexts in it); pass the "
-                "kubeconfig file kubectl uses"
-            )
-        entries = config.get("contexts")
-        if isinstance(entries, list):
-            contexts += [str(e["name"]) for e in entries if isinstance(e, dict) and e.get("name")]
-    where = ", ".join(str(p) for p in paths if p.exists())
-    if context and where and context not in contexts:
-        known = f"its contexts: {', '.join(contexts)}" if contexts else "it has no contexts"
-        raise CommandError(
-            f"--context {context}: no such context in {where} ({known}); list them with: "
-            "kubectl config get-contexts"
-        )
-
-
-_OS_ERROR = re.compile(r"\[Errno -?\d+\] [^\"')]+")
-_TLS_ERROR = re.compile(r"certificate verify failed[^\"')]*", re.IGNORECASE)
-# What urllib3 says when the two ends disagree on TLS, and what a person should read instead.
-_NOT_TLS = re.compile(
-    r"wrong version number|record layer failure|packet length too long|unknown protocol"
-    r"|http request",
-    re.IGNORECASE,
-)
-_NO_ANSWER = re.compile(r"RemoteDisconnected|Connection aborted|BadStatusLine", re.IGNORECASE)
-_MAX_REASON = 300  # characters of a client error kept in the one-line message
-
-
-def brief(exc: BaseException) -> str:
-    """The part of a client error a person needs (``[Errno 111] Connection refused``), on one
-    line: urllib3 wraps the cause in the pool, URL and retry details."""
-    text = " ".join(str(exc).split())
-    if "SSL" in text and _NOT_TLS.search(text):
-        return (
-            "the server does not speak TLS (a plain-HTTP port?); check the server URL "
-            "in the kubeconfig"
-        )
-    for pattern in (_OS_ERROR, _TLS_ERROR):
-        found = pattern.search(text)
-        if found:
-            return found.group(0).strip()
-    if _NO_ANSWER.search(text):
-        return (
-            "the server closed the connection without an answer (does it expect https://?); "
-            "check the server URL in the kubeconfig"
-        )
-    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
-
-
-def connect(kubeconfig: str | None, context: str | None) -> kube_mod.Kube:
-    """A client of a real cluster; a bad kubeconfig or context is one CommandError line."""
-    check_kubeconfig(kubeconfig, context)
-    try:
-        return kube_mod.Kube.connect(kubeconfig, context=context)
-    except kube_mod.ConfigError as exc:
-        raise CommandError(str(exc)) from None
-    except Exception as exc:  # the kubernetes config loader's own errors: report, never trace
-        where = f"--kubeconfig {kubeconfig}" if kubeconfig else "the default kubeconfig"
-        if context:
-            where += f" (context {context})"
-        raise CommandError(f"cannot use {where}: {brief(exc)}") from None
-
-
-def server_url(kube: kube_mod.Kube) -> str:
-    return str(getattr(kube.api_client.configuration, "host", "") or "the cluster")
-
-
-def unreachable(kube: kube_mod.Kube, exc: BaseException) -> CommandError:
-    """The one line for a cluster that did not answer (run and approve say it alike)."""
-    if isinstance(exc, kube_mod.ApiError) and exc.code == 401:
-        return unauthorized(kube)
-    return CommandError(
-        f"cannot reach the cluster at {server_url(kube)}: {brief(exc)}", exit_code=EXIT_FAILED
-    )
-
-
-def unauthorized(kube: kube_mod.Kube) -> CommandError:
-    """401: who you are was not accepted (403, Forbidden, is what you may do)."""
-    return CommandError(
-        f"the cluster at {server_url(kube)} did not accept the kubeconfig's credentials "
-        "(401 Unauthorized: a wrong or expired token or client certificate); log in again or "
-        "fix the user of the kubeconfig's context",
-        exit_code=EXIT_FAILED,
-    )
-
-
-def retrying(call: Callable[[], T]) -> T:
-    """``call()``, tried again when the server answered 5xx or 429 (a busy or restarting API
-    server). No answer at all (connection refused) is final: the user has the wrong cluster."""
-    for attempt in range(1, TRANSIENT_ATTEMPTS + 1):
-        try:
-            return call()
-        except kube_mod.Transient as exc:
-            if exc.code == 0 or attempt == TRANSIENT_ATTEMPTS:
-                raise
-            time.sleep(TRANSIENT_PAUSE * attempt)
-    raise AssertionError("unreachable")  # the loop returns or raises
-
-
-def check_installed(kube: kube_mod.Kube, namespace: str) -> None:
-    """Fail with one line unless JobFlows are served and we may list them."""
-    url = server_url(kube)
-    try:
-        retrying(
-            lambda: kube.list_all(
-                kube_mod.JOBFLOWS, namespace, field_selector="metadata.name=-", limit=1
-            )
-        )
-    except kube_mod.NotFound as exc:
-        if not exc.reason:  # a Kubernetes API server answers 404 with a Status (NotFound)
-            raise CommandError(
-                f"the server at {url} does not answer like a Kubernetes API server (HTTP 404 "
-                "without a Status); check the server URL in the kubeconfig",
-                exit_code=EXIT_FAILED,
-            ) from None
-        raise CommandError(
-            f"zen-flow is not installed in the cluster at {url}: the JobFlow CRD "
-            f"({names.CRD_NAME}) is missing; install zen-flow there first (docs/install.md), "
-            "or leave out --kubeconfig/--context to use the embedded cluster",
-            exit_code=EXIT_FAILED,
-        ) from None
-    except kube_mod.Forbidden as exc:
-        if exc.code == 401:
-            raise unauthorized(kube) from None
-        raise CommandError(
-            f"not allowed to list JobFlows in namespace {namespace} at {url}: {exc}; ask for "
-            f"access (check with: kubectl auth can-i list jobflows -n {namespace})",
-            exit_code=EXIT_FAILED,
-        ) from None
-    except kube_mod.ApiError as exc:
-        raise unreachable(kube, exc) from None
 
 
 def ensure_namespaces(kube: kube_mod.Kube, namespaces: set[str]) -> None:
@@ -418,6 +244,10 @@ class Follower:
     # Say once when no controller has picked the flows up after NO_CONTROLLER_AFTER (a real
     # cluster with the CRD but no zen-flow running; the embedded one runs its own controller).
     watch_controller: bool = False
+    # Only this step's pods (`zen-flow logs FLOW STEP`), and the order pods are read in within
+    # one poll: creation order, then step order (`run`); step order (`logs`, `watch`).
+    step: str | None = None
+    by_step: bool = False
     flows: list[dict[str, Any]] = field(default_factory=list)
     _pods: dict[str, _PodLog] = field(default_factory=dict)
     _hinted: set[tuple[str, str]] = field(default_factory=set)
@@ -485,6 +315,8 @@ class Follower:
         if not self.show_logs:
             return
         selector = f"{names.LABEL_FLOW}={names.label_value(name)}"
+        if self.step is not None:
+            selector += f",{names.LABEL_STEP}={self.step}"
         try:
             pods = self.kube.list_all(kube_mod.PODS, ns, label_selector=selector)["items"]
         except kube_mod.Forbidden as exc:
@@ -492,12 +324,8 @@ class Follower:
             self.show_logs = False
             self.display.note(f"not showing step logs: listing pods in {ns} is forbidden ({exc})")
             return
-        pods.sort(
-            key=lambda p: (
-                str(p["metadata"].get("creationTimestamp") or ""),
-                str(p["metadata"].get("name")),
-            )
-        )
+        flow = next((f for f in self.flows if (f.get("metadata") or {}).get("name") == name), {})
+        pods.sort(key=pod_order(flow, by_step=self.by_step))
         for pod in pods:
             meta = pod.get("metadata") or {}
             state = self._pods.setdefault(str(meta.get("uid") or meta.get("name")), _PodLog())
@@ -534,6 +362,29 @@ class Follower:
                 f"{row.flow}/{row.step} waits for approval; approve with: zen-flow approve "
                 f"{row.flow} {row.step}{ns_flag}{self.approve_hint}  (or add --reject)"
             )
+
+
+def pod_order(
+    flow: Mapping[str, Any], *, by_step: bool
+) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """The key pods' logs are read in: step order (spec order, then attempt) with ``by_step``,
+    else creation time first (timestamps have one-second precision: step order breaks ties)."""
+    spec_steps = (flow.get("spec") or {}).get("steps") or ()
+    rank = {s.get("name"): i for i, s in enumerate(spec_steps) if isinstance(s, Mapping)}
+
+    def key(pod: Mapping[str, Any]) -> tuple[Any, ...]:
+        meta = pod.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        attempt = str(labels.get(names.LABEL_ATTEMPT, "0"))
+        in_flow = (
+            rank.get(labels.get(names.LABEL_STEP), len(rank)),
+            int(attempt) if attempt.isdigit() else 0,
+        )
+        created = str(meta.get("creationTimestamp") or "")
+        name = str(meta.get("name"))
+        return (*in_flow, created, name) if by_step else (created, *in_flow, name)
+
+    return key
 
 
 def _claimed(flow: Mapping[str, Any]) -> bool:
@@ -576,10 +427,13 @@ def follow(follower: Follower, *, timeout: float | None) -> bool:
 @contextlib.contextmanager
 def _target(args: argparse.Namespace, namespace: str) -> Iterator[tuple[kube_mod.Kube, Any]]:
     """(client, embedded cluster or None) for the run; everything is closed on exit."""
-    if args.kubeconfig or args.context:
+    if not where.uses_embedded(args):
         kube = connect(args.kubeconfig, args.context)
         try:
             check_installed(kube, namespace)
+            where.say_cluster(
+                "run", where.real_cluster_words(args.kubeconfig, args.context, server_url(kube))
+            )
             yield kube, None
         finally:
             kube.close()
@@ -592,6 +446,7 @@ def _target(args: argparse.Namespace, namespace: str) -> Iterator[tuple[kube_mod
         raise CommandError(str(exc), exit_code=EXIT_FAILED) from None
     with cluster:
         kube = cluster.connect()
+        where.say_cluster("run", where.EMBEDDED_WORDS[args.exec_mode or "sim"])
         try:
             yield kube, cluster
         finally:
@@ -615,19 +470,25 @@ def _print_json(flows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def _command(args: argparse.Namespace) -> int:
-    if (args.kubeconfig or args.context) and args.exec_mode:
+    if args.embedded and (args.kubeconfig or args.context):
         raise CommandError(
-            "--exec applies to the embedded cluster only; a real cluster runs its Jobs itself"
+            "--embedded runs on a cluster of its own; leave out --kubeconfig/--context"
         )
-    if args.timeout is not None and args.timeout <= 0:
-        raise CommandError(f"--timeout {args.timeout:g}: must be a positive number of seconds")
-    real = bool(args.kubeconfig or args.context)
+    timeout = where.duration(args.timeout)
+    real = not where.uses_embedded(args)
+    if real and args.exec_mode:
+        why = "" if args.kubeconfig or args.context else " (KUBECONFIG is set: add --embedded)"
+        raise CommandError(
+            "--exec applies to the embedded cluster only; a real cluster runs its Jobs itself" + why
+        )
     namespace = (
         args.namespace
         or (kubeconfig_namespace(args.kubeconfig, args.context) if real else None)
         or DEFAULT_NAMESPACE
     )
-    flows, problems = load_flows(args.files, namespace=namespace)
+    flows, problems = load_flows(
+        args.files, namespace=namespace, overrides=dict(args.parameters or [])
+    )
     if problems:
         for line in problems:
             print(line, file=sys.stderr)
@@ -651,7 +512,7 @@ def _command(args: argparse.Namespace) -> int:
                     approve_hint=_approve_hint(args, cluster),
                     watch_controller=cluster is None,
                 )
-                done = follow(follower, timeout=args.timeout)
+                done = follow(follower, timeout=timeout)
             except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (app.cli.Terminated)
                 if not keys:
                     raise  # nothing applied yet: app.cli says "interrupted" / "terminated"
@@ -660,10 +521,14 @@ def _command(args: argparse.Namespace) -> int:
             except kube_mod.ApiError as exc:
                 raise _lost(kube, exc) from None
             display.summary(follower.flows)
+            if args.logs_dir:
+                from app import kept_logs
+
+                kept_logs.save(kube, keys, args.logs_dir)
             if args.output == "json":
                 _print_json(follower.flows)
             if not done:
-                _say_timed_out(follower.flows, args.timeout, embedded=cluster is not None)
+                _say_timed_out(follower.flows, timeout, embedded=cluster is not None)
                 return EXIT_TIMEOUT
             failed = any(progress.flow_phase(f) != "Succeeded" for f in follower.flows)
             return EXIT_FAILED if failed else EXIT_SUCCEEDED
@@ -716,35 +581,30 @@ def _say_interrupted(
     return code
 
 
-def _say_timed_out(flows: Sequence[Mapping[str, Any]], timeout: float, *, embedded: bool) -> None:
+def _say_timed_out(
+    flows: Sequence[Mapping[str, Any]], timeout: float | None, *, embedded: bool
+) -> None:
     running = [
         f"{f['metadata'].get('name')} ({progress.flow_phase(f)})"
         for f in flows
         if progress.flow_phase(f) not in progress.TERMINAL_FLOW_PHASES
     ]
-    where = (
+    place = (
         "the embedded cluster stopped with this command"
         if embedded
         else "it keeps running in the cluster"
     )
     print(
-        f"zen-flow run: --timeout {timeout:g}s reached; JobFlow {', '.join(running)} did not "
-        f"finish ({where})",
+        f"zen-flow run: --timeout {timeout or 0:g}s reached; JobFlow {', '.join(running)} did "
+        f"not finish ({place})",
         file=sys.stderr,
     )
-
-
-def _positive_float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "run",
-        help="apply JobFlows and follow them to the end (embedded cluster by default)",
+        help="apply JobFlows and follow them to the end (KUBECONFIG's cluster, else embedded)",
         description="Validate, apply and follow JobFlows: a row per step, each step's logs "
         "prefixed by its name, a summary. Without --kubeconfig/--context the flows run on an "
         "embedded cluster started in this process. Exit 0: all Succeeded; 1: a flow Failed "
@@ -767,10 +627,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(default); local runs each container's command as a local process",
     )
     parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="run on an embedded cluster even when KUBECONFIG is set (the default when no "
+        "--kubeconfig, --context or KUBECONFIG names a cluster)",
+    )
+    parser.add_argument(
         "--timeout",
-        type=_positive_float,
-        metavar="SECONDS",
-        help="stop following after SECONDS (exit 3)",
+        metavar="DURATION",
+        help="stop following after DURATION (90s, 10m, 1h30m, or seconds; exit 3)",
+    )
+    parser.add_argument(
+        "--logs-dir",
+        metavar="DIR",
+        help="when the run ends, keep every step's log in DIR/<flow>/<step>-<attempt>.log (an "
+        "embedded cluster's logs go with it)",
+    )
+    where.add_parameter_flag(
+        parser,
+        "set a flow parameter (spec.parameters) of the flows that declare it (repeatable)",
     )
     parser.add_argument(
         "-o",

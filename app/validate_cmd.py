@@ -1,4 +1,5 @@
-"""`zen-flow validate FILE... [--output text|json]`: the webhook's validation, offline.
+"""`zen-flow validate FILE|DIR... [--output text|json]`: the webhook's validation, offline (a
+directory stands for its .yaml, .yml and .json files, as `kubectl apply -f DIR`).
 
 Exit codes: 0 every document is a valid JobFlow; 1 any problem (an invalid JobFlow, a document
 that is not a JobFlow, content that is not YAML/JSON); 2 usage error or a file that cannot be
@@ -42,7 +43,7 @@ def _step_count(doc: documents.Document) -> int:
 
 
 def _command(args: argparse.Namespace) -> int:
-    sources: list[str] = args.files
+    sources = documents.expand_sources(args.files)
     if sources.count("-") > 1:
         raise CommandError("'-' (stdin) can be given only once")
     results: list[dict[str, object]] = []
@@ -97,7 +98,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "reads stdin) with the same rules as the admission webhook. Exit 0: all valid; 1: any "
         "problem; 2: usage error or unreadable file.",
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="manifest file, or - for stdin")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="manifest file, a directory of them (*.yaml, *.yml, *.json), or - for stdin",
+    )
     parser.add_argument(
         "-o",
         "--output",

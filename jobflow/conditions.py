@@ -4,8 +4,8 @@ hostile input.
 - ``""``, ``always``, ``true`` run the step; ``never``, ``false`` skip it (compared after
   stripping surrounding blanks, case-sensitive like the seed).
 - Anything else is a CEL expression over two variables:
-  ``steps['<name>'].phase``, ``steps['<name>'].outputs.parameters['<p>']`` and ``flow.name``.
-  It must evaluate to a bool. Never Python ``eval``.
+  ``steps['<name>'].phase``, ``steps['<name>'].outputs.parameters['<p>']``, ``flow.name`` and
+  ``flow.parameters['<p>']`` (the flow parameters in effect, jobflow.requests). It must evaluate to a bool. Never Python ``eval``.
 
 Engine: ``cel-expr-python`` (Google's cel-cpp, the implementation behind Google's own policy
 services). Chosen for safety first (see docs/conditions.md for the measurements): the engine
@@ -325,7 +325,8 @@ def _typed_engine() -> cel.Env:
 
         steps: map<string, zenflow.when.Step>   Step { string phase; Outputs outputs; }
         flow: zenflow.when.Flow                 Outputs { map<string, string> parameters; }
-                                                Flow { string name; }
+                                                Flow { string name;
+                                                       map<string, string> parameters; }
 
     so a misspelt field (``steps['a'].phse``), a comparison of a phase with a number, or a
     result that is a string rather than a bool is a compile error at admission, not a failed
@@ -341,18 +342,23 @@ def _typed_engine() -> cel.Env:
             proto = descriptor_pb2.FileDescriptorProto(
                 name="zenflow/when.proto", package="zenflow.when", syntax="proto3"
             )
+
+            def string_map(owner: descriptor_pb2.DescriptorProto, number: int) -> None:
+                """A ``map<string, string> parameters`` field of ``owner``."""
+                entry = owner.nested_type.add(name="ParametersEntry")
+                entry.options.map_entry = True
+                entry.field.add(name="key", number=1, type=string, label=optional)
+                entry.field.add(name="value", number=2, type=string, label=optional)
+                owner.field.add(
+                    name="parameters",
+                    number=number,
+                    type=message,
+                    label=repeated,
+                    type_name=f".zenflow.when.{owner.name}.ParametersEntry",
+                )
+
             outputs = proto.message_type.add(name="Outputs")
-            entry = outputs.nested_type.add(name="ParametersEntry")
-            entry.options.map_entry = True
-            entry.field.add(name="key", number=1, type=string, label=optional)
-            entry.field.add(name="value", number=2, type=string, label=optional)
-            outputs.field.add(
-                name="parameters",
-                number=1,
-                type=message,
-                label=repeated,
-                type_name=".zenflow.when.Outputs.ParametersEntry",
-            )
+            string_map(outputs, 1)
             step = proto.message_type.add(name="Step")
             step.field.add(name="phase", number=1, type=string, label=optional)
             step.field.add(
@@ -364,6 +370,7 @@ def _typed_engine() -> cel.Env:
             )
             flow = proto.message_type.add(name="Flow")
             flow.field.add(name="name", number=1, type=string, label=optional)
+            string_map(flow, 2)
             pool = descriptor_pool.DescriptorPool()
             pool.Add(proto)
             _typed_env = cel.NewEnv(
@@ -479,7 +486,7 @@ def _compile_error(expression: str, tokens: Sequence[Token], message: str) -> Co
         return ConditionError(
             f"{_STRUCTS.get(struct, struct)} no field {name!r}"
             f"{f' (at {where.group(1)})' if where else ''}; a step has phase and outputs,"
-            " outputs have parameters, the flow has name",
+            " outputs have parameters, the flow has name and parameters",
             "when-unknown-field",
         )
     return ConditionError(f"not a valid CEL expression: {_first_line(message)}")
@@ -561,10 +568,13 @@ def evaluate(expression: str, context: Mapping[str, object]) -> bool:
 
 
 def _largest_collection(context: Mapping[str, object]) -> int:
+    flow = context.get("flow")
+    flow_parameters = flow.get("parameters") if isinstance(flow, Mapping) else None
+    largest = len(flow_parameters) if isinstance(flow_parameters, Mapping) else 0
     steps = context.get("steps")
     if not isinstance(steps, Mapping):
-        return 0
-    largest = len(steps)
+        return largest
+    largest = max(largest, len(steps))
     for entry in steps.values():
         outputs = entry.get("outputs") if isinstance(entry, Mapping) else None
         params = outputs.get("parameters") if isinstance(outputs, Mapping) else None
@@ -573,8 +583,13 @@ def _largest_collection(context: Mapping[str, object]) -> int:
     return largest
 
 
-def build_context(flow_name: str, steps: Sequence[Mapping[str, object]]) -> dict[str, object]:
-    """The evaluation context from ``status.steps[]`` entries.
+def build_context(
+    flow_name: str,
+    steps: Sequence[Mapping[str, object]],
+    parameters: Mapping[str, str] | None = None,
+) -> dict[str, object]:
+    """The evaluation context from ``status.steps[]`` entries and the flow parameters in
+    effect (``flow.parameters``, a map, empty when the flow declares none).
 
     Every step gets ``phase`` (``Pending`` when unknown) and ``outputs.parameters`` (a map,
     empty when the step has none), so ``steps['x'].phase`` never fails for a step of the flow.
@@ -595,7 +610,11 @@ def build_context(flow_name: str, steps: Sequence[Mapping[str, object]]) -> dict
             "phase": phase if isinstance(phase, str) else "Pending",
             "outputs": {"parameters": params},
         }
-    return {"steps": table, "flow": {"name": flow_name}}
+    flow = {
+        "name": flow_name,
+        "parameters": {str(k): str(v) for k, v in (parameters or {}).items()},
+    }
+    return {"steps": table, "flow": flow}
 
 
 # --- static references ----------------------------------------------------------------------

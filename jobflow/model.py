@@ -40,6 +40,7 @@ from jobflow.spec import (
     ExitCodeOperator,
     PodFailureAction,
     StepType,
+    StopMode,
 )
 
 # Embedded Kubernetes objects are kept whole and not validated here (jobflow.validation checks the
@@ -197,6 +198,11 @@ class ParameterValueFrom(SpecModel):
     config_map_key_ref: KeySelector | None = None
     secret_key_ref: KeySelector | None = None
     step_output_ref: StepOutputRef | None = None
+    flow_parameter: str | None = Field(
+        default=None,
+        description="The value of spec.parameters[name] in effect for this run (its default, "
+        "or what `zen-flow run -p` or a retry request set).",
+    )
 
 
 class InputParameter(SpecModel):
@@ -320,6 +326,45 @@ class Workspace(SpecModel):
     )
 
 
+class FlowParameter(SpecModel):
+    name: str = Field(description="DNS-1123 subdomain, unique within the flow.")
+    value: str = Field(
+        description="The default value (`zen-flow run -p NAME=VALUE` sets it at submit; a "
+        "retry request may override it for the steps it runs again)."
+    )
+    description: str | None = None
+
+
+class RetryRequest(SpecModel):
+    """Run the flow again from its failed steps, once per id (the controller records the id it
+    acted on in status.requests.retry)."""
+
+    id: str = Field(description="A new value (1-63 characters) makes a new request.")
+    steps: list[str] | None = Field(
+        default=None,
+        description="Run these steps and everything downstream of them again; absent: every "
+        "Failed and Skipped step.",
+    )
+    parameters: dict[str, str] | None = Field(
+        default=None,
+        description="New values of spec.parameters for the steps that run again.",
+    )
+    requested_by: str | None = Field(
+        default=None, description="Set by the admission webhook from the request's user."
+    )
+
+
+class StopRequest(SpecModel):
+    """Stop the flow once per id: Stop starts nothing new and lets running steps finish;
+    Terminate also deletes the running Jobs and their pods now. Both end Failed."""
+
+    id: str = Field(description="A new value (1-63 characters) makes a new request.")
+    mode: Lax[StopMode] | None = Field(default=None, description="Stop (default) or Terminate.")
+    requested_by: str | None = Field(
+        default=None, description="Set by the admission webhook from the request's user."
+    )
+
+
 class JobFlowSpec(SpecModel):
     execution_policy: ExecutionPolicy | None = None
     suspend: bool | None = Field(
@@ -337,6 +382,13 @@ class JobFlowSpec(SpecModel):
         description="Kueue WorkloadPriorityClass of every step's Jobs (label "
         "kueue.x-k8s.io/priority-class).",
     )
+    parameters: list[FlowParameter] | None = Field(
+        default=None,
+        description="Flow parameters: steps take them as inputs (valueFrom.flowParameter) and "
+        "`when` reads flow.parameters['<name>'].",
+    )
+    retry: RetryRequest | None = None
+    stop: StopRequest | None = None
     resource_templates: ResourceTemplates | None = None
     workspace: Workspace | None = Field(
         default=None, description="The shared volume that carries artifacts between steps."
@@ -376,6 +428,11 @@ class StepStatus(StatusModel):
     name: str
     phase: Lax[StepPhase]
     attempts: int | None = Field(default=None, description="Jobs created so far.")
+    first_attempt: int | None = Field(
+        default=None,
+        description="Attempts before the current run of the step (set when a retry request "
+        "ran it again; its attempts keep their numbering).",
+    )
     retries: int | None = Field(default=None, description="Attempts counted as retries.")
     next_attempt_time: str | None = Field(
         default=None, description="When the next attempt starts (after a retry delay)."
@@ -398,11 +455,36 @@ class Progress(StatusModel):
     display: str | None = Field(default=None, description='"done/total" for kubectl get.')
 
 
+class HandledRequests(StatusModel):
+    retry: str | None = Field(default=None, description="Id of the last retry acted on.")
+    stop: str | None = Field(default=None, description="Id of the last stop acted on.")
+
+
+class HistoryEntry(StatusModel):
+    type: str = Field(description="Run, Retry, Stop or Terminate.")
+    id: str | None = None
+    time: str | None = None
+    requested_by: str | None = None
+    steps: list[str] | None = Field(default=None, description="The steps it ran again.")
+    parameters: dict[str, str] | None = None
+    message: str | None = None
+
+
 class JobFlowStatus(StatusModel):
     phase: Lax[FlowPhase] | None = None
     observed_generation: int | None = None
-    start_time: str | None = None
+    start_time: str | None = Field(default=None, description="When the current run started.")
     completion_time: str | None = None
+    parameters: dict[str, str] | None = Field(
+        default=None, description="The flow parameters in effect for this run."
+    )
+    requests: HandledRequests | None = None
+    stop: HistoryEntry | None = Field(
+        default=None, description="The stop request in effect for this run (a retry clears it)."
+    )
+    history: list[HistoryEntry] | None = Field(
+        default=None, description="Runs, retries and stops of this flow, oldest first."
+    )
     steps: list[StepStatus] | None = None
     progress: Progress | None = None
     conditions: list[Condition] | None = None

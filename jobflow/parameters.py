@@ -4,6 +4,8 @@ Sources (``steps[].inputs.parameters[]``, exactly one per parameter; validation 
 - ``value``: the literal string.
 - ``valueFrom.stepOutputRef {step, parameter}``: an output parameter of an earlier step, from
   ``status.steps[].outputs.parameters`` (recorded when that step succeeded).
+- ``valueFrom.flowParameter <name>``: the flow parameter's value in effect for this run
+  (``spec.parameters`` overridden by `run -p` or a retry request; jobflow.requests).
 - ``valueFrom.jsonPath "<step>:$.expr"``: a JSONPath into that step's latest Job (the seed's
   form; the root is the whole Job, e.g. ``build:$.status.succeeded``).
 - ``valueFrom.configMapKeyRef`` / ``secretKeyRef``: read by the kubelet, not by the controller
@@ -71,6 +73,7 @@ def resolve(
     outputs: Mapping[str, Mapping[str, str]],
     jobs: Mapping[str, Mapping[str, object]],
     config_map_renames: Mapping[str, str],
+    flow_parameters: Mapping[str, str] | None = None,
 ) -> Resolved:
     """Resolve ``step``'s input parameters.
 
@@ -88,6 +91,16 @@ def resolve(
             values[name] = literal
             continue
         source = decoded.mapping(param.get("valueFrom"))
+        flow_parameter = decoded.string(source.get("flowParameter"))
+        if flow_parameter is not None:
+            known = flow_parameters or {}
+            if flow_parameter not in known:
+                raise ParameterError(
+                    f"input parameter {name!r}: the flow has no parameter {flow_parameter!r}"
+                    " (spec.parameters)"
+                )
+            values[name] = known[flow_parameter]
+            continue
         ref = decoded.mapping(source.get("stepOutputRef"))
         if ref:
             upstream = decoded.string(ref.get("step")) or ""

@@ -65,6 +65,12 @@ WAITING_FOR_PARALLELISM: Final = "WaitingForParallelism"  # ready, held by the f
 WAITING_FOR_CAPACITY: Final = "WaitingForCapacity"  # ready, held by the controller's cap
 JOB_SUSPENDED: Final = "JobSuspended"  # Queued: its Job is suspended (spec.suspend)
 PENDING_TIMEOUT: Final = "PendingTimeout"  # its Job did not start within pendingTimeoutSeconds
+# Operator requests (spec.stop, spec.retry; jobflow.requests): a stopped flow's unstarted steps
+# and the flow itself end with STOPPED (Stop) or TERMINATED (Terminate, running Jobs deleted);
+# a step that a retry will run again waits Pending with reason RETRIED.
+STOPPED: Final = "Stopped"
+TERMINATED: Final = "Terminated"
+RETRIED: Final = "Retried"
 # Flow reasons (the Failed condition) beyond the step reasons above.
 STEP_FAILED: Final = "StepFailed"
 INVALID_SPEC: Final = "InvalidSpec"

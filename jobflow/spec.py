@@ -42,6 +42,11 @@ class PodFailureAction(StrEnum):
     COUNT = "Count"
 
 
+class StopMode(StrEnum):
+    STOP = "Stop"  # start nothing new, let running steps finish
+    TERMINATE = "Terminate"  # also delete the running Jobs (and their pods) now
+
+
 class ExitCodeOperator(StrEnum):
     IN = "In"
     NOT_IN = "NotIn"

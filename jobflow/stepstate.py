@@ -41,6 +41,9 @@ class StepState:
     outputs: dict[str, str] | None = None
     # Running because of a Job the prior status did not record (adopted in this pass).
     adopted: bool = False
+    # The attempt the current run of the step began with: 0, or its attempts when a retry
+    # request reset it (attempts keep their numbering, so Job names stay unique).
+    first_attempt: int = 0
 
     @property
     def name(self) -> str:
@@ -51,6 +54,11 @@ class StepState:
         return self.spec.index
 
     # -- what the step is --
+
+    @property
+    def run_attempts(self) -> int:
+        """Attempts made since the step last started running (a retry request resets it)."""
+        return max(self.attempts - self.first_attempt, 0)
 
     @property
     def is_terminal(self) -> bool:
@@ -201,6 +209,21 @@ class StepState:
         self.reason = reason
         self.message = message
 
+    def rerun(self, why: str) -> None:
+        """A retry request runs the step again: Pending (reason Retried), its attempts keep
+        counting (the next Job is a new attempt), its retries start again from zero."""
+        self.phase = StepPhase.PENDING
+        self.first_attempt = self.attempts
+        self.retries = 0
+        self.job_name = None
+        self.start_time = None
+        self.completion_time = None
+        self.exit_code = None
+        self.reason = phases.RETRIED
+        self.message = why
+        self.next_attempt_time = None
+        self.outputs = None
+
     def adopt(self, *, attempt: int, job_name: str, created: str) -> None:
         """Running attempt ``attempt`` whose Job the status did not record (a lost write)."""
         # The Jobs are the record: attempt ``attempt`` exists, so every attempt before it
@@ -210,7 +233,9 @@ class StepState:
         # those, or a lost write would buy the step extra retries (or, charged twice, cost it
         # one). An Ignore retry the status missed is charged too: the conservative side of a
         # rare race (its pods would have to be read again to know).
-        decided = self.attempts if self.is_waiting_retry else max(self.attempts - 1, 0)
+        # A Pending step has decided the attempt it waits for (a RetryBackoff, or the first
+        # attempt of a run a retry request began); a Running one, one per attempt after its first.
+        decided = self.attempts if self.phase == StepPhase.PENDING else max(self.attempts - 1, 0)
         self.retries += max(attempt - decided, 0)
         self.attempts = attempt + 1
         self.adopted = True
@@ -238,6 +263,9 @@ class StepState:
         self.reason = decoded.string(entry.get("reason"))
         self.message = decoded.string(entry.get("message"))
         self.next_attempt_time = decoded.string(entry.get("nextAttemptTime"))
+        self.first_attempt = min(
+            max(decoded.integer(entry.get("firstAttempt")) or 0, 0), self.attempts
+        )
         params = decoded.path(entry, "outputs", "parameters")
         if isinstance(params, Mapping):
             self.outputs = decoded.string_map(params)
@@ -245,6 +273,8 @@ class StepState:
     def to_status(self, namespace: str, *, flow_name: str = "") -> dict[str, object]:
         out: dict[str, object] = {"name": self.name, "phase": str(self.phase)}
         out["attempts"] = self.attempts
+        if self.first_attempt:
+            out["firstAttempt"] = self.first_attempt
         if self.retries:
             out["retries"] = self.retries
         if self.job_name is not None:

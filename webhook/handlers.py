@@ -16,8 +16,10 @@
   flow admitted while the webhook was down can still be suspended, approved or have its
   finalizers removed.
 - `review_mutate`: a JSONPatch of the stored defaults (`jobflow.defaults.admission_patch`: none
-  inside `steps[]`, so re-applying an unchanged manifest stays unchanged), nothing else; it never
-  denies a JobFlow for being invalid (that is the validating webhook's job).
+  inside `steps[]`, so re-applying an unchanged manifest stays unchanged), plus the stamp of
+  who asked for a new `spec.retry` / `spec.stop` (`requestedBy` from the request's userInfo,
+  `jobflow.requests.stamp_patch`); it never denies a JobFlow for being invalid (that is the
+  validating webhook's job).
 - Warnings (validate only) point at risky but valid specs; they never change the decision.
 
 Anything that is not a JobFlow CREATE/UPDATE of the main resource is allowed untouched: the
@@ -30,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jobflow import defaults, names, validation
+from jobflow import defaults, names, requests, validation
 from jobflow.errors import Problem
 from webhook import review
 
@@ -107,6 +109,19 @@ def update_problems(old: object, new: Mapping[str, Any]) -> list[Problem]:
 
 
 # -- warnings ---------------------------------------------------------------------------------
+def update_warnings(old: object, new: Mapping[str, Any]) -> list[str]:
+    """An edit of spec.parameters on a started flow changes nothing by itself: the values in
+    effect are fixed at start (status.parameters) and change through a retry request."""
+    if not isinstance(old, Mapping) or not has_started(old):
+        return []
+    if _get(old, "spec", "parameters") == _get(new, "spec", "parameters"):
+        return []
+    return [
+        "spec.parameters changed on a started flow: the values in effect (status.parameters) "
+        "change only with a retry (zen-flow retry -p NAME=VALUE, or spec.retry.parameters)"
+    ]
+
+
 def _containers(template: object) -> list[tuple[int, Mapping[str, Any]]]:
     found = _get(template, "spec", "template", "spec", "containers")
     if not isinstance(found, list):
@@ -223,6 +238,8 @@ def review_validate(request: review.AdmissionRequest) -> review.AdmissionRespons
         problems = [p for p in problems if (p.code, p.path) not in already]
         problems = update_problems(request.old_object, obj) + problems
     warnings = [_cut(w) for w in risk_warnings(obj)]
+    if request.operation == "UPDATE":
+        warnings += update_warnings(request.old_object, obj)
     if problems:
         return _denial(request, name, problems, warnings=warnings)
     return review.allow(request.uid, warnings=warnings)
@@ -232,4 +249,6 @@ def review_mutate(request: review.AdmissionRequest) -> review.AdmissionResponse:
     obj = _reviewed_object(request)
     if isinstance(obj, review.AdmissionResponse):
         return obj
-    return review.allow_with_patch(request.uid, defaults.admission_patch(obj))
+    old = request.old_object if isinstance(request.old_object, Mapping) else None
+    stamp = requests.stamp_patch(old, obj, request.user_info.username)
+    return review.allow_with_patch(request.uid, [*defaults.admission_patch(obj), *stamp])

@@ -79,7 +79,10 @@ Jobs and deletions, and writes the status last; if anything before fails it does
 status, so the condition is only ever recorded once the objects exist.
 
 Terminal flows (Succeeded/Failed) are frozen: their phase, steps and completionTime never
-change again; the planner only watches the TTL.
+change again, except through a retry request (``spec.retry`` with a new id: the steps it runs
+again are reset and a normal pass runs; jobflow.requests, planning.operate); otherwise the
+planner only watches the TTL and records a stop request that came too late. A stop request
+on an unfinished flow winds it down (Stop) or deletes its running Jobs (Terminate).
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
-from jobflow import artifacts, decoded, defaults, phases, status, validation
+from jobflow import artifacts, decoded, defaults, phases, requests, status, validation
 from jobflow import outputs as jobflow_outputs
 from jobflow.errors import Problem
 from jobflow.jobs import ObservedJob
@@ -146,8 +149,11 @@ def plan(
     if meta.get("deletionTimestamp"):
         # Being deleted: owner references remove the Jobs; nothing to add.
         return make_plan(status=prior)
+    retry = None
     if decoded.string(prior.get("phase")) in phases.TERMINAL_FLOW_PHASES:
-        return _finished(obj, now)
+        retry = requests.pending_retry(obj)
+        if retry is None or not requests.rerun_for(obj, retry):
+            return _finished(obj, now, ignored=retry)
     if problems is None:
         problems = _validate(obj)
     if problems:
@@ -160,6 +166,7 @@ def plan(
         fetch_image=fetch_image,
         rejected=rejected or {},
         max_starts=max_starts,
+        retry=retry,
     ).run()
 
 
@@ -220,8 +227,11 @@ def with_defaults(flow: Mapping[str, object]) -> dict[str, object]:
     return root
 
 
-def _finished(obj: Mapping[str, object], now: datetime) -> Plan:
-    """A Succeeded/Failed flow: frozen status; delete it once its TTL has passed."""
+def _finished(
+    obj: Mapping[str, object], now: datetime, *, ignored: requests.Retry | None = None
+) -> Plan:
+    """A Succeeded/Failed flow: frozen status; delete it once its TTL has passed. A new stop
+    request, or a retry that has nothing to run again (``ignored``), is recorded and said."""
     meta = decoded.mapping(obj.get("metadata"))
     prior = decoded.mapping(obj.get("status"))
     new_status = dict(prior)
@@ -234,13 +244,36 @@ def _finished(obj: Mapping[str, object], now: datetime) -> Plan:
         completed = decoded.truncate(now)
         new_status["completionTime"] = decoded.format_time(completed)
     policy = decoded.mapping(decoded.path(obj, "spec", "executionPolicy"))
+    events: list[Event] = []
+    if ignored is not None:
+        new_status["requests"] = requests.with_handled(new_status, "retry", ignored.id)
+        events.append(
+            Event(
+                "Normal",
+                "RetryIgnored",
+                f"retry {ignored.id}{requests.by(ignored.requested_by)}: no Failed or Skipped"
+                " step to run again; name the steps to run again (zen-flow retry --step)",
+            )
+        )
+    stop = requests.pending_stop(obj)
+    if stop is not None:
+        # Moot once the flow ended; recorded so that it never stops a later retry's run.
+        new_status["requests"] = requests.with_handled(new_status, "stop", stop.id)
+        events.append(
+            Event(
+                "Normal",
+                "StopIgnored",
+                f"stop request {stop.id}{requests.by(stop.requested_by)}: the flow already"
+                f" finished ({decoded.string(prior.get('phase'))})",
+            )
+        )
     ttl = decoded.integer(policy.get("ttlSecondsAfterFinished"))
     if ttl is None:
-        return make_plan(status=new_status)
+        return make_plan(status=new_status, events=events)
     expiry = completed + timedelta(seconds=max(ttl, 0))
     if now >= expiry:
-        return make_plan(status=new_status, delete_flow=True)
-    return make_plan(status=new_status, requeue_after=(expiry - now).total_seconds())
+        return make_plan(status=new_status, events=events, delete_flow=True)
+    return make_plan(status=new_status, events=events, requeue_after=(expiry - now).total_seconds())
 
 
 def _invalid(obj: Mapping[str, object], problems: Sequence[Problem], now: datetime) -> Plan:

@@ -92,7 +92,7 @@ def decide(
             final.append(failure)
             continue
         if failure.action == PodFailureAction.IGNORE:
-            ignored = step.attempts - 1 - step.retries
+            ignored = step.run_attempts - 1 - step.retries
             if ignored < MAX_IGNORED_RETRIES:
                 retrying.append((failure, False))
             else:
@@ -120,7 +120,8 @@ def decide(
             final.append(failure)
             continue
         policy = step.spec.retry or _NO_POLICY
-        due = decoded.ceil_seconds(failure.at + timedelta(seconds=policy.delay(step.attempts - 1)))
+        delay = policy.delay(step.run_attempts - 1)
+        due = decoded.ceil_seconds(failure.at + timedelta(seconds=delay))
         if counted:
             step.retries += 1
         charged = (

@@ -20,10 +20,12 @@ def job_manifest(
         [], tuple[Mapping[str, Mapping[str, str]], Mapping[str, Mapping[str, object]]]
     ],
     labels: Mapping[str, str] | None = None,
+    flow_parameters: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """The Job for ``attempt`` of ``step`` (its raw spec); raises ParameterError when an input
     cannot be used. ``sources()`` gives what inputs are resolved from: every step's recorded
-    output parameters and each step's newest Job (for JSONPath inputs); it is called only for
+    output parameters and each step's newest Job (for JSONPath inputs); ``flow_parameters`` are
+    the flow parameters in effect (jobflow.requests). ``sources`` is called only for
     a step with inputs (building them for every Job made a 2,000-step fan-out quadratic).
     ``labels`` (Kueue's, from queueName/priorityClassName) go on the Job over the template's."""
     if not decoded.path(step, "inputs", "parameters"):
@@ -32,7 +34,11 @@ def job_manifest(
         return artifacts.apply(job, step, flow_name=flow.name, fetch_image=fetch_image)
     outputs, latest_jobs = sources()
     inputs = parameters.resolve(
-        step, outputs=outputs, jobs=latest_jobs, config_map_renames=renames.config_maps
+        step,
+        outputs=outputs,
+        jobs=latest_jobs,
+        config_map_renames=renames.config_maps,
+        flow_parameters=flow_parameters,
     )
     template = parameters.apply(decoded.mapping(step.get("template")), inputs)
     job = jobs.build_job(

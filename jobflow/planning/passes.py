@@ -13,10 +13,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from jobflow import artifacts, decoded, jobs, kinds, names, phases, spec, status
+from jobflow import artifacts, decoded, jobs, kinds, names, phases, requests, spec, status
 from jobflow.jobs import ObservedJob
 from jobflow.phases import FlowPhase, StepPhase
-from jobflow.planning import concurrency, failures, flowstatus, governance, manifests, schedule
+from jobflow.planning import (
+    concurrency,
+    failures,
+    flowstatus,
+    governance,
+    manifests,
+    operate,
+    schedule,
+)
 from jobflow.planning.types import Plan, make_plan
 from jobflow.stepstate import Event, StepState
 
@@ -32,17 +40,27 @@ class Pass:
         fetch_image: str = artifacts.DEFAULT_FETCH_IMAGE,
         rejected: Mapping[str, str],
         max_starts: int | None = None,
+        retry: requests.Retry | None = None,
     ) -> None:
         self.obj = obj
         self.max_starts = max_starts  # the controller's cap: new Jobs this pass may create
+        # A new retry request on a finished flow, with steps to run again (planning.operate).
+        self.retry = retry
         self.rejected = rejected  # Job name -> the API server's refusal of its create
         self.flow = spec.read(obj)
         self.fetch_image = fetch_image
         self.now = now
         self.now_text = decoded.format_time(now)
         self.peers = peers
-        self.prior = decoded.mapping(obj.get("status"))
+        # A copy: a retry starts a new run (startTime) before the pass reads it.
+        self.prior: dict[str, object] = dict(decoded.mapping(obj.get("status")))
         self.prior_phase = decoded.string(self.prior.get("phase"))
+        # Operator requests and flow parameters (jobflow.requests), carried into the status.
+        self.parameters = requests.effective_parameters(self.flow.raw, self.prior)
+        self.handled: dict[str, str] = decoded.string_map(self.prior.get("requests"))
+        self.history: list[object] = list(decoded.items(self.prior.get("history")))
+        stop_entry = decoded.mapping(self.prior.get("stop"))
+        self.stop_entry: dict[str, object] | None = dict(stop_entry) if stop_entry else None
         self.prior_conditions = decoded.items(self.prior.get("conditions"))
         self.flow_ref = jobs.FlowRef(
             name=self.flow.name, namespace=self.flow.namespace, uid=self.flow.uid
@@ -96,6 +114,7 @@ class Pass:
             fetch_image=self.fetch_image,
             sources=self._input_sources,
             labels=governance.kueue_labels(step.spec),
+            flow_parameters=self.parameters,
         )
 
     def _input_sources(
@@ -139,6 +158,11 @@ class Pass:
             entry = entries.get(step.name)
             if entry is not None:
                 step.restore(entry)
+        if self.retry is not None:
+            # Before adoption: the Jobs a pass killed mid-retry created are adopted as the
+            # new attempts they are, never created twice.
+            operate.reopen(self, self.retry, requests.rerun_for(self.obj, self.retry))
+        for step in self.steps:
             self._adopt(step)
 
     def _adopt(self, step: StepState) -> None:
@@ -203,10 +227,16 @@ class Pass:
 
     def run(self) -> Plan:
         self.load_steps()
+        stop = requests.read_stop(self.obj)
+        if stop is not None and stop.id != self.handled.get("stop"):
+            operate.begin_stop(self, stop)
+        stopping = requests.stop_in_effect({"stop": self.stop_entry or {}})
+        if self.retry is None and stopping is None:
+            self._refuse_retry_while_running()
         replaced_by = concurrency.replacing_peer(self.obj, self.flow, self.peers)
         blocking = (
             None
-            if replaced_by
+            if replaced_by or stopping
             else concurrency.blocking_peer(self.obj, self.flow, self.peers, self.steps)
         )
         if blocking is not None:
@@ -227,7 +257,15 @@ class Pass:
         # left to stop.
         finished = all(s.is_terminal for s in self.steps)
         refused = self._refused_resource()
-        if refused is not None and not finished:
+        # A stop keeps a flow whose steps all finished on their own at its own result; one
+        # that ended steps itself ends the flow (Stopped).
+        stopped_any = any(s.reason in (phases.STOPPED, phases.TERMINATED) for s in self.steps)
+        if stopping is not None and (stopped_any or not finished):
+            self.decide_failures(may_retry=False)
+            ended = operate.wind_down(self, stopping)
+            if ended is not None:
+                self.stop_reason, self.stop_message = phases.STOPPED, ended
+        elif refused is not None and not finished:
             self.decide_failures(may_retry=False)
             self.emit(Event("Warning", phases.CREATE_REJECTED, refused))
             self.stop(phases.CREATE_REJECTED, refused)
@@ -318,7 +356,37 @@ class Pass:
             generation=self.flow.generation,
             now=self.now,
         )
+        self._carry(new_status)
         return make_plan(status=new_status, events=self.events)
+
+    def _refuse_retry_while_running(self) -> None:
+        """A retry acts on a finished flow only. One that arrives while the flow runs is
+        recorded and said once, so that a manifest applied with a retry in it (GitOps) never
+        retries later by surprise; one that arrives while a stop is in effect waits for the
+        flow to end (stop, then retry)."""
+        retry = requests.read_retry(self.obj)
+        if retry is None or retry.id == self.handled.get("retry"):
+            return
+        self.handled["retry"] = retry.id
+        self.emit(
+            Event(
+                "Warning",
+                "RetryIgnored",
+                f"retry {retry.id}{requests.by(retry.requested_by)}: the flow has not finished;"
+                " a retry acts on a Failed or Succeeded flow (stop it first: zen-flow stop)",
+            )
+        )
+
+    def _carry(self, new_status: dict[str, object]) -> None:
+        """What the status keeps of the operator requests and the flow parameters."""
+        if self.parameters:
+            new_status["parameters"] = dict(self.parameters)
+        if self.handled:
+            new_status["requests"] = dict(self.handled)
+        if self.stop_entry:
+            new_status["stop"] = dict(self.stop_entry)
+        if self.history:
+            new_status["history"] = list(self.history)
 
     def _finish(self, start_text: str | None, *, resources_done: bool | None) -> Plan:
         phase, fail_reason, fail_message = flowstatus.flow_phase(
@@ -356,6 +424,7 @@ class Pass:
             start=start_text,
             completion=self.now_text if terminal else None,
         )
+        self._carry(new_status)
         delete_flow = False
         if terminal:
             self.wakeups.clear()
@@ -366,6 +435,13 @@ class Pass:
                     delete_flow = True
                 else:
                     self.wake_at(expiry)
+            retry = requests.read_retry(self.obj)
+            if retry is not None and retry.id != self.handled.get("retry"):
+                # A retry waited for this end (it came while a stop was in effect): nothing
+                # else would wake the flow, so the next pass acts on it at once (and the TTL
+                # cannot delete it first).
+                self.wake_at(self.now)
+                delete_flow = False
         requeue = None
         if self.wakeups:
             requeue = max((min(self.wakeups) - self.now).total_seconds(), 0.0)

@@ -25,6 +25,8 @@ class Pass(kinds.PassContext, Protocol):
 
     @property
     def by_name(self) -> Mapping[str, StepState]: ...
+    @property
+    def parameters(self) -> Mapping[str, str]: ...
 
     def is_failing(self) -> bool: ...
 
@@ -140,7 +142,7 @@ def evaluate_when(p: Pass, step: StepState) -> bool | str:
             p.steps if refs.is_dynamic else [p.by_name[n] for n in refs.steps if n in p.by_name]
         )
         context = conditions.build_context(
-            p.flow.name, [s.to_status(p.flow.namespace) for s in wanted]
+            p.flow.name, [s.to_status(p.flow.namespace) for s in wanted], p.parameters
         )
         return conditions.evaluate(expression, context)
     except conditions.ConditionError as exc:

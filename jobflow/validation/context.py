@@ -34,12 +34,18 @@ class Context:
         self.when_texts: set[str] = set()
         self.when_length = 0
         self._largest_outputs: int | None = None
+        # Names of spec.parameters (set by validation.requests before the steps are checked).
+        self.flow_parameters: set[str] = set()
 
     @property
     def largest_outputs(self) -> int:
-        """The most output parameters one step declares (what a `when` macro may iterate)."""
+        """The most output parameters one step declares, or flow parameters (what a `when`
+        macro may iterate)."""
         if self._largest_outputs is None:
-            self._largest_outputs = max((len(p) for p, _ in self.outputs.values()), default=0)
+            # flow.parameters is a map a macro may iterate too
+            self._largest_outputs = max(
+                [len(self.flow_parameters), *(len(p) for p, _ in self.outputs.values())]
+            )
         return self._largest_outputs
 
     def add(self, code: str, path: str, message: str) -> None:

@@ -71,14 +71,20 @@ def check_input_parameter(
     vpath = f"{path}.valueFrom"
     sources = [
         key
-        for key in ("jsonPath", "configMapKeyRef", "secretKeyRef", "stepOutputRef")
+        for key in (
+            "jsonPath",
+            "configMapKeyRef",
+            "secretKeyRef",
+            "stepOutputRef",
+            "flowParameter",
+        )
         if value_from.get(key) is not None
     ]
     if not sources:
         ctx.add(
             "value-from-source-required",
             vpath,
-            "set one of stepOutputRef, configMapKeyRef, secretKeyRef or jsonPath",
+            "set one of stepOutputRef, flowParameter, configMapKeyRef, secretKeyRef or jsonPath",
         )
     elif len(sources) > 1:
         ctx.add("value-from-multiple-sources", vpath, f"set only one of {', '.join(sources)}")
@@ -95,6 +101,14 @@ def check_input_parameter(
             )
         if decoded.string(ref.get("key")) == "":
             ctx.add("invalid-key-ref", f"{vpath}.{key}.key", "key must not be empty")
+    flow_parameter = decoded.string(value_from.get("flowParameter"))
+    if flow_parameter is not None and flow_parameter not in ctx.flow_parameters:
+        known = ", ".join(sorted(ctx.flow_parameters)) or "none"
+        ctx.add(
+            "unknown-flow-parameter",
+            f"{vpath}.flowParameter",
+            f"{flow_parameter!r} is not declared in spec.parameters (declared: {known})",
+        )
     json_path = decoded.string(value_from.get("jsonPath"))
     if json_path is not None:
         check_input_json_path(ctx, json_path, step, f"{vpath}.jsonPath")

@@ -106,7 +106,7 @@ def test_approval_from_a_second_process(
     again = zen_flow("run", str(flow), "--kubeconfig", str(embedded_server.kubeconfig))
     assert again.returncode == 2
     assert "JobFlow default/ship already exists" in again.stderr
-    assert len(again.stderr.strip().splitlines()) == 1
+    assert len(again.stderr.strip().splitlines()) == 2  # the cluster, then the refusal
 
     # the gate is decided now: approving again is refused
     late = zen_flow(
@@ -169,7 +169,9 @@ def test_approve_mistakes_are_one_line(
 
     assert result.returncode == code
     assert message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    # the cluster it used, then the mistake
+    assert result.stderr.splitlines()[0].startswith("zen-flow approve: cluster: context ")
+    assert len(result.stderr.strip().splitlines()) == 2, result.stderr
 
 
 @pytest.fixture

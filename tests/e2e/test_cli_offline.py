@@ -138,7 +138,7 @@ def test_output_json(tmp_path: Path) -> None:
     ("args", "fragment"),
     [
         (("validate", "/nonexistent/flow.yaml"), "no such file"),
-        (("validate", "/"), "is a directory"),
+        (("graph", "/nonexistent/flows/"), "no such file"),
         (("validate", "-", "-"), "only once"),
         (("validate",), "the following arguments are required"),
         (("graph", "x.yaml", "--format", "png"), "invalid choice"),

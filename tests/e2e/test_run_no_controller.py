@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.fixtures.embedded import EXAMPLES, EmbeddedServer, zen_flow
+from tests.fixtures.embedded import EXAMPLES, EmbeddedServer, cluster_line, zen_flow
 
 NOTICE = (
     "zen-flow run: no controller has picked up JobFlow default/demo after 10 s: is zen-flow "
@@ -57,6 +57,7 @@ def test_no_controller_is_said_once_and_run_keeps_waiting(
 
     assert result.returncode == 3, result.stdout + result.stderr
     assert result.stderr.splitlines() == [
+        cluster_line(server, "run").rstrip("\n"),
         NOTICE,
         "zen-flow run: --timeout 13s reached; JobFlow demo (Pending) did not finish (it keeps "
         "running in the cluster)",
@@ -72,5 +73,5 @@ def test_a_running_controller_gets_no_notice(
     result = zen_flow("run", str(flow), "--kubeconfig", str(embedded_server.kubeconfig))
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stderr == ""
+    assert result.stderr == cluster_line(embedded_server, "run")
     assert result.stdout.splitlines()[-1].startswith("JobFlow long Succeeded")

@@ -63,7 +63,8 @@ def test_signal_stops_run_cleanly_and_removes_its_temp_dirs(
 
     assert proc.returncode == code, err
     assert err.strip().splitlines() == [
+        "zen-flow run: cluster: embedded, steps simulated",
         f"zen-flow run: {said}; JobFlow default/slow did not finish (the embedded cluster "
-        "stopped with this command)"
+        "stopped with this command)",
     ]
     assert _temp_dirs(tmpdir) == []

@@ -25,7 +25,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fixtures.embedded import CLI_TIMEOUT, EXAMPLES, REPO, ZEN_FLOW, EmbeddedServer, cli_env
+from tests.fixtures.embedded import (
+    CLI_TIMEOUT,
+    EXAMPLES,
+    REPO,
+    ZEN_FLOW,
+    EmbeddedServer,
+    cli_env,
+    cluster_line,
+)
 
 DEMO = str(EXAMPLES / "demo.yaml")
 
@@ -196,7 +204,8 @@ def test_namespace_that_does_not_exist(embedded_server: EmbeddedServer) -> None:
     result = run("run", DEMO, "--kubeconfig", kubeconfig, "-n", "does-not-exist")
     assert (result.returncode, result.stderr) == (
         2,
-        f"zen-flow run: {DEMO}: cannot create JobFlow does-not-exist/demo: namespace "
+        cluster_line(embedded_server, "run")
+        + f"zen-flow run: {DEMO}: cannot create JobFlow does-not-exist/demo: namespace "
         "does-not-exist does not exist; create it first (kubectl create namespace "
         "does-not-exist) or pick another with -n\n",
     )

@@ -10,7 +10,10 @@ timeouts, Manual steps approved or rejected by a simulated person) with random J
 - a step is charged exactly the retries its failed attempts used, and ends "retry limit N
   reached" only after N retries ran;
 - losing status writes at random (the controller crashed after creating Jobs) changes none of
-  the above: Jobs are adopted, never duplicated, never charged twice.
+  the above: Jobs are adopted, never duplicated, never charged twice;
+- a finished flow changes phase again only through a retry request (spec.retry), which reruns
+  exactly the steps it names (or the Failed and Skipped ones) as new attempts, keeps the other
+  steps' entries and Jobs, and never gives an attempt two Jobs, with lost writes too.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from datetime import datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobflow import names
+from jobflow import names, requests
 from tests.unit.planning_world import Plan, World, flow, simulate, step
 
 Outcome = tuple[float, bool, int | None, str | None]
@@ -109,10 +112,9 @@ def _time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def run(
-    spec: dict[str, object], outcomes: dict[tuple[str, int], Outcome], *, lose: set[int]
-) -> World:
-    world = World(flow=spec)
+def lose_writes(world: World, lose: set[int]) -> None:
+    """From now on, the status write of the passes numbered in ``lose`` is lost (the controller
+    died after its creates/deletes, before writing status)."""
     passes = 0
     original_apply = world.apply
 
@@ -122,13 +124,26 @@ def run(
         saved = world.flow.get("status")
         original_apply(result)
         if passes in lose and not world.flow_deleted:
-            # The controller died after its creates/deletes, before writing status.
             if saved is None:
                 world.flow.pop("status", None)
             else:
                 world.flow["status"] = saved
 
     world.apply = flaky_apply  # type: ignore[method-assign]
+
+
+def run(
+    spec: dict[str, object] | World,
+    outcomes: dict[tuple[str, int], Outcome],
+    *,
+    lose: set[int],
+    request: bool = False,
+) -> World:
+    """Drive a new flow (or, after a request, an existing world) to its end, losing the status
+    writes of the passes numbered in ``lose``; with ``request``, until it was acted on too (a
+    pass whose write was lost leaves the flow finished with its request still new)."""
+    world = spec if isinstance(spec, World) else World(flow=spec)
+    lose_writes(world, lose)
 
     def script(name: str, attempt: int) -> Outcome:
         return outcomes.get((name, attempt), (1.0, True, 0, None))
@@ -144,7 +159,9 @@ def run(
     while True:
         simulate(world, script, max_passes=400, check_idempotent=not lose, on_pass=approve)
         if world.phase in ("Succeeded", "Failed"):
-            return world
+            if not request or world.status.get("requests"):
+                return world
+            continue  # the request's pass was lost: the next pass acts on it again
         assert world.phase == "Paused", world.phase
         world.advance(1)
 
@@ -193,5 +210,50 @@ def test_lost_status_writes_never_duplicate_attempts(
     per_attempt = [
         (j["metadata"]["labels"][names.LABEL_STEP], j["metadata"]["labels"][names.LABEL_ATTEMPT])  # type: ignore[index]
         for j in world.jobs.values()
+    ]
+    assert len(per_attempt) == len(set(per_attempt))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    random_flows(),
+    st.lists(st.integers(min_value=0, max_value=6), max_size=2),
+    st.sets(st.integers(min_value=1, max_value=8), max_size=3),
+)
+def test_a_retry_reruns_exactly_what_it_names_and_never_duplicates_attempts(
+    case: tuple[dict[str, object], dict[tuple[str, int], Outcome]],
+    named: list[int],
+    lose: set[int],
+) -> None:
+    """A finished flow changes phase again only through a retry request: the steps it reruns
+    (Failed and Skipped ones, or the named ones and their dependants) get new attempts (never
+    a second Job for an attempt, even with lost status writes), the others keep their status
+    entries and Jobs, and the flow ends again."""
+    spec, outcomes = case
+    world = run(spec, outcomes, lose=set())
+    before = {s["name"]: dict(s) for s in world.status["steps"]}  # type: ignore[union-attr,index]
+    jobs_before = set(world.created_jobs)
+    names_in_spec = [s["name"] for s in world.flow["spec"]["steps"]]  # type: ignore[index,union-attr]
+    chosen = sorted({names_in_spec[i] for i in named if i < len(names_in_spec)})
+    retry = requests.Retry(id="r1", steps=tuple(chosen), parameters={}, requested_by=None)
+    rerun = set(requests.rerun_for(world.flow, retry))
+    world.set_spec("retry", {"id": "r1", **({"steps": chosen} if chosen else {})})
+    world.advance(5)
+    again = run(world, outcomes, lose=lose, request=True)
+    assert again.phase in ("Succeeded", "Failed")
+    assert again.status["requests"]["retry"] == "r1"  # type: ignore[index]
+    after = {s["name"]: s for s in again.status["steps"]}  # type: ignore[union-attr,index]
+    for name, entry in before.items():
+        if name not in rerun:
+            assert after[name] == entry, name
+            continue
+        assert after[name]["attempts"] >= entry["attempts"], name
+        assert after[name].get("firstAttempt", 0) == entry["attempts"], name
+    new_jobs = set(again.created_jobs) - jobs_before
+    for job in new_jobs:
+        assert job in {again.job_of(n, a) for n in rerun for a in range(after[n]["attempts"])}
+    per_attempt = [
+        (j["metadata"]["labels"][names.LABEL_STEP], j["metadata"]["labels"][names.LABEL_ATTEMPT])  # type: ignore[index]
+        for j in again.jobs.values()
     ]
     assert len(per_attempt) == len(set(per_attempt))

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from app import progress, run_cmd
+from app import cluster, progress
 
 
 def _flow(phase: str | None, steps: list[dict[str, Any]]) -> dict[str, Any]:
@@ -119,6 +119,25 @@ def test_summary_table_and_verdict() -> None:
     assert lines[-1] == "JobFlow demo Failed in 1m05s: 1 failed, 2 skipped"
 
 
+def test_summary_table_fits_80_columns() -> None:
+    out = io.StringIO()
+    long = "Job has reached the specified backoff limit (exit code 2): " + "x" * 200
+    done = _flow(
+        "Failed",
+        [
+            {"name": "build", "phase": "Failed", "attempts": 1, "message": long},
+            {"name": "ship", "phase": "Pending", "attempts": 1, "reason": "RetryBackoff"},
+        ],
+    )
+    progress.PlainDisplay(out).summary([done])
+    lines = out.getvalue().splitlines()
+    assert max(len(line) for line in lines[:-1]) == 80
+    assert lines[2] == (
+        "build  Failed    1/3      -         Job has reached the specified backoff limit…"
+    )
+    assert lines[4].split()[:2] == ["ship", "Retrying"]
+
+
 def test_brief_keeps_the_cause_of_a_connection_error() -> None:
     message = (
         "GET /apis/x: HTTPSConnectionPool(host='127.0.0.1', port=1): Max retries exceeded "
@@ -126,5 +145,5 @@ def test_brief_keeps_the_cause_of_a_connection_error() -> None:
         'establish a new connection: [Errno 111] Connection refused"))'
     )
 
-    assert run_cmd.brief(RuntimeError(message)) == "[Errno 111] Connection refused"
-    assert run_cmd.brief(RuntimeError("a\n  b")) == "a b"
+    assert cluster.brief(RuntimeError(message)) == "[Errno 111] Connection refused"
+    assert cluster.brief(RuntimeError("a\n  b")) == "a b"
