@@ -42,6 +42,9 @@ Transform = Callable[[JSONDict, JSONDict | None], JSONDict]
 
 # Server-side watch timeout, jittered so many informers don't reconnect in lockstep.
 WATCH_TIMEOUT_RANGE = (240, 300)
+# Objects per LIST page: each page is decoded whole and then transformed (stripped, packed), so
+# a smaller page keeps the start-up peak, and the heap it leaves behind, small.
+LIST_PAGE = 50
 # Pause before retrying after an API error (grows to the max while errors continue).
 ERROR_BACKOFF_START = 0.2
 ERROR_BACKOFF_MAX = 10.0
@@ -193,9 +196,8 @@ class Informer:
                 log.exception("informer handler failed", extra={"informer": self.name})
 
     def _replace(self, items: list[JSONDict]) -> None:
-        with self._lock:
-            stored = self._store
-        fresh = {key_of(i): self.transform(i, stored.get(key_of(i))) for i in items}
+        """Replace the store with ``items`` (already transformed)."""
+        fresh = {key_of(i): i for i in items}
         with self._lock:
             previous = self._store
             self._store = {}
@@ -234,8 +236,14 @@ class Informer:
         self._thread.join(timeout)
 
     def _list(self) -> None:
+        with self._lock:
+            stored = self._store
         result = self.kube.list_all(
-            self.resource, self.namespace, label_selector=self.label_selector
+            self.resource,
+            self.namespace,
+            label_selector=self.label_selector,
+            limit=LIST_PAGE,
+            each=lambda item: self.transform(item, stored.get(key_of(item))),
         )
         self._replace(result.get("items") or [])
         self._rv = str((result.get("metadata") or {}).get("resourceVersion") or "")

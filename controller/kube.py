@@ -543,9 +543,12 @@ class Kube:
         label_selector: str | None = None,
         field_selector: str | None = None,
         limit: int = 500,
+        each: Callable[[JSONDict], JSONDict] | None = None,
     ) -> JSONDict:
         """List every matching object (following ``continue`` pages). Returns a dict with
-        ``items`` and ``metadata.resourceVersion`` (that of the first page, as client-go)."""
+        ``items`` and ``metadata.resourceVersion`` (that of the first page, as client-go).
+        ``each`` maps every item as its page arrives (a cache keeps a smaller form: the whole
+        page is not held in full while the next is read)."""
         query: list[tuple[str, Any]] = [("limit", limit)]
         if label_selector:
             query.append(("labelSelector", label_selector))
@@ -556,7 +559,9 @@ class Kube:
         cont = ""
         while True:
             page = self.list_page(res, namespace, query=query, cont=cont)
-            items.extend(page.get("items") or [])
+            listed = page.get("items") or []
+            items.extend(listed if each is None else map(each, listed))
+            del listed
             meta = page.get("metadata") or {}
             rv = rv or str(meta.get("resourceVersion") or "")
             cont = str(meta.get("continue") or "")
