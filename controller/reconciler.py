@@ -46,6 +46,8 @@ from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from controller import cache as cache_mod
 from controller import kube as kube_mod
 from controller import packing
@@ -195,7 +197,11 @@ def _normalise(value: Any) -> Any:
             return [strip(x) for x in v]
         return v
 
-    return strip(json.loads(json.dumps(value)))
+    try:
+        plain = orjson.loads(orjson.dumps(value))  # ~5x json's round trip
+    except TypeError:  # orjson.JSONEncodeError is one: what orjson does not write (int keys)
+        plain = json.loads(json.dumps(value))
+    return strip(plain)
 
 
 class Reconciler:

@@ -101,6 +101,12 @@ def _defaults(obj: Mapping[str, object], *, in_lists: bool = True) -> list[_Defa
     return found
 
 
+def missing(obj: Mapping[str, object]) -> list[tuple[tuple[str | int, ...], str, JsonValue]]:
+    """Every missing default as (path of parent objects from the root, key, value): the table
+    behind ``default_patch``, for callers that walk paths rather than JSON pointers."""
+    return _defaults(obj)
+
+
 def _op(parent: tuple[str | int, ...], key: str, value: JsonValue) -> dict[str, JsonValue]:
     return {"op": "add", "path": _pointer((*parent, key)), "value": copy.deepcopy(value)}
 
