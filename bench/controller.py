@@ -33,6 +33,7 @@ import argparse
 import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -606,7 +607,11 @@ def main() -> int:
             f"load average {os.getloadavg()[0]:.1f} at start"
         )
         base_tree = baseline_tree(args.baseline) if args.baseline else None
-        base = throughput(kube, kubeconfig, base_tree, args, proc.pid) if base_tree else None
+        try:
+            base = throughput(kube, kubeconfig, base_tree, args, proc.pid) if base_tree else None
+        finally:
+            if base_tree is not None:
+                shutil.rmtree(base_tree, ignore_errors=True)
         tp = throughput(kube, kubeconfig, ROOT, args, proc.pid)
         report_throughput(tp, base, total_steps)
         if "floor" not in skip:
