@@ -1095,7 +1095,14 @@ class JobRunner:
             job["status"] = status
             job["metadata"].pop("resourceVersion", None)
             try:
-                self.store.update(JOBS, job, namespace=key[0], subresource="status")
+                self.store.update(
+                    JOBS,
+                    job,  # our own copy (store.get), not used after this write
+                    namespace=key[0],
+                    subresource="status",
+                    copy_result=False,
+                    owned=True,
+                )
             except ApiError as exc:
                 if exc.code != 404:
                     raise
@@ -1502,7 +1509,9 @@ class JobRunner:
         body = dict(run.pod)
         body["metadata"] = {k: v for k, v in run.pod["metadata"].items() if k != "resourceVersion"}
         try:
-            self.store.update(PODS, body, namespace=run.key[0], subresource="status")
+            self.store.update(
+                PODS, body, namespace=run.key[0], subresource="status", copy_result=False
+            )
         except ApiError as exc:
             if exc.code != 404:
                 raise

@@ -104,7 +104,11 @@ def _updated(
     """The object an update writes: through ``status`` only the status changes; otherwise
     everything but the status (of a kind with a status subresource) does."""
     if subresource == "status":
-        new = clone(cur)
+        # everything but the status is the stored object's, shared, not copied: stored objects
+        # are never changed, and preparing an update leaves a subtree equal to the stored one
+        # as it is (prune and schema defaults skip it, built-in defaulting is idempotent)
+        new = dict(cur)
+        new["metadata"] = dict(cur["metadata"])
         if "status" in obj:
             new["status"] = obj["status"]
         else:
@@ -308,7 +312,13 @@ class Store:
         subresource: str | None = None,
         dry_run: bool = False,
         field_manager: str | None = None,
+        copy_result: bool = True,
+        owned: bool = False,
     ) -> dict[str, Any]:
+        """Update (or write the status of) an object. ``copy_result=False``: the caller gets
+        the stored object itself, to read only (the Job runner, which ignores it).
+        ``owned``: ``obj`` is the caller's own copy (from ``get``), handed over: the Store may
+        keep it and the caller must not change it afterwards."""
         return self._write(
             gvr,
             obj,
@@ -320,6 +330,8 @@ class Store:
                 dry_run=dry_run,
                 field_manager=field_manager,
             ),
+            copy_result=copy_result,
+            owned=owned,
         )
 
     def _write(
@@ -327,15 +339,18 @@ class Store:
         gvr: GVR,
         obj: dict[str, Any],
         write: Callable[[ResourceType, dict[str, Any]], dict[str, Any]],
+        *,
+        copy_result: bool = True,
+        owned: bool = False,
     ) -> dict[str, Any]:
         """Run ``write`` on a copy of ``obj`` under the lock; the caller gets its own copy back
         (neither side may alias the stored object). The copy back is made after the lock is
         released: a stored object is never changed, only replaced."""
         rt = self.registry.get(gvr)
-        mine = clone(obj)
+        mine = obj if owned else clone(obj)
         with self._lock:
             written = write(rt, mine)
-        return clone(written)
+        return clone(written) if copy_result else written
 
     def delete(
         self,
@@ -968,7 +983,10 @@ class Store:
         """Final removal: DELETED event, then garbage collection and deferred completions."""
         cur = self._objects.get(key, {}).get(ns, {}).pop(name, None)
         self._rv += 1
-        final = last if last is not cur else clone(last)
+        final = last
+        if last is cur:  # the stored object is never changed: a new top and metadata suffice
+            final = dict(last)
+            final["metadata"] = dict(last["metadata"])
         final["metadata"]["resourceVersion"] = str(self._rv)
         self._index(key, ns, name, None, cur if cur is not None else last)
         self._emit(Event(self._rv, "DELETED", key, ns, final, cur))
