@@ -1,5 +1,10 @@
 """The Job runner: kubesim's Job controller and kubelet in one.
 
+Its pure parts live beside it: ``jobcontrol`` (the Job controller's decisions), ``podstatus``
+(what the kubelet reports), ``simspec`` (``sim`` mode's annotations), ``localexec`` (how a
+container becomes a local process) and ``workqueue`` (keys and timers); this module holds the
+stateful loop that ties them to the Store.
+
 For every batch/v1 Job in the Store it creates pods named ``<job>-<5 chars>`` (labels
 ``job-name``, ``controller-uid``, ``batch.kubernetes.io/job-name``,
 ``batch.kubernetes.io/controller-uid`` plus the template's; a controller ownerReference to the Job),
@@ -51,26 +56,52 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import heapq
-import itertools
-import json
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from kubesim.errors import ApiError
+from kubesim.jobcontrol import (
+    Decision,
+    JobSpec,
+    decide,
+    finish_time,
+    finished_condition,
+    format_indexes,
+    parse_indexes,
+    pod_backoff_delay,
+    restarts_exceed,
+    set_condition,
+)
+from kubesim.localexec import (
+    MAX_TERMINATION_MESSAGE,
+    local_command,
+    local_mounts,
+    log_tail,
+)
+from kubesim.localexec import expand_vars as expand_vars  # callers of kubesim.runner.expand_vars
+from kubesim.podstatus import (
+    EXIT_START_ERROR,
+    REASON_START_ERROR,
+    WAITING_INIT,
+    Outcome,
+    init_container_status,
+    pod_status,
+    start_error,
+    terminated_state,
+)
 from kubesim.resources import GVR
+from kubesim.simspec import ANN_DURATION, AnnotationError, SimSpec
 from kubesim.timestamps import now_rfc3339, parse_rfc3339
+from kubesim.workqueue import Key, Timers, WorkQueue
 
 if TYPE_CHECKING:
     from kubesim.store import Store
@@ -82,234 +113,28 @@ PODS = GVR("", "v1", "pods")
 PVCS = GVR("", "v1", "persistentvolumeclaims")
 LOCAL_STOP_TIMEOUT = 5.0  # seconds stop() waits for local-mode process threads
 
-ANN_DURATION = "kubesim.io/duration"
-ANN_EXIT_CODE = "kubesim.io/exit-code"
-ANN_FAIL_ATTEMPTS = "kubesim.io/fail-attempts"
-ANN_FAIL_EXIT_CODE = "kubesim.io/fail-exit-code"
-ANN_ATTEMPT_KEY = "kubesim.io/attempt-key"
-ANN_LOG = "kubesim.io/log"
-ANN_TERMINATION_MESSAGE = "kubesim.io/termination-message"
-ANN_POD_BACKOFF = "kubesim.io/pod-backoff"
 
 LABEL_JOB_NAME = "job-name"
 LABEL_CONTROLLER_UID = "controller-uid"
 LABEL_BATCH_JOB_NAME = "batch.kubernetes.io/job-name"
 LABEL_BATCH_CONTROLLER_UID = "batch.kubernetes.io/controller-uid"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
-
-DEFAULT_BACKOFF_LIMIT = 6  # upstream default of spec.backoffLimit
-MAX_POD_BACKOFF = 360.0  # upstream caps the pod re-creation delay at 6 minutes
-MAX_TERMINATION_MESSAGE = 4096  # upstream truncates termination messages to 4 KiB
-FALLBACK_LOG_BYTES = 2048  # FallbackToLogsOnError keeps at most this much of the log tail
-FALLBACK_LOG_LINES = 80
-DEFAULT_TERMINATION_PATH = "/dev/termination-log"
-TERMINATION_ENV = "KUBESIM_TERMINATION_MESSAGE_PATH"
 POD_NAME_MAX = 63
 GENERATE_SUFFIX = 5  # the store appends 5 random characters to generateName
 REQUEUE_AFTER_ERROR = 1.0  # seconds before a reconcile that raised is retried
 MAX_STEPS = 10_000  # bound on create/finish rounds in one reconcile (instant retries loop)
 NODE_NAME = "kubesim-node"
 DEFAULT_SCHEDULER = "default-scheduler"
-WAITING_INIT = "PodInitializing"  # reason of a container waiting for init containers
-LOCAL_IP = "127.0.0.1"
 
-REASON_COMPLETIONS = "CompletionsReached"
-MSG_COMPLETIONS = "Reached expected number of succeeded pods"
-REASON_BACKOFF = "BackoffLimitExceeded"
-MSG_BACKOFF = "Job has reached the specified backoff limit"
-REASON_DEADLINE = "DeadlineExceeded"
-MSG_DEADLINE = "Job was active longer than specified deadline"
 
-Key = tuple[str, str]  # (namespace, job name), or (namespace, POD_KEY_PREFIX + pod name)
 # A bare pod's queue key: names of Jobs and pods never hold "/", so the prefix cannot clash.
 POD_KEY_PREFIX = "pod/"
 CRASH_BACKOFF_BASE = 10.0  # the kubelet's restart back-off: 10 s, doubling per restart ...
 CRASH_BACKOFF_MAX = 300.0  # ... capped at 5 minutes
-# A container the runtime could not start (local mode: a missing binary, no command): the kubelet
-# reports terminated.reason StartError, exit code 128 and the runtime's error as the message.
-REASON_START_ERROR = "StartError"
-EXIT_START_ERROR = 128
-
-
-class Outcome(NamedTuple):
-    """How a container run ended: ``state.terminated``'s exitCode, message and reason (empty:
-    the exit code's, Completed or Error)."""
-
-    exit_code: int
-    message: str
-    reason: str = ""
-
-
-def start_error(argv0: str, error: OSError) -> Outcome:
-    """What the kubelet reports for a command that cannot be started, in runc's words (the
-    end of its "failed to create containerd task: ... unable to start container process:"
-    message, which is all that is about the container)."""
-    if isinstance(error, FileNotFoundError) and "/" not in argv0:
-        cause = "executable file not found in $PATH"
-    elif isinstance(error, FileNotFoundError):
-        cause = f"stat {argv0}: no such file or directory"
-    else:
-        cause = (error.strerror or str(error)).lower()
-    return Outcome(
-        EXIT_START_ERROR,
-        f"unable to start container process: exec: {json.dumps(argv0)}: {cause}",
-        REASON_START_ERROR,
-    )
 
 
 # --------------------------------------------------------------------------------------------
 # Pure parts: spec parsing, simulated outcomes, decisions, status documents
-
-
-class AnnotationError(ValueError):
-    """A kubesim.io/ annotation has a value the runner cannot use."""
-
-
-@dataclass(frozen=True)
-class SimSpec:
-    """What a simulated container run does, from the kubesim.io/ annotations."""
-
-    duration: float = 0.0
-    exit_code: int = 0
-    fail_attempts: int = 0
-    fail_exit_code: int = 1
-    attempt_key: str = ""
-    log: str = ""
-    termination_message: str = ""
-    pod_backoff: float = 0.0
-
-    @classmethod
-    def from_annotations(
-        cls,
-        job_annotations: Mapping[str, str],
-        template_annotations: Mapping[str, str],
-        *,
-        job_name: str,
-    ) -> SimSpec:
-        """Template annotations override the Job's; raise AnnotationError on a bad value."""
-        ann = {**job_annotations, **template_annotations}
-
-        def number(key: str, default: float, *, integer: bool = False) -> float:
-            raw = ann.get(key)
-            if raw is None or str(raw).strip() == "":
-                return default
-            try:
-                value = int(str(raw)) if integer else float(str(raw))
-            except ValueError:
-                kind = "an integer" if integer else "a number of seconds"
-                raise AnnotationError(f"annotation {key}={raw!r} must be {kind}") from None
-            if value < 0 or value != value or value == float("inf"):
-                raise AnnotationError(f"annotation {key}={raw!r} must be >= 0 and finite")
-            return value
-
-        exit_code = int(number(ANN_EXIT_CODE, 0, integer=True))
-        fail_exit = int(number(ANN_FAIL_EXIT_CODE, 1, integer=True))
-        if exit_code > 255 or fail_exit > 255 or fail_exit == 0:
-            raise AnnotationError(
-                f"annotations {ANN_EXIT_CODE} must be 0..255 and {ANN_FAIL_EXIT_CODE} 1..255"
-            )
-        return cls(
-            duration=number(ANN_DURATION, 0.0),
-            exit_code=exit_code,
-            fail_attempts=int(number(ANN_FAIL_ATTEMPTS, 0, integer=True)),
-            fail_exit_code=fail_exit,
-            attempt_key=str(ann.get(ANN_ATTEMPT_KEY) or job_name),
-            log=str(ann.get(ANN_LOG, "")),
-            termination_message=str(ann.get(ANN_TERMINATION_MESSAGE, "")),
-            pod_backoff=number(ANN_POD_BACKOFF, 0.0),
-        )
-
-    def outcome(self, attempt: int) -> Outcome:
-        """Exit code and message of the ``attempt``-th run (1-based) of this attempt key."""
-        if attempt <= self.fail_attempts:
-            return Outcome(self.fail_exit_code, self.termination_message)
-        return Outcome(self.exit_code, self.termination_message)
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """The parts of a Job spec the runner acts on, with upstream defaults."""
-
-    completions: int | None  # None: work-queue Job (done when any pod succeeds)
-    parallelism: int
-    backoff_limit: int
-    active_deadline: float | None
-    suspend: bool
-    restart_policy: str  # "Never" | "OnFailure"
-    indexed: bool
-
-    @classmethod
-    def from_job(cls, job: Mapping[str, Any]) -> JobSpec:
-        spec = job.get("spec") or {}
-        completions = spec.get("completions")
-        parallelism = spec.get("parallelism")
-        if completions is None and parallelism is None:
-            completions = 1  # upstream: both unset means one pod to completion
-        template_spec = (spec.get("template") or {}).get("spec") or {}
-        ads = spec.get("activeDeadlineSeconds")
-        return cls(
-            completions=None if completions is None else max(int(completions), 0),
-            parallelism=max(int(1 if parallelism is None else parallelism), 0),
-            backoff_limit=max(int(spec.get("backoffLimit", DEFAULT_BACKOFF_LIMIT)), 0),
-            active_deadline=None if ads is None else float(ads),
-            suspend=bool(spec.get("suspend")),
-            restart_policy="OnFailure"
-            if template_spec.get("restartPolicy") == "OnFailure"
-            else "Never",
-            indexed=spec.get("completionMode") == "Indexed" and completions is not None,
-        )
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What a reconcile should do next: finish the Job, or create ``create`` pods."""
-
-    finish: tuple[str, str, str] | None = None  # (condition type, reason, message)
-    create: int = 0
-
-
-def decide(
-    spec: JobSpec,
-    *,
-    succeeded: int,
-    failed: int,
-    active: int,
-    restarts: int,
-    deadline_exceeded: bool,
-) -> Decision:
-    """Upstream syncJob's order: failure (backoff limit, deadline) before completion.
-
-    ``restarts`` is the sum of container restarts of active pods, which upstream compares with
-    backoffLimit for restartPolicy OnFailure (any restart fails the Job when the limit is 0).
-    """
-    if failed > spec.backoff_limit:
-        return Decision(finish=("Failed", REASON_BACKOFF, MSG_BACKOFF))
-    if spec.restart_policy == "OnFailure" and restarts_exceed(restarts, spec.backoff_limit):
-        return Decision(finish=("Failed", REASON_BACKOFF, MSG_BACKOFF))
-    if deadline_exceeded:
-        return Decision(finish=("Failed", REASON_DEADLINE, MSG_DEADLINE))
-    if spec.completions is None:
-        if succeeded > 0:
-            return Decision(finish=("Complete", REASON_COMPLETIONS, MSG_COMPLETIONS))
-        return Decision(create=0 if spec.suspend else max(spec.parallelism - active, 0))
-    if succeeded >= spec.completions:
-        return Decision(finish=("Complete", REASON_COMPLETIONS, MSG_COMPLETIONS))
-    if spec.suspend:
-        return Decision()
-    wanted = min(spec.parallelism, spec.completions - succeeded)
-    return Decision(create=max(wanted - active, 0))
-
-
-def restarts_exceed(restarts: int, backoff_limit: int) -> bool:
-    """Upstream pastBackoffLimitOnFailure: restarts >= limit, or any restart when it is 0."""
-    return restarts > 0 and restarts >= backoff_limit
-
-
-def pod_backoff_delay(base: float, failures: int) -> float:
-    """Delay before re-creating a pod after ``failures`` failures (base * 2^(n-1), capped)."""
-    if base <= 0 or failures <= 0:
-        return 0.0
-    return min(base * 2.0 ** (failures - 1), MAX_POD_BACKOFF)
 
 
 def _sim_spec(key: Key, job: dict[str, Any]) -> tuple[SimSpec, str]:
@@ -372,438 +197,8 @@ def _deadline_passed(spec: JobSpec, st: _JobState) -> bool:
     )
 
 
-def set_condition(
-    conditions: list[dict[str, Any]],
-    ctype: str,
-    status: str,
-    reason: str,
-    message: str,
-    now: str,
-) -> list[dict[str, Any]]:
-    """Conditions with ``ctype`` set; lastTransitionTime moves only when the status changes."""
-    out = []
-    found = False
-    for cond in conditions:
-        if cond.get("type") == ctype:
-            found = True
-            transition = cond.get("lastTransitionTime") if cond.get("status") == status else now
-            cond = {
-                **cond,
-                "status": status,
-                "reason": reason,
-                "message": message,
-                "lastProbeTime": now,
-                "lastTransitionTime": transition or now,
-            }
-        out.append(cond)
-    if not found:
-        out.append(
-            {
-                "type": ctype,
-                "status": status,
-                "lastProbeTime": now,
-                "lastTransitionTime": now,
-                "reason": reason,
-                "message": message,
-            }
-        )
-    return out
-
-
-def finished_condition(status: Mapping[str, Any]) -> str | None:
-    """ "Complete" or "Failed" when the Job has that condition True, else None."""
-    for cond in status.get("conditions") or []:
-        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
-            return str(cond["type"])
-    return None
-
-
-def finish_time(status: Mapping[str, Any]) -> float | None:
-    """When the Job finished: the transition time of its Complete or Failed condition."""
-    for cond in status.get("conditions") or []:
-        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
-            return parse_rfc3339(str(cond.get("lastTransitionTime") or ""))
-    return None
-
-
-def format_indexes(indexes: set[int]) -> str:
-    """Upstream's completedIndexes: sorted, consecutive runs as ranges ("0-2,4")."""
-    parts: list[str] = []
-    for _, group in itertools.groupby(enumerate(sorted(indexes)), lambda p: p[1] - p[0]):
-        run = [v for _, v in group]
-        parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-    return ",".join(parts)
-
-
-def parse_indexes(text: str | None) -> set[int]:
-    out: set[int] = set()
-    for part in (text or "").split(","):
-        if not part.strip():
-            continue
-        lo, _, hi = part.partition("-")
-        with contextlib.suppress(ValueError):
-            out.update(range(int(lo), int(hi or lo) + 1))
-    return out
-
-
-def terminated_state(
-    exit_code: int,
-    message: str,
-    *,
-    started_at: str,
-    finished_at: str,
-    container_id: str,
-    reason: str = "",
-) -> dict[str, Any]:
-    state: dict[str, Any] = {
-        "exitCode": exit_code,
-        "reason": reason or ("Completed" if exit_code == 0 else "Error"),
-        "startedAt": started_at,
-        "finishedAt": finished_at,
-        "containerID": container_id,
-    }
-    if message:
-        state["message"] = message
-    return state
-
-
-def pod_status(
-    containers: list[Mapping[str, Any]],
-    *,
-    phase: str,
-    start_time: str,
-    state: Mapping[str, Any],
-    restarts: int,
-    last_state: Mapping[str, Any] | None,
-    container_id: str,
-    now: str,
-    init_statuses: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """A pod status as the kubelet reports it; every container reports ``state`` (only the first
-    really runs). ``init_statuses`` (local mode, pods with init containers) become
-    ``initContainerStatuses``; while one of them has not completed, the pod is not Initialized
-    and the app containers wait with reason PodInitializing (``state`` says so)."""
-    running = "running" in state
-    ready = "True" if running else "False"
-    incomplete = [
-        str(s.get("name", ""))
-        for s in init_statuses or []
-        if ((s.get("state") or {}).get("terminated") or {}).get("exitCode", -1) != 0
-    ]
-    initialized: dict[str, str] = {}
-    if running:
-        not_ready: dict[str, str] = {}
-    elif incomplete:
-        names = " ".join(str(c.get("name", "")) for c in containers)
-        not_ready = {
-            "reason": "ContainersNotReady",
-            "message": f"containers with unready status: [{names}]",
-        }
-        initialized = {
-            "status": "False",
-            "reason": "ContainersNotInitialized",
-            "message": f"containers with incomplete status: [{' '.join(incomplete)}]",
-        }
-    elif phase in ("Succeeded", "Failed"):
-        not_ready = {"reason": "PodCompleted"}
-    else:
-        not_ready = {"reason": "ContainersNotReady"}
-    conditions = [
-        {
-            "type": "PodReadyToStartContainers",
-            "status": "True",
-            "lastProbeTime": None,
-            "lastTransitionTime": start_time,
-        },
-        {
-            "type": "Initialized",
-            "status": "True",
-            "lastProbeTime": None,
-            "lastTransitionTime": start_time,
-            **not_ready,
-            **initialized,
-        },
-        {
-            "type": "Ready",
-            "status": ready,
-            "lastProbeTime": None,
-            "lastTransitionTime": now,
-            **not_ready,
-        },
-        {
-            "type": "ContainersReady",
-            "status": ready,
-            "lastProbeTime": None,
-            "lastTransitionTime": now,
-            **not_ready,
-        },
-        {
-            "type": "PodScheduled",
-            "status": "True",
-            "lastProbeTime": None,
-            "lastTransitionTime": start_time,
-        },
-    ]
-    statuses = []
-    for c in containers:
-        image = str(c.get("image", ""))
-        entry = {
-            "name": str(c.get("name", "")),
-            "image": image,
-            "imageID": f"kubesim://{image}",
-            "containerID": container_id,
-            "ready": running,
-            "started": running,
-            "restartCount": restarts,
-            "state": dict(state),
-            "lastState": dict(last_state or {}),
-        }
-        if ((state.get("waiting") or {}).get("reason")) == WAITING_INIT:
-            entry["imageID"] = ""  # never started: no image pulled, no container
-            del entry["containerID"]
-        statuses.append(entry)
-    out: dict[str, Any] = {
-        "phase": phase,
-        "conditions": conditions,
-        "hostIP": LOCAL_IP,
-        "hostIPs": [{"ip": LOCAL_IP}],
-        "podIP": LOCAL_IP,
-        "podIPs": [{"ip": LOCAL_IP}],
-        "startTime": start_time,
-        "containerStatuses": statuses,
-        "qosClass": "BestEffort",
-    }
-    if init_statuses is not None:
-        out["initContainerStatuses"] = [dict(s) for s in init_statuses]
-    return out
-
-
-def init_container_status(
-    container: Mapping[str, Any],
-    state: Mapping[str, Any],
-    *,
-    restarts: int,
-    last_state: Mapping[str, Any] | None,
-    container_id: str,
-) -> dict[str, Any]:
-    """One entry of ``initContainerStatuses``: ready once it completed with exit code 0."""
-    image = str(container.get("image", ""))
-    terminated = state.get("terminated") or {}
-    entry: dict[str, Any] = {
-        "name": str(container.get("name", "")),
-        "image": image,
-        "imageID": f"kubesim://{image}",
-        "ready": terminated.get("exitCode", -1) == 0,
-        "started": "running" in state,
-        "restartCount": restarts,
-        "state": dict(state),
-        "lastState": dict(last_state or {}),
-    }
-    if (state.get("waiting") or {}).get("reason") == WAITING_INIT:
-        entry["imageID"] = ""
-    else:
-        entry["containerID"] = container_id
-    return entry
-
-
-_VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
-
-
-def expand_vars(text: str, env: Mapping[str, str]) -> str:
-    """Kubernetes ``$(VAR)`` expansion in command/args: defined vars are replaced, ``$$`` is a
-    literal ``$``, undefined references stay as written."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        name = m.group(1)
-        return env.get(name, m.group(0))
-
-    return _VAR_REF.sub(sub, text)
-
-
-def local_mounts(
-    pod_spec: Mapping[str, Any],
-    container: Mapping[str, Any],
-    *,
-    claim_dir: Callable[[str], Path],
-    pod_dir: Path,
-) -> dict[str, str]:
-    """mountPath -> host directory for the container's PVC and emptyDir mounts (local mode).
-
-    A PersistentVolumeClaim is the directory ``claim_dir(claimName)``, shared by every pod that
-    mounts the claim (so a file one step writes is there for the next); an emptyDir lives in
-    the pod's own directory. ``subPath`` is a directory below it, created as the kubelet does,
-    unless it already is a file (an init container's download): then the mount is that file,
-    as the kubelet's single-file bind mount. Other volume kinds are not mapped. ``readOnly`` is
-    not enforced.
-    """
-    sources: dict[str, Path] = {}
-    for volume in pod_spec.get("volumes") or []:
-        if not isinstance(volume, Mapping) or not volume.get("name"):
-            continue
-        name = str(volume["name"])
-        claim = volume.get("persistentVolumeClaim")
-        if isinstance(claim, Mapping) and claim.get("claimName"):
-            sources[name] = claim_dir(str(claim["claimName"]))
-        elif "emptyDir" in volume:
-            sources[name] = pod_dir / "volumes" / name
-    out: dict[str, str] = {}
-    for mount in container.get("volumeMounts") or []:
-        if not isinstance(mount, Mapping):
-            continue
-        base = sources.get(str(mount.get("name")))
-        mount_path = str(mount.get("mountPath") or "")
-        if base is None or not mount_path.startswith("/"):
-            continue
-        host = base / str(mount.get("subPath") or "").strip("/")
-        if not host.is_file():  # a file (written by an init container) is bind-mounted as is
-            host.mkdir(parents=True, exist_ok=True)
-        out[mount_path.rstrip("/") or "/"] = str(host)
-    return out
-
-
-def _path_rewriter(paths: Mapping[str, str]) -> Callable[[str], str]:
-    """Replace each path (whole path components only) by its host path, longest first."""
-    if not paths:
-        return lambda text: text
-    ordered = sorted(paths, key=len, reverse=True)
-    pattern = re.compile("(?:" + "|".join(re.escape(p) for p in ordered) + r")(?![A-Za-z0-9_.\-])")
-    return lambda text: pattern.sub(lambda m: paths[m.group(0)], text)
-
-
-def local_command(
-    container: Mapping[str, Any],
-    *,
-    termination_file: str,
-    extra_env: Mapping[str, str],
-    mounts: Mapping[str, str] | None = None,
-) -> tuple[list[str], dict[str, str]]:
-    """argv and environment for running ``container`` locally.
-
-    The container's terminationMessagePath is mapped to ``termination_file``: it is exported as
-    $KUBESIM_TERMINATION_MESSAGE_PATH and literal occurrences of the path in command, args and
-    env values are replaced, so ``echo done > /dev/termination-log`` works unchanged. Volume
-    mount paths (``mounts``: mountPath -> host directory, see ``local_mounts``) are replaced the
-    same way, so ``cat /inputs/report/file`` reads the file another pod wrote to its claim.
-    """
-    tpath = str(container.get("terminationMessagePath") or DEFAULT_TERMINATION_PATH)
-    rewrite = _path_rewriter({**(mounts or {}), tpath: termination_file})
-    env: dict[str, str] = dict(extra_env)
-    for item in container.get("env") or []:
-        if isinstance(item, Mapping) and item.get("name"):
-            value = str(item.get("value") or "")
-            env[str(item["name"])] = rewrite(expand_vars(value, env))
-    env[TERMINATION_ENV] = termination_file
-    argv = [str(a) for a in (container.get("command") or [])]
-    argv += [str(a) for a in (container.get("args") or [])]
-    argv = [rewrite(expand_vars(a, env)) for a in argv]
-    return argv, env
-
-
-def log_tail(text: str) -> str:
-    """What FallbackToLogsOnError keeps of a log: the last 80 lines, at most 2 KiB."""
-    lines = text.splitlines()[-FALLBACK_LOG_LINES:]
-    tail = "\n".join(lines)
-    return tail[-FALLBACK_LOG_BYTES:]
-
-
 # --------------------------------------------------------------------------------------------
 # Work queue and timers
-
-
-class _WorkQueue:
-    """Keys to reconcile; a key is handed to one worker at a time (client-go workqueue rules)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._queue: deque[Key] = deque()
-        self._dirty: set[Key] = set()
-        self._processing: set[Key] = set()
-        self._closed = False
-
-    def add(self, key: Key) -> None:
-        with self._cond:
-            if self._closed or key in self._dirty:
-                return
-            self._dirty.add(key)
-            if key not in self._processing:
-                self._queue.append(key)
-                self._cond.notify()
-
-    def get(self) -> Key | None:
-        with self._cond:
-            while not self._queue and not self._closed:
-                self._cond.wait()
-            if self._closed:
-                return None
-            key = self._queue.popleft()
-            self._dirty.discard(key)
-            self._processing.add(key)
-            return key
-
-    def done(self, key: Key) -> None:
-        with self._cond:
-            self._processing.discard(key)
-            if key in self._dirty:
-                self._queue.append(key)
-                self._cond.notify()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    def idle(self) -> bool:
-        with self._cond:
-            return not self._queue and not self._processing
-
-
-class _Timers:
-    """One thread and a heap: enqueue a key at a monotonic time (durations, deadlines, backoff)."""
-
-    def __init__(self, fire: Callable[[Key], None]) -> None:
-        self._fire = fire
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Key]] = []
-        self._seq = itertools.count()
-        self._closed = False
-        self._thread = threading.Thread(
-            target=self._loop, name="kubesim-runner-timers", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def at(self, when: float, key: Key) -> None:
-        with self._cond:
-            heapq.heappush(self._heap, (when, next(self._seq), key))
-            if self._heap[0][2] == key:
-                self._cond.notify()
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while True:
-            due: list[Key] = []
-            with self._cond:
-                while not self._closed:
-                    now = time.monotonic()
-                    if self._heap and self._heap[0][0] <= now:
-                        break
-                    self._cond.wait(None if not self._heap else self._heap[0][0] - now)
-                if self._closed:
-                    return
-                now = time.monotonic()
-                while self._heap and self._heap[0][0] <= now:
-                    due.append(heapq.heappop(self._heap)[2])
-            for key in due:
-                self._fire(key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -879,8 +274,8 @@ class JobRunner:
         self.exec_mode = exec_mode
         self.work_dir = Path(work_dir)
         self._n_workers = max(int(workers), 1)
-        self._queue = _WorkQueue()
-        self._timers = _Timers(self._queue.add)
+        self._queue = WorkQueue()
+        self._timers = Timers(self._queue.add)
         self._lock = threading.Lock()
         self._jobs: dict[Key, _JobState] = {}
         self._runs: dict[str, _Run] = {}  # pod uid -> run, for DELETED events
@@ -1125,7 +520,12 @@ class JobRunner:
             self._stop_runs(st, delete=True)
             if not suspended:
                 conditions = set_condition(
-                    conditions, "Suspended", "True", "JobSuspended", "Job suspended", now
+                    conditions,
+                    "Suspended",
+                    "True",
+                    "JobSuspended",
+                    "Job suspended",
+                    now,
                 )
             st.deadline_armed = False
             return conditions
@@ -1349,7 +749,10 @@ class JobRunner:
         else:
             self._write_running(run)
         thread = threading.Thread(
-            target=self._run_local, args=(run,), name=f"kubesim-pod-{run.name}", daemon=True
+            target=self._run_local,
+            args=(run,),
+            name=f"kubesim-pod-{run.name}",
+            daemon=True,
         )
         with self._lock:
             if self._stopping:
@@ -1453,7 +856,12 @@ class JobRunner:
                     }
                 }
                 self._write_pod_status(run, "Pending", _waiting_init())
-                run.planned, run.due, run.outcome, run.failed_init = None, None, None, None
+                run.planned, run.due, run.outcome, run.failed_init = (
+                    None,
+                    None,
+                    None,
+                    None,
+                )
             else:
                 self._start_container(run, sim)
             return
@@ -1510,14 +918,23 @@ class JobRunner:
         body["metadata"] = {k: v for k, v in run.pod["metadata"].items() if k != "resourceVersion"}
         try:
             self.store.update(
-                PODS, body, namespace=run.key[0], subresource="status", copy_result=False
+                PODS,
+                body,
+                namespace=run.key[0],
+                subresource="status",
+                copy_result=False,
             )
         except ApiError as exc:
             if exc.code != 404:
                 raise
 
     def _set_log(
-        self, run: _Run, text: str, *, container: str | None = None, append: bool = False
+        self,
+        run: _Run,
+        text: str,
+        *,
+        container: str | None = None,
+        append: bool = False,
     ) -> bool:
         """Write one container's log (the pod's default container when None); False when the
         pod is gone (a run outliving its pod keeps draining its process, writing nothing)."""
@@ -1649,7 +1066,9 @@ class JobRunner:
             self._timers.at(run.restart_due, key)
             return False
         self._write_pod_status(
-            run, "Succeeded" if outcome.exit_code == 0 else "Failed", {"terminated": term}
+            run,
+            "Succeeded" if outcome.exit_code == 0 else "Failed",
+            {"terminated": term},
         )
         self._drop_bare(key, run)
         return False
@@ -1687,11 +1106,16 @@ class JobRunner:
                     # error now is expected and nobody will read the outcome
                     log.debug(
                         "local run ended by shutdown",
-                        extra={"namespace": namespace, "pod": run.name, "error": repr(exc)},
+                        extra={
+                            "namespace": namespace,
+                            "pod": run.name,
+                            "error": repr(exc),
+                        },
                     )
                 else:
                     log.exception(
-                        "local run failed", extra={"namespace": namespace, "pod": run.name}
+                        "local run failed",
+                        extra={"namespace": namespace, "pod": run.name},
                     )
                 outcome = Outcome(128, f"kubesim could not run the container: {exc}")
             finally:
@@ -1738,7 +1162,11 @@ class JobRunner:
                 run.init_states[name] = {"running": {"startedAt": started}}
             self._write_pod_status(run, "Pending", _waiting_init())
             ran = self._exec_container(
-                run, init, workdir, base_env, tfile=workdir / f"termination-log.init-{i}"
+                run,
+                init,
+                workdir,
+                base_env,
+                tfile=workdir / f"termination-log.init-{i}",
             )
             code = ran.exit_code
             message = self._termination_message(run, init, code, ran.message)
@@ -1762,7 +1190,12 @@ class JobRunner:
                     return Outcome(137, "")
             self._write_running(run)
         return self._exec_container(
-            run, containers[0], workdir, base_env, tfile=workdir / "termination-log", app=True
+            run,
+            containers[0],
+            workdir,
+            base_env,
+            tfile=workdir / "termination-log",
+            app=True,
         )
 
     def _exec_container(
