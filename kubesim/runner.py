@@ -54,26 +54,20 @@ podFailurePolicy, successPolicy, backoffLimitPerIndex and podReplacementPolicy a
 
 from __future__ import annotations
 
-import codecs
-import contextlib
 import logging
-import os
-import shutil
-import signal
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kubesim import ttl
 from kubesim.errors import ApiError
 from kubesim.jobcontrol import (
     Decision,
     JobSpec,
     decide,
-    finish_time,
     finished_condition,
     format_indexes,
     parse_indexes,
@@ -81,25 +75,27 @@ from kubesim.jobcontrol import (
     restarts_exceed,
     set_condition,
 )
-from kubesim.localexec import (
-    MAX_TERMINATION_MESSAGE,
-    local_command,
-    local_mounts,
-    log_tail,
+from kubesim.kubelet import (
+    MAX_STEPS,
+    NODE_NAME,
+    POD_KEY_PREFIX,
+    PODS,
+    Run,
+    bare_pod_key,
+    first_container_name,
+    is_bare_pod,
+    run_container_id,
+    waiting_init_state,
 )
-from kubesim.localexec import expand_vars as expand_vars  # callers of kubesim.runner.expand_vars
-from kubesim.podstatus import (
-    EXIT_START_ERROR,
-    REASON_START_ERROR,
-    WAITING_INIT,
-    Outcome,
-    init_container_status,
-    pod_status,
-    start_error,
-    terminated_state,
-)
+
+# re-exported: callers outside kubesim's tests import these from kubesim.runner
+from kubesim.localexec import expand_vars as expand_vars
+from kubesim.localexec import local_command as local_command
+from kubesim.localexec import local_mounts as local_mounts
+from kubesim.localprocess import LocalKubelet
+from kubesim.podstatus import terminated_state
 from kubesim.resources import GVR
-from kubesim.simspec import ANN_DURATION, AnnotationError, SimSpec
+from kubesim.simspec import AnnotationError, SimSpec
 from kubesim.timestamps import now_rfc3339, parse_rfc3339
 from kubesim.workqueue import Key, Timers, WorkQueue
 
@@ -109,8 +105,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOBS = GVR("batch", "v1", "jobs")
-PODS = GVR("", "v1", "pods")
-PVCS = GVR("", "v1", "persistentvolumeclaims")
 LOCAL_STOP_TIMEOUT = 5.0  # seconds stop() waits for local-mode process threads
 
 
@@ -122,15 +116,6 @@ COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 POD_NAME_MAX = 63
 GENERATE_SUFFIX = 5  # the store appends 5 random characters to generateName
 REQUEUE_AFTER_ERROR = 1.0  # seconds before a reconcile that raised is retried
-MAX_STEPS = 10_000  # bound on create/finish rounds in one reconcile (instant retries loop)
-NODE_NAME = "kubesim-node"
-DEFAULT_SCHEDULER = "default-scheduler"
-
-
-# A bare pod's queue key: names of Jobs and pods never hold "/", so the prefix cannot clash.
-POD_KEY_PREFIX = "pod/"
-CRASH_BACKOFF_BASE = 10.0  # the kubelet's restart back-off: 10 s, doubling per restart ...
-CRASH_BACKOFF_MAX = 300.0  # ... capped at 5 minutes
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,41 +134,6 @@ def _sim_spec(key: Key, job: dict[str, Any]) -> tuple[SimSpec, str]:
         )
     except AnnotationError as exc:
         return SimSpec(attempt_key=key[1]), str(exc)
-    return sim, ""
-
-
-def is_bare_pod(pod: Mapping[str, Any]) -> bool:
-    """A pod the kubelet side runs by itself: not one of a Job's (the Job runner runs those),
-    and one the default scheduler would bind to kubesim's node (a pod naming another
-    scheduler, or bound to another node, stays Pending as no scheduler or kubelet takes it)."""
-    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
-        if ref.get("controller") and ref.get("kind") == "Job":
-            return False
-    spec = pod.get("spec") or {}
-    return spec.get("schedulerName") in (None, "", DEFAULT_SCHEDULER) and spec.get("nodeName") in (
-        None,
-        "",
-        NODE_NAME,
-    )
-
-
-def bare_pod_key(pod: Mapping[str, Any]) -> Key:
-    meta = pod.get("metadata") or {}
-    return (str(meta.get("namespace", "")), POD_KEY_PREFIX + str(meta.get("name", "")))
-
-
-def _restart_policy(pod: Mapping[str, Any]) -> str:
-    return str((pod.get("spec") or {}).get("restartPolicy") or "Always")
-
-
-def _pod_sim_spec(pod: Mapping[str, Any]) -> tuple[SimSpec, str]:
-    """A bare pod's simulation spec from its own kubesim.io/ annotations (attempts counted per
-    pod name unless kubesim.io/attempt-key says otherwise)."""
-    name = str(pod["metadata"].get("name", ""))
-    try:
-        sim = SimSpec.from_annotations(pod["metadata"].get("annotations") or {}, {}, job_name=name)
-    except AnnotationError as exc:
-        return SimSpec(attempt_key=name), str(exc)
     return sim, ""
 
 
@@ -206,47 +156,12 @@ def _deadline_passed(spec: JobSpec, st: _JobState) -> bool:
 
 
 @dataclass(eq=False)
-class _Run:
-    """One active pod and its current container run."""
-
-    key: Key
-    job_uid: str
-    pod: dict[str, Any]  # the pod as last written by us (metadata, spec, status)
-    index: int | None
-    started_at: str = ""
-    container_started_at: str = ""
-    restarts: int = 0
-    last_state: dict[str, Any] | None = None
-    due: float | None = None  # sim: monotonic time the container finishes
-    planned: Outcome | None = None  # sim: outcome decided at start
-    outcome: Outcome | None = None  # local: set by the process thread
-    process: subprocess.Popen[bytes] | None = None
-    gone: bool = False  # deleted from the Store behind our back
-    cancelled: bool = False  # killed by us or by a deletion; no process may start after this
-    # local mode, pods with init containers: state of each init container in the current run
-    # (name -> state), restarts caused by each, and the one whose failure is ``outcome``
-    init_states: dict[str, dict[str, Any]] = field(default_factory=dict)
-    init_restarts: dict[str, int] = field(default_factory=dict)
-    init_last: dict[str, dict[str, Any]] = field(default_factory=dict)
-    failed_init: str | None = None
-    restart_due: float | None = None  # bare pods: monotonic time of the back-off's restart
-
-    @property
-    def name(self) -> str:
-        return str(self.pod["metadata"]["name"])
-
-    @property
-    def uid(self) -> str:
-        return str(self.pod["metadata"]["uid"])
-
-
-@dataclass(eq=False)
 class _JobState:
     uid: str
     succeeded: int = 0
     failed: int = 0
     succeeded_indexes: set[int] = field(default_factory=set)
-    runs: dict[str, _Run] = field(default_factory=dict)  # pod uid -> active run
+    runs: dict[str, Run] = field(default_factory=dict)  # pod uid -> active run
     start_wall: float | None = None
     last_failure: float = 0.0  # monotonic time of the last pod failure (for pod-backoff)
     deadline_armed: bool = False
@@ -257,7 +172,7 @@ class _JobState:
 # The runner
 
 
-class JobRunner:
+class JobRunner(LocalKubelet):
     """Runs the Jobs of one Store (see module docstring)."""
 
     def __init__(
@@ -278,13 +193,13 @@ class JobRunner:
         self._timers = Timers(self._queue.add)
         self._lock = threading.Lock()
         self._jobs: dict[Key, _JobState] = {}
-        self._runs: dict[str, _Run] = {}  # pod uid -> run, for DELETED events
-        self._bare: dict[Key, _Run] = {}  # the kubelet's runs of pods no Job owns
+        self._runs: dict[str, Run] = {}  # pod uid -> run, for DELETED events
+        self._bare: dict[Key, Run] = {}  # the kubelet's runs of pods no Job owns
         self._generations: dict[str, Any] = {}  # job uid -> generation last reconciled
         self._attempts: dict[tuple[str, str], int] = {}  # (namespace, attempt key) -> runs
         self._threads: list[threading.Thread] = []
         # local mode: the process thread of each run (pod threads), so stop() can wait for them
-        self._local: dict[threading.Thread, _Run] = {}
+        self._local: dict[threading.Thread, Run] = {}
         self._stopping = False  # set once by stop(); no process starts after it (under _lock)
         self._unsubscribe: Callable[[], None] | None = None
         self._started = False
@@ -429,25 +344,7 @@ class JobRunner:
         if not st.finished:
             self._reconcile(key, job, st)
         if st.finished:
-            self._expire(key, job)
-
-    def _expire(self, key: Key, job: dict[str, Any]) -> None:
-        """The TTL-after-finished controller: delete a finished Job once its TTL has passed."""
-        ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
-        if ttl is None:
-            return
-        finished_at = finish_time(job.get("status") or {})
-        if finished_at is None:
-            return
-        wait = finished_at + float(ttl) - time.time()
-        if wait > 0:
-            self._timers.at(time.monotonic() + wait, key)
-            return
-        try:
-            self.store.delete(JOBS, key[1], namespace=key[0], propagation="Background")
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
+            ttl.expire_finished(self.store, self._timers, key, job)
 
     def _adopt(self, job: dict[str, Any]) -> _JobState:
         """State for a Job first seen: counts from its status; pods left running by a previous
@@ -649,7 +546,7 @@ class JobRunner:
         *,
         index: int | None,
         bad_annotation: str,
-    ) -> _Run | None:
+    ) -> Run | None:
         namespace, name = key
         template = (job.get("spec") or {}).get("template") or {}
         tmeta = template.get("metadata") or {}
@@ -711,56 +608,12 @@ class JobRunner:
             )
             self._timers.at(time.monotonic() + REQUEUE_AFTER_ERROR, key)
             return None
-        run = _Run(key=key, job_uid=st.uid, pod=created, index=index, started_at=now_rfc3339())
+        run = Run(key=key, job_uid=st.uid, pod=created, index=index, started_at=now_rfc3339())
         st.runs[run.uid] = run
         with self._lock:
             self._runs[run.uid] = run
         self._start_container(run, sim, bad_annotation=bad_annotation)
         return run
-
-    def _start_container(self, run: _Run, sim: SimSpec, *, bad_annotation: str = "") -> None:
-        """Begin one container run (first run or an OnFailure restart)."""
-        run.container_started_at = now_rfc3339()
-        run.outcome = None
-        namespace = run.key[0]
-        if bad_annotation:
-            run.planned, run.due = Outcome(2, bad_annotation), time.monotonic()
-            return
-        if self.exec_mode == "sim":
-            with self._lock:
-                akey = (namespace, sim.attempt_key)
-                attempt = self._attempts[akey] = self._attempts.get(akey, 0) + 1
-            run.planned = sim.outcome(attempt)
-            run.due = time.monotonic() + sim.duration
-            if sim.log:
-                self._set_log(run, sim.log)
-            if sim.duration > 0:
-                self._write_running(run)
-                self._timers.at(run.due, run.key)
-            return
-        run.due = None
-        run.failed_init = None
-        self._set_log(run, "", container=_first_name(run))  # a (re)started run's log starts empty
-        inits = _init_containers(run)
-        if inits:
-            # as a pod whose init containers have not run yet: Pending, everything waiting
-            run.init_states = {str(c.get("name", "")): _waiting_init() for c in inits}
-            self._write_pod_status(run, "Pending", _waiting_init())
-        else:
-            self._write_running(run)
-        thread = threading.Thread(
-            target=self._run_local,
-            args=(run,),
-            name=f"kubesim-pod-{run.name}",
-            daemon=True,
-        )
-        with self._lock:
-            if self._stopping:
-                run.cancelled = True  # stop() has taken its snapshot: start nothing new
-                return
-            self._local[thread] = run
-            # started under the lock, so stop() never sees (and joins) an unstarted thread
-            thread.start()
 
     def _collect(self, st: _JobState, spec: JobSpec, sim: SimSpec) -> bool:
         """Finish the runs whose outcome is known; returns whether anything changed."""
@@ -799,7 +652,7 @@ class JobRunner:
                 message,
                 started_at=run.container_started_at,
                 finished_at=finished,
-                container_id=_container_id(run),
+                container_id=run_container_id(run),
                 reason=outcome.reason,
             )
             if exit_code != 0 and spec.restart_policy == "OnFailure":
@@ -815,7 +668,7 @@ class JobRunner:
                         {
                             "waiting": {
                                 "reason": "CrashLoopBackOff",
-                                "message": f"back-off restarting failed container {_first_name(run)}",
+                                "message": f"back-off restarting failed container {first_container_name(run)}",
                             }
                         },
                     )
@@ -837,9 +690,7 @@ class JobRunner:
                 st.last_failure = now_mono
         return changed
 
-    def _init_failed(
-        self, st: _JobState, spec: JobSpec, sim: SimSpec, run: _Run, name: str
-    ) -> None:
+    def _init_failed(self, st: _JobState, spec: JobSpec, sim: SimSpec, run: Run, name: str) -> None:
         """An init container exited non-zero (local mode). restartPolicy Never: the pod fails
         without its app containers having run. OnFailure: counted as a restart of the pod's run
         (which starts again from the first init container), like a failed app container."""
@@ -855,7 +706,7 @@ class JobRunner:
                         "message": f"back-off restarting failed container {name}",
                     }
                 }
-                self._write_pod_status(run, "Pending", _waiting_init())
+                self._write_pod_status(run, "Pending", waiting_init_state())
                 run.planned, run.due, run.outcome, run.failed_init = (
                     None,
                     None,
@@ -865,84 +716,12 @@ class JobRunner:
             else:
                 self._start_container(run, sim)
             return
-        self._write_pod_status(run, "Failed", _waiting_init())
+        self._write_pod_status(run, "Failed", waiting_init_state())
         del st.runs[run.uid]
         with self._lock:
             self._runs.pop(run.uid, None)
         st.failed += 1
         st.last_failure = time.monotonic()
-
-    def _termination_message(
-        self, run: _Run, container: Mapping[str, Any], exit_code: int, message: str
-    ) -> str:
-        """``container``'s termination message as the kubelet reports it: at most 4 KiB, and
-        with ``FallbackToLogsOnError`` a failed run's empty message is its log's tail."""
-        message = message.encode()[:MAX_TERMINATION_MESSAGE].decode("utf-8", "ignore")
-        policy = container.get("terminationMessagePolicy")
-        if not message and exit_code != 0 and policy == "FallbackToLogsOnError":
-            name = str(container.get("name", ""))
-            with contextlib.suppress(ApiError):
-                message = log_tail(self.store.get_pod_log(run.key[0], run.name, container=name))
-        return message
-
-    def _write_running(self, run: _Run) -> None:
-        self._write_pod_status(run, "Running", {"running": {"startedAt": run.container_started_at}})
-
-    def _write_pod_status(self, run: _Run, phase: str, state: dict[str, Any]) -> None:
-        now = now_rfc3339()
-        containers = (run.pod.get("spec") or {}).get("containers") or []
-        inits = _init_containers(run) if self.exec_mode == "local" else []
-        init_statuses = [
-            init_container_status(
-                c,
-                run.init_states.get(str(c.get("name", "")), _waiting_init()),
-                restarts=run.init_restarts.get(str(c.get("name", "")), 0),
-                last_state=run.init_last.get(str(c.get("name", ""))),
-                container_id=f"{_container_id(run)}-init{i}",
-            )
-            for i, c in enumerate(inits)
-        ]
-        run.pod["status"] = pod_status(
-            containers,
-            phase=phase,
-            start_time=run.started_at,
-            state=state,
-            # the app container's own restarts: those caused by init containers are theirs
-            restarts=run.restarts - sum(run.init_restarts.values()),
-            last_state=run.last_state,
-            container_id=_container_id(run),
-            now=now,
-            init_statuses=init_statuses if inits else None,
-        )
-        body = dict(run.pod)
-        body["metadata"] = {k: v for k, v in run.pod["metadata"].items() if k != "resourceVersion"}
-        try:
-            self.store.update(
-                PODS,
-                body,
-                namespace=run.key[0],
-                subresource="status",
-                copy_result=False,
-            )
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-
-    def _set_log(
-        self,
-        run: _Run,
-        text: str,
-        *,
-        container: str | None = None,
-        append: bool = False,
-    ) -> bool:
-        """Write one container's log (the pod's default container when None); False when the
-        pod is gone (a run outliving its pod keeps draining its process, writing nothing)."""
-        try:
-            self.store.set_pod_log(run.key[0], run.name, text, container=container, append=append)
-        except ApiError:
-            return False
-        return True
 
     def _stop_runs(self, st: _JobState, *, delete: bool) -> int:
         """Kill every active run (and delete its pod); returns how many there were."""
@@ -957,14 +736,6 @@ class JobRunner:
                 self._delete_pod(run.pod)
         return len(runs)
 
-    def _delete_pod(self, pod: Mapping[str, Any]) -> None:
-        meta = pod.get("metadata") or {}
-        try:
-            self.store.delete(PODS, str(meta.get("name")), namespace=meta.get("namespace"))
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-
     def _forget(self, key: Key) -> None:
         st = self._jobs.pop(key, None)
         if st is None:
@@ -975,318 +746,4 @@ class JobRunner:
 
     # -- the kubelet's bare pods --------------------------------------------------------------
 
-    def _sync_bare_pod(self, key: Key) -> None:
-        """Run a pod no Job owns (``kubectl run``, a test's pod) as the kubelet would: its
-        restartPolicy (default Always) decides whether an exited container restarts (after the
-        kubelet's back-off, CrashLoopBackOff meanwhile) or the pod ends Succeeded/Failed."""
-        namespace, name = key[0], key[1][len(POD_KEY_PREFIX) :]
-        try:
-            pod = self.store.get(PODS, name, namespace=namespace)
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-            pod = None
-        run = self._bare.get(key)
-        if run is not None and (pod is None or run.uid != pod["metadata"]["uid"]):
-            self._drop_bare(key, run)
-            run = None
-        if pod is None or pod["metadata"].get("deletionTimestamp"):
-            if run is not None:
-                self._drop_bare(key, run)
-            return
-        sim, bad_annotation = _pod_sim_spec(pod)
-        if run is None:
-            if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-                return
-            run = _Run(key=key, job_uid="", pod=pod, index=None, started_at=now_rfc3339())
-            self._bare[key] = run
-            with self._lock:
-                self._runs[run.uid] = run
-            self._start_bare(run, sim, bad_annotation)
-        for _ in range(MAX_STEPS):  # instant sim runs settle in one pass
-            if not self._collect_bare(key, run, sim, bad_annotation):
-                return
-
-    def _start_bare(self, run: _Run, sim: SimSpec, bad_annotation: str) -> None:
-        run.restart_due = None
-        policy = _restart_policy(run.pod)
-        annotations = run.pod["metadata"].get("annotations") or {}
-        if (
-            self.exec_mode == "sim"
-            and policy == "Always"
-            and not bad_annotation
-            and ANN_DURATION not in annotations
-        ):
-            # a long-running server: it runs until the pod is deleted
-            run.container_started_at = now_rfc3339()
-            run.planned, run.due = None, None
-            if sim.log:
-                self._set_log(run, sim.log)
-            self._write_running(run)
-            return
-        self._start_container(run, sim, bad_annotation=bad_annotation)
-
-    def _collect_bare(self, key: Key, run: _Run, sim: SimSpec, bad_annotation: str) -> bool:
-        """Act on the run's exit or due restart; True when another pass may do more."""
-        now_mono = time.monotonic()
-        if run.restart_due is not None:
-            if now_mono < run.restart_due:
-                return False
-            self._start_bare(run, sim, bad_annotation)
-            return True
-        with self._lock:
-            outcome = run.outcome
-        if outcome is None and run.planned is not None and run.due is not None:
-            outcome = run.planned if run.due <= now_mono else None
-        if outcome is None:
-            return False
-        run.planned, run.due, run.outcome = None, None, None
-        containers = (run.pod.get("spec") or {}).get("containers") or [{}]
-        message = self._termination_message(run, containers[0], outcome.exit_code, outcome.message)
-        term = terminated_state(
-            outcome.exit_code,
-            message,
-            started_at=run.container_started_at,
-            finished_at=now_rfc3339(),
-            container_id=_container_id(run),
-            reason=outcome.reason,
-        )
-        policy = _restart_policy(run.pod)
-        if policy == "Always" or (policy == "OnFailure" and outcome.exit_code != 0):
-            run.restarts += 1
-            run.last_state = {"terminated": term}
-            delay = min(CRASH_BACKOFF_BASE * 2.0 ** (run.restarts - 1), CRASH_BACKOFF_MAX)
-            run.restart_due = now_mono + delay
-            waiting = {
-                "reason": "CrashLoopBackOff",
-                "message": f"back-off {delay:g}s restarting failed container="
-                f"{_first_name(run)} pod={run.name}_{key[0]}({run.uid})",
-            }
-            self._write_pod_status(run, "Running", {"waiting": waiting})
-            self._timers.at(run.restart_due, key)
-            return False
-        self._write_pod_status(
-            run,
-            "Succeeded" if outcome.exit_code == 0 else "Failed",
-            {"terminated": term},
-        )
-        self._drop_bare(key, run)
-        return False
-
-    def _drop_bare(self, key: Key, run: _Run) -> None:
-        self._bare.pop(key, None)
-        with self._lock:
-            self._runs.pop(run.uid, None)
-        self._cancel(run)
-
     # -- local processes -------------------------------------------------------------------
-
-    def _cancel(self, run: _Run) -> None:
-        """Kill the run's process group; a process not yet started never will be."""
-        with self._lock:
-            run.cancelled = True
-            proc = run.process
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-    def _run_local(self, run: _Run) -> None:
-        """Thread body: run the first container as a process and record its outcome."""
-        namespace = run.key[0]
-        workdir = self.work_dir / "pods" / f"{namespace}_{run.name}_{run.restarts}"
-        try:
-            try:
-                outcome = self._execute(run, workdir)
-            except Exception as exc:  # thread boundary: a runner bug must still finish the pod
-                with self._lock:
-                    stopping = self._stopping
-                if stopping:
-                    # the server is going away (its work dir may already be deleted): an
-                    # error now is expected and nobody will read the outcome
-                    log.debug(
-                        "local run ended by shutdown",
-                        extra={
-                            "namespace": namespace,
-                            "pod": run.name,
-                            "error": repr(exc),
-                        },
-                    )
-                else:
-                    log.exception(
-                        "local run failed",
-                        extra={"namespace": namespace, "pod": run.name},
-                    )
-                outcome = Outcome(128, f"kubesim could not run the container: {exc}")
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
-            with self._lock:
-                run.outcome = outcome
-                run.process = None
-            self._queue.add(run.key)
-        finally:
-            with self._lock:
-                self._local.pop(threading.current_thread(), None)
-
-    def _claim_dir(self, namespace: str, claim: str) -> Path:
-        """The host directory of a PersistentVolumeClaim (local mode): one per claim object, so
-        a re-created claim of the same name starts empty."""
-        try:
-            uid = str(
-                (self.store.get(PVCS, claim, namespace=namespace).get("metadata") or {}).get("uid")
-                or ""
-            )
-        except ApiError:
-            uid = ""  # no such claim: a kubelet would wait; local mode still gives a directory
-        return self.work_dir / "volumes" / namespace / (f"{claim}-{uid}" if uid else claim)
-
-    def _execute(self, run: _Run, workdir: Path) -> Outcome:
-        """Run the init containers in order, then the first app container, in one work dir
-        (so emptyDir volumes are shared). An init container that fails (or a cancel) ends the
-        run there: ``run.failed_init`` names it and its outcome is the run's."""
-        containers = (run.pod.get("spec") or {}).get("containers") or [{}]
-        workdir.mkdir(parents=True, exist_ok=True)
-        base_env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(workdir),
-            "HOSTNAME": run.name,
-            "LANG": os.environ.get("LANG", "C.UTF-8"),
-        }
-        inits = _init_containers(run)
-        for i, init in enumerate(inits):
-            name = str(init.get("name", ""))
-            started = now_rfc3339()
-            with self._lock:
-                if run.cancelled:
-                    return Outcome(137, "")
-                run.init_states[name] = {"running": {"startedAt": started}}
-            self._write_pod_status(run, "Pending", _waiting_init())
-            ran = self._exec_container(
-                run,
-                init,
-                workdir,
-                base_env,
-                tfile=workdir / f"termination-log.init-{i}",
-            )
-            code = ran.exit_code
-            message = self._termination_message(run, init, code, ran.message)
-            term = terminated_state(
-                code,
-                message,
-                started_at=started,
-                finished_at=now_rfc3339(),
-                container_id=f"{_container_id(run)}-init{i}",
-                reason=ran.reason,
-            )
-            with self._lock:
-                run.init_states[name] = {"terminated": term}
-                if code != 0 or run.cancelled:
-                    run.failed_init = name
-                    return Outcome(code, message, ran.reason)
-        run.container_started_at = now_rfc3339()
-        if inits:
-            with self._lock:
-                if run.cancelled:
-                    return Outcome(137, "")
-            self._write_running(run)
-        return self._exec_container(
-            run,
-            containers[0],
-            workdir,
-            base_env,
-            tfile=workdir / "termination-log",
-            app=True,
-        )
-
-    def _exec_container(
-        self,
-        run: _Run,
-        container: Mapping[str, Any],
-        workdir: Path,
-        base_env: Mapping[str, str],
-        *,
-        tfile: Path,
-        app: bool = False,
-    ) -> Outcome:
-        """One container as a process in its own session (killable by ``_cancel``); its
-        stdout+stderr stream into its own container log, which an init container's run starts
-        afresh (the app container's was reset when the run started, so a restarted run does not
-        show the previous output meanwhile). ``app`` is the first app container. The caller
-        turns the raw message into the reported one (``_termination_message``)."""
-        namespace = run.key[0]
-        name = str(container.get("name", ""))
-        if not app:
-            self._set_log(run, "", container=name)
-        tfile.touch()
-        mounts = local_mounts(
-            run.pod.get("spec") or {},
-            container,
-            claim_dir=lambda claim: self._claim_dir(namespace, claim),
-            pod_dir=workdir,
-        )
-        argv, env = local_command(
-            container, termination_file=str(tfile), extra_env=base_env, mounts=mounts
-        )
-        if not argv:
-            # A kubelet would run the image's entrypoint; kubesim runs no images.
-            return Outcome(
-                EXIT_START_ERROR,
-                "kubesim local mode runs the container's command and args and no image"
-                " entrypoint; give the container a command",
-                REASON_START_ERROR,
-            )
-        with self._lock:
-            if run.cancelled:
-                return Outcome(137, "")
-            try:
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=workdir,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                return start_error(argv[0], exc)
-            run.process = proc
-        if proc.stdout is not None:
-            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-            fd = proc.stdout.fileno()
-            log_ok = True
-            while True:
-                chunk = os.read(fd, 65536)
-                text = decoder.decode(chunk, final=not chunk)
-                if text and log_ok:
-                    # False: the pod is gone; keep draining so the process can exit
-                    log_ok = self._set_log(run, text, container=name, append=True)
-                if not chunk:
-                    break
-            proc.stdout.close()
-        code = proc.wait()
-        with self._lock:
-            run.process = None
-        if code < 0:
-            code = 128 - code  # killed by a signal: the shell convention the kubelet reports
-        message = tfile.read_bytes()[:MAX_TERMINATION_MESSAGE].decode("utf-8", "replace")
-        return Outcome(code, message)
-
-
-def _init_containers(run: _Run) -> list[Mapping[str, Any]]:
-    """The init containers local mode runs (sidecars, restartPolicy Always, are not emulated)."""
-    inits = (run.pod.get("spec") or {}).get("initContainers") or []
-    return [c for c in inits if isinstance(c, Mapping) and c.get("restartPolicy") != "Always"]
-
-
-def _waiting_init() -> dict[str, Any]:
-    return {"waiting": {"reason": WAITING_INIT}}
-
-
-def _container_id(run: _Run) -> str:
-    return f"kubesim://{run.uid[:8]}-{run.restarts}"
-
-
-def _first_name(run: _Run) -> str:
-    containers = (run.pod.get("spec") or {}).get("containers") or [{}]
-    return str(containers[0].get("name", ""))
