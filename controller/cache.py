@@ -43,8 +43,10 @@ Transform = Callable[[JSONDict, JSONDict | None], JSONDict]
 # Server-side watch timeout, jittered so many informers don't reconnect in lockstep.
 WATCH_TIMEOUT_RANGE = (240, 300)
 # Objects per LIST page: each page is decoded whole and then transformed (stripped, packed), so
-# a smaller page keeps the start-up peak, and the heap it leaves behind, small.
-LIST_PAGE = 50
+# a smaller page keeps the start-up peak, and the heap it leaves behind, small. The default (20)
+# suits small objects (Jobs); an informer of large ones (JobFlows: a 20-step flow with its status is
+# tens of KiB decoded, up to the 1.5 MiB object limit) passes a smaller ``page``.
+LIST_PAGE = 20
 # Pause before retrying after an API error (grows to the max while errors continue).
 ERROR_BACKOFF_START = 0.2
 ERROR_BACKOFF_MAX = 10.0
@@ -90,8 +92,10 @@ class Informer:
         indexers: dict[str, IndexFunc] | None = None,
         transform: Transform = strip_managed_fields,
         name: str = "",
+        page: int = LIST_PAGE,
     ) -> None:
         self.kube = kube
+        self.page = page
         self.resource = resource
         self.namespace = namespace
         self.label_selector = label_selector
@@ -242,7 +246,7 @@ class Informer:
             self.resource,
             self.namespace,
             label_selector=self.label_selector,
-            limit=LIST_PAGE,
+            limit=self.page,
             each=lambda item: self.transform(item, stored.get(key_of(item))),
         )
         self._replace(result.get("items") or [])

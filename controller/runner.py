@@ -77,6 +77,8 @@ from jobflow import artifacts, names
 log = logging.getLogger(__name__)
 
 MANAGED_JOBS_SELECTOR = f"{names.LABEL_MANAGED_BY}={names.MANAGED_BY}"
+# JobFlows per LIST page (cache.LIST_PAGE, 20, for Jobs): flows are large objects.
+FLOW_LIST_PAGE = 10
 # A requeue sooner than this is rounded up: deadlines are second-precision timestamps, and a
 # planner answer of "0 s" must not turn into a busy loop.
 MIN_REQUEUE = 0.05
@@ -162,6 +164,9 @@ class _Term:
             indexers={CONCURRENCY_INDEX: flow_concurrency_index},
             transform=prepare_flow,
             name="jobflows",
+            # A page of 50 twenty-step flows peaked at ~13 MB decoded: at 100 active flows the
+            # heap it left behind was most of the controller's growth (bench/controller.py).
+            page=FLOW_LIST_PAGE,
         )
         self.jobs = cache_mod.Informer(
             ctl.kube,
