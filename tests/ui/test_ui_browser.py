@@ -283,3 +283,24 @@ def test_a_flow_of_120_steps_is_laid_out_without_overlaps(
     )
     assert len(ranks) == 11 * 10 * 2 and all(ranks)
     page.screenshot(path="/tmp/zen-flow-ui-wide.png")
+
+
+def test_a_failed_step_shows_its_exit_code_and_retry_runs_it_again(
+    kube: kube_mod.Kube, ui: server.UiServer, page: Any, tmp_path: Path
+) -> None:
+    fixed = tmp_path / "fixed"
+    check = f"echo checking; [ -f {fixed} ] || exit 3; echo fixed now"
+    _create(kube, _flow("flaky", [{"name": "check", "template": _job(check)}]))
+    page.goto(ui.url + "#/flow/default/flaky")
+    page.wait_for_function("() => window.zenflow && window.zenflow.view.phase === 'Failed'")
+    assert "check" in page.inner_text("#reason")
+    _click_node(page, "check")
+    row = page.locator("#attempts tbody tr").first
+    row.locator("td", has_text="Failed").wait_for(timeout=WAIT_MS)
+    assert row.locator("td").nth(3).inner_text() == "3"  # the exit code
+    fixed.write_text("")
+    page.click("button[data-action=retry]", timeout=WAIT_MS)
+    page.wait_for_selector("#notice.ok >> text=runs again check (attempt 2)", timeout=WAIT_MS)
+    page.wait_for_function("() => window.zenflow.view.phase === 'Succeeded'", timeout=WAIT_MS)
+    page.wait_for_selector("pre.log[data-attempt='2'] >> text=fixed now", timeout=WAIT_MS)
+    assert page.locator("#attempts tbody tr").count() == 2
