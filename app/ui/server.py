@@ -205,8 +205,9 @@ def create_app(kube: kube_mod.Kube, place: Place, *, token: str, port: int, host
 
     @api.exception_handler(kube_mod.ApiError)
     async def _api_error(_request: Any, exc: kube_mod.ApiError) -> JSONResponse:
-        said = cluster.unreachable(kube, exc) if exc.code != 403 else exc
-        return JSONResponse({"detail": str(said)}, status_code=502)
+        if isinstance(exc, kube_mod.Forbidden) and exc.code == 403:  # RBAC: the user's own
+            return JSONResponse({"detail": f"not allowed: {exc}"}, status_code=403)
+        return JSONResponse({"detail": str(cluster.unreachable(kube, exc))}, status_code=502)
 
     @api.get("/")
     def index() -> FileResponse:
