@@ -33,6 +33,7 @@ from app import approve_cmd, cluster, retry_cmd, stop_cmd, target
 from app.cli import CommandError
 from app.ui import data, live
 from controller import kube as kube_mod
+from jobflow import phases
 from jobflow.spec import StopMode
 
 STATIC: Final = Path(__file__).parent / "static"
@@ -215,7 +216,12 @@ def create_app(kube: kube_mod.Kube, place: Place, *, token: str, port: int, host
 
     @api.get("/api/info")
     def info() -> dict[str, Any]:
-        return {"namespace": place.namespace, "cluster": place.cluster, "flow": place.flow}
+        return {
+            "namespace": place.namespace,
+            "cluster": place.cluster,
+            "flow": place.flow,
+            "flowPhases": [str(p) for p in phases.FlowPhase],
+        }
 
     @api.get("/api/flows")
     def flows(namespace: str, phase: str = "", selector: str = "") -> list[dict[str, Any]]:

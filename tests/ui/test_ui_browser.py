@@ -304,3 +304,32 @@ def test_a_failed_step_shows_its_exit_code_and_retry_runs_it_again(
     page.wait_for_function("() => window.zenflow.view.phase === 'Succeeded'", timeout=WAIT_MS)
     page.wait_for_selector("pre.log[data-attempt='2'] >> text=fixed now", timeout=WAIT_MS)
     assert page.locator("#attempts tbody tr").count() == 2
+
+
+def test_flows_page_filters_by_phase_and_label(
+    kube: kube_mod.Kube, ui: server.UiServer, page: Any
+) -> None:
+    for name, team in (("team-a", "a"), ("team-b", "b")):
+        flow = _flow(name, [{"name": "x", "template": _job("echo x")}], suspend=True)
+        flow["metadata"]["labels"] = {"team": team}
+        _create(kube, flow)
+    page.goto(ui.url + "#/ns/default?selector=team%3Da")
+    page.wait_for_selector("tr[data-flow=team-a]", timeout=WAIT_MS)
+    assert page.locator("#flows tbody tr").count() == 1
+    assert "team=a" in page.inner_text("tr[data-flow=team-a]")
+    # By phase, from the form: the suspended ones only.
+    page.goto(ui.url + "#/ns/default")
+    page.wait_for_selector("tr[data-flow=team-b]", timeout=WAIT_MS)
+    page.select_option("select[aria-label=phase]", "Suspended")
+    page.click("form.filters button")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#flows tbody tr[data-flow]').length > 0 &&"
+        " [...document.querySelectorAll('#flows tbody tr[data-flow]')]"
+        ".every(r => r.cells[1].innerText === 'Suspended')",
+        timeout=WAIT_MS,
+    )
+    shown = page.eval_on_selector_all(
+        "#flows tbody tr[data-flow]", "rows => rows.map(r => r.dataset.flow)"
+    )
+    assert {"team-a", "team-b"} <= set(shown)
+    assert "build-dag" not in shown  # Succeeded: filtered out

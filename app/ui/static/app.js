@@ -56,7 +56,7 @@ function listPage(ns, params) {
   const selector = params.get("selector") || "";
   const nsInput = h("input", { value: ns, size: 14, "aria-label": "namespace" });
   const phaseSel = h("select", { "aria-label": "phase" },
-    ["", "Pending", "Running", "Paused", "Succeeded", "Failed"].map((p) =>
+    ["", ...info.flowPhases].map((p) =>
       h("option", { value: p, selected: p === phase }, p || "any phase")));
   const selInput = h("input", { value: selector, placeholder: "label selector (app=x)", size: 24, "aria-label": "labels" });
   const apply = () => {

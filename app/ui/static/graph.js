@@ -5,6 +5,7 @@
 export const PHASE_COLOURS = {
   Pending: "#b0b7c3", Running: "#2e86de", Retrying: "#e67e22", PendingApproval: "#8e44ad",
   Queued: "#f1c40f", Succeeded: "#27ae60", Failed: "#c0392b", Skipped: "#7f8c8d",
+  Paused: "#8e44ad", Suspended: "#95a5a6",  // flow phases shown as tags
 };
 export const colour = (phase) => PHASE_COLOURS[phase] || "#b0b7c3";
 
