@@ -56,13 +56,38 @@ def _check_step(flow: Mapping[str, Any], step: str, *, ref: str) -> str:
     return phase
 
 
+def decide(kube: kube_mod.Kube, namespace: str, flow_name: str, step: str, *, reject: bool) -> str:
+    """Approve (or reject) ``step`` of the flow: the checks, then the annotation. Returns the line
+    that says what was done; CommandError when it cannot be. Shared by the CLI and `zen-flow ui`.
+    """
+    ref = f"{namespace}/{flow_name}"
+    try:
+        flow = cluster.retrying(lambda: kube.get(kube_mod.JOBFLOWS, namespace, flow_name))
+    except kube_mod.NotFound:
+        raise CommandError(
+            f"JobFlow {ref} not found; list them with: kubectl get jobflows -n {namespace}"
+        ) from None
+    phase = _check_step(flow, step, ref=ref)
+    value = "false" if reject else "true"
+    patch = {"metadata": {"annotations": {names.approve_annotation(step): value}}}
+    try:
+        cluster.retrying(lambda: kube.patch(kube_mod.JOBFLOWS, namespace, flow_name, patch))
+    except kube_mod.ApiError as exc:
+        raise CommandError(
+            f"cannot annotate JobFlow {ref} at {cluster.server_url(kube)}: {exc}",
+            exit_code=EXIT_FAILED,
+        ) from None
+    verb = "rejected" if reject else "approved"
+    ahead = "" if phase == "PendingApproval" else f" ahead of time (the step is {phase})"
+    return f"{verb} step {step} of JobFlow {ref}{ahead}"
+
+
 def _command(args: argparse.Namespace) -> int:
     namespace = (
         args.namespace
         or cluster.kubeconfig_namespace(args.kubeconfig, args.context)
         or run_cmd.DEFAULT_NAMESPACE
     )
-    ref = f"{namespace}/{args.flow}"
     kube = cluster.connect(args.kubeconfig, args.context)
     try:
         cluster.check_installed(kube, namespace)
@@ -70,29 +95,12 @@ def _command(args: argparse.Namespace) -> int:
             "approve",
             where.real_cluster_words(args.kubeconfig, args.context, cluster.server_url(kube)),
         )
-        try:
-            flow = cluster.retrying(lambda: kube.get(kube_mod.JOBFLOWS, namespace, args.flow))
-        except kube_mod.NotFound:
-            raise CommandError(
-                f"JobFlow {ref} not found; list them with: kubectl get jobflows -n {namespace}"
-            ) from None
-        phase = _check_step(flow, args.step, ref=ref)
-        value = "false" if args.reject else "true"
-        patch = {"metadata": {"annotations": {names.approve_annotation(args.step): value}}}
-        try:
-            cluster.retrying(lambda: kube.patch(kube_mod.JOBFLOWS, namespace, args.flow, patch))
-        except kube_mod.ApiError as exc:
-            raise CommandError(
-                f"cannot annotate JobFlow {ref} at {cluster.server_url(kube)}: {exc}",
-                exit_code=EXIT_FAILED,
-            ) from None
+        said = decide(kube, namespace, args.flow, args.step, reject=args.reject)
     except kube_mod.ApiError as exc:
         raise cluster.unreachable(kube, exc) from None
     finally:
         kube.close()
-    verb = "rejected" if args.reject else "approved"
-    ahead = "" if phase == "PendingApproval" else f" ahead of time (the step is {phase})"
-    print(f"{verb} step {args.step} of JobFlow {ref}{ahead}")
+    print(said)
     return EXIT_OK
 
 

@@ -54,6 +54,7 @@ COMMANDS: Final[dict[str, str]] = {
     "logs": "app.logs_cmd",
     "get": "app.get_cmd",
     "list": "app.list_cmd",
+    "ui": "app.ui_cmd",
 }
 
 EXIT_OK: Final = 0

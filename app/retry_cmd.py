@@ -16,10 +16,12 @@ cluster could not be used (with -w: the flow Failed); 2 usage (no such flow, ste
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app import target, watch_cmd, where
 from app.cli import EXIT_FAILED, EXIT_OK, CommandError
+from controller import kube as kube_mod
 from jobflow import decoded, kinds, names, phases, requests
 
 
@@ -84,32 +86,52 @@ def retry_patch(flow: dict[str, Any], retry: requests.Retry, chosen: list[str]) 
     return patch
 
 
+def request_retry(
+    kube: kube_mod.Kube,
+    namespace: str,
+    name: str,
+    *,
+    steps: Sequence[str] = (),
+    parameters: Mapping[str, str] | None = None,
+) -> tuple[str, str]:
+    """Write the retry request; returns (request id, the line that says what runs again).
+    CommandError when it cannot be asked for. Shared with `zen-flow ui`."""
+    ref = f"{namespace}/{name}"
+    flow = target.read_flow(kube, namespace, name)
+    retry = requests.Retry(
+        id=target.request_id(),
+        steps=tuple(dict.fromkeys(steps)),
+        parameters=dict(parameters or {}),
+        requested_by=None,
+    )
+    chosen = check_retry(flow, retry, ref=ref)
+    target.patch_flow(kube, namespace, name, retry_patch(flow, retry, chosen))
+    attempts = {
+        decoded.string(e.get("name")): decoded.integer(e.get("attempts")) or 0
+        for e in decoded.items(decoded.path(flow, "status", "steps"))
+    }
+    shown = [f"{s} (attempt {attempts[s] + 1})" if attempts.get(s) else s for s in chosen]
+    params = ", ".join(f"{k}={v}" for k, v in sorted(retry.parameters.items()))
+    said = f"retry {retry.id} of JobFlow {ref} requested: runs again {', '.join(shown)}" + (
+        f"; parameters {params}" if params else ""
+    )
+    return retry.id, said
+
+
 def _command(args: argparse.Namespace) -> int:
     timeout = where.duration(args.timeout)
     with target.real_cluster(args, "retry") as (kube, namespace):
-        ref = f"{namespace}/{args.flow}"
-        flow = target.read_flow(kube, namespace, args.flow)
-        retry = requests.Retry(
-            id=target.request_id(),
-            steps=tuple(dict.fromkeys(args.steps or ())),
+        request, said = request_retry(
+            kube,
+            namespace,
+            args.flow,
+            steps=args.steps or (),
             parameters=target.parameters(args.parameters),
-            requested_by=None,
         )
-        chosen = check_retry(flow, retry, ref=ref)
-        target.patch_flow(kube, namespace, args.flow, retry_patch(flow, retry, chosen))
-        attempts = {
-            decoded.string(e.get("name")): decoded.integer(e.get("attempts")) or 0
-            for e in decoded.items(decoded.path(flow, "status", "steps"))
-        }
-        shown = [f"{s} (attempt {attempts[s] + 1})" if attempts.get(s) else s for s in chosen]
-        params = ", ".join(f"{k}={v}" for k, v in sorted(retry.parameters.items()))
-        print(
-            f"retry {retry.id} of JobFlow {ref} requested: runs again {', '.join(shown)}"
-            + (f"; parameters {params}" if params else "")
-        )
+        print(said)
         if args.watch:
             target.wait_acknowledged(
-                kube, namespace, args.flow, kind="retry", request=retry.id, command="retry"
+                kube, namespace, args.flow, kind="retry", request=request, command="retry"
             )
             return watch_cmd.follow_flows(
                 kube, [(namespace, args.flow)], timeout=timeout, command="retry"

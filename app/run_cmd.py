@@ -498,13 +498,15 @@ def _command(args: argparse.Namespace) -> int:
     _quiet_logging()
     display = progress.choose(output=args.output)
     try:
-        with _target(args, namespace) as (kube, cluster):
+        with _target(args, namespace) as (kube, cluster), contextlib.ExitStack() as stack:
             if cluster is not None:
                 ensure_namespaces(kube, {flow.namespace for flow in flows})
             keys: list[tuple[str, str]] = []
             try:
                 for flow in flows:
                     keys.append(apply(kube, flow))
+                if args.ui:
+                    stack.callback(_open_ui(args, cluster, keys[0]).stop)
                 follower = Follower(
                     kube,
                     keys,
@@ -534,6 +536,14 @@ def _command(args: argparse.Namespace) -> int:
             return EXIT_FAILED if failed else EXIT_SUCCEEDED
     finally:
         display.close()
+
+
+def _open_ui(args: argparse.Namespace, cluster: Any, key: tuple[str, str]) -> Any:
+    """`zen-flow ui` on the run's cluster, showing its first flow (app.ui_launch)."""
+    from app import ui_launch
+
+    kubeconfig = cluster.kubeconfig if cluster is not None else args.kubeconfig
+    return ui_launch.UiProcess(kubeconfig, args.context, key[0], key[1])
 
 
 def _approve_hint(args: argparse.Namespace, cluster: Any) -> str:
@@ -642,6 +652,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="DIR",
         help="when the run ends, keep every step's log in DIR/<flow>/<step>-<attempt>.log (an "
         "embedded cluster's logs go with it)",
+    )
+    parser.add_argument(
+        "--ui",
+        action="store_true",
+        help="also serve the web view (zen-flow ui) of the run's first flow while it runs; "
+        "the address to open is printed",
     )
     where.add_parameter_flag(
         parser,

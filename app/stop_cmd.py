@@ -16,39 +16,46 @@ import argparse
 
 from app import retry_cmd, target, watch_cmd, where
 from app.cli import EXIT_FAILED, EXIT_OK, CommandError
+from controller import kube as kube_mod
 from jobflow import decoded, phases
 from jobflow.spec import StopMode
+
+
+def stop_flow(kube: kube_mod.Kube, namespace: str, name: str, mode: StopMode) -> tuple[str, str]:
+    """Write the stop request; returns (request id, the line that says what it does).
+    CommandError when the flow already finished or the cluster refused. Shared with `ui`."""
+    command = "terminate" if mode == StopMode.TERMINATE else "stop"
+    ref = f"{namespace}/{name}"
+    flow = target.read_flow(kube, namespace, name)
+    status = decoded.mapping(flow.get("status"))
+    phase = decoded.string(status.get("phase")) or "Pending"
+    if phase in phases.TERMINAL_FLOW_PHASES:
+        raise CommandError(
+            f"JobFlow {ref} already finished ({phase}); nothing to {command}",
+            exit_code=EXIT_FAILED,
+        )
+    request_id = target.request_id()
+    patch = {"spec": {"stop": {"id": request_id, "mode": str(mode), "requestedBy": None}}}
+    target.patch_flow(kube, namespace, name, patch)
+    running = [
+        decoded.string(s.get("name")) or "?"
+        for s in decoded.items(status.get("steps"))
+        if s.get("phase") == "Running"
+    ]
+    listed = f" ({', '.join(running)})" if running else ""
+    if mode == StopMode.TERMINATE:
+        effect = f"nothing new starts; running Jobs are deleted{listed}"
+    else:
+        effect = "nothing new starts" + (f"; running steps finish first{listed}" if running else "")
+    return request_id, f"{command} {request_id} of JobFlow {ref} requested: {effect}"
 
 
 def request_stop(args: argparse.Namespace, mode: StopMode) -> int:
     command = "terminate" if mode == StopMode.TERMINATE else "stop"
     timeout = where.duration(args.timeout)
     with target.real_cluster(args, command) as (kube, namespace):
-        ref = f"{namespace}/{args.flow}"
-        flow = target.read_flow(kube, namespace, args.flow)
-        status = decoded.mapping(flow.get("status"))
-        phase = decoded.string(status.get("phase")) or "Pending"
-        if phase in phases.TERMINAL_FLOW_PHASES:
-            raise CommandError(
-                f"JobFlow {ref} already finished ({phase}); nothing to {command}",
-                exit_code=EXIT_FAILED,
-            )
-        request_id = target.request_id()
-        patch = {"spec": {"stop": {"id": request_id, "mode": str(mode), "requestedBy": None}}}
-        target.patch_flow(kube, namespace, args.flow, patch)
-        running = [
-            decoded.string(s.get("name")) or "?"
-            for s in decoded.items(status.get("steps"))
-            if s.get("phase") == "Running"
-        ]
-        listed = f" ({', '.join(running)})" if running else ""
-        if mode == StopMode.TERMINATE:
-            effect = f"nothing new starts; running Jobs are deleted{listed}"
-        else:
-            effect = "nothing new starts" + (
-                f"; running steps finish first{listed}" if running else ""
-            )
-        print(f"{command} {request_id} of JobFlow {ref} requested: {effect}")
+        request_id, said = stop_flow(kube, namespace, args.flow, mode)
+        print(said)
         if args.watch:
             target.wait_acknowledged(
                 kube, namespace, args.flow, kind="stop", request=request_id, command=command

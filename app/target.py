@@ -131,3 +131,21 @@ def request_id(now: datetime | None = None) -> str:
 
 def parameters(pairs: list[tuple[str, str]] | None) -> dict[str, str]:
     return dict(pairs or [])
+
+
+def set_suspended(kube: kube_mod.Kube, namespace: str, name: str, *, suspend: bool) -> str:
+    """Set ``spec.suspend`` (as ``kubectl patch jobflow NAME --type merge -p
+    '{"spec":{"suspend":true}}'``): while true no new step starts. Returns the line that says
+    so; CommandError when the flow finished or the cluster refused."""
+    ref = f"{namespace}/{name}"
+    flow = read_flow(kube, namespace, name)
+    phase = decoded.string(decoded.path(flow, "status", "phase")) or "Pending"
+    if phase in TERMINAL_FLOW_PHASES:
+        verb = "suspend" if suspend else "resume"
+        raise CommandError(
+            f"JobFlow {ref} already finished ({phase}); nothing to {verb}", exit_code=EXIT_FAILED
+        )
+    patch_flow(kube, namespace, name, {"spec": {"suspend": True if suspend else None}})
+    if suspend:
+        return f"suspended JobFlow {ref}: no new step starts (running steps finish)"
+    return f"resumed JobFlow {ref}"
