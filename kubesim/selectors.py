@@ -23,6 +23,48 @@ _IN_RE = re.compile(
 )
 
 
+# upstream validateLabelKey / validateLabelValue (k8s.io/apimachinery/pkg/labels/selector.go):
+# a key is a qualified name (optional DNS-1123 subdomain prefix, a name part of at most 63), a
+# value is empty or at most 63 alphanumerics, '-', '_' or '.', alphanumeric at both ends.
+_NAME_PART = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_VALUE_MESSAGE = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or "
+    "'.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
+    "'my_value',  or '12345', regex used for validation is "
+    "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
+_KEY_MESSAGE = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and "
+    "end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex "
+    "used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+
+
+def _check_key(key: str) -> None:
+    prefix, _, name = key.rpartition("/")
+    if (prefix and (len(prefix) > 253 or not _PREFIX.match(prefix))) or not (
+        len(name) <= 63 and _NAME_PART.match(name)
+    ):
+        raise ApiError(
+            400,
+            "BadRequest",
+            f"unable to parse requirement: key: Invalid value: {key!r}: {_KEY_MESSAGE}",
+        )
+
+
+def _check_values(key: str, values: tuple[str, ...]) -> None:
+    for i, value in enumerate(values):
+        if len(value) > 63 or not _VALUE.match(value):
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"unable to parse requirement: values[{i}][{key}]: Invalid value: {value!r}: "
+                + _VALUE_MESSAGE,
+            )
+
+
 @dataclass(frozen=True)
 class Requirement:
     key: str
@@ -71,14 +113,17 @@ def parse_label_selector(text: str | None) -> tuple[Requirement, ...]:
                 400, "BadRequest", f"unable to parse requirement: invalid label selector: {part!r}"
             )
         neg, key, setop, setvals, op, value = m.groups()
+        _check_key(key)
         if neg:
             if setop or op:
                 raise ApiError(400, "BadRequest", f"unable to parse requirement: {part!r}")
             reqs.append(Requirement(key, "!exists"))
         elif setop:
             vals = tuple(v.strip() for v in setvals.split(",") if v.strip())
+            _check_values(key, vals)
             reqs.append(Requirement(key, setop, vals))
         elif op:
+            _check_values(key, (value,))
             reqs.append(Requirement(key, "!=" if op == "!=" else "=", (value,)))
         else:
             reqs.append(Requirement(key, "exists"))

@@ -321,6 +321,18 @@ def test_label_and_field_selectors(api: client.ApiClient) -> None:
     assert names(label_selector="tier") == ["s1", "s3"]
     assert names(label_selector="!tier") == ["s2"]
     assert names(label_selector="app,tier=web") == ["s1"]
+    # As the real server: keys and values are validated, a bad one is 400 naming it.
+    for bad, words in (
+        ("a=((", "values[0][a]: Invalid value: '(('"),
+        ("app in (a,b c)", "values[1][app]: Invalid value: 'b c'"),
+        ("app in (a,-b)", "values[1][app]: Invalid value: '-b'"),
+        ("-app=a", "key: Invalid value: '-app'"),
+        ("app=" + "x" * 64, "values[0][app]"),
+    ):
+        with pytest.raises(ApiException) as refused:
+            names(label_selector=bad)
+        assert refused.value.status == 400, bad
+        assert words in json.loads(refused.value.body)["message"], bad
     assert names(field_selector="metadata.name=s3") == ["s3"]
     assert names(field_selector="metadata.name!=s3") == ["s1", "s2"]
     assert [
