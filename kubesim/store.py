@@ -48,6 +48,7 @@ from kubesim.errors import ApiError, Cause, already_exists, conflict, expired, i
 from kubesim.errors import required as required_cause
 from kubesim.resources import GVR, Registry, ResourceType
 from kubesim.timestamps import now_rfc3339
+from kubesim.writing import Admission, Write
 
 __all__ = ["GVR", "ApiError", "Event", "ResourceType", "Store", "WatchHandle"]
 
@@ -370,6 +371,85 @@ class Store:
                 dry_run=dry_run,
             )
         return clone(obj)
+
+    # ------------------------------------------------------------------ the HTTP write path
+
+    def write_create(self, rt: ResourceType, obj: dict[str, Any], req: Write) -> dict[str, Any]:
+        """Create ``obj`` (the caller's, not copied) for a request; returns the stored object
+        (read only). With ``req.admission`` the object is prepared, mutated, prepared and
+        validated again, and validated by admission before the Store's lock is taken."""
+        if req.admission is not None:
+            req.warnings += self.prepare(rt, obj, field_validation=req.field_validation)
+            obj = self._admitted(rt, obj, None, req.admission, req.warnings)
+        with self._lock:
+            return self._create(
+                rt,
+                obj,
+                req.namespace,
+                dry_run=req.dry_run,
+                field_manager=req.field_manager,
+                field_validation=req.field_validation,
+                warnings=req.warnings,
+                prepared=req.admission is not None,
+            )
+
+    def write_update(self, rt: ResourceType, obj: dict[str, Any], req: Write) -> dict[str, Any]:
+        """Update (or write the status of) an object for a request; returns the stored object
+        (read only). Admission sees ``req.old`` (default: the stored object) as the old one."""
+        admitted = req.admission is not None
+        if req.admission is not None:
+            old = req.old
+            if old is None:
+                old = clone(self.get_ref(rt, _meta(obj).get("name") or "", req.namespace))
+            req.warnings += self.prepare(rt, obj, old=old, field_validation=req.field_validation)
+            obj = self._admitted(rt, obj, old, req.admission, req.warnings)
+        with self._lock:
+            return self._update(
+                rt,
+                obj,
+                req.namespace,
+                subresource=req.subresource,
+                dry_run=req.dry_run,
+                field_manager=req.field_manager,
+                managed_override=req.managed_override,
+                field_validation="Ignore" if admitted else req.field_validation,
+                warnings=None if admitted else req.warnings,
+                require_resource_version=req.require_resource_version,
+            )
+
+    def write_delete(self, rt: ResourceType, name: str, req: Write) -> tuple[dict[str, Any], bool]:
+        """Delete for a request: (the object as deleted or marked, whether it is gone).
+        Admission validates the deletion of the stored object first."""
+        if req.admission is not None:
+            cur = clone(self.get_ref(rt, name, req.namespace))
+            req.warnings += req.admission.validate(None, cur)
+        with self._lock:
+            return self._delete(
+                rt,
+                name,
+                req.namespace,
+                propagation=req.propagation,
+                preconditions=req.preconditions,
+                dry_run=req.dry_run,
+            )
+
+    def _admitted(
+        self,
+        rt: ResourceType,
+        obj: dict[str, Any],
+        old: dict[str, Any] | None,
+        admission: Admission,
+        warnings: builtins.list[str],
+    ) -> dict[str, Any]:
+        """Mutating admission, then (on create) the defaulting and validation of what it made,
+        then validating admission: upstream's order."""
+        obj, mutated = admission.mutate(obj, old)
+        warnings += mutated
+        if old is None:
+            self.prepare(rt, obj, field_validation="Ignore")
+            self.validate(rt, obj)
+        warnings += admission.validate(obj, old)
+        return obj
 
     def list(
         self,
