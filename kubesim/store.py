@@ -37,16 +37,17 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubesim import kinds, schema, selectors, strategy, uids
+from kubesim import kinds, selectors, uids
 from kubesim.clone import clone
 from kubesim.errors import ApiError, Cause, already_exists, conflict, expired, invalid, not_found
 from kubesim.errors import required as required_cause
 from kubesim.resources import GVR, Registry, ResourceType
+from kubesim.strategies import Kinds, Strategy
 from kubesim.timestamps import now_rfc3339
 from kubesim.writing import Admission, Write
 
@@ -60,7 +61,6 @@ PERSIST_INTERVAL = 0.5  # seconds between snapshots while dirty (bounded write a
 GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's alphabet (no vowels)
 GENERATE_NAME_SUFFIX = 5
 SEEDED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")  # upstream refuses to delete them
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
@@ -94,34 +94,6 @@ def _check_resource_version(
             raise conflict(rt.resource, rt.group, name)
     elif required:
         raise invalid(rt.kind, rt.group, name, [invalid_rv_cause()])
-
-
-def _updated(
-    rt: ResourceType, obj: dict[str, Any], cur: dict[str, Any], subresource: str | None
-) -> dict[str, Any]:
-    """The object an update writes: through ``status`` only the status changes; otherwise
-    everything but the status (of a kind with a status subresource) does."""
-    if subresource == "status":
-        # everything but the status is the stored object's, shared, not copied: stored objects
-        # are never changed, and preparing an update leaves a subtree equal to the stored one
-        # as it is (prune and schema defaults skip it, built-in defaulting is idempotent)
-        new = dict(cur)
-        new["metadata"] = dict(cur["metadata"])
-        if "status" in obj:
-            new["status"] = obj["status"]
-        else:
-            new.pop("status", None)
-        return new
-    if subresource:
-        raise ApiError(
-            404, "NotFound", "the server could not find the requested resource", details={}
-        )
-    if rt.has_status:
-        if "status" in cur:
-            obj["status"] = clone(cur["status"])
-        else:
-            obj.pop("status", None)
-    return obj
 
 
 def _keep_server_meta(
@@ -247,9 +219,15 @@ class Store:
     """Thread-safe in-memory Kubernetes object store (see module docstring for invariants)."""
 
     def __init__(
-        self, *, data_dir: str | os.PathLike[str] | None = None, history_size: int = HISTORY_SIZE
+        self,
+        *,
+        data_dir: str | os.PathLike[str] | None = None,
+        history_size: int = HISTORY_SIZE,
+        kinds: Iterable[Strategy] = (),
     ) -> None:
-        self.registry = Registry()
+        """``kinds``: strategies of kinds served besides the built-in ones."""
+        self.kinds = Kinds(kinds)
+        self.registry = Registry(self.kinds.types())
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]]] = {}
         self._rv = FIRST_RESOURCE_VERSION
@@ -612,9 +590,9 @@ class Store:
         Strict raises 400 BadRequest with upstream's strict decoding message.
         """
         warnings: builtins.list[str] = []
-        if rt.schema is not None:
-            unknown = schema.prune(rt.schema, obj, old=old if old is not None else schema.MISSING)
-            if unknown and field_validation == "Strict":
+        unknown = self.kinds.for_type(rt).prepare(rt, obj, old)
+        if unknown:
+            if field_validation == "Strict":
                 fields = ", ".join(f'unknown field "{u}"' for u in unknown)
                 raise ApiError(
                     400,
@@ -625,8 +603,6 @@ class Store:
                 )
             if field_validation != "Ignore":
                 warnings += [f'unknown field "{u}"' for u in unknown]
-            schema.apply_defaults(rt.schema, obj, old=old if old is not None else schema.MISSING)
-        strategy.for_type(rt).prepare(rt, obj, old)
         return warnings
 
     def validate(
@@ -641,11 +617,7 @@ class Store:
         elif name:
             causes += kinds.validate_name(rt, name)
         causes += kinds.validate_metadata(meta)
-        if rt.schema is not None:
-            causes += schema.validate(
-                rt.schema, obj, old=old if old is not None else schema.MISSING
-            )
-        causes += strategy.for_type(rt).validate(rt, obj, old)
+        causes += self.kinds.for_type(rt).validate(rt, obj, old)
         if causes:
             raise invalid(rt.kind, rt.group, name, causes)
 
@@ -763,9 +735,9 @@ class Store:
         name = meta["name"]
         if self._find(rt.key, ns, name) is not None:
             raise already_exists(rt.resource, rt.group, name)
-        rules = strategy.for_type(rt)
+        rules = self.kinds.for_type(rt)
         rules.before_commit(obj)
-        meta["uid"] = kinds.preset_uid(rt, obj) or uids.new_uid()
+        meta["uid"] = rules.preset_uid(obj) or uids.new_uid()
         meta["creationTimestamp"] = now_rfc3339()
         if rt.has_generation:
             meta["generation"] = 1
@@ -827,7 +799,8 @@ class Store:
             raise not_found(rt.resource, rt.group, name)
         cur_meta = cur["metadata"]
         _check_resource_version(rt, name, meta_in, cur_meta, required=require_resource_version)
-        new = _updated(rt, obj, cur, subresource)
+        rules = self.kinds.for_type(rt)
+        new = rules.reset_for_update(rt, obj, cur, subresource)
         new["apiVersion"] = rt.api_version
         new["kind"] = rt.kind
         meta = _meta(new)
@@ -855,7 +828,6 @@ class Store:
                 subresource=subresource,
                 list_type=managed.list_type_for(rt),
             )
-        rules = strategy.for_type(rt)
         rules.before_commit(new)
         meta["resourceVersion"] = cur_meta["resourceVersion"]
         if _strip_volatile(new) == _strip_volatile(cur):
@@ -966,16 +938,10 @@ class Store:
             return cur, not meta.get("finalizers")
         if meta.get("deletionTimestamp"):
             return cur, False
+        own = self.kinds.for_type(rt).delete(self, rt, cur)
+        if own is not None:
+            return own
         uid = meta["uid"]
-        if rt.key == NS_KEY:
-            if name in IMMORTAL_NAMESPACES:
-                raise ApiError(
-                    403,
-                    "Forbidden",
-                    f'namespaces "{name}" is forbidden: this namespace may not be deleted',
-                    details={"name": name, "kind": "namespaces"},
-                )
-            return self._delete_namespace(cur), self._find(NS_KEY, "", name) is None
         deps = self._live_dependents(uid)
         if propagation == "Orphan" or ORPHAN in (meta.get("finalizers") or []):
             for dkey, dns, dname in deps:
@@ -1055,7 +1021,7 @@ class Store:
         uid = final["metadata"]["uid"]
         removed_rt = self._rt_for_key(key)
         if removed_rt is not None:
-            strategy.for_type(removed_rt).after_remove(self, final)
+            self.kinds.for_type(removed_rt).after_remove(self, final)
         # background garbage collection of dependents whose owners are all gone
         for dkey, dns, dname in self._live_dependents(uid):
             dep = self._find(dkey, dns, dname)
@@ -1073,7 +1039,7 @@ class Store:
         for ref in final["metadata"].get("ownerReferences") or []:
             self._try_finish_foreground(str(ref.get("uid")))
         if ns:
-            self._try_finish_namespace(ns)
+            self.kinds.for_key(NS_KEY).content_removed(self, ns)
         return final
 
     def drop_pod_logs(self, namespace: str, name: str) -> None:
@@ -1105,37 +1071,38 @@ class Store:
             ref[0], ref[1], ref[2], [f for f in owner["metadata"]["finalizers"] if f != FOREGROUND]
         )
 
-    def _delete_namespace(self, cur: dict[str, Any]) -> dict[str, Any]:
-        name = cur["metadata"]["name"]
-        marked = clone(cur)
-        marked["metadata"]["deletionTimestamp"] = now_rfc3339()
-        marked["metadata"]["deletionGracePeriodSeconds"] = 0
-        marked.setdefault("spec", {})["finalizers"] = ["kubernetes"]
-        marked.setdefault("status", {})["phase"] = "Terminating"
-        self._commit(NS_KEY, "", name, marked, cur, "MODIFIED")
-        for key, by_ns in list(self._objects.items()):
-            objs = by_ns.get(name)
-            if not objs:
-                continue
-            rt = self._rt_for_key(key)
-            if rt is None:
-                continue
-            for oname in sorted(objs):
-                if self._find(key, name, oname) is not None:
-                    self._delete(rt, oname, name, propagation="Background")
-        self._try_finish_namespace(name)
-        return self._find(NS_KEY, "", name) or marked
+    # ------------------------------------------------------------------ for strategies' hooks
 
-    def _try_finish_namespace(self, ns: str) -> None:
-        nso = self._find(NS_KEY, "", ns)
-        if nso is None or not nso["metadata"].get("deletionTimestamp"):
-            return
-        for by_ns in self._objects.values():
-            if by_ns.get(ns):
-                return
-        final = clone(nso)
-        final.get("spec", {}).pop("finalizers", None)
-        self._remove(NS_KEY, "", ns, final)
+    def find(self, key: tuple[str, str], ns: str, name: str) -> dict[str, Any] | None:
+        """The stored object itself (read only; the lock is held by the caller)."""
+        return self._find(key, ns, name)
+
+    def commit_modified(
+        self, key: tuple[str, str], obj: dict[str, Any], old: dict[str, Any]
+    ) -> None:
+        """Store ``obj`` (a new dict) in place of ``old``: a MODIFIED event (lock held)."""
+        meta = obj["metadata"]
+        self._commit(key, str(meta.get("namespace") or ""), meta["name"], obj, old, "MODIFIED")
+
+    def remove(
+        self, key: tuple[str, str], ns: str, name: str, last: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Final removal of an object (lock held): DELETED, garbage collection, hooks."""
+        return self._remove(key, ns, name, last)
+
+    def delete_in_lock(self, rt: ResourceType, name: str, namespace: str) -> None:
+        """Delete as a controller does (background propagation; lock held)."""
+        self._delete(rt, name, namespace, propagation="Background")
+
+    def contents(self, namespace: str) -> builtins.list[tuple[ResourceType, str]]:
+        """(type, name) of every object in a namespace, by storage key then name (lock held)."""
+        out: builtins.list[tuple[ResourceType, str]] = []
+        for key, by_ns in list(self._objects.items()):
+            objs = by_ns.get(namespace)
+            rt = self._rt_for_key(key) if objs else None
+            if objs and rt is not None:
+                out += [(rt, name) for name in sorted(objs)]
+        return out
 
     # ------------------------------------------------------------------ persistence
 
