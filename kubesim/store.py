@@ -13,7 +13,9 @@ Invariants (everything else in kubesim relies on them):
   queue): the HTTP watch fan-out does ``loop.call_soon_threadsafe``.
 * Writes by in-process components (the runner) go through the same defaulting, validation,
   resourceVersion, finalizer and garbage-collection logic as HTTP writes, but not through
-  admission webhooks (the HTTP layer calls those before it calls the store).
+  admission: HTTP writes (``write_create``/``write_update``/``write_delete``) pass the
+  request's admission chain in as a callback (``kubesim.writing``), which the Store calls
+  outside its lock. Each kind's own rules are its strategy (``kubesim/strategies/``).
 * Garbage collection is synchronous: when an object is finally removed, dependents whose owners
   are all gone are deleted (background propagation); ``Foreground`` marks the owner with the
   ``foregroundDeletion`` finalizer until dependents with ``blockOwnerDeletion`` are gone;
@@ -44,11 +46,22 @@ from typing import Any
 
 from kubesim import kinds, selectors, uids
 from kubesim.clone import clone
-from kubesim.errors import ApiError, Cause, already_exists, conflict, expired, invalid, not_found
+from kubesim.errors import ApiError, already_exists, expired, invalid, not_found
 from kubesim.errors import required as required_cause
 from kubesim.resources import GVR, Registry, ResourceType
 from kubesim.strategies import Kinds, Strategy
 from kubesim.timestamps import now_rfc3339
+from kubesim.writerules import (
+    SERVER_META,
+    carry_over,
+    check_preconditions,
+    check_propagation,
+    check_resource_version,
+    meta_of,
+    record_manager,
+    spec_part,
+    strip_volatile,
+)
 from kubesim.writing import Admission, Write
 
 __all__ = ["GVR", "ApiError", "Event", "ResourceType", "Store", "WatchHandle"]
@@ -67,95 +80,6 @@ CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_KEY = ("", "namespaces")
 POD_KEY = ("", "pods")
 POD_GVR = GVR("", "v1", "pods")
-_SERVER_META = (
-    "uid",
-    "creationTimestamp",
-    "resourceVersion",
-    "generation",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "managedFields",
-)
-
-
-def _check_resource_version(
-    rt: ResourceType,
-    name: str,
-    meta_in: dict[str, Any],
-    cur_meta: dict[str, Any],
-    *,
-    required: bool,
-) -> None:
-    """An update that names a resourceVersion must name the current one (409 otherwise); kinds
-    that require one (custom resources) get 422 without it."""
-    rv_in = meta_in.get("resourceVersion")
-    if rv_in:
-        if str(rv_in) != cur_meta["resourceVersion"]:
-            raise conflict(rt.resource, rt.group, name)
-    elif required:
-        raise invalid(rt.kind, rt.group, name, [invalid_rv_cause()])
-
-
-def _keep_server_meta(
-    meta: dict[str, Any],
-    cur_meta: dict[str, Any],
-    managed_override: list[dict[str, Any]] | None,
-) -> None:
-    """Fields only the server sets keep their stored values (resourceVersion is set by the
-    commit); managedFields are the client's if it sent them, else the stored ones, unless
-    server-side apply computed them (``managed_override``)."""
-    for f in _SERVER_META:
-        if f in cur_meta and f not in ("resourceVersion", "managedFields"):
-            meta[f] = clone(cur_meta[f])
-        elif f != "managedFields":
-            meta.pop(f, None)
-    if "managedFields" not in meta and "managedFields" in cur_meta:
-        meta["managedFields"] = clone(cur_meta["managedFields"])
-    if managed_override is not None:
-        meta["managedFields"] = managed_override
-
-
-def _refuse_new_finalizers(
-    rt: ResourceType, name: str, meta: dict[str, Any], cur_meta: dict[str, Any]
-) -> None:
-    """An object being deleted may lose finalizers but not gain any (422, as upstream)."""
-    added = set(meta.get("finalizers") or []) - set(cur_meta.get("finalizers") or [])
-    if added:
-        raise invalid(
-            rt.kind,
-            rt.group,
-            name,
-            [
-                kinds.forbidden_cause(
-                    "metadata.finalizers",
-                    "no new finalizers can be added if the object is being deleted, "
-                    f"found new finalizers {sorted(added)!r}",
-                )
-            ],
-        )
-
-
-def _check_preconditions(
-    rt: ResourceType, name: str, meta: dict[str, Any], preconditions: dict[str, Any]
-) -> None:
-    """A delete's uid and resourceVersion preconditions must match the stored object (409)."""
-    puid = preconditions.get("uid")
-    if puid and puid != meta["uid"]:
-        raise conflict(
-            rt.resource,
-            rt.group,
-            name,
-            f"Precondition failed: UID in precondition: {puid}, UID in object meta: {meta['uid']}",
-        )
-    prv = preconditions.get("resourceVersion")
-    if prv and str(prv) != meta["resourceVersion"]:
-        raise conflict(
-            rt.resource,
-            rt.group,
-            name,
-            f"Precondition failed: ResourceVersion in precondition: {prv}, "
-            f"ResourceVersion in object meta: {meta['resourceVersion']}",
-        )
 
 
 @dataclass(frozen=True)
@@ -186,33 +110,6 @@ class _Listener:
     key: tuple[str, str] | None
     namespace: str | None
     callback: Callable[[Event], None]
-
-
-def _meta(obj: dict[str, Any]) -> dict[str, Any]:
-    m = obj.get("metadata")
-    if not isinstance(m, dict):
-        m = {}
-        obj["metadata"] = m
-    return m
-
-
-def _strip_volatile(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without fields a no-op comparison must ignore."""
-    out = dict(obj)
-    meta = dict(out.get("metadata") or {})
-    mf = meta.get("managedFields")
-    if isinstance(mf, list):
-        meta["managedFields"] = [
-            {k: v for k, v in e.items() if k != "time"} for e in mf if isinstance(e, dict)
-        ]
-    meta.pop("resourceVersion", None)
-    out["metadata"] = meta
-    return out
-
-
-def _spec_part(obj: dict[str, Any], has_status: bool) -> dict[str, Any]:
-    """What counts for metadata.generation: everything but metadata (and status if a subresource)."""
-    return {k: v for k, v in obj.items() if k != "metadata" and not (has_status and k == "status")}
 
 
 class Store:
@@ -378,7 +275,7 @@ class Store:
         if req.admission is not None:
             old = req.old
             if old is None:
-                old = clone(self.get_ref(rt, _meta(obj).get("name") or "", req.namespace))
+                old = clone(self.get_ref(rt, meta_of(obj).get("name") or "", req.namespace))
             req.warnings += self.prepare(rt, obj, old=old, field_validation=req.field_validation)
             obj = self._admitted(rt, obj, old, req.admission, req.warnings)
         with self._lock:
@@ -705,25 +602,8 @@ class Store:
         prepared: bool = False,
     ) -> dict[str, Any]:
         """Create; ``prepared``: the caller already pruned, defaulted and validated ``obj``."""
-        meta = _meta(obj)
-        ns = self._ns_for(rt, namespace or meta.get("namespace"))
-        if rt.namespaced:
-            if meta.get("namespace") and meta["namespace"] != ns:
-                raise ApiError(
-                    400,
-                    "BadRequest",
-                    "the namespace of the provided object does not match the "
-                    "namespace sent on the request",
-                    details={},
-                )
-            meta["namespace"] = ns
-        else:
-            meta.pop("namespace", None)
-        obj["apiVersion"] = rt.api_version
-        obj["kind"] = rt.kind
-        for f in _SERVER_META:
-            if f != "managedFields":
-                meta.pop(f, None)
+        meta = meta_of(obj)
+        ns = self._new_object_scope(rt, obj, namespace)
         if not prepared:
             found = self.prepare(rt, obj, field_validation=field_validation)
             if warnings is not None:
@@ -742,22 +622,38 @@ class Store:
         if rt.has_generation:
             meta["generation"] = 1
         if field_manager:
-            from kubesim import managed
-
-            managed.record_update(
-                obj,
-                None,
-                manager=field_manager,
-                api_version=rt.api_version,
-                has_status=rt.has_status,
-                subresource=None,
-                list_type=managed.list_type_for(rt),
-            )
+            record_manager(rt, obj, None, field_manager, None)
         if dry_run:
             return obj  # as upstream: a dry-run create has a uid but no resourceVersion
         self._commit(rt.key, ns, name, obj, None, "ADDED")
         rules.after_create(self, obj)
         return obj
+
+    def _new_object_scope(
+        self, rt: ResourceType, obj: dict[str, Any], namespace: str | None
+    ) -> str:
+        """A new object's namespace (the request's; "" for cluster-scoped kinds), its type, and
+        no server-set metadata from the client; returns the namespace."""
+        meta = meta_of(obj)
+        ns = self._ns_for(rt, namespace or meta.get("namespace"))
+        if rt.namespaced:
+            if meta.get("namespace") and meta["namespace"] != ns:
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    "the namespace of the provided object does not match the "
+                    "namespace sent on the request",
+                    details={},
+                )
+            meta["namespace"] = ns
+        else:
+            meta.pop("namespace", None)
+        obj["apiVersion"] = rt.api_version
+        obj["kind"] = rt.kind
+        for f in SERVER_META:
+            if f != "managedFields":
+                meta.pop(f, None)
+        return ns
 
     def _generate_name(self, key: tuple[str, str], ns: str, prefix: str) -> str:
         for _ in range(100):
@@ -784,7 +680,7 @@ class Store:
         managed_override: builtins.list[dict[str, Any]] | None = None,
         warnings: builtins.list[str] | None = None,
     ) -> dict[str, Any]:
-        meta_in = _meta(obj)
+        meta_in = meta_of(obj)
         ns = self._ns_for(rt, namespace or meta_in.get("namespace"))
         name = meta_in.get("name")
         if not name:
@@ -798,39 +694,21 @@ class Store:
         if cur is None:
             raise not_found(rt.resource, rt.group, name)
         cur_meta = cur["metadata"]
-        _check_resource_version(rt, name, meta_in, cur_meta, required=require_resource_version)
+        check_resource_version(rt, name, meta_in, cur_meta, required=require_resource_version)
         rules = self.kinds.for_type(rt)
         new = rules.reset_for_update(rt, obj, cur, subresource)
-        new["apiVersion"] = rt.api_version
-        new["kind"] = rt.kind
-        meta = _meta(new)
-        meta["name"] = name
-        if rt.namespaced:
-            meta["namespace"] = ns
-        _keep_server_meta(meta, cur_meta, managed_override)
-        if cur_meta.get("deletionTimestamp"):
-            _refuse_new_finalizers(rt, name, meta, cur_meta)
+        meta = carry_over(rt, new, cur, ns, managed_override)
         found = self.prepare(rt, new, old=cur, field_validation=field_validation)
         if warnings is not None:
             warnings += found
         self.validate(rt, new, old=cur)
-        if rt.has_generation and _spec_part(new, rt.has_status) != _spec_part(cur, rt.has_status):
+        if rt.has_generation and spec_part(new, rt.has_status) != spec_part(cur, rt.has_status):
             meta["generation"] = int(cur_meta.get("generation", 1)) + 1
         if field_manager and managed_override is None:
-            from kubesim import managed
-
-            managed.record_update(
-                new,
-                cur,
-                manager=field_manager,
-                api_version=rt.api_version,
-                has_status=rt.has_status,
-                subresource=subresource,
-                list_type=managed.list_type_for(rt),
-            )
+            record_manager(rt, new, cur, field_manager, subresource)
         rules.before_commit(new)
         meta["resourceVersion"] = cur_meta["resourceVersion"]
-        if _strip_volatile(new) == _strip_volatile(cur):
+        if strip_volatile(new) == strip_volatile(cur):
             return cur  # no-op: same resourceVersion, no event
         if dry_run:
             return new
@@ -922,18 +800,8 @@ class Store:
         cur = self._get_ref(rt, name, ns)
         meta = cur["metadata"]
         if preconditions:
-            _check_preconditions(rt, name, meta, preconditions)
-        if propagation not in ("Background", "Foreground", "Orphan"):
-            raise invalid(
-                "DeleteOptions",
-                "meta.k8s.io",
-                "",
-                [
-                    kinds.not_supported_cause(
-                        "propagationPolicy", propagation, ["Foreground", "Background", "Orphan"]
-                    )
-                ],
-            )
+            check_preconditions(rt, name, meta, preconditions)
+        check_propagation(propagation)
         if dry_run:
             return cur, not meta.get("finalizers")
         if meta.get("deletionTimestamp"):
@@ -952,19 +820,7 @@ class Store:
                 )
             deps = []
         if propagation == "Foreground" and deps:
-            marked = clone(cur)
-            mm = marked["metadata"]
-            mm["deletionTimestamp"] = now_rfc3339()
-            mm["deletionGracePeriodSeconds"] = 0
-            mm["finalizers"] = [*(mm.get("finalizers") or []), FOREGROUND]
-            self._commit(rt.key, ns, name, marked, cur, "MODIFIED")
-            for dkey, dns, dname in deps:
-                drt = self._rt_for_key(dkey)
-                if drt is not None and self._find(dkey, dns, dname) is not None:
-                    self._delete(drt, dname, dns or None, propagation="Foreground")
-            self._try_finish_foreground(uid)
-            final = self._find(rt.key, ns, name)
-            return (final, False) if final is not None else (marked, True)
+            return self._delete_foreground(rt, ns, cur, deps)
         if meta.get("finalizers"):
             marked = clone(cur)
             marked["metadata"]["deletionTimestamp"] = now_rfc3339()
@@ -972,6 +828,30 @@ class Store:
             self._commit(rt.key, ns, name, marked, cur, "MODIFIED")
             return marked, False
         return self._remove(rt.key, ns, name, cur), True
+
+    def _delete_foreground(
+        self,
+        rt: ResourceType,
+        ns: str,
+        cur: dict[str, Any],
+        deps: builtins.list[tuple[tuple[str, str], str, str]],
+    ) -> tuple[dict[str, Any], bool]:
+        """Foreground propagation: the owner is marked with the foregroundDeletion finalizer,
+        its dependents are deleted (foreground too), and it goes when none blocks it."""
+        name = cur["metadata"]["name"]
+        marked = clone(cur)
+        mm = marked["metadata"]
+        mm["deletionTimestamp"] = now_rfc3339()
+        mm["deletionGracePeriodSeconds"] = 0
+        mm["finalizers"] = [*(mm.get("finalizers") or []), FOREGROUND]
+        self._commit(rt.key, ns, name, marked, cur, "MODIFIED")
+        for dkey, dns, dname in deps:
+            drt = self._rt_for_key(dkey)
+            if drt is not None and self._find(dkey, dns, dname) is not None:
+                self._delete(drt, dname, dns or None, propagation="Foreground")
+        self._try_finish_foreground(mm["uid"])
+        final = self._find(rt.key, ns, name)
+        return (final, False) if final is not None else (marked, True)
 
     def _live_dependents(self, uid: str) -> builtins.list[tuple[tuple[str, str], str, str]]:
         return sorted(d for d in self._dependents.get(uid, ()) if self._find(*d) is not None)
@@ -1192,11 +1072,3 @@ class Store:
             self._persist_thread = None
         if self._data_dir is not None:
             self.flush()
-
-
-def invalid_rv_cause() -> Cause:
-    return Cause(
-        "FieldValueInvalid",
-        "metadata.resourceVersion",
-        "Invalid value: 0x0: must be specified for an update",
-    )
