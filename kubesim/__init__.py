@@ -32,6 +32,7 @@ from kubesim.auth import User, UsersError
 from kubesim.errors import ApiError
 from kubesim.resources import GVR
 from kubesim.store import Store
+from kubesim.strategies import Strategy
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from kubesim.runner import JobRunner
     from kubesim.server import ApiServer
 
-__all__ = ["GVR", "ApiError", "Handle", "Store", "User", "UsersError", "start"]
+__all__ = ["GVR", "ApiError", "Handle", "Store", "Strategy", "User", "UsersError", "start"]
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,7 @@ def start(
     auth: bool = True,
     state_dir: str | Path | None = None,
     users: Iterable[User] = (),
+    kinds: Iterable[Strategy] = (),
 ) -> Handle:
     """Start a kubesim cluster and return its Handle once it accepts connections.
 
@@ -189,7 +191,8 @@ def start(
     admin; a known user's token still identifies that user). ``users``: more identities
     (``kubesim.User(name, groups, uid, token)``); each gets a kubeconfig context named after it
     and ``Handle.users[name]`` is its token (generated when not given, kept with ``data_dir``).
-    Raises ``UsersError`` for a bad user list.
+    ``kinds``: strategies (``kubesim.Strategy``) of kinds to serve besides the built-in ones
+    (see README, "Adding a kind"). Raises ``UsersError`` for a bad user list.
     """
     from kubesim import auth as auth_mod
 
@@ -210,7 +213,9 @@ def start(
     h.users = {u.name: u.token for u in checked}
     h.ca_file = str(h.state_dir / "ca.crt")
     cert_file, key_file = h.state_dir / "tls.crt", h.state_dir / "tls.key"
-    h.store = Store(data_dir=Path(data_dir) / "store" if data_dir is not None else None)
+    h.store = Store(
+        data_dir=Path(data_dir) / "store" if data_dir is not None else None, kinds=kinds
+    )
 
     # imported here: `import kubesim` (for GVR, Store, tls) does not load aiohttp
     from kubesim.admission import Admission

@@ -53,7 +53,7 @@ class ReadHandlers(ServerCore):
         obj = self._out(route, self.store.get_ref(route.rt, route.name, route.namespace))
         if self._wants_table(request):
             table = tables.to_table(
-                route.rt,
+                self._table_columns(route.rt),
                 [obj],
                 resource_version=obj["metadata"].get("resourceVersion", ""),
                 include_object=request.query.get("includeObject", "Metadata"),
@@ -95,7 +95,7 @@ class ReadHandlers(ServerCore):
         items = [self._out(route, o) for o in items]
         if self._wants_table(request):
             table = tables.to_table(
-                rt,
+                self._table_columns(rt),
                 items,
                 resource_version=str(rv),
                 cont=cont_out,

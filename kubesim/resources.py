@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -71,7 +72,7 @@ class ResourceType:
         return self.api_version
 
 
-def _t(
+def builtin_type(
     group: str,
     version: str,
     resource: str,
@@ -85,7 +86,8 @@ def _t(
     subresources: tuple[str, ...] = (),
     description: str = "",
 ) -> ResourceType:
-    """A built-in type (singular = lower-case kind)."""
+    """A built-in type (singular = lower-case kind); each kind's strategy declares its own
+    (``kubesim/strategies/``)."""
     return ResourceType(
         group,
         version,
@@ -101,186 +103,6 @@ def _t(
         description=description,
     )
 
-
-def _events(group: str) -> ResourceType:
-    """Events: core/v1 and events.k8s.io/v1 are two views of one storage (kubesim/events.py)."""
-    return _t(
-        group,
-        "v1",
-        "events",
-        "Event",
-        short_names=("ev",),
-        description="Event is a report of an event somewhere in the cluster.",
-    )
-
-
-BUILTINS: tuple[ResourceType, ...] = (
-    _t(
-        "",
-        "v1",
-        "namespaces",
-        "Namespace",
-        namespaced=False,
-        short_names=("ns",),
-        has_status=True,
-        description="Namespace provides a scope for Names.",
-    ),
-    _t(
-        "",
-        "v1",
-        "configmaps",
-        "ConfigMap",
-        short_names=("cm",),
-        description="ConfigMap holds configuration data for pods to consume.",
-    ),
-    _t("", "v1", "secrets", "Secret", description="Secret holds secret data of a certain type."),
-    _t(
-        "",
-        "v1",
-        "serviceaccounts",
-        "ServiceAccount",
-        short_names=("sa",),
-        description="ServiceAccount binds together a name, a principal and a set of secrets.",
-    ),
-    _t(
-        "",
-        "v1",
-        "services",
-        "Service",
-        short_names=("svc",),
-        categories=("all",),
-        has_status=True,
-        description="Service is a named abstraction of software service.",
-    ),
-    _t(
-        "",
-        "v1",
-        "pods",
-        "Pod",
-        short_names=("po",),
-        categories=("all",),
-        has_status=True,
-        subresources=("log",),
-        description="Pod is a collection of containers that can run on a host.",
-    ),
-    _t(
-        "",
-        "v1",
-        "persistentvolumeclaims",
-        "PersistentVolumeClaim",
-        short_names=("pvc",),
-        has_status=True,
-        description="PersistentVolumeClaim is a user's request for and claim to a persistent volume.",
-    ),
-    _events(""),
-    _t(
-        "batch",
-        "v1",
-        "jobs",
-        "Job",
-        categories=("all",),
-        has_status=True,
-        has_generation=True,
-        description="Job represents the configuration of a single job.",
-    ),
-    _t(
-        "coordination.k8s.io", "v1", "leases", "Lease", description="Lease defines a lease concept."
-    ),
-    # served so that manifests (Helm charts) apply; no controller acts on them
-    _t(
-        "apps",
-        "v1",
-        "deployments",
-        "Deployment",
-        short_names=("deploy",),
-        categories=("all",),
-        has_status=True,
-        has_generation=True,
-        description="Deployment enables declarative updates for Pods and ReplicaSets.",
-    ),
-    _t(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterroles",
-        "ClusterRole",
-        namespaced=False,
-        description="ClusterRole is a cluster level, logical grouping of PolicyRules.",
-    ),
-    _t(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterrolebindings",
-        "ClusterRoleBinding",
-        namespaced=False,
-        description="ClusterRoleBinding references a ClusterRole, but not contain it.",
-    ),
-    _t(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "roles",
-        "Role",
-        description="Role is a namespaced, logical grouping of PolicyRules.",
-    ),
-    _t(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "rolebindings",
-        "RoleBinding",
-        description="RoleBinding references a role, but does not contain it.",
-    ),
-    _t(
-        "policy",
-        "v1",
-        "poddisruptionbudgets",
-        "PodDisruptionBudget",
-        short_names=("pdb",),
-        has_status=True,
-        has_generation=True,
-        description="PodDisruptionBudget limits the number of pods that are down simultaneously.",
-    ),
-    _t(
-        "networking.k8s.io",
-        "v1",
-        "networkpolicies",
-        "NetworkPolicy",
-        short_names=("netpol",),
-        has_generation=True,
-        description="NetworkPolicy describes what network traffic is allowed for a set of Pods.",
-    ),
-    _events("events.k8s.io"),
-    _t(
-        "apiextensions.k8s.io",
-        "v1",
-        "customresourcedefinitions",
-        "CustomResourceDefinition",
-        namespaced=False,
-        short_names=("crd", "crds"),
-        categories=("api-extensions",),
-        has_status=True,
-        has_generation=True,
-        description="CustomResourceDefinition represents a resource that should be exposed on the API server.",
-    ),
-    _t(
-        "admissionregistration.k8s.io",
-        "v1",
-        "mutatingwebhookconfigurations",
-        "MutatingWebhookConfiguration",
-        namespaced=False,
-        categories=("api-extensions",),
-        has_generation=True,
-        description="MutatingWebhookConfiguration describes the configuration of an admission webhook.",
-    ),
-    _t(
-        "admissionregistration.k8s.io",
-        "v1",
-        "validatingwebhookconfigurations",
-        "ValidatingWebhookConfiguration",
-        namespaced=False,
-        categories=("api-extensions",),
-        has_generation=True,
-        description="ValidatingWebhookConfiguration describes the configuration of an admission webhook.",
-    ),
-)
 
 # Discovery order of the built-in named groups (kubectl takes the first match for short names).
 BUILTIN_GROUP_ORDER = (
@@ -342,9 +164,9 @@ def crd_types(crd: dict[str, Any]) -> list[ResourceType]:
 class Registry:
     """Thread-safe map of served resource types; CRD versions come and go at run time."""
 
-    def __init__(self) -> None:
+    def __init__(self, builtins: Iterable[ResourceType] = ()) -> None:
         self._lock = threading.RLock()
-        self._by_gvr: dict[GVR, ResourceType] = {t.gvr: t for t in BUILTINS}
+        self._by_gvr: dict[GVR, ResourceType] = {t.gvr: t for t in builtins}
         self._crd_types: dict[str, list[ResourceType]] = {}  # CRD name -> its types
         self._for_key: dict[tuple[str, str], tuple[int, ResourceType | None]] = {}
         self.generation = 0

@@ -22,6 +22,7 @@ from kubesim import events as events_v1
 from kubesim.errors import ApiError, Cause, bad_request, invalid
 from kubesim.resources import GVR, ResourceType
 from kubesim.store import Event, Store
+from kubesim.tables import ColumnDefinition, Getter
 
 if TYPE_CHECKING:
     from kubesim.admission import Attributes
@@ -197,6 +198,10 @@ class ServerCore:
                 "Warning", '299 - "' + w.replace("\\", "\\\\").replace('"', '\\"') + '"'
             )
         return resp
+
+    def _table_columns(self, rt: ResourceType) -> tuple[list[ColumnDefinition], list[Getter]]:
+        """The kind's table columns (its strategy's TableConvertor)."""
+        return self.store.kinds.for_type(rt).table(rt)
 
     def _wants_table(self, request: web.Request) -> bool:
         accept = request.headers.get("Accept", "")

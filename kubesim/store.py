@@ -13,7 +13,9 @@ Invariants (everything else in kubesim relies on them):
   queue): the HTTP watch fan-out does ``loop.call_soon_threadsafe``.
 * Writes by in-process components (the runner) go through the same defaulting, validation,
   resourceVersion, finalizer and garbage-collection logic as HTTP writes, but not through
-  admission webhooks (the HTTP layer calls those before it calls the store).
+  admission: HTTP writes (``write_create``/``write_update``/``write_delete``) pass the
+  request's admission chain in as a callback (``kubesim.writing``), which the Store calls
+  outside its lock. Each kind's own rules are its strategy (``kubesim/strategies/``).
 * Garbage collection is synchronous: when an object is finally removed, dependents whose owners
   are all gone are deleted (background propagation); ``Foreground`` marks the owner with the
   ``foregroundDeletion`` finalizer until dependents with ``blockOwnerDeletion`` are gone;
@@ -37,17 +39,30 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubesim import kinds, schema, selectors, strategy, uids
+from kubesim import kinds, selectors, uids
 from kubesim.clone import clone
-from kubesim.errors import ApiError, Cause, already_exists, conflict, expired, invalid, not_found
+from kubesim.errors import ApiError, already_exists, expired, invalid, not_found
 from kubesim.errors import required as required_cause
 from kubesim.resources import GVR, Registry, ResourceType
+from kubesim.strategies import Kinds, Strategy
 from kubesim.timestamps import now_rfc3339
+from kubesim.writerules import (
+    SERVER_META,
+    carry_over,
+    check_preconditions,
+    check_propagation,
+    check_resource_version,
+    meta_of,
+    record_manager,
+    spec_part,
+    strip_volatile,
+)
+from kubesim.writing import Admission, Write
 
 __all__ = ["GVR", "ApiError", "Event", "ResourceType", "Store", "WatchHandle"]
 
@@ -59,130 +74,12 @@ PERSIST_INTERVAL = 0.5  # seconds between snapshots while dirty (bounded write a
 GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's alphabet (no vowels)
 GENERATE_NAME_SUFFIX = 5
 SEEDED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-IMMORTAL_NAMESPACES = ("default", "kube-system", "kube-public")  # upstream refuses to delete them
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_KEY = ("", "namespaces")
 POD_KEY = ("", "pods")
 POD_GVR = GVR("", "v1", "pods")
-_SERVER_META = (
-    "uid",
-    "creationTimestamp",
-    "resourceVersion",
-    "generation",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-    "managedFields",
-)
-
-
-def _check_resource_version(
-    rt: ResourceType,
-    name: str,
-    meta_in: dict[str, Any],
-    cur_meta: dict[str, Any],
-    *,
-    required: bool,
-) -> None:
-    """An update that names a resourceVersion must name the current one (409 otherwise); kinds
-    that require one (custom resources) get 422 without it."""
-    rv_in = meta_in.get("resourceVersion")
-    if rv_in:
-        if str(rv_in) != cur_meta["resourceVersion"]:
-            raise conflict(rt.resource, rt.group, name)
-    elif required:
-        raise invalid(rt.kind, rt.group, name, [invalid_rv_cause()])
-
-
-def _updated(
-    rt: ResourceType, obj: dict[str, Any], cur: dict[str, Any], subresource: str | None
-) -> dict[str, Any]:
-    """The object an update writes: through ``status`` only the status changes; otherwise
-    everything but the status (of a kind with a status subresource) does."""
-    if subresource == "status":
-        # everything but the status is the stored object's, shared, not copied: stored objects
-        # are never changed, and preparing an update leaves a subtree equal to the stored one
-        # as it is (prune and schema defaults skip it, built-in defaulting is idempotent)
-        new = dict(cur)
-        new["metadata"] = dict(cur["metadata"])
-        if "status" in obj:
-            new["status"] = obj["status"]
-        else:
-            new.pop("status", None)
-        return new
-    if subresource:
-        raise ApiError(
-            404, "NotFound", "the server could not find the requested resource", details={}
-        )
-    if rt.has_status:
-        if "status" in cur:
-            obj["status"] = clone(cur["status"])
-        else:
-            obj.pop("status", None)
-    return obj
-
-
-def _keep_server_meta(
-    meta: dict[str, Any],
-    cur_meta: dict[str, Any],
-    managed_override: list[dict[str, Any]] | None,
-) -> None:
-    """Fields only the server sets keep their stored values (resourceVersion is set by the
-    commit); managedFields are the client's if it sent them, else the stored ones, unless
-    server-side apply computed them (``managed_override``)."""
-    for f in _SERVER_META:
-        if f in cur_meta and f not in ("resourceVersion", "managedFields"):
-            meta[f] = clone(cur_meta[f])
-        elif f != "managedFields":
-            meta.pop(f, None)
-    if "managedFields" not in meta and "managedFields" in cur_meta:
-        meta["managedFields"] = clone(cur_meta["managedFields"])
-    if managed_override is not None:
-        meta["managedFields"] = managed_override
-
-
-def _refuse_new_finalizers(
-    rt: ResourceType, name: str, meta: dict[str, Any], cur_meta: dict[str, Any]
-) -> None:
-    """An object being deleted may lose finalizers but not gain any (422, as upstream)."""
-    added = set(meta.get("finalizers") or []) - set(cur_meta.get("finalizers") or [])
-    if added:
-        raise invalid(
-            rt.kind,
-            rt.group,
-            name,
-            [
-                kinds.forbidden_cause(
-                    "metadata.finalizers",
-                    "no new finalizers can be added if the object is being deleted, "
-                    f"found new finalizers {sorted(added)!r}",
-                )
-            ],
-        )
-
-
-def _check_preconditions(
-    rt: ResourceType, name: str, meta: dict[str, Any], preconditions: dict[str, Any]
-) -> None:
-    """A delete's uid and resourceVersion preconditions must match the stored object (409)."""
-    puid = preconditions.get("uid")
-    if puid and puid != meta["uid"]:
-        raise conflict(
-            rt.resource,
-            rt.group,
-            name,
-            f"Precondition failed: UID in precondition: {puid}, UID in object meta: {meta['uid']}",
-        )
-    prv = preconditions.get("resourceVersion")
-    if prv and str(prv) != meta["resourceVersion"]:
-        raise conflict(
-            rt.resource,
-            rt.group,
-            name,
-            f"Precondition failed: ResourceVersion in precondition: {prv}, "
-            f"ResourceVersion in object meta: {meta['resourceVersion']}",
-        )
 
 
 @dataclass(frozen=True)
@@ -215,40 +112,19 @@ class _Listener:
     callback: Callable[[Event], None]
 
 
-def _meta(obj: dict[str, Any]) -> dict[str, Any]:
-    m = obj.get("metadata")
-    if not isinstance(m, dict):
-        m = {}
-        obj["metadata"] = m
-    return m
-
-
-def _strip_volatile(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without fields a no-op comparison must ignore."""
-    out = dict(obj)
-    meta = dict(out.get("metadata") or {})
-    mf = meta.get("managedFields")
-    if isinstance(mf, list):
-        meta["managedFields"] = [
-            {k: v for k, v in e.items() if k != "time"} for e in mf if isinstance(e, dict)
-        ]
-    meta.pop("resourceVersion", None)
-    out["metadata"] = meta
-    return out
-
-
-def _spec_part(obj: dict[str, Any], has_status: bool) -> dict[str, Any]:
-    """What counts for metadata.generation: everything but metadata (and status if a subresource)."""
-    return {k: v for k, v in obj.items() if k != "metadata" and not (has_status and k == "status")}
-
-
 class Store:
     """Thread-safe in-memory Kubernetes object store (see module docstring for invariants)."""
 
     def __init__(
-        self, *, data_dir: str | os.PathLike[str] | None = None, history_size: int = HISTORY_SIZE
+        self,
+        *,
+        data_dir: str | os.PathLike[str] | None = None,
+        history_size: int = HISTORY_SIZE,
+        kinds: Iterable[Strategy] = (),
     ) -> None:
-        self.registry = Registry()
+        """``kinds``: strategies of kinds served besides the built-in ones."""
+        self.kinds = Kinds(kinds)
+        self.registry = Registry(self.kinds.types())
         self._lock = threading.RLock()
         self._objects: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]]] = {}
         self._rv = FIRST_RESOURCE_VERSION
@@ -370,6 +246,85 @@ class Store:
                 dry_run=dry_run,
             )
         return clone(obj)
+
+    # ------------------------------------------------------------------ the HTTP write path
+
+    def write_create(self, rt: ResourceType, obj: dict[str, Any], req: Write) -> dict[str, Any]:
+        """Create ``obj`` (the caller's, not copied) for a request; returns the stored object
+        (read only). With ``req.admission`` the object is prepared, mutated, prepared and
+        validated again, and validated by admission before the Store's lock is taken."""
+        if req.admission is not None:
+            req.warnings += self.prepare(rt, obj, field_validation=req.field_validation)
+            obj = self._admitted(rt, obj, None, req.admission, req.warnings)
+        with self._lock:
+            return self._create(
+                rt,
+                obj,
+                req.namespace,
+                dry_run=req.dry_run,
+                field_manager=req.field_manager,
+                field_validation=req.field_validation,
+                warnings=req.warnings,
+                prepared=req.admission is not None,
+            )
+
+    def write_update(self, rt: ResourceType, obj: dict[str, Any], req: Write) -> dict[str, Any]:
+        """Update (or write the status of) an object for a request; returns the stored object
+        (read only). Admission sees ``req.old`` (default: the stored object) as the old one."""
+        admitted = req.admission is not None
+        if req.admission is not None:
+            old = req.old
+            if old is None:
+                old = clone(self.get_ref(rt, meta_of(obj).get("name") or "", req.namespace))
+            req.warnings += self.prepare(rt, obj, old=old, field_validation=req.field_validation)
+            obj = self._admitted(rt, obj, old, req.admission, req.warnings)
+        with self._lock:
+            return self._update(
+                rt,
+                obj,
+                req.namespace,
+                subresource=req.subresource,
+                dry_run=req.dry_run,
+                field_manager=req.field_manager,
+                managed_override=req.managed_override,
+                field_validation="Ignore" if admitted else req.field_validation,
+                warnings=None if admitted else req.warnings,
+                require_resource_version=req.require_resource_version,
+            )
+
+    def write_delete(self, rt: ResourceType, name: str, req: Write) -> tuple[dict[str, Any], bool]:
+        """Delete for a request: (the object as deleted or marked, whether it is gone).
+        Admission validates the deletion of the stored object first."""
+        if req.admission is not None:
+            cur = clone(self.get_ref(rt, name, req.namespace))
+            req.warnings += req.admission.validate(None, cur)
+        with self._lock:
+            return self._delete(
+                rt,
+                name,
+                req.namespace,
+                propagation=req.propagation,
+                preconditions=req.preconditions,
+                dry_run=req.dry_run,
+            )
+
+    def _admitted(
+        self,
+        rt: ResourceType,
+        obj: dict[str, Any],
+        old: dict[str, Any] | None,
+        admission: Admission,
+        warnings: builtins.list[str],
+    ) -> dict[str, Any]:
+        """Mutating admission, then (on create) the defaulting and validation of what it made,
+        then validating admission: upstream's order."""
+        obj, mutated = admission.mutate(obj, old)
+        warnings += mutated
+        if old is None:
+            self.prepare(rt, obj, field_validation="Ignore")
+            self.validate(rt, obj)
+        warnings += admission.validate(obj, old)
+        return obj
 
     def list(
         self,
@@ -532,9 +487,9 @@ class Store:
         Strict raises 400 BadRequest with upstream's strict decoding message.
         """
         warnings: builtins.list[str] = []
-        if rt.schema is not None:
-            unknown = schema.prune(rt.schema, obj, old=old if old is not None else schema.MISSING)
-            if unknown and field_validation == "Strict":
+        unknown = self.kinds.for_type(rt).prepare(rt, obj, old)
+        if unknown:
+            if field_validation == "Strict":
                 fields = ", ".join(f'unknown field "{u}"' for u in unknown)
                 raise ApiError(
                     400,
@@ -545,8 +500,6 @@ class Store:
                 )
             if field_validation != "Ignore":
                 warnings += [f'unknown field "{u}"' for u in unknown]
-            schema.apply_defaults(rt.schema, obj, old=old if old is not None else schema.MISSING)
-        strategy.for_type(rt).prepare(rt, obj, old)
         return warnings
 
     def validate(
@@ -561,11 +514,7 @@ class Store:
         elif name:
             causes += kinds.validate_name(rt, name)
         causes += kinds.validate_metadata(meta)
-        if rt.schema is not None:
-            causes += schema.validate(
-                rt.schema, obj, old=old if old is not None else schema.MISSING
-            )
-        causes += strategy.for_type(rt).validate(rt, obj, old)
+        causes += self.kinds.for_type(rt).validate(rt, obj, old)
         if causes:
             raise invalid(rt.kind, rt.group, name, causes)
 
@@ -653,7 +602,39 @@ class Store:
         prepared: bool = False,
     ) -> dict[str, Any]:
         """Create; ``prepared``: the caller already pruned, defaulted and validated ``obj``."""
-        meta = _meta(obj)
+        meta = meta_of(obj)
+        ns = self._new_object_scope(rt, obj, namespace)
+        if not prepared:
+            found = self.prepare(rt, obj, field_validation=field_validation)
+            if warnings is not None:
+                warnings += found
+            self.validate(rt, obj)
+        self._check_namespace(rt, ns)
+        if not meta.get("name"):
+            meta["name"] = self._generate_name(rt.key, ns, str(meta.get("generateName")))
+        name = meta["name"]
+        if self._find(rt.key, ns, name) is not None:
+            raise already_exists(rt.resource, rt.group, name)
+        rules = self.kinds.for_type(rt)
+        rules.before_commit(obj)
+        meta["uid"] = rules.preset_uid(obj) or uids.new_uid()
+        meta["creationTimestamp"] = now_rfc3339()
+        if rt.has_generation:
+            meta["generation"] = 1
+        if field_manager:
+            record_manager(rt, obj, None, field_manager, None)
+        if dry_run:
+            return obj  # as upstream: a dry-run create has a uid but no resourceVersion
+        self._commit(rt.key, ns, name, obj, None, "ADDED")
+        rules.after_create(self, obj)
+        return obj
+
+    def _new_object_scope(
+        self, rt: ResourceType, obj: dict[str, Any], namespace: str | None
+    ) -> str:
+        """A new object's namespace (the request's; "" for cluster-scoped kinds), its type, and
+        no server-set metadata from the client; returns the namespace."""
+        meta = meta_of(obj)
         ns = self._ns_for(rt, namespace or meta.get("namespace"))
         if rt.namespaced:
             if meta.get("namespace") and meta["namespace"] != ns:
@@ -669,43 +650,10 @@ class Store:
             meta.pop("namespace", None)
         obj["apiVersion"] = rt.api_version
         obj["kind"] = rt.kind
-        for f in _SERVER_META:
+        for f in SERVER_META:
             if f != "managedFields":
                 meta.pop(f, None)
-        if not prepared:
-            found = self.prepare(rt, obj, field_validation=field_validation)
-            if warnings is not None:
-                warnings += found
-            self.validate(rt, obj)
-        self._check_namespace(rt, ns)
-        if not meta.get("name"):
-            meta["name"] = self._generate_name(rt.key, ns, str(meta.get("generateName")))
-        name = meta["name"]
-        if self._find(rt.key, ns, name) is not None:
-            raise already_exists(rt.resource, rt.group, name)
-        rules = strategy.for_type(rt)
-        rules.before_commit(obj)
-        meta["uid"] = kinds.preset_uid(rt, obj) or uids.new_uid()
-        meta["creationTimestamp"] = now_rfc3339()
-        if rt.has_generation:
-            meta["generation"] = 1
-        if field_manager:
-            from kubesim import managed
-
-            managed.record_update(
-                obj,
-                None,
-                manager=field_manager,
-                api_version=rt.api_version,
-                has_status=rt.has_status,
-                subresource=None,
-                list_type=managed.list_type_for(rt),
-            )
-        if dry_run:
-            return obj  # as upstream: a dry-run create has a uid but no resourceVersion
-        self._commit(rt.key, ns, name, obj, None, "ADDED")
-        rules.after_create(self, obj)
-        return obj
+        return ns
 
     def _generate_name(self, key: tuple[str, str], ns: str, prefix: str) -> str:
         for _ in range(100):
@@ -732,7 +680,7 @@ class Store:
         managed_override: builtins.list[dict[str, Any]] | None = None,
         warnings: builtins.list[str] | None = None,
     ) -> dict[str, Any]:
-        meta_in = _meta(obj)
+        meta_in = meta_of(obj)
         ns = self._ns_for(rt, namespace or meta_in.get("namespace"))
         name = meta_in.get("name")
         if not name:
@@ -746,39 +694,21 @@ class Store:
         if cur is None:
             raise not_found(rt.resource, rt.group, name)
         cur_meta = cur["metadata"]
-        _check_resource_version(rt, name, meta_in, cur_meta, required=require_resource_version)
-        new = _updated(rt, obj, cur, subresource)
-        new["apiVersion"] = rt.api_version
-        new["kind"] = rt.kind
-        meta = _meta(new)
-        meta["name"] = name
-        if rt.namespaced:
-            meta["namespace"] = ns
-        _keep_server_meta(meta, cur_meta, managed_override)
-        if cur_meta.get("deletionTimestamp"):
-            _refuse_new_finalizers(rt, name, meta, cur_meta)
+        check_resource_version(rt, name, meta_in, cur_meta, required=require_resource_version)
+        rules = self.kinds.for_type(rt)
+        new = rules.reset_for_update(rt, obj, cur, subresource)
+        meta = carry_over(rt, new, cur, ns, managed_override)
         found = self.prepare(rt, new, old=cur, field_validation=field_validation)
         if warnings is not None:
             warnings += found
         self.validate(rt, new, old=cur)
-        if rt.has_generation and _spec_part(new, rt.has_status) != _spec_part(cur, rt.has_status):
+        if rt.has_generation and spec_part(new, rt.has_status) != spec_part(cur, rt.has_status):
             meta["generation"] = int(cur_meta.get("generation", 1)) + 1
         if field_manager and managed_override is None:
-            from kubesim import managed
-
-            managed.record_update(
-                new,
-                cur,
-                manager=field_manager,
-                api_version=rt.api_version,
-                has_status=rt.has_status,
-                subresource=subresource,
-                list_type=managed.list_type_for(rt),
-            )
-        rules = strategy.for_type(rt)
+            record_manager(rt, new, cur, field_manager, subresource)
         rules.before_commit(new)
         meta["resourceVersion"] = cur_meta["resourceVersion"]
-        if _strip_volatile(new) == _strip_volatile(cur):
+        if strip_volatile(new) == strip_volatile(cur):
             return cur  # no-op: same resourceVersion, no event
         if dry_run:
             return new
@@ -870,32 +800,16 @@ class Store:
         cur = self._get_ref(rt, name, ns)
         meta = cur["metadata"]
         if preconditions:
-            _check_preconditions(rt, name, meta, preconditions)
-        if propagation not in ("Background", "Foreground", "Orphan"):
-            raise invalid(
-                "DeleteOptions",
-                "meta.k8s.io",
-                "",
-                [
-                    kinds.not_supported_cause(
-                        "propagationPolicy", propagation, ["Foreground", "Background", "Orphan"]
-                    )
-                ],
-            )
+            check_preconditions(rt, name, meta, preconditions)
+        check_propagation(propagation)
         if dry_run:
             return cur, not meta.get("finalizers")
         if meta.get("deletionTimestamp"):
             return cur, False
+        own = self.kinds.for_type(rt).delete(self, rt, cur)
+        if own is not None:
+            return own
         uid = meta["uid"]
-        if rt.key == NS_KEY:
-            if name in IMMORTAL_NAMESPACES:
-                raise ApiError(
-                    403,
-                    "Forbidden",
-                    f'namespaces "{name}" is forbidden: this namespace may not be deleted',
-                    details={"name": name, "kind": "namespaces"},
-                )
-            return self._delete_namespace(cur), self._find(NS_KEY, "", name) is None
         deps = self._live_dependents(uid)
         if propagation == "Orphan" or ORPHAN in (meta.get("finalizers") or []):
             for dkey, dns, dname in deps:
@@ -906,19 +820,7 @@ class Store:
                 )
             deps = []
         if propagation == "Foreground" and deps:
-            marked = clone(cur)
-            mm = marked["metadata"]
-            mm["deletionTimestamp"] = now_rfc3339()
-            mm["deletionGracePeriodSeconds"] = 0
-            mm["finalizers"] = [*(mm.get("finalizers") or []), FOREGROUND]
-            self._commit(rt.key, ns, name, marked, cur, "MODIFIED")
-            for dkey, dns, dname in deps:
-                drt = self._rt_for_key(dkey)
-                if drt is not None and self._find(dkey, dns, dname) is not None:
-                    self._delete(drt, dname, dns or None, propagation="Foreground")
-            self._try_finish_foreground(uid)
-            final = self._find(rt.key, ns, name)
-            return (final, False) if final is not None else (marked, True)
+            return self._delete_foreground(rt, ns, cur, deps)
         if meta.get("finalizers"):
             marked = clone(cur)
             marked["metadata"]["deletionTimestamp"] = now_rfc3339()
@@ -926,6 +828,30 @@ class Store:
             self._commit(rt.key, ns, name, marked, cur, "MODIFIED")
             return marked, False
         return self._remove(rt.key, ns, name, cur), True
+
+    def _delete_foreground(
+        self,
+        rt: ResourceType,
+        ns: str,
+        cur: dict[str, Any],
+        deps: builtins.list[tuple[tuple[str, str], str, str]],
+    ) -> tuple[dict[str, Any], bool]:
+        """Foreground propagation: the owner is marked with the foregroundDeletion finalizer,
+        its dependents are deleted (foreground too), and it goes when none blocks it."""
+        name = cur["metadata"]["name"]
+        marked = clone(cur)
+        mm = marked["metadata"]
+        mm["deletionTimestamp"] = now_rfc3339()
+        mm["deletionGracePeriodSeconds"] = 0
+        mm["finalizers"] = [*(mm.get("finalizers") or []), FOREGROUND]
+        self._commit(rt.key, ns, name, marked, cur, "MODIFIED")
+        for dkey, dns, dname in deps:
+            drt = self._rt_for_key(dkey)
+            if drt is not None and self._find(dkey, dns, dname) is not None:
+                self._delete(drt, dname, dns or None, propagation="Foreground")
+        self._try_finish_foreground(mm["uid"])
+        final = self._find(rt.key, ns, name)
+        return (final, False) if final is not None else (marked, True)
 
     def _live_dependents(self, uid: str) -> builtins.list[tuple[tuple[str, str], str, str]]:
         return sorted(d for d in self._dependents.get(uid, ()) if self._find(*d) is not None)
@@ -975,7 +901,7 @@ class Store:
         uid = final["metadata"]["uid"]
         removed_rt = self._rt_for_key(key)
         if removed_rt is not None:
-            strategy.for_type(removed_rt).after_remove(self, final)
+            self.kinds.for_type(removed_rt).after_remove(self, final)
         # background garbage collection of dependents whose owners are all gone
         for dkey, dns, dname in self._live_dependents(uid):
             dep = self._find(dkey, dns, dname)
@@ -993,7 +919,7 @@ class Store:
         for ref in final["metadata"].get("ownerReferences") or []:
             self._try_finish_foreground(str(ref.get("uid")))
         if ns:
-            self._try_finish_namespace(ns)
+            self.kinds.for_key(NS_KEY).content_removed(self, ns)
         return final
 
     def drop_pod_logs(self, namespace: str, name: str) -> None:
@@ -1025,37 +951,38 @@ class Store:
             ref[0], ref[1], ref[2], [f for f in owner["metadata"]["finalizers"] if f != FOREGROUND]
         )
 
-    def _delete_namespace(self, cur: dict[str, Any]) -> dict[str, Any]:
-        name = cur["metadata"]["name"]
-        marked = clone(cur)
-        marked["metadata"]["deletionTimestamp"] = now_rfc3339()
-        marked["metadata"]["deletionGracePeriodSeconds"] = 0
-        marked.setdefault("spec", {})["finalizers"] = ["kubernetes"]
-        marked.setdefault("status", {})["phase"] = "Terminating"
-        self._commit(NS_KEY, "", name, marked, cur, "MODIFIED")
-        for key, by_ns in list(self._objects.items()):
-            objs = by_ns.get(name)
-            if not objs:
-                continue
-            rt = self._rt_for_key(key)
-            if rt is None:
-                continue
-            for oname in sorted(objs):
-                if self._find(key, name, oname) is not None:
-                    self._delete(rt, oname, name, propagation="Background")
-        self._try_finish_namespace(name)
-        return self._find(NS_KEY, "", name) or marked
+    # ------------------------------------------------------------------ for strategies' hooks
 
-    def _try_finish_namespace(self, ns: str) -> None:
-        nso = self._find(NS_KEY, "", ns)
-        if nso is None or not nso["metadata"].get("deletionTimestamp"):
-            return
-        for by_ns in self._objects.values():
-            if by_ns.get(ns):
-                return
-        final = clone(nso)
-        final.get("spec", {}).pop("finalizers", None)
-        self._remove(NS_KEY, "", ns, final)
+    def find(self, key: tuple[str, str], ns: str, name: str) -> dict[str, Any] | None:
+        """The stored object itself (read only; the lock is held by the caller)."""
+        return self._find(key, ns, name)
+
+    def commit_modified(
+        self, key: tuple[str, str], obj: dict[str, Any], old: dict[str, Any]
+    ) -> None:
+        """Store ``obj`` (a new dict) in place of ``old``: a MODIFIED event (lock held)."""
+        meta = obj["metadata"]
+        self._commit(key, str(meta.get("namespace") or ""), meta["name"], obj, old, "MODIFIED")
+
+    def remove(
+        self, key: tuple[str, str], ns: str, name: str, last: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Final removal of an object (lock held): DELETED, garbage collection, hooks."""
+        return self._remove(key, ns, name, last)
+
+    def delete_in_lock(self, rt: ResourceType, name: str, namespace: str) -> None:
+        """Delete as a controller does (background propagation; lock held)."""
+        self._delete(rt, name, namespace, propagation="Background")
+
+    def contents(self, namespace: str) -> builtins.list[tuple[ResourceType, str]]:
+        """(type, name) of every object in a namespace, by storage key then name (lock held)."""
+        out: builtins.list[tuple[ResourceType, str]] = []
+        for key, by_ns in list(self._objects.items()):
+            objs = by_ns.get(namespace)
+            rt = self._rt_for_key(key) if objs else None
+            if objs and rt is not None:
+                out += [(rt, name) for name in sorted(objs)]
+        return out
 
     # ------------------------------------------------------------------ persistence
 
@@ -1145,11 +1072,3 @@ class Store:
             self._persist_thread = None
         if self._data_dir is not None:
             self.flush()
-
-
-def invalid_rv_cause() -> Cause:
-    return Cause(
-        "FieldValueInvalid",
-        "metadata.resourceVersion",
-        "Invalid value: 0x0: must be specified for an update",
-    )

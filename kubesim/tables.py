@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypedDict
 
 from kubesim.resources import ResourceType
@@ -48,7 +48,7 @@ AGE_COLUMN: ColumnDefinition = {
 }
 
 
-def _parse_time(value: object) -> dt.datetime | None:
+def parse_time(value: object) -> dt.datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -85,7 +85,7 @@ def human_duration(seconds: float) -> str:
 
 
 def age(value: object, now: dt.datetime | None = None) -> str | None:
-    t = _parse_time(value)
+    t = parse_time(value)
     if t is None:
         return None
     now = now or dt.datetime.now(dt.UTC)
@@ -157,7 +157,7 @@ def _format_cell(values: list[Any], typ: str) -> Any:
 Column = tuple[ColumnDefinition, Getter]
 
 
-def _col(
+def col(
     name: str, typ: str = "string", priority: int = 0, description: str = ""
 ) -> ColumnDefinition:
     return {
@@ -169,7 +169,7 @@ def _col(
     }
 
 
-def _g(obj: dict[str, Any], *path: str, default: Any = None) -> Any:
+def field(obj: dict[str, Any], *path: str, default: Any = None) -> Any:
     cur: Any = obj
     for p in path:
         if not isinstance(cur, dict):
@@ -178,226 +178,16 @@ def _g(obj: dict[str, Any], *path: str, default: Any = None) -> Any:
     return default if cur is None else cur
 
 
-def _created(obj: dict[str, Any]) -> str | None:
-    return age(_g(obj, "metadata", "creationTimestamp"))
+def created(obj: dict[str, Any]) -> str | None:
+    return age(field(obj, "metadata", "creationTimestamp"))
 
 
-def _pod_status(obj: dict[str, Any]) -> str:
-    if _g(obj, "metadata", "deletionTimestamp"):
-        return "Terminating"
-    reason = _g(obj, "status", "reason") or _g(obj, "status", "phase", default="Pending")
-    for cs in _g(obj, "status", "containerStatuses", default=[]) or []:
-        state = cs.get("state") or {}
-        if state.get("waiting", {}).get("reason"):
-            reason = state["waiting"]["reason"]
-        elif state.get("terminated"):
-            t = state["terminated"]
-            reason = t.get("reason") or (f"ExitCode:{t.get('exitCode')}")
-    return str(reason)
-
-
-def _pod_ready(obj: dict[str, Any]) -> str:
-    total = len(_g(obj, "spec", "containers", default=[]) or [])
-    ready = sum(
-        1 for cs in _g(obj, "status", "containerStatuses", default=[]) or [] if cs.get("ready")
-    )
-    return f"{ready}/{total}"
-
-
-def _pod_restarts(obj: dict[str, Any]) -> int:
-    return sum(
-        int(cs.get("restartCount") or 0)
-        for cs in _g(obj, "status", "containerStatuses", default=[]) or []
-    )
-
-
-def _job_status(obj: dict[str, Any]) -> str:
-    for c in _g(obj, "status", "conditions", default=[]) or []:
-        if c.get("status") == "True" and c.get("type") in (
-            "Complete",
-            "Failed",
-            "Suspended",
-            "FailureTarget",
-        ):
-            kind = str(c["type"])
-            return {"FailureTarget": "Failed"}.get(kind, kind)
-    return "Running"
-
-
-def _job_duration(obj: dict[str, Any]) -> str | None:
-    start = _parse_time(_g(obj, "status", "startTime"))
-    if start is None:
-        return None
-    end = _parse_time(_g(obj, "status", "completionTime")) or dt.datetime.now(dt.UTC)
-    return human_duration((end - start).total_seconds())
-
-
-def _svc_ports(obj: dict[str, Any]) -> str:
-    ports = _g(obj, "spec", "ports", default=[]) or []
-    return ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports) or "<none>"
-
-
-def _event_object(obj: dict[str, Any]) -> str:
-    io = obj.get("involvedObject") or obj.get("regarding") or {}
-    return f"{str(io.get('kind', '')).lower()}/{io.get('name', '')}"
-
-
-def _event_last_seen(obj: dict[str, Any]) -> str | None:
-    for f in ("lastTimestamp", "eventTime", "deprecatedLastTimestamp", "firstTimestamp"):
-        v = obj.get(f) or (_g(obj, "series", "lastObservedTime") if f == "eventTime" else None)
-        if v:
-            return age(v)
-    return _created(obj)
-
-
-def _selector(sel: object) -> str:
+def selector_text(sel: object) -> str:
     if isinstance(sel, dict):
         ml = sel.get("matchLabels") if "matchLabels" in sel or "matchExpressions" in sel else sel
         if isinstance(ml, dict):
             return ",".join(f"{k}={v}" for k, v in ml.items()) or "<none>"
     return "<none>"
-
-
-def _template_containers(obj: dict[str, Any], field: str) -> str:
-    containers = _g(obj, "spec", "template", "spec", "containers", default=[]) or []
-    return ",".join(c.get(field, "") for c in containers)
-
-
-# the wide (-o wide) columns of every workload with a pod template (Jobs, Deployments)
-_POD_TEMPLATE_COLUMNS: list[Column] = [
-    (_col("Containers", priority=1), lambda o: _template_containers(o, "name")),
-    (_col("Images", priority=1), lambda o: _template_containers(o, "image")),
-    (_col("Selector", priority=1), lambda o: _selector(_g(o, "spec", "selector"))),
-]
-
-
-BUILTIN_COLUMNS: dict[tuple[str, str], list[Column]] = {
-    ("", "namespaces"): [(_col("Status"), lambda o: _g(o, "status", "phase"))],
-    ("", "configmaps"): [
-        (
-            _col("Data", "integer"),
-            lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {}),
-        )
-    ],
-    ("", "secrets"): [
-        (_col("Type"), lambda o: o.get("type")),
-        (_col("Data", "integer"), lambda o: len(o.get("data") or {})),
-    ],
-    ("", "serviceaccounts"): [(_col("Secrets", "integer"), lambda o: len(o.get("secrets") or []))],
-    ("", "services"): [
-        (_col("Type"), lambda o: _g(o, "spec", "type")),
-        (_col("Cluster-IP"), lambda o: _g(o, "spec", "clusterIP", default="<none>")),
-        (
-            _col("External-IP"),
-            lambda o: ",".join(_g(o, "spec", "externalIPs", default=[]) or []) or "<none>",
-        ),
-        (_col("Port(s)"), _svc_ports),
-        (_col("Selector", priority=1), lambda o: _selector(_g(o, "spec", "selector"))),
-    ],
-    ("", "pods"): [
-        (_col("Ready"), _pod_ready),
-        (_col("Status"), _pod_status),
-        (_col("Restarts", "string"), lambda o: str(_pod_restarts(o))),
-        (_col("IP", priority=1), lambda o: _g(o, "status", "podIP", default="<none>")),
-        (_col("Node", priority=1), lambda o: _g(o, "spec", "nodeName", default="<none>")),
-    ],
-    ("", "persistentvolumeclaims"): [
-        (_col("Status"), lambda o: _g(o, "status", "phase")),
-        (_col("Volume"), lambda o: _g(o, "spec", "volumeName", default="")),
-        (_col("Capacity"), lambda o: _g(o, "status", "capacity", "storage", default="")),
-        (
-            _col("Access Modes"),
-            lambda o: ",".join(
-                {
-                    "ReadWriteOnce": "RWO",
-                    "ReadOnlyMany": "ROX",
-                    "ReadWriteMany": "RWX",
-                    "ReadWriteOncePod": "RWOP",
-                }.get(m, m)
-                for m in (_g(o, "status", "accessModes", default=[]) or [])
-            ),
-        ),
-        (_col("StorageClass"), lambda o: _g(o, "spec", "storageClassName", default="<unset>")),
-    ],
-    ("batch", "jobs"): [
-        (_col("Status"), _job_status),
-        (
-            _col("Completions"),
-            lambda o: (
-                f"{_g(o, 'status', 'succeeded', default=0)}/{_g(o, 'spec', 'completions', default=1)}"
-            ),
-        ),
-        (_col("Duration"), _job_duration),
-        *_POD_TEMPLATE_COLUMNS,
-    ],
-    ("apps", "deployments"): [
-        (
-            _col("Ready"),
-            lambda o: (
-                f"{_g(o, 'status', 'readyReplicas', default=0)}/{_g(o, 'spec', 'replicas', default=1)}"
-            ),
-        ),
-        (_col("Up-to-date", "integer"), lambda o: _g(o, "status", "updatedReplicas", default=0)),
-        (_col("Available", "integer"), lambda o: _g(o, "status", "availableReplicas", default=0)),
-        *_POD_TEMPLATE_COLUMNS,
-    ],
-    ("rbac.authorization.k8s.io", "clusterroles"): [
-        (_col("Created At", "date"), lambda o: _g(o, "metadata", "creationTimestamp"))
-    ],
-    ("rbac.authorization.k8s.io", "roles"): [
-        (_col("Created At", "date"), lambda o: _g(o, "metadata", "creationTimestamp"))
-    ],
-    ("rbac.authorization.k8s.io", "clusterrolebindings"): [
-        (
-            _col("Role"),
-            lambda o: (
-                f"{_g(o, 'roleRef', 'kind', default='')}/{_g(o, 'roleRef', 'name', default='')}"
-            ),
-        )
-    ],
-    ("rbac.authorization.k8s.io", "rolebindings"): [
-        (
-            _col("Role"),
-            lambda o: (
-                f"{_g(o, 'roleRef', 'kind', default='')}/{_g(o, 'roleRef', 'name', default='')}"
-            ),
-        )
-    ],
-    ("policy", "poddisruptionbudgets"): [
-        (_col("Min Available"), lambda o: str(_g(o, "spec", "minAvailable", default="N/A"))),
-        (_col("Max Unavailable"), lambda o: str(_g(o, "spec", "maxUnavailable", default="N/A"))),
-        (
-            _col("Allowed Disruptions", "integer"),
-            lambda o: _g(o, "status", "disruptionsAllowed", default=0),
-        ),
-    ],
-    ("networking.k8s.io", "networkpolicies"): [
-        (
-            _col("Pod-Selector"),
-            lambda o: _selector(_g(o, "spec", "podSelector")).replace("<none>", "<none>"),
-        )
-    ],
-    ("coordination.k8s.io", "leases"): [
-        (_col("Holder"), lambda o: _g(o, "spec", "holderIdentity", default=""))
-    ],
-    ("apiextensions.k8s.io", "customresourcedefinitions"): [
-        (_col("Created At", "date"), lambda o: _g(o, "metadata", "creationTimestamp"))
-    ],
-    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): [
-        (_col("Webhooks", "integer"), lambda o: len(o.get("webhooks") or []))
-    ],
-    ("admissionregistration.k8s.io", "validatingwebhookconfigurations"): [
-        (_col("Webhooks", "integer"), lambda o: len(o.get("webhooks") or []))
-    ],
-}
-
-_EVENT_COLUMNS: list[Column] = [
-    (_col("Last Seen"), _event_last_seen),
-    (_col("Type"), lambda o: o.get("type")),
-    (_col("Reason"), lambda o: o.get("reason")),
-    (_col("Object"), _event_object),
-    (_col("Message"), lambda o: o.get("message") or o.get("note")),
-]
 
 
 def _printer_column(path: str, typ: str) -> Getter:
@@ -408,41 +198,16 @@ def _aged(fn: Getter) -> Getter:
     return lambda o: age(fn(o))
 
 
-def _name(obj: dict[str, Any]) -> Any:
-    return _g(obj, "metadata", "name")
+def name_cell(obj: dict[str, Any]) -> Any:
+    return field(obj, "metadata", "name")
 
 
-def _columns(rt: ResourceType) -> tuple[list[ColumnDefinition], list[Getter]]:
+def builtin_columns(columns: Iterable[Column]) -> tuple[list[ColumnDefinition], list[Getter]]:
+    """A built-in kind's table: Name, its columns (date columns as ages), and Age before the
+    wide (priority 1) columns unless one of its columns is a date."""
     defs: list[ColumnDefinition] = [NAME_COLUMN.copy()]
-    getters: list[Getter] = [_name]
-    if not rt.builtin:
-        pcs = list(rt.printer_columns)
-        if not pcs:
-            defs.append(AGE_COLUMN.copy())
-            getters.append(_created)
-        for pc in pcs:
-            typ = str(pc.get("type", "string"))
-            path = str(pc.get("jsonPath", ""))
-            defs.append(
-                {
-                    "name": str(pc.get("name", "")),
-                    "type": typ,
-                    "format": str(pc.get("format", "")),
-                    "description": str(
-                        pc.get("description")
-                        or f"Custom resource definition column (in JSONPath format): {path}"
-                    ),
-                    "priority": int(pc.get("priority", 0)),
-                }
-            )
-            getters.append(_printer_column(path, typ))
-        return defs, getters
-    if rt.resource == "events":
-        # the name is a wide column of events (kubectl shows LAST SEEN, TYPE, REASON ... first)
-        wide_name: ColumnDefinition = {**NAME_COLUMN, "priority": 1}
-        event_defs = [d for d, _fn in _EVENT_COLUMNS] + [wide_name]
-        return event_defs, [fn for _d, fn in _EVENT_COLUMNS] + [_name]
-    cols = BUILTIN_COLUMNS.get(rt.key, [])
+    getters: list[Getter] = [name_cell]
+    cols = list(columns)
     has_age = any(c[0]["type"] == "date" for c in cols)
     for d, fn in cols:
         defs.append(d)
@@ -451,7 +216,35 @@ def _columns(rt: ResourceType) -> tuple[list[ColumnDefinition], list[Getter]]:
         # Age sits before the wide (priority 1) columns, as kubectl shows it
         idx = next((i for i, d in enumerate(defs) if d["priority"] > 0), len(defs))
         defs.insert(idx, AGE_COLUMN.copy())
-        getters.insert(idx, _created)
+        getters.insert(idx, created)
+    return defs, getters
+
+
+def custom_columns(rt: ResourceType) -> tuple[list[ColumnDefinition], list[Getter]]:
+    """A custom resource's table: Name and the version's additionalPrinterColumns (Age when it
+    has none)."""
+    defs: list[ColumnDefinition] = [NAME_COLUMN.copy()]
+    getters: list[Getter] = [name_cell]
+    pcs = list(rt.printer_columns)
+    if not pcs:
+        defs.append(AGE_COLUMN.copy())
+        getters.append(created)
+    for pc in pcs:
+        typ = str(pc.get("type", "string"))
+        path = str(pc.get("jsonPath", ""))
+        defs.append(
+            {
+                "name": str(pc.get("name", "")),
+                "type": typ,
+                "format": str(pc.get("format", "")),
+                "description": str(
+                    pc.get("description")
+                    or f"Custom resource definition column (in JSONPath format): {path}"
+                ),
+                "priority": int(pc.get("priority", 0)),
+            }
+        )
+        getters.append(_printer_column(path, typ))
     return defs, getters
 
 
@@ -465,7 +258,7 @@ def _row_object(obj: dict[str, Any], include: str) -> dict[str, Any] | None:
 
 
 def to_table(
-    rt: ResourceType,
+    columns: tuple[list[ColumnDefinition], list[Getter]],
     objs: list[dict[str, Any]],
     *,
     resource_version: str = "",
@@ -474,7 +267,7 @@ def to_table(
     with_columns: bool = True,
     remaining: int | None = None,
 ) -> dict[str, Any]:
-    defs, getters = _columns(rt)
+    defs, getters = columns
     rows = []
     for o in objs:
         cells = []

@@ -20,6 +20,7 @@ from kubesim.reads import ReadHandlers
 from kubesim.resources import ResourceType
 from kubesim.servercore import TABLE_CONTENT_TYPE, Route, WatchQueue, dumps
 from kubesim.store import Event, WatchHandle
+from kubesim.tables import ColumnDefinition, Getter
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,11 @@ class WatchEncoder:
         *,
         as_table: bool,
         include: str,
+        columns: tuple[list[ColumnDefinition], list[Getter]] | None = None,
     ) -> None:
         self.rt = rt
         self.as_table = as_table
+        self._columns = columns
         self._present = present
         self._include = include
         self._with_columns = True
@@ -87,8 +90,9 @@ class WatchEncoder:
     def event(self, typ: str, obj: dict[str, Any]) -> bytes:
         out: dict[str, Any] = self._present(obj)
         if self.as_table and typ in ("ADDED", "MODIFIED", "DELETED"):
+            assert self._columns is not None  # given with as_table
             out = tables.to_table(
-                self.rt,
+                self._columns,
                 [out],
                 resource_version=out["metadata"].get("resourceVersion", ""),
                 include_object=self._include,
@@ -116,11 +120,13 @@ class WatchHandlers(ReadHandlers):
         q = request.query
         match = self._watch_matcher(route, q)
         opts = self._watch_options(q)
+        as_table = self._wants_table(request)
         encoder = WatchEncoder(
             route.client_type,  # what the client sees (the store is asked for route.rt)
             lambda obj: self._out(route, obj),
-            as_table=self._wants_table(request),
+            as_table=as_table,
             include=q.get("includeObject", "Metadata"),
+            columns=self._table_columns(route.client_type) if as_table else None,
         )
         queue: WatchQueue = asyncio.Queue()
         self._watch_queues.add(queue)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -20,6 +21,7 @@ from kubesim.patch import json_patch, merge_patch, strategic_merge
 from kubesim.resources import ResourceType
 from kubesim.servercore import Route, content_type_of, json_body, load_yaml
 from kubesim.watches import WatchHandlers
+from kubesim.writing import Write
 
 if TYPE_CHECKING:
     from kubesim.admission import Attributes
@@ -132,76 +134,42 @@ class WriteHandlers(WatchHandlers):
         store_manager: str | None,
         fv: str,
     ) -> web.Response:
-        """Admit (when webhooks exist) and store a new object; 201 with the stored object.
+        """Store a new object, admitted when webhooks exist; 201 with the stored object.
 
         ``manager`` is the request's field manager (in the admission CreateOptions);
         ``store_manager`` the one the Store records in managedFields (None for an apply, whose
         managedFields are already computed).
         """
-        rt = route.rt
-        hooks = self._has_webhooks()
-        warnings: list[str] = []
-        if hooks:
-            # the Store's defaulting/validation runs here, around the webhooks (see _admit)
-            warnings += self.store.prepare(rt, obj, field_validation=fv)
-            obj, w = self._admit(
-                "CREATE",
-                route,
-                obj,
-                None,
-                name=str(obj["metadata"].get("name") or ""),
-                dry_run=dry_run,
-                options=write_options("CreateOptions", manager, fv),
-            )
-            warnings += w
-        with self.store.lock:
-            created = self.store._create(
-                rt,
-                obj,
-                route.namespace,
-                dry_run=dry_run,
-                field_manager=store_manager,
-                field_validation="Ignore" if hooks else fv,
-                warnings=None if hooks else warnings,
-                prepared=hooks,
-            )
+        name = str(obj["metadata"].get("name") or "")
+        req = Write(
+            namespace=route.namespace,
+            dry_run=dry_run,
+            field_manager=store_manager,
+            field_validation=fv,
+            admission=self._admission(
+                "CREATE", route, name, dry_run, write_options("CreateOptions", manager, fv)
+            ),
+        )
+        created = self.store.write_create(route.rt, obj, req)
         out = json_body(self._out(route, created))  # stored objects never change: unlocked
-        return self._json(None, 201, raw=out, warnings=warnings)
+        return self._json(None, 201, raw=out, warnings=req.warnings)
 
-    def _admit(
+    def _admission(
         self,
         op: str,
         route: Route,
-        obj: dict[str, Any],
-        old: dict[str, Any] | None,
-        *,
         name: str,
-        subresource: str = "",
         dry_run: bool,
         options: dict[str, Any],
-    ) -> tuple[dict[str, Any], list[str]]:
-        """Mutating webhooks, then (on CREATE) the core's defaulting and validation of what they
-        made, then validating webhooks; returns the admitted object and the warnings."""
-
-        def attrs(current: dict[str, Any]) -> Attributes:
-            return self._attrs(
-                op,
-                route,
-                current,
-                old,
-                name=name,
-                subresource=subresource,
-                dry_run=dry_run,
-                options=options,
-            )
-
-        obj, mutated = self.admission.mutate(attrs(obj))
-        warnings = list(mutated)
-        if op == "CREATE":
-            self.store.prepare(route.rt, obj, field_validation="Ignore")
-            self.store.validate(route.rt, obj)
-        warnings += self.admission.validate(attrs(obj))
-        return obj, warnings
+        subresource: str = "",
+    ) -> RequestAdmission | None:
+        """The admission chain for this request, or None while no webhook is configured (the
+        Store then prepares and validates each object exactly once)."""
+        if not self._has_webhooks():
+            return None
+        return RequestAdmission(
+            self, op, route, name=name, subresource=subresource, dry_run=dry_run, options=options
+        )
 
     def _update(self, request: web.Request, route: Route, body: bytes) -> web.Response:
         rt = route.rt
@@ -221,45 +189,56 @@ class WriteHandlers(WatchHandlers):
         if rt.namespaced:
             meta["namespace"] = route.namespace
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
-        hooks = self._has_webhooks()
-        warnings: list[str] = []
-        if hooks:
-            old = clone(self.store.get_ref(rt, route.name, route.namespace))
-            warnings += self.store.prepare(rt, obj, old=old, field_validation=fv)
-            obj, w = self._admit(
+        req = self._update_request(route, dry_run, manager, fv)
+        req.require_resource_version = not rt.builtin
+        updated = self.store.write_update(rt, obj, req)
+        out = json_body(self._out(route, updated))
+        return self._json(None, raw=out, warnings=req.warnings)
+
+    def _update_request(self, route: Route, dry_run: bool, manager: str, fv: str) -> Write:
+        assert route.name is not None
+        return Write(
+            namespace=route.namespace,
+            subresource=route.subresource,
+            dry_run=dry_run,
+            field_manager=manager,
+            field_validation=fv,
+            admission=self._admission(
                 "UPDATE",
                 route,
-                obj,
-                old,
-                name=route.name,
+                route.name,
+                dry_run,
+                write_options("UpdateOptions", manager, fv),
                 subresource=route.subresource or "",
-                dry_run=dry_run,
-                options=write_options("UpdateOptions", manager, fv),
-            )
-            warnings += w
-        with self.store.lock:
-            updated = self.store._update(
-                rt,
-                obj,
-                route.namespace,
-                subresource=route.subresource,
-                dry_run=dry_run,
-                field_manager=manager,
-                field_validation="Ignore" if hooks else fv,
-                warnings=None if hooks else warnings,
-                require_resource_version=not rt.builtin,
-            )
-        out = json_body(self._out(route, updated))
-        return self._json(None, raw=out, warnings=warnings)
+            ),
+        )
 
     def _patch(self, request: web.Request, route: Route, body: bytes) -> web.Response:
-        rt = route.rt
-        assert route.name is not None
-        ptype = patch_type_of(rt, content_type_of(request))
+        """Patch the live object, retried on a write conflict unless the patch carries a
+        resourceVersion precondition (GuaranteedUpdate); an apply to a missing object
+        creates it."""
+        p = self._patch_request(request, route, body)
+        for attempt in range(PATCH_RETRIES):
+            try:
+                cur = self.store.get_ref(route.rt, str(route.name), route.namespace)
+            except ApiError as e:
+                if e.code == 404 and p.ptype == "apply" and not route.subresource:
+                    return self._apply_create(route, p)
+                raise
+            try:
+                return self._patch_once(route, p, cur)
+            except ApiError as e:
+                retry = e.code == 409 and e.reason == "Conflict" and not p.has_rv_precondition
+                if not (retry and attempt + 1 < PATCH_RETRIES):
+                    raise
+        raise ApiError(409, "Conflict", "too many conflicts", details={})
+
+    def _patch_request(self, request: web.Request, route: Route, body: bytes) -> PatchRequest:
+        ptype = patch_type_of(route.rt, content_type_of(request))
         dry_run, manager, fv = self._options(request)
         force = request.query.get("force")
         if ptype == "apply":
-            patch_body = self._decode_apply_patch(route, body, request.query)
+            patch_body: Any = self._decode_apply_patch(route, body, request.query)
         else:
             patch_body = decode_patch(ptype, body, force=force)
         has_rv_precondition = (
@@ -267,78 +246,29 @@ class WriteHandlers(WatchHandlers):
             and isinstance(patch_body, dict)
             and bool((patch_body.get("metadata") or {}).get("resourceVersion"))
         )
-        sub = route.subresource or ""
-        opts = write_options("UpdateOptions", manager, fv)
-        for attempt in range(PATCH_RETRIES):
-            try:
-                cur = self.store.get_ref(rt, route.name, route.namespace)
-            except ApiError as e:
-                if e.code == 404 and ptype == "apply" and not sub:
-                    assert isinstance(patch_body, dict)  # checked above for apply patches
-                    return self._apply_create(
-                        request,
-                        route,
-                        patch_body,
-                        manager=manager,
-                        dry_run=dry_run,
-                        fv=fv,
-                        force=force == "true",
-                    )
-                raise
-            cur_copy = clone(cur)
-            new, managed_override = self._patched(
-                route,
-                ptype,
-                cur_copy,
-                patch_body,
-                manager=manager,
-                force=force == "true",
-            )
-            if ptype == "json":
-                new["metadata"].setdefault("resourceVersion", cur["metadata"]["resourceVersion"])
-            elif not has_rv_precondition:
-                new["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
-            new["apiVersion"], new["kind"] = rt.api_version, rt.kind
-            hooks = self._has_webhooks()
-            warnings: list[str] = []
-            if hooks:
-                warnings += self.store.prepare(rt, new, old=cur_copy, field_validation=fv)
-                new, w = self._admit(
-                    "UPDATE",
-                    route,
-                    new,
-                    cur_copy,
-                    name=route.name,
-                    subresource=sub,
-                    dry_run=dry_run,
-                    options=opts,
-                )
-                warnings += w
-            try:
-                with self.store.lock:
-                    updated = self.store._update(
-                        rt,
-                        new,
-                        route.namespace,
-                        subresource=route.subresource,
-                        dry_run=dry_run,
-                        field_manager=None if ptype == "apply" else manager,
-                        managed_override=managed_override,
-                        field_validation="Ignore" if hooks else fv,
-                        warnings=None if hooks else warnings,
-                    )
-                out = json_body(self._out(route, updated))
-            except ApiError as e:
-                if (
-                    e.code == 409
-                    and e.reason == "Conflict"
-                    and not has_rv_precondition
-                    and attempt + 1 < PATCH_RETRIES
-                ):
-                    continue
-                raise
-            return self._json(None, raw=out, warnings=warnings)
-        raise ApiError(409, "Conflict", "too many conflicts", details={})
+        return PatchRequest(
+            ptype, patch_body, manager, dry_run, fv, force == "true", has_rv_precondition
+        )
+
+    def _patch_once(self, route: Route, p: PatchRequest, cur: dict[str, Any]) -> web.Response:
+        """One attempt: patch a copy of ``cur`` and write it, conditional on ``cur``'s
+        resourceVersion (unless the patch names its own)."""
+        rt = route.rt
+        cur_copy = clone(cur)
+        new, managed_override = self._patched(route, p, cur_copy)
+        if p.ptype == "json":
+            new["metadata"].setdefault("resourceVersion", cur["metadata"]["resourceVersion"])
+        elif not p.has_rv_precondition:
+            new["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
+        new["apiVersion"], new["kind"] = rt.api_version, rt.kind
+        req = self._update_request(route, p.dry_run, p.manager, p.fv)
+        req.old = cur_copy
+        req.managed_override = managed_override
+        if p.ptype == "apply":
+            req.field_manager = None  # managed.apply computed managedFields
+        updated = self.store.write_update(rt, new, req)
+        out = json_body(self._out(route, updated))
+        return self._json(None, raw=out, warnings=req.warnings)
 
     def _decode_apply_patch(
         self, route: Route, body: bytes, q: Mapping[str, str]
@@ -376,18 +306,12 @@ class WriteHandlers(WatchHandlers):
         return patch_body
 
     def _patched(
-        self,
-        route: Route,
-        ptype: str,
-        cur: dict[str, Any],
-        patch_body: Any,
-        *,
-        manager: str,
-        force: bool,
+        self, route: Route, p: PatchRequest, cur: dict[str, Any]
     ) -> tuple[dict[str, Any], list[Any] | None]:
         """(``cur`` patched, in the stored form; the managedFields server-side apply computed,
         or None for the other patch types, whose manager is recorded by the update)."""
         rt = route.rt
+        ptype, patch_body = p.ptype, p.body
         target = self._out(route, cur) if route.view is not None else cur
         managed_override = None
         if ptype == "merge":
@@ -401,8 +325,8 @@ class WriteHandlers(WatchHandlers):
             new = managed.apply(
                 target,
                 patch_body,
-                manager=manager,
-                force=force,
+                manager=p.manager,
+                force=p.force,
                 api_version=rt.api_version,
                 has_status=rt.has_status,
                 subresource=route.subresource,
@@ -419,23 +343,15 @@ class WriteHandlers(WatchHandlers):
             raise bad_request("the name of the object cannot be changed by a patch")
         return new, managed_override
 
-    def _apply_create(
-        self,
-        request: web.Request,
-        route: Route,
-        applied: dict[str, Any],
-        *,
-        manager: str,
-        dry_run: bool,
-        fv: str,
-        force: bool,
-    ) -> web.Response:
+    def _apply_create(self, route: Route, p: PatchRequest) -> web.Response:
+        """Server-side apply to a missing object creates it."""
         rt = route.rt
+        assert isinstance(p.body, dict)  # checked when decoded for apply patches
         obj = managed.apply(
             None,
-            applied,
-            manager=manager,
-            force=force,
+            p.body,
+            manager=p.manager,
+            force=p.force,
             api_version=rt.api_version,
             has_status=rt.has_status,
             subresource=None,
@@ -449,7 +365,7 @@ class WriteHandlers(WatchHandlers):
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         # managedFields come from managed.apply above: the Store must not record an Update entry
         return self._persist_create(
-            route, obj, dry_run=dry_run, manager=manager, store_manager=None, fv=fv
+            route, obj, dry_run=p.dry_run, manager=p.manager, store_manager=None, fv=p.fv
         )
 
     def _delete_options(self, request: web.Request, body: bytes) -> dict[str, Any]:
@@ -482,38 +398,8 @@ class WriteHandlers(WatchHandlers):
         assert route.name is not None
         if route.subresource:
             raise method_not_allowed()
-        opts = self._delete_options(request, body)
-        dry_run = "All" in (opts.get("dryRun") or [])
-        cur = clone(self.store.get_ref(rt, route.name, route.namespace))
-        warnings = (
-            []
-            if not self._has_webhooks()
-            else self.admission.validate(
-                self._attrs(
-                    "DELETE",
-                    route,
-                    None,
-                    cur,
-                    name=route.name,
-                    dry_run=dry_run,
-                    options={
-                        "apiVersion": "meta.k8s.io/v1",
-                        "kind": "DeleteOptions",
-                        **opts,
-                    },
-                )
-            )
-        )
-        propagation = opts.get("propagationPolicy") or "Background"
-        with self.store.lock:
-            obj, gone = self.store._delete(
-                rt,
-                route.name,
-                route.namespace,
-                propagation=propagation,
-                preconditions=opts.get("preconditions"),
-                dry_run=dry_run,
-            )
+        req = self._delete_request(request, route, body, route.name)
+        obj, gone = self.store.write_delete(rt, route.name, req)
         if gone and rt.key not in RETURN_DELETED_OBJECT:
             details: dict[str, Any] = {"name": route.name}
             if rt.group:
@@ -531,31 +417,40 @@ class WriteHandlers(WatchHandlers):
             )
         else:
             out = json_body(self._out(route, obj))
-        return self._json(None, raw=out, warnings=warnings)
+        return self._json(None, raw=out, warnings=req.warnings)
+
+    def _delete_request(self, request: web.Request, route: Route, body: bytes, name: str) -> Write:
+        opts = self._delete_options(request, body)
+        dry_run = "All" in (opts.get("dryRun") or [])
+        options = {"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions", **opts}
+        return Write(
+            namespace=route.namespace,
+            dry_run=dry_run,
+            propagation=opts.get("propagationPolicy") or "Background",
+            preconditions=opts.get("preconditions"),
+            admission=self._admission("DELETE", route, name, dry_run, options),
+        )
 
     def _delete_collection(self, request: web.Request, route: Route, body: bytes) -> web.Response:
         rt = route.rt
         q = request.query
         opts = self._delete_options(request, body)
-        dry_run = "All" in (opts.get("dryRun") or [])
+        req = Write(
+            dry_run="All" in (opts.get("dryRun") or []),
+            propagation=opts.get("propagationPolicy") or "Background",
+        )
         pred = selectors.compile_selectors(q.get("labelSelector"), self._field_selector(route, q))
         items, _rv = self.store.list_refs(rt, route.namespace, pred)
         deleted = []
         for o in items:
-            with self.store.lock:
-                try:
-                    obj, _gone = self.store._delete(
-                        rt,
-                        o["metadata"]["name"],
-                        o["metadata"].get("namespace"),
-                        propagation=opts.get("propagationPolicy") or "Background",
-                        dry_run=dry_run,
-                    )
-                except ApiError as e:
-                    if e.code == 404:
-                        continue
-                    raise
-                deleted.append(self._out(route, obj))
+            req.namespace = o["metadata"].get("namespace")
+            try:
+                obj, _gone = self.store.write_delete(rt, o["metadata"]["name"], req)
+            except ApiError as e:
+                if e.code == 404:
+                    continue
+                raise
+            deleted.append(self._out(route, obj))
         return self._json(
             {
                 "apiVersion": rt.api_version,
@@ -564,3 +459,60 @@ class WriteHandlers(WatchHandlers):
                 "items": deleted,
             }
         )
+
+
+@dataclass(frozen=True)
+class PatchRequest:
+    """A decoded PATCH: its type, body and options."""
+
+    ptype: str
+    body: Any
+    manager: str
+    dry_run: bool
+    fv: str
+    force: bool
+    has_rv_precondition: bool
+
+
+class RequestAdmission:
+    """The admission chain bound to one request (``kubesim.writing.Admission``): what the
+    Store calls around its own preparing and validating of the object."""
+
+    def __init__(
+        self,
+        server: WriteHandlers,
+        op: str,
+        route: Route,
+        *,
+        name: str,
+        subresource: str,
+        dry_run: bool,
+        options: dict[str, Any],
+    ) -> None:
+        self.server = server
+        self.op = op
+        self.route = route
+        self.name = name
+        self.subresource = subresource
+        self.dry_run = dry_run
+        self.options = options
+
+    def _attrs(self, obj: dict[str, Any] | None, old: dict[str, Any] | None) -> Attributes:
+        return self.server._attrs(
+            self.op,
+            self.route,
+            obj,
+            old,
+            name=self.name,
+            subresource=self.subresource,
+            dry_run=self.dry_run,
+            options=self.options,
+        )
+
+    def mutate(
+        self, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], list[str]]:
+        return self.server.admission.mutate(self._attrs(obj, old))
+
+    def validate(self, obj: dict[str, Any] | None, old: dict[str, Any] | None) -> list[str]:
+        return self.server.admission.validate(self._attrs(obj, old))
