@@ -15,7 +15,7 @@ from typing import Final
 from jobflow import conditions, dag, decoded, kinds, names, quantities
 from jobflow.errors import Problem
 from jobflow.model import Step
-from jobflow.validation import data, shape, templates
+from jobflow.validation import approval, data, shape, templates
 from jobflow.validation.context import MAX_INT32, Context
 
 # Each step is a status entry, events and at least one Job; past this a flow is better split.
@@ -81,6 +81,9 @@ def check_steps(ctx: Context, steps: list[object]) -> None:
         first_index[name] = i
         if "outputs" in step:
             ctx.outputs[name] = data.declared_outputs(step)
+        elif "approval" in step:
+            # An approved Manual step's outputs are its approval's inputs (jobflow.approvals).
+            ctx.outputs[name] = (approval.declared_inputs(step), set())
     graph = ctx.graph = dag.build(pairs)
     # A step whose edges are fewer than its list entries has an unknown, self or repeated
     # dependency (or a non-string one): only those are looked at one by one.
@@ -179,6 +182,8 @@ def check_step_fields(ctx: Context, step: Mapping[str, object], index: int) -> N
         data.check_outputs(ctx, outputs, f"{base}.outputs")
     if inputs is not None or outputs is not None:
         data.check_artifact_mounts(ctx, step, base)
+    if "approval" in step:
+        approval.check(ctx, step, base)
 
 
 def check_retry_policy(ctx: Context, retry: Mapping[str, object], base: str) -> None:
