@@ -8,8 +8,9 @@ message is printed as is). The output says who approved and what is still needed
 ("1 of 2 approvals (alice); 1 more needed (approvers: users alice, bob)"). A step that has not started
 waiting yet may be decided ahead of time.
 
-Exit 0 done; 1 the cluster could not be used, refused the decision, or the step already
-finished; 2 usage (no such flow or step, not a Manual step, a malformed -p).
+Exit 0 done; 1 the cluster could not be used or the step already finished; 2 rejected or
+usage (the webhook denied the decision, no such flow or step, not a Manual step, a malformed
+-p).
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def _command(args: argparse.Namespace) -> int:
             )
         )
     except approving.DecisionError as exc:
-        raise CommandError(str(exc), exit_code=EXIT_USAGE if exc.usage else EXIT_FAILED) from None
+        raise CommandError(
+            str(exc), exit_code=EXIT_USAGE if exc.rejected else EXIT_FAILED
+        ) from None
     except kube_mod.ApiError as exc:
         raise cluster.unreachable(kube, exc) from None
     finally:
@@ -91,8 +94,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="approve (or reject) a Manual step of a JobFlow",
         description="Approve a Manual step waiting in PendingApproval (sets the annotation "
         f"{names.APPROVE_ANNOTATION_PREFIX}STEP on the JobFlow; the webhook records who); "
-        "--reject fails it. Exit 0: done; 1: the cluster could not be used, refused the "
-        "decision, or the step already finished; 2: no such flow or step, not a Manual step.",
+        "--reject fails it. Exit 0: done; 1: the cluster could not be used or the step already "
+        "finished; 2: the webhook denied the decision (not an approver, a wrong input), no "
+        "such flow or step, not a Manual step.",
     )
     _add_common(parser)
     parser.add_argument("--reject", action="store_true", help="reject: the step fails")

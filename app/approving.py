@@ -20,12 +20,13 @@ from jobflow import approvals, decoded, kinds, names, phases
 
 
 class DecisionError(Exception):
-    """A decision that cannot be made; ``usage`` when the flow or step named is wrong (the
-    CLI's exit 2), else the cluster refused or the step already finished (exit 1)."""
+    """A decision that cannot be made. ``rejected``: the flow or step named is wrong, or the
+    admission webhook denied the decision (the CLI's exit 2, as for any webhook denial); else
+    the step already finished or the cluster refused the write otherwise (exit 1)."""
 
-    def __init__(self, message: str, *, usage: bool = False) -> None:
+    def __init__(self, message: str, *, rejected: bool = False) -> None:
         super().__init__(message)
-        self.usage = usage
+        self.rejected = rejected
 
 
 @dataclass(frozen=True)
@@ -71,12 +72,12 @@ def check_step(flow: Mapping[str, Any], step: str, *, ref: str) -> tuple[str, Ma
     if step not in spec_steps:
         manual = [n for n, s in spec_steps.items() if n and kinds.of_step(s).awaits_approval]
         hint = f"its Manual steps: {', '.join(manual)}" if manual else "it has no Manual steps"
-        raise DecisionError(f"JobFlow {ref} has no step {step!r}; {hint}", usage=True)
+        raise DecisionError(f"JobFlow {ref} has no step {step!r}; {hint}", rejected=True)
     kind = kinds.of_step(spec_steps[step])
     if not kind.awaits_approval:
         raise DecisionError(
             f"step {step!r} of JobFlow {ref} is a {kind.name} step; only Manual steps are approved",
-            usage=True,
+            rejected=True,
         )
     phase = decoded.string(step_status(flow, step).get("phase")) or "Pending"
     if phase in phases.TERMINAL_STEP_PHASES:
@@ -104,13 +105,13 @@ def decide(
     except kube_mod.NotFound:
         raise DecisionError(
             f"JobFlow {ref} not found; list them with: kubectl get jobflows -n {namespace}",
-            usage=True,
+            rejected=True,
         ) from None
     phase, raw_step = check_step(flow, step, ref=ref)
     policy = approvals.Policy.read(raw_step)
     if inputs and policy is None:
         raise DecisionError(
-            f"step {step!r} of JobFlow {ref} declares no approval inputs; remove -p", usage=True
+            f"step {step!r} of JobFlow {ref} declares no approval inputs; remove -p", rejected=True
         )
     value = approvals.request_value(approve=approve, inputs=inputs or {})
     patch = {"metadata": {"annotations": {names.approve_annotation(step): value}}}
@@ -119,7 +120,10 @@ def decide(
     except kube_mod.ApiError as exc:
         if exc.retryable or exc.code == 0:
             raise
-        raise DecisionError(f"cannot decide step {step!r} of JobFlow {ref}: {exc}") from None
+        denied = "admission webhook" in str(exc)  # the API server's words for a denial
+        raise DecisionError(
+            f"cannot decide step {step!r} of JobFlow {ref}: {exc}", rejected=denied
+        ) from None
     return _outcome(stored, step, phase, policy)
 
 

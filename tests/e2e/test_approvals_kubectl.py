@@ -181,7 +181,7 @@ def test_quorum_of_two_distinct_users_with_inputs(cluster: Any, cache: Path) -> 
     assert "user 'bob' may not approve step 'gate'" in denied.stderr
     assert "users alice or groups release-managers" in denied.stderr
     refused = zen(cluster, "bob", "approve", "ship", "gate", "-p", "version=2.0")
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert "user 'bob' may not approve step 'gate'" in refused.stderr
     assert "Traceback" not in refused.stderr
 
@@ -189,7 +189,7 @@ def test_quorum_of_two_distinct_users_with_inputs(cluster: Any, cache: Path) -> 
     unknown = zen(
         cluster, "alice", "approve", "ship", "gate", "-p", "colour=red", "-p", "version=2.0"
     )
-    assert unknown.returncode == 1
+    assert unknown.returncode == 2
     assert "step 'gate' has no input 'colour' (its inputs: version, note)" in unknown.stderr
 
     first = zen(cluster, "alice", "approve", "ship", "gate", "-p", "version=2.0")
@@ -309,7 +309,7 @@ def test_reject_and_the_creator_rule(cluster: Any, cache: Path) -> None:
     apply(cluster, cache, manifest("own", policy), user="alice")  # alice creates it
     wait_step(cluster, cache, "own", lambda g, _f: g.get("phase") == "PendingApproval", "waits")
     mine = zen(cluster, "alice", "approve", "own", "gate")
-    assert mine.returncode == 1
+    assert mine.returncode == 2
     assert "user 'alice' created this flow and may not approve step 'gate'" in mine.stderr
     rejected = zen(cluster, "bob", "reject", "own", "gate")
     assert rejected.returncode == 0, rejected.stderr
@@ -322,3 +322,34 @@ def test_reject_and_the_creator_rule(cluster: Any, cache: Path) -> None:
     assert gate["reason"] == "Rejected" and gate["rejectedBy"]["user"] == "bob"
     late = zen(cluster, "bob", "approve", "own", "gate")
     assert late.returncode == 1 and "already finished (Failed)" in late.stderr
+
+
+def test_the_example_runs_with_two_approvers(cluster: Any, cache: Path) -> None:
+    """examples/approval-quorum.yaml as written: carol (by her group) and alice approve."""
+    text = (Path(__file__).resolve().parents[2] / "examples" / "approval-quorum.yaml").read_text()
+    apply(cluster, cache, text)
+    wait_step(
+        cluster,
+        cache,
+        "release-2",
+        lambda _g, f: step_of(f, "release-gate").get("phase") == "PendingApproval",
+        "waits",
+    )
+    assert (
+        zen(
+            cluster, "carol", "approve", "release-2", "release-gate", "-p", "version=1.4.1"
+        ).returncode
+        == 0
+    )
+    done = zen(cluster, "alice", "approve", "release-2", "release-gate")
+    assert "2 of 2 approvals (carol, alice): the step is approved" in done.stdout, done.stderr
+    flow = eventually(
+        lambda: (
+            (f := get(cluster, cache, "release-2")).get("status", {}).get("phase") == "Succeeded"
+            and f
+        ),
+        60,
+        message="release-2 Succeeded",
+    )
+    gate = step_of(flow, "release-gate")
+    assert gate["outputs"]["parameters"] == {"version": "1.4.1", "ticket": "none"}
