@@ -170,7 +170,7 @@ def parse_request(value: str) -> Request:
         return Request(APPROVE if text.lower() == "true" else REJECT, {})
     try:
         raw = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past Python's stack
         raw = None
     if not isinstance(raw, Mapping) or raw.get("decision") not in (APPROVE, REJECT):
         raise RequestError(
@@ -195,7 +195,7 @@ def read_records(annotations: Mapping[str, str], step: str) -> list[Entry]:
     """The recorded entries of ``step`` (unreadable parts are skipped)."""
     try:
         raw = json.loads(annotations.get(record_annotation(step), "[]"))
-    except ValueError:
+    except (ValueError, RecursionError):  # not ours (a record is written by the webhook only)
         return []
     found = []
     for item in raw if isinstance(raw, list) else []:
