@@ -303,12 +303,12 @@ class Refusal:
     message: str
 
 
-def new_entries(
-    old: Mapping[str, object] | None, new: Mapping[str, object], step: str
-) -> list[Entry]:
+def _added(before: Mapping[str, str], after: Mapping[str, str], step: str) -> list[Entry]:
     """Entries of ``step`` that this write added (the webhook stamped them)."""
-    before = read_records(_annotations(old), step)
-    return [e for e in read_records(_annotations(new), step) if e not in before]
+    if before.get(record_annotation(step)) == after.get(record_annotation(step)):
+        return []  # the common case, and the cheap one: no decision on this step
+    earlier = read_records(before, step)
+    return [e for e in read_records(after, step) if e not in earlier]
 
 
 def _step_phase(obj: Mapping[str, object] | None, step: str) -> str | None:
@@ -328,19 +328,19 @@ def decision_problems(
 ) -> list[Refusal]:
     """What the validating webhook refuses in the decisions this write makes."""
     found: list[Refusal] = []
-    after = _annotations(new)
-    creator = _annotations(old).get(CREATED_BY_ANNOTATION) if old is not None else username
+    before, after = _annotations(old), _annotations(new)
+    creator = before.get(CREATED_BY_ANNOTATION) if old is not None else username
     for step, policy in _manual_steps(new).items():
         key = names.approve_annotation(step)
         path = f"metadata.annotations[{key}]"
         value = after.get(key)
-        if value is not None and value != _annotations(old).get(key):
+        if value is not None and value != before.get(key):
             try:
                 parse_request(value)
             except RequestError as exc:
                 found.append(Refusal(step, path, f"step {step!r}: {exc}"))
                 continue
-        added = new_entries(old, new, step)
+        added = _added(before, after, step)
         if not added:
             continue
         phase = _step_phase(old, step)
@@ -351,7 +351,7 @@ def decision_problems(
             continue
         if policy is None:
             continue  # a plain Manual step: whoever may update the flow decides
-        previous = [e for e in read_records(_annotations(old), step) if e not in added]
+        previous = [e for e in read_records(before, step) if e not in added]
         for entry in added:
             found.extend(_entry_problems(step, path, policy, entry, groups, creator, previous))
     return found
