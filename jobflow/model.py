@@ -284,16 +284,17 @@ class StepOutputs(SpecModel):
 
 
 class Approvers(SpecModel):
-    """Who may approve or reject: a user named in users, or a member of one of groups (as the
-    API server authenticated them). Both empty or absent: anyone who may update the flow."""
+    """Who may approve or reject: a user in users or a member of one of groups; none: anyone."""
+
+    # Users and groups as the API server authenticated the request (request.userInfo); with
+    # neither, anyone who may update the flow decides (RBAC).
 
     users: list[str] | None = Field(default=None, description="User names (request.userInfo).")
     groups: list[str] | None = Field(default=None, description="Group names (request.userInfo).")
 
 
 class ApprovalInput(SpecModel):
-    """A value given at approval (`zen-flow approve FLOW STEP -p NAME=VALUE`); it becomes an
-    output parameter of the step (stepOutputRef, `when`)."""
+    """A value given at approval (zen-flow approve -p NAME=VALUE): an output parameter."""
 
     name: str = Field(description="DNS-1123 subdomain, unique within the step.")
     description: str | None = None
@@ -304,9 +305,11 @@ class ApprovalInput(SpecModel):
 
 
 class ApprovalPolicy(SpecModel):
-    """Who must approve a Manual step, how many, until when, and what they give. Decisions are
-    recorded by the admission webhook with the requesting user and time (annotation
-    approvals.workflow.kube-zen.io/<step>) and shown in status.steps[].approvedBy/rejectedBy."""
+    """Who must approve a Manual step, how many, until when, and what they give."""
+
+    # Decisions are recorded by the admission webhook with the requesting user and time
+    # (annotation approvals.workflow.kube-zen.io/<step>; jobflow.approvals) and shown in
+    # status.steps[].approvedBy / rejectedBy.
 
     approvers: Approvers | None = None
     required: int | None = Field(
@@ -337,7 +340,8 @@ class Step(SpecModel):
     message: str | None = Field(default=None, description="Shown while a Manual step waits.")
     approval: ApprovalPolicy | None = Field(
         default=None,
-        description="Manual steps: who may approve, how many must, timeout, inputs.",
+        description="Manual steps: who may approve, how many must, timeout, inputs "
+        "(docs/approvals.md).",
     )
     metadata: StepMetadata | None = None
     dependencies: list[str] | None = None
@@ -482,8 +486,8 @@ class StepOutputsStatus(StatusModel):
 
 
 class Decision(StatusModel):
-    user: str
-    time: str | None = None
+    user: str = Field(description="The user, as the API server authenticated the request.")
+    time: str | None = Field(default=None, description="When the webhook recorded it.")
 
 
 class StepStatus(StatusModel):
