@@ -15,12 +15,15 @@ Covers:
 - the timeout: onTimeout Reject fails the step and the flow (reason ApprovalTimeout), onTimeout
   Approve succeeds with the inputs' defaults;
 - `zen-flow reject` as an allowed user: rejectedBy, reason Rejected;
-- allowCreator false: the creator's approval is refused.
+- allowCreator false: the creator's approval is refused;
+- examples/approval-quorum.yaml as written; `zen-flow serve --embedded --token-auth-file F`
+  (its users approve as themselves; an unreadable file is one line, exit 2).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -61,8 +64,6 @@ def as_user(
 
 
 def zen(cluster: Any, user: str, *args: str) -> Any:
-    import subprocess
-
     return subprocess.run(
         [ZEN_FLOW, *args, "--kubeconfig", str(cluster.kubeconfig), "--context", user],
         capture_output=True,
@@ -353,3 +354,28 @@ def test_the_example_runs_with_two_approvers(cluster: Any, cache: Path) -> None:
     )
     gate = step_of(flow, "release-gate")
     assert gate["outputs"]["parameters"] == {"version": "1.4.1", "ticket": "none"}
+
+
+def test_serve_embedded_takes_a_token_auth_file(start_embedded: Any, tmp_path: Path) -> None:
+    """`zen-flow serve --embedded --token-auth-file F`: each user a context; a decision by one
+    of them is recorded under that name; a file that cannot be read is one line, exit 2."""
+    tokens = tmp_path / "tokens.csv"
+    tokens.write_text('dave-token,dave,u4,"ops"\neve-token,eve,u5\n')
+    server = start_embedded("--token-auth-file", str(tokens))
+    text = manifest("solo", {"approvers": {"groups": ["ops"]}})
+    apply(server, tmp_path, text)
+    wait_step(server, tmp_path, "solo", lambda g, _f: g.get("phase") == "PendingApproval", "waits")
+    refused = zen(server, "eve", "approve", "solo", "gate")
+    assert refused.returncode == 2 and "its approvers are groups ops" in refused.stderr
+    done = zen(server, "dave", "approve", "solo", "gate")
+    assert "as dave: 1 of 1 approvals (dave): the step is approved" in done.stdout, done.stderr
+    bad = subprocess.run(
+        [ZEN_FLOW, "serve", "--embedded", "--token-auth-file", str(tmp_path / "none.csv")],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=cli_env(),
+        check=False,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("zen-flow serve: --token-auth-file: cannot read token file")
