@@ -1,88 +1,77 @@
-"""`zen-flow approve FLOW STEP [--reject] [-n NS] [--kubeconfig P | --context C]`.
+"""`zen-flow approve FLOW STEP [-p NAME=VALUE]... [--reject]` and `zen-flow reject FLOW STEP`.
 
-Sets the annotation ``approve.workflow.kube-zen.io/<step>`` on the JobFlow to ``"true"`` (or
-``"false"`` with --reject) with a JSON merge patch, which is exactly what
-``kubectl annotate jobflow FLOW approve.workflow.kube-zen.io/STEP=true`` does; the controller
-reacts to the change. The checks before it make a mistake one clear line instead of an
-annotation nobody reads: the flow exists (and zen-flow is installed), STEP is one of its Manual
-steps, and the step has not finished. A step that has not started waiting yet may be approved
-ahead of time (the controller reads the annotation when the step becomes ready).
+Both write the request annotation ``approve.workflow.kube-zen.io/<step>`` (``true``/``false``,
+or the decision with its inputs) with a JSON merge patch, through app.approving.decide (the
+function a UI calls too); for a step with an ``approval`` policy the admission webhook records
+who decided, when and with which inputs, and refuses a user the step does not allow (its
+message is printed as is). The output says who approved and what is still needed
+("1 of 2 approvals (alice); 1 more needed (approvers: users alice, bob)"). A step that has not started
+waiting yet may be decided ahead of time.
 
-Exit 0 done; 1 the cluster could not be used or the step already finished; 2 usage (no such
-flow or step, not a Manual step).
+Exit 0 done; 1 the cluster could not be used or the step already finished; 2 rejected or
+usage (the webhook denied the decision, no such flow or step, not a Manual step, a malformed
+-p).
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
-from typing import Any
 
-from app import cluster, run_cmd, where
-from app.cli import EXIT_FAILED, EXIT_OK, CommandError
+from app import approving, cluster, run_cmd, where
+from app.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError
 from controller import kube as kube_mod
-from jobflow import decoded, kinds, names, phases
-
-_FINISHED = phases.TERMINAL_STEP_PHASES
+from jobflow import names
 
 
-def _step_status(flow: Mapping[str, Any], step: str) -> Mapping[str, object]:
-    for entry in decoded.items(decoded.path(flow, "status", "steps")):
-        if entry.get("name") == step:
-            return entry
-    return {}
+def _inputs(pairs: list[str] | None) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise CommandError(f"-p {pair!r}: write NAME=VALUE", exit_code=EXIT_USAGE)
+        found[name] = value
+    return found
 
 
-def _check_step(flow: Mapping[str, Any], step: str, *, ref: str) -> str:
-    """The step's current phase; CommandError unless it is a Manual step that may be decided."""
-    spec_steps = {
-        decoded.string(s.get("name")): s for s in decoded.items(decoded.path(flow, "spec", "steps"))
-    }
-    if step not in spec_steps:
-        manual = [n for n, s in spec_steps.items() if n and kinds.of_step(s).awaits_approval]
-        hint = f"its Manual steps: {', '.join(manual)}" if manual else "it has no Manual steps"
-        raise CommandError(f"JobFlow {ref} has no step {step!r}; {hint}")
-    kind = kinds.of_step(spec_steps[step])
-    if not kind.awaits_approval:
-        raise CommandError(
-            f"step {step!r} of JobFlow {ref} is a {kind.name} step; only Manual steps are approved"
-        )
-    phase = decoded.string(_step_status(flow, step).get("phase")) or "Pending"
-    if phase in _FINISHED:
-        raise CommandError(
-            f"step {step!r} of JobFlow {ref} already finished ({phase}); nothing to decide",
-            exit_code=EXIT_FAILED,
-        )
-    return phase
-
-
-def decide(kube: kube_mod.Kube, namespace: str, flow_name: str, step: str, *, reject: bool) -> str:
-    """Approve (or reject) ``step`` of the flow: the checks, then the annotation. Returns the line
-    that says what was done; CommandError when it cannot be. Shared by the CLI and `zen-flow ui`.
-    """
-    ref = f"{namespace}/{flow_name}"
+def decide(
+    kube: kube_mod.Kube,
+    namespace: str,
+    flow_name: str,
+    step: str,
+    *,
+    reject: bool,
+    inputs: dict[str, str] | None = None,
+) -> str:
+    """Approve (or reject) ``step`` (app.approving.decide, retried on transient errors): the
+    line that says what was done and, under an approval policy, who approved and what is still
+    needed. CommandError when it cannot be done; kube_mod.ApiError when the cluster cannot be
+    reached. Shared by the CLI and `zen-flow ui`."""
+    approve = not reject
     try:
-        flow = cluster.retrying(lambda: kube.get(kube_mod.JOBFLOWS, namespace, flow_name))
-    except kube_mod.NotFound:
+        outcome = cluster.retrying(
+            lambda: approving.decide(
+                kube, namespace, flow_name, step, approve=approve, inputs=inputs or {}
+            )
+        )
+    except approving.DecisionError as exc:
         raise CommandError(
-            f"JobFlow {ref} not found; list them with: kubectl get jobflows -n {namespace}"
+            str(exc), exit_code=EXIT_USAGE if exc.rejected else EXIT_FAILED
         ) from None
-    phase = _check_step(flow, step, ref=ref)
-    value = "false" if reject else "true"
-    patch = {"metadata": {"annotations": {names.approve_annotation(step): value}}}
-    try:
-        cluster.retrying(lambda: kube.patch(kube_mod.JOBFLOWS, namespace, flow_name, patch))
-    except kube_mod.ApiError as exc:
-        raise CommandError(
-            f"cannot annotate JobFlow {ref} at {cluster.server_url(kube)}: {exc}",
-            exit_code=EXIT_FAILED,
-        ) from None
-    verb = "rejected" if reject else "approved"
-    ahead = "" if phase == "PendingApproval" else f" ahead of time (the step is {phase})"
-    return f"{verb} step {step} of JobFlow {ref}{ahead}"
+    verb = "approved" if approve else "rejected"
+    ahead = (
+        ""
+        if outcome.phase == "PendingApproval"
+        else f" ahead of time (the step is {outcome.phase})"
+    )
+    line = f"{verb} step {step} of JobFlow {namespace}/{flow_name}{ahead}"
+    if outcome.policy is not None:
+        who = f" as {outcome.recorded_as}" if outcome.recorded_as else ""
+        line += f"{who}: {outcome.summary(approve=approve)}"
+    return line
 
 
 def _command(args: argparse.Namespace) -> int:
+    inputs = _inputs(args.parameters)
     namespace = (
         args.namespace
         or cluster.kubeconfig_namespace(args.kubeconfig, args.context)
@@ -92,10 +81,10 @@ def _command(args: argparse.Namespace) -> int:
     try:
         cluster.check_installed(kube, namespace)
         where.say_cluster(
-            "approve",
+            "reject" if args.reject else "approve",
             where.real_cluster_words(args.kubeconfig, args.context, cluster.server_url(kube)),
         )
-        said = decide(kube, namespace, args.flow, args.step, reject=args.reject)
+        said = decide(kube, namespace, args.flow, args.step, reject=args.reject, inputs=inputs)
     except kube_mod.ApiError as exc:
         raise cluster.unreachable(kube, exc) from None
     finally:
@@ -104,21 +93,41 @@ def _command(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("flow", metavar="FLOW", help="name of the JobFlow")
+    parser.add_argument("step", metavar="STEP", help="name of its Manual step")
+    parser.add_argument(
+        "-n", "--namespace", metavar="NS", help="namespace (default: the context's, else default)"
+    )
+    parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig of the cluster")
+    parser.add_argument("--context", metavar="NAME", help="kubeconfig context (the user) to use")
+    parser.set_defaults(func=_command)
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "approve",
         help="approve (or reject) a Manual step of a JobFlow",
         description="Approve a Manual step waiting in PendingApproval (sets the annotation "
-        f"{names.APPROVE_ANNOTATION_PREFIX}STEP=true on the JobFlow); --reject fails it. "
-        "Exit 0: done; 1: the cluster could not be used or the step already finished; "
-        "2: no such flow or step, or not a Manual step.",
+        f"{names.APPROVE_ANNOTATION_PREFIX}STEP on the JobFlow; the webhook records who); "
+        "--reject fails it. Exit 0: done; 1: the cluster could not be used or the step already "
+        "finished; 2: the webhook denied the decision (not an approver, a wrong input), no "
+        "such flow or step, not a Manual step.",
     )
-    parser.add_argument("flow", metavar="FLOW", help="name of the JobFlow")
-    parser.add_argument("step", metavar="STEP", help="name of its Manual step")
+    _add_common(parser)
     parser.add_argument("--reject", action="store_true", help="reject: the step fails")
     parser.add_argument(
-        "-n", "--namespace", metavar="NS", help="namespace (default: the context's, else default)"
+        "-p",
+        "--parameter",
+        dest="parameters",
+        action="append",
+        metavar="NAME=VALUE",
+        help="an input of the step's approval (repeatable); it becomes the step's output",
     )
-    parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig of the cluster")
-    parser.add_argument("--context", metavar="NAME", help="kubeconfig context to use")
-    parser.set_defaults(func=_command)
+    reject = subparsers.add_parser(
+        "reject",
+        help="reject a Manual step of a JobFlow (the step fails)",
+        description="Same as `zen-flow approve FLOW STEP --reject`.",
+    )
+    _add_common(reject)
+    reject.set_defaults(reject=True, parameters=None)

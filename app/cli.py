@@ -47,6 +47,7 @@ COMMANDS: Final[dict[str, str]] = {
     "serve": "app.serve_cmd",
     "run": "app.run_cmd",
     "approve": "app.approve_cmd",
+    "reject": "app.approve_cmd",  # registered with approve
     "retry": "app.retry_cmd",
     "stop": "app.stop_cmd",
     "terminate": "app.terminate_cmd",
@@ -106,7 +107,10 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules = [COMMANDS[selected]] if selected in COMMANDS else list(COMMANDS.values())
+    # One module may register several commands (approve and reject): import each once.
+    modules = (
+        [COMMANDS[selected]] if selected in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    )
     for module_name in modules:
         try:
             module = importlib.import_module(module_name)

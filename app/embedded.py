@@ -51,6 +51,7 @@ from certs import authority
 from controller import kube as kube_mod
 from controller import runner as controller_runner
 from jobflow import crd as crd_mod
+from kubesim import auth as kubesim_auth
 from webhook import configuration as webhook_configuration
 
 log = logging.getLogger(__name__)
@@ -288,10 +289,15 @@ def start(
     data_dir: Path | None = None,
     kubeconfig_out: Path | None = None,
     settings: Settings | None = None,
+    users: Sequence[Any] = (),
 ) -> Cluster:
     """Start an embedded cluster and return it once a JobFlow can be created and will run."""
     return Cluster(
-        exec_mode=exec_mode, data_dir=data_dir, kubeconfig_out=kubeconfig_out, settings=settings
+        exec_mode=exec_mode,
+        data_dir=data_dir,
+        kubeconfig_out=kubeconfig_out,
+        settings=settings,
+        users=users,
     )
 
 
@@ -318,6 +324,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         type=Path,
         help="keep the cluster's state in DIR so it survives a restart (default: in memory)",
+    )
+    group.add_argument(
+        "--token-auth-file",
+        metavar="FILE",
+        help='more users, as the API server\'s static token file (token,user,uid,"g1,g2" per '
+        "line); each gets a kubeconfig context named after it (kubectl --context alice)",
     )
 
 
@@ -347,6 +359,11 @@ def serve_command(args: argparse.Namespace) -> int:
         )
         return 2
     settings = settings_for(base, explicit=_explicit_fields(args))
+    try:
+        users = kubesim_auth.read_token_file(args.token_auth_file) if args.token_auth_file else []
+    except kubesim.UsersError as exc:
+        print(f"{prog}: --token-auth-file: {exc}", file=sys.stderr)
+        return 2
     configure_logging(level=settings.log_level, fmt=settings.log_format.value)
     stop = threading.Event()
 
@@ -361,6 +378,7 @@ def serve_command(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             kubeconfig_out=args.kubeconfig_out,
             settings=settings,
+            users=users,
         )
     except EmbeddedError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)

@@ -13,6 +13,10 @@ is a new class here plus its tests; the planner, validation, approve and graph d
   the API server refused for good (``PassContext.rejected``) fails it with the server's message.
 - ``Manual``: a ready step waits in PendingApproval until the annotation
   ``approve.workflow.kube-zen.io/<step>`` says "true" (Succeeded) or "false" (Failed, Rejected).
+  With an ``approval`` policy (jobflow.approvals) only the admission webhook's records count:
+  a quorum of distinct allowed users approves (their inputs become the step's output
+  parameters), an allowed rejection rejects, and ``timeoutSeconds`` applies ``onTimeout``
+  (reason ApprovalTimeout).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import ClassVar, Final, Protocol
 
-from jobflow import decoded, defaults, jobs, names, parameters, phases
+from jobflow import approvals, decoded, defaults, jobs, names, parameters, phases, requests
 from jobflow import outputs as jobflow_outputs
 from jobflow.jobs import ObservedJob
 from jobflow.spec import FlowSpec, PodFailureAction
@@ -48,6 +52,8 @@ class PassContext(Protocol):
     def observed(self) -> Mapping[str, Mapping[int, ObservedJob]]: ...
     @property
     def rejected(self) -> Mapping[str, str]: ...
+    @property
+    def retried_at(self) -> str | None: ...
 
     def emit(self, event: Event) -> None: ...
     def wake_at(self, moment: datetime) -> None: ...
@@ -368,26 +374,44 @@ class ManualKind(StepKind):
 
     def start(self, ctx: PassContext, step: StepState) -> bool:
         """Apply an approval or rejection; otherwise wait for one (once)."""
+        policy = approvals.Policy.read(step.spec.raw)
+        if policy is not None:
+            return self._decide(ctx, step, policy)
         key = names.approve_annotation(step.name)
         verdict = approval(ctx.flow.annotations.get(key))
+        # Who set the annotation, when the webhook recorded it (shown, never required).
+        entries = approvals.read_records(ctx.flow.annotations, step.name)
+        last = entries[-1] if entries else None
         if verdict is True:
+            if last is not None and last.decision == approvals.APPROVE:
+                step.approved_by = [{"user": last.user, "time": last.time}]
             ctx.emit(
                 step.succeed(
                     at=ctx.now_text,
                     reason=phases.APPROVED,
-                    message=f"approved by annotation {key}",
-                    event=Event("Normal", "StepApproved", f"step {step.name} approved"),
+                    message=f"approved by annotation {key}" + requests.by(_user(last)),
+                    event=Event(
+                        "Normal",
+                        "StepApproved",
+                        f"step {step.name} approved{requests.by(_user(last))}",
+                    ),
                 )
             )
             return True
         if verdict is False:
+            if last is not None and last.decision == approvals.REJECT:
+                step.rejected_by = {"user": last.user, "time": last.time}
             ctx.emit(
                 step.fail(
                     phases.REJECTED,
-                    f"rejected by annotation {key}",
+                    f"rejected by annotation {key}" + requests.by(_user(last)),
                     at=ctx.now_text,
                     started=True,
-                    event=Event("Warning", "StepRejected", f"step {step.name} rejected"),
+                    event=Event(
+                        "Warning",
+                        "StepRejected",
+                        f"step {step.name} rejected{requests.by(_user(last))}",
+                    ),
                 )
             )
             return True
@@ -397,6 +421,118 @@ class ManualKind(StepKind):
         hint = f'annotate {key}="true" to approve, "false" to reject'
         ctx.emit(step.await_approval(prompt, hint=hint, at=ctx.now_text))
         return True
+
+    def _decide(self, ctx: PassContext, step: StepState, policy: approvals.Policy) -> bool:
+        """A step with an approval policy: only the webhook's records count (who, when, with
+        which inputs); a quorum of distinct users approves, any allowed rejection rejects, and
+        past timeoutSeconds onTimeout applies. Every time comes from a record or from the
+        status (the wait's start), so a restarted controller decides the same."""
+        entries = approvals.read_records(ctx.flow.annotations, step.name)
+        creator = ctx.flow.annotations.get(approvals.CREATED_BY_ANNOTATION)
+        count = approvals.tally(policy, entries, since=ctx.retried_at, creator=creator)
+        known = {a.get("user") for a in step.approved_by or ()}
+        for entry in count.approvals:
+            if entry.user not in known:
+                ctx.emit(
+                    Event(
+                        "Normal",
+                        "ApprovalRecorded",
+                        f"step {step.name} approved by {entry.user} at {entry.time}"
+                        f" ({len(known) + 1} of {policy.required})",
+                    )
+                )
+                known.add(entry.user)
+        step.approved_by = [{"user": e.user, "time": e.time} for e in count.approvals] or None
+        if count.rejection is not None:
+            who = count.rejection
+            step.rejected_by = {"user": who.user, "time": who.time}
+            ctx.emit(
+                step.fail(
+                    phases.REJECTED,
+                    f"rejected by {who.user} at {who.time}",
+                    at=ctx.now_text,
+                    started=True,
+                    event=Event(
+                        "Warning", "StepRejected", f"step {step.name} rejected by {who.user}"
+                    ),
+                )
+            )
+            return True
+        if count.is_approved:
+            return self._approved(ctx, step, policy, count)
+        if step.phase != phases.StepPhase.PENDING_APPROVAL:
+            prompt = step.spec.message or f"waiting for approval of step {step.name}"
+            hint = f"{count.progress()}; approvers: {policy.who()}"
+            ctx.emit(step.await_approval(prompt, hint=hint, at=ctx.now_text))
+            changed = True
+        else:
+            prompt = step.spec.message or f"waiting for approval of step {step.name}"
+            step.message = f"{prompt} ({count.progress()}; approvers: {policy.who()})"
+            changed = False
+        return self._timed_out(ctx, step, policy, count) or changed
+
+    def _approved(
+        self, ctx: PassContext, step: StepState, policy: approvals.Policy, count: approvals.Tally
+    ) -> bool:
+        users = ", ".join(e.user for e in count.approvals)
+        step.outputs = count.inputs(policy) or None
+        ctx.emit(
+            step.succeed(
+                at=ctx.now_text,
+                reason=phases.APPROVED,
+                message=f"approved by {users}",
+                event=Event("Normal", "StepApproved", f"step {step.name} approved by {users}"),
+            )
+        )
+        return True
+
+    def _timed_out(
+        self, ctx: PassContext, step: StepState, policy: approvals.Policy, count: approvals.Tally
+    ) -> bool:
+        """Past ``timeoutSeconds`` from the start of the wait: onTimeout (True); else wake
+        then."""
+        started = decoded.parse_time(step.start_time)
+        if policy.timeout_seconds is None or started is None:
+            return False
+        deadline = started + timedelta(seconds=policy.timeout_seconds)
+        if ctx.now < deadline:
+            ctx.wake_at(deadline)
+            return False
+        at = decoded.format_time(deadline)
+        what = f"no decision within approval.timeoutSeconds={policy.timeout_seconds}"
+        if policy.on_timeout == approvals.APPROVE:
+            step.outputs = count.inputs(policy) or None
+            ctx.emit(
+                step.succeed(
+                    at=at,
+                    reason=phases.APPROVAL_TIMEOUT,
+                    message=f"{what} ({count.progress()}): approved (onTimeout Approve)",
+                    event=Event(
+                        "Normal",
+                        "StepApprovalTimedOut",
+                        f"step {step.name}: {what}; approved (onTimeout Approve)",
+                    ),
+                )
+            )
+            return True
+        ctx.emit(
+            step.fail(
+                phases.APPROVAL_TIMEOUT,
+                f"{what} ({count.progress()}): rejected (onTimeout Reject)",
+                at=at,
+                started=True,
+                event=Event(
+                    "Warning",
+                    "StepApprovalTimedOut",
+                    f"step {step.name}: {what}; rejected (onTimeout Reject)",
+                ),
+            )
+        )
+        return True
+
+
+def _user(entry: approvals.Entry | None) -> str | None:
+    return entry.user if entry is not None else None
 
 
 def approval(value: str | None) -> bool | None:

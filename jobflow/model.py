@@ -63,6 +63,11 @@ class ArchiveCompression(StrEnum):
     GZIP = "gzip"
 
 
+class OnTimeout(StrEnum):
+    REJECT = "Reject"
+    APPROVE = "Approve"
+
+
 class ConditionStatus(StrEnum):
     TRUE = "True"
     FALSE = "False"
@@ -278,10 +283,66 @@ class StepOutputs(SpecModel):
     artifacts: list[OutputArtifact] | None = None
 
 
+class Approvers(SpecModel):
+    """Who may approve or reject: a user in users or a member of one of groups; none: anyone."""
+
+    # Users and groups as the API server authenticated the request (request.userInfo); with
+    # neither, anyone who may update the flow decides (RBAC).
+
+    users: list[str] | None = Field(default=None, description="User names (request.userInfo).")
+    groups: list[str] | None = Field(default=None, description="Group names (request.userInfo).")
+
+
+class ApprovalInput(SpecModel):
+    """A value given at approval (zen-flow approve -p NAME=VALUE): an output parameter."""
+
+    name: str = Field(description="DNS-1123 subdomain, unique within the step.")
+    description: str | None = None
+    default: str | None = Field(
+        default=None, description="Used when no approver gives it; absent: the input is required."
+    )
+    enum: list[str] | None = Field(default=None, description="The values allowed.")
+
+
+class ApprovalPolicy(SpecModel):
+    """Who must approve a Manual step, how many, until when, and what they give."""
+
+    # Decisions are recorded by the admission webhook with the requesting user and time
+    # (annotation approvals.workflow.kube-zen.io/<step>; jobflow.approvals) and shown in
+    # status.steps[].approvedBy / rejectedBy.
+
+    approvers: Approvers | None = None
+    required: int | None = Field(
+        default=None,
+        description="Distinct approving users needed (default 1; the same user twice counts once).",
+    )
+    allow_creator: bool | None = Field(
+        default=None,
+        description="false: the user who created the flow may not approve this step (they may "
+        "reject). Default true; the creator then counts as one approver at most.",
+    )
+    timeout_seconds: int | None = Field(
+        default=None,
+        description="Seconds (at most 30 days) from when the step began waiting; past it "
+        "onTimeout applies with reason ApprovalTimeout.",
+    )
+    on_timeout: Lax[OnTimeout] | None = Field(
+        default=None, description="Reject (default: the step fails) or Approve (it succeeds)."
+    )
+    inputs: list[ApprovalInput] | None = Field(
+        default=None, description="Values approvers give; each becomes an output parameter."
+    )
+
+
 class Step(SpecModel):
     name: str = Field(description="DNS-1123 label, unique within the flow.")
     type: Lax[StepType] | None = Field(default=None, description="Job (default) or Manual.")
     message: str | None = Field(default=None, description="Shown while a Manual step waits.")
+    approval: ApprovalPolicy | None = Field(
+        default=None,
+        description="Manual steps: who may approve, how many must, timeout, inputs "
+        "(docs/approvals.md).",
+    )
     metadata: StepMetadata | None = None
     dependencies: list[str] | None = None
     retry_policy: RetryPolicy | None = None
@@ -424,6 +485,11 @@ class StepOutputsStatus(StatusModel):
     artifacts: list[ArtifactStatus] | None = None
 
 
+class Decision(StatusModel):
+    user: str = Field(description="The user, as the API server authenticated the request.")
+    time: str | None = Field(default=None, description="When the webhook recorded it.")
+
+
 class StepStatus(StatusModel):
     name: str
     phase: Lax[StepPhase]
@@ -444,6 +510,11 @@ class StepStatus(StatusModel):
     reason: str | None = None
     message: str | None = None
     outputs: StepOutputsStatus | None = None
+    approved_by: list[Decision] | None = Field(
+        default=None,
+        description="Who approved this Manual step and when, as the admission webhook recorded.",
+    )
+    rejected_by: Decision | None = Field(default=None, description="Who rejected it, and when.")
 
 
 class Progress(StatusModel):

@@ -50,6 +50,8 @@ DEADLINE_EXCEEDED: Final = "DeadlineExceeded"
 REPLACED: Final = "Replaced"
 REJECTED: Final = "Rejected"
 APPROVED: Final = "Approved"
+# A Manual step whose approval.timeoutSeconds passed: onTimeout applied (jobflow.approvals).
+APPROVAL_TIMEOUT: Final = "ApprovalTimeout"
 AWAITING_APPROVAL: Final = "AwaitingApproval"
 CONDITION_FALSE: Final = "ConditionFalse"
 CONDITION_ERROR: Final = "ConditionError"

@@ -44,6 +44,10 @@ class StepState:
     # The attempt the current run of the step began with: 0, or its attempts when a retry
     # request reset it (attempts keep their numbering, so Job names stay unique).
     first_attempt: int = 0
+    # Who decided a Manual step with an approval policy (jobflow.approvals): [{user, time}],
+    # and the rejecting user {user, time}; recorded by the webhook, shown in the status.
+    approved_by: list[dict[str, str]] | None = None
+    rejected_by: dict[str, str] | None = None
 
     @property
     def name(self) -> str:
@@ -223,6 +227,8 @@ class StepState:
         self.message = why
         self.next_attempt_time = None
         self.outputs = None
+        self.approved_by = None
+        self.rejected_by = None
 
     def adopt(self, *, attempt: int, job_name: str, created: str) -> None:
         """Running attempt ``attempt`` whose Job the status did not record (a lost write)."""
@@ -269,6 +275,10 @@ class StepState:
         params = decoded.path(entry, "outputs", "parameters")
         if isinstance(params, Mapping):
             self.outputs = decoded.string_map(params)
+        approved = [decoded.string_map(a) for a in decoded.items(entry.get("approvedBy"))]
+        self.approved_by = approved or None
+        rejected = decoded.string_map(entry.get("rejectedBy"))
+        self.rejected_by = rejected or None
 
     def to_status(self, namespace: str, *, flow_name: str = "") -> dict[str, object]:
         out: dict[str, object] = {"name": self.name, "phase": str(self.phase)}
@@ -290,6 +300,10 @@ class StepState:
         out.update({k: v for k, v in optional.items() if v is not None})
         if self.outputs is not None:
             out["outputs"] = {"parameters": dict(self.outputs)}
+        if self.approved_by:
+            out["approvedBy"] = [dict(a) for a in self.approved_by]
+        if self.rejected_by:
+            out["rejectedBy"] = dict(self.rejected_by)
         # Where a succeeded step's artifacts are in the workspace claim (derived from the spec,
         # so every pass writes the same).
         if flow_name and self.phase == StepPhase.SUCCEEDED:

@@ -18,8 +18,11 @@
 - `review_mutate`: a JSONPatch of the stored defaults (`jobflow.defaults.admission_patch`: none
   inside `steps[]`, so re-applying an unchanged manifest stays unchanged), plus the stamp of
   who asked for a new `spec.retry` / `spec.stop` (`requestedBy` from the request's userInfo,
-  `jobflow.requests.stamp_patch`); it never denies a JobFlow for being invalid (that is the
-  validating webhook's job).
+  `jobflow.requests.stamp_patch`), and the approval records stamped with that user
+  (webhook.decisions: who decided a Manual step, when, with which inputs); it never denies a
+  JobFlow for being invalid (that is the validating webhook's job).
+- Approval decisions (webhook.decisions): a decision this write records by someone the step's
+  policy does not allow is refused (403 Forbidden, naming the step and who may decide).
 - Warnings (validate only) point at risky but valid specs (`jobflow.validation.risks`, found in
   the same walk as the problems); they never change the decision.
 
@@ -35,7 +38,7 @@ from typing import Any
 
 from jobflow import defaults, names, requests, validation
 from jobflow.errors import Problem
-from webhook import review
+from webhook import decisions, review
 
 REVIEWED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
 MAX_WARNINGS = 10  # warnings become HTTP headers; keep them few and short
@@ -186,6 +189,10 @@ def review_validate(request: review.AdmissionRequest) -> review.AdmissionRespons
         warnings += update_warnings(request.old_object, obj)
     if problems:
         return _denial(request, name, problems, warnings=warnings)
+    old = request.old_object if isinstance(request.old_object, Mapping) else None
+    refused = decisions.refusal(request, old, obj)
+    if refused is not None:
+        return refused
     return review.allow(request.uid, warnings=warnings)
 
 
@@ -195,4 +202,5 @@ def review_mutate(request: review.AdmissionRequest) -> review.AdmissionResponse:
         return obj
     old = request.old_object if isinstance(request.old_object, Mapping) else None
     stamp = requests.stamp_patch(old, obj, request.user_info.username)
-    return review.allow_with_patch(request.uid, [*defaults.admission_patch(obj), *stamp])
+    decided = decisions.stamp_ops(request, old, obj)
+    return review.allow_with_patch(request.uid, [*defaults.admission_patch(obj), *stamp, *decided])

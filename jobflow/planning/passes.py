@@ -13,7 +13,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from jobflow import artifacts, decoded, jobs, kinds, names, phases, requests, spec, status
+from jobflow import (
+    approvals,
+    artifacts,
+    decoded,
+    jobs,
+    kinds,
+    names,
+    phases,
+    requests,
+    spec,
+    status,
+)
 from jobflow.jobs import ObservedJob
 from jobflow.phases import FlowPhase, StepPhase
 from jobflow.planning import (
@@ -89,6 +100,12 @@ class Pass:
         self.held_for_capacity = 0  # ready steps held by max_starts (see planning.governance)
 
     # -- the PassContext: how kinds and scheduling act --
+
+    @property
+    def retried_at(self) -> str | None:
+        """When the latest retry request began a new run (``status.history``), if one did:
+        approval decisions recorded before it belong to an earlier run."""
+        return approvals.retried_at(self.history)
 
     def emit(self, event: Event) -> None:
         self.events.append(event)

@@ -15,7 +15,7 @@ from typing import Final
 from jobflow import conditions, dag, decoded, kinds, names, quantities
 from jobflow.errors import Problem
 from jobflow.model import Step
-from jobflow.validation import data, fast, risks, shape, templates
+from jobflow.validation import approval, data, fast, risks, shape, templates
 from jobflow.validation.context import (
     MAX_BACKOFF_SECONDS,
     MAX_INT32,
@@ -96,8 +96,7 @@ def check_steps(ctx: Context, steps: list[object]) -> None:
             _duplicate(ctx, name, i, first_index[name])
             continue
         first_index[name] = i
-        if "outputs" in step:
-            ctx.outputs[name] = data.declared_outputs(step)
+        _declare_outputs(ctx, name, step)
     graph = ctx.graph = dag.build(pairs)
     # A step whose edges are fewer than its list entries has an unknown, self or repeated
     # dependency (or a non-string one): only those are looked at one by one.
@@ -121,6 +120,14 @@ def _duplicate(ctx: Context, name: str, index: int, first: int) -> None:
         f"spec.steps[{index}].name",
         f"step name {name!r} is already used by spec.steps[{first}]",
     )
+
+
+def _declare_outputs(ctx: Context, name: str, step: Mapping[str, object]) -> None:
+    if "outputs" in step:
+        ctx.outputs[name] = data.declared_outputs(step)
+    elif "approval" in step:
+        # An approved Manual step's outputs are its approval's inputs (jobflow.approvals).
+        ctx.outputs[name] = (approval.declared_inputs(step), set())
 
 
 def check_dependencies(
@@ -204,6 +211,8 @@ def check_step_fields(ctx: Context, step: Mapping[str, object], index: int) -> N
         data.check_outputs(ctx, outputs, f"{base}.outputs")
     if inputs is not None or outputs is not None:
         data.check_artifact_mounts(ctx, step, base)
+    if "approval" in step:
+        approval.check(ctx, step, base)
 
 
 def check_retry_policy(ctx: Context, retry: Mapping[str, object], base: str) -> None:
