@@ -4,6 +4,8 @@ Sources (``steps[].inputs.parameters[]``, exactly one per parameter; validation 
 - ``value``: the literal string.
 - ``valueFrom.stepOutputRef {step, parameter}``: an output parameter of an earlier step, from
   ``status.steps[].outputs.parameters`` (recorded when that step succeeded).
+- ``valueFrom.flowOutcome phase|failedSteps``: how spec.steps ended (the phase, or the failed
+  steps as a JSON list), for a step of spec.finally
 - ``valueFrom.flowParameter <name>``: the flow parameter's value in effect for this run
   (``spec.parameters`` overridden by `run -p` or a retry request; jobflow.requests).
 - ``valueFrom.jsonPath "<step>:$.expr"``: a JSONPath into that step's latest Job (the seed's
@@ -74,6 +76,7 @@ def resolve(
     jobs: Mapping[str, Mapping[str, object]],
     config_map_renames: Mapping[str, str],
     flow_parameters: Mapping[str, str] | None = None,
+    flow_outcome: Mapping[str, str] | None = None,
 ) -> Resolved:
     """Resolve ``step``'s input parameters.
 
@@ -100,6 +103,16 @@ def resolve(
                     " (spec.parameters)"
                 )
             values[name] = known[flow_parameter]
+            continue
+        outcome_field = decoded.string(source.get("flowOutcome"))
+        if outcome_field is not None:
+            # How spec.steps ended (a finally step's input; jobflow.planning.finale).
+            if flow_outcome is None or outcome_field not in flow_outcome:
+                raise ParameterError(
+                    f"input parameter {name!r}: the flow's outcome ({outcome_field}) is known"
+                    " only to spec.finally steps"
+                )
+            values[name] = flow_outcome[outcome_field]
             continue
         ref = decoded.mapping(source.get("stepOutputRef"))
         if ref:

@@ -272,6 +272,8 @@ class StepState:
 
     def to_status(self, namespace: str, *, flow_name: str = "") -> dict[str, object]:
         out: dict[str, object] = {"name": self.name, "phase": str(self.phase)}
+        if self.spec.is_finally:
+            out["finally"] = True
         out["attempts"] = self.attempts
         if self.first_attempt:
             out["firstAttempt"] = self.first_attempt

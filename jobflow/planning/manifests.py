@@ -21,6 +21,7 @@ def job_manifest(
     ],
     labels: Mapping[str, str] | None = None,
     flow_parameters: Mapping[str, str] | None = None,
+    flow_outcome: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """The Job for ``attempt`` of ``step`` (its raw spec); raises ParameterError when an input
     cannot be used. ``sources()`` gives what inputs are resolved from: every step's recorded
@@ -39,6 +40,7 @@ def job_manifest(
         jobs=latest_jobs,
         config_map_renames=renames.config_maps,
         flow_parameters=flow_parameters,
+        flow_outcome=flow_outcome,
     )
     template = parameters.apply(decoded.mapping(step.get("template")), inputs)
     job = jobs.build_job(

@@ -19,6 +19,7 @@ from jobflow.phases import FlowPhase, StepPhase
 from jobflow.planning import (
     concurrency,
     failures,
+    finale,
     flowstatus,
     governance,
     manifests,
@@ -87,8 +88,27 @@ class Pass:
         self.stop_reason: str | None = None
         self.stop_message: str = ""
         self.held_for_capacity = 0  # ready steps held by max_starts (see planning.governance)
+        # How spec.steps ended (planning.finale): recorded once, read by spec.finally steps.
+        self._outcome: finale.Outcome | None = None
+        self.has_finally = any(s.spec.is_finally for s in self.steps)
 
     # -- the PassContext: how kinds and scheduling act --
+
+    @property
+    def outcome(self) -> finale.Outcome | None:
+        """How the DAG ended, once it has (and only for a flow with finally steps)."""
+        if self._outcome is None and self.has_finally and finale.dag_done(self.steps):
+            phase, reason, message = flowstatus.flow_phase(
+                finale.dag(self.steps),
+                stop_reason=self.stop_reason,
+                stop_message=self.stop_message,
+                suspended=False,
+            )
+            if phase in phases.TERMINAL_FLOW_PHASES:
+                self._outcome = finale.outcome_of(
+                    self.steps, phase=phase, reason=reason, message=message
+                )
+        return self._outcome
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
@@ -115,6 +135,11 @@ class Pass:
             sources=self._input_sources,
             labels=governance.kueue_labels(step.spec),
             flow_parameters=self.parameters,
+            flow_outcome=(
+                {f: self.outcome.value(f) for f in finale.OUTCOME_FIELDS}
+                if step.spec.is_finally and self.outcome is not None
+                else None
+            ),
         )
 
     def _input_sources(
@@ -162,6 +187,7 @@ class Pass:
             # Before adoption: the Jobs a pass killed mid-retry created are adopted as the
             # new attempts they are, never created twice.
             operate.reopen(self, self.retry, requests.rerun_for(self.obj, self.retry))
+        self._outcome = finale.Outcome.restore(self.prior.get("outcome"))
         for step in self.steps:
             self._adopt(step)
 
@@ -202,12 +228,20 @@ class Pass:
 
     # -- stopping the whole flow (deadline, replaced) --
 
-    def stop(self, reason: str, message: str) -> None:
+    def stop(self, reason: str, message: str, *, everything: bool = False) -> None:
+        """End the DAG's unfinished steps (running Jobs deleted); ``everything``: the finally
+        steps too (Terminate; planning.finale)."""
         self.stop_reason = reason
         self.stop_message = message
         self.creates.clear()  # nothing starts (or restarts) in a flow that stops
         self.needs_details.clear()  # their steps' fate is decided here
-        for step in self.steps:
+        self.end_steps(
+            [s for s in self.steps if everything or not s.spec.is_finally], reason, message
+        )
+
+    def end_steps(self, steps: Sequence[StepState], reason: str, message: str) -> None:
+        """Fail or skip ``steps`` that have not ended, deleting their running Jobs."""
+        for step in steps:
             if step.is_active and kinds.of(step.spec.kind).runs_jobs:
                 attempt = max(step.attempts - 1, 0)
                 observed = self.observed.get(step.name, {}).get(attempt)
@@ -253,13 +287,18 @@ class Pass:
         deadline = (
             started + timedelta(seconds=deadline_seconds) if deadline_seconds is not None else None
         )
+        scheduled = False
         # A flow whose every step already finished keeps its own result: there is nothing
-        # left to stop.
-        finished = all(s.is_terminal for s in self.steps)
+        # left to stop. (The DAG's steps: finally steps run after it, planning.finale.)
+        finished = finale.dag_done(self.steps)
         refused = self._refused_resource()
         # A stop keeps a flow whose steps all finished on their own at its own result; one
         # that ended steps itself ends the flow (Stopped).
-        stopped_any = any(s.reason in (phases.STOPPED, phases.TERMINATED) for s in self.steps)
+        stopped_any = any(
+            s.reason in (phases.STOPPED, phases.TERMINATED)
+            for s in self.steps
+            if not s.spec.is_finally
+        )
         if stopping is not None and (stopped_any or not finished):
             self.decide_failures(may_retry=False)
             ended = operate.wind_down(self, stopping)
@@ -283,11 +322,13 @@ class Pass:
             )
         else:
             self.decide_failures(may_retry=True)
-            slots = governance.Slots(
-                self.steps, parallelism=self.flow.parallelism, max_starts=self.max_starts
-            )
-            schedule.schedule(self, slots)
-            self.held_for_capacity = slots.held_for_capacity
+            self._schedule()
+            scheduled = True
+        if self.has_finally and not scheduled and self.stop_reason != phases.TERMINATED:
+            # The DAG was just ended: its finally steps start in this same pass.
+            self._schedule()
+        if self.has_finally and finished:
+            self._bound_finally(started)
         if prior_start is None:
             # A flow suspended from its creation has not started: no startTime (its deadline
             # does not run) until it is resumed.
@@ -298,10 +339,37 @@ class Pass:
                 self.events.insert(
                     0, Event("Normal", "FlowStarted", f"flow {self.flow.name} started")
                 )
-        if deadline is not None and start_text is not None and self.stop_reason is None:
+        if (
+            deadline is not None
+            and start_text is not None
+            and self.stop_reason is None
+            and not finale.dag_done(self.steps)
+        ):
             self.wake_at(deadline)
         resources_done = self._resources()
         return self._finish(start_text, resources_done=resources_done)
+
+    def _schedule(self) -> None:
+        slots = governance.Slots(
+            self.steps, parallelism=self.flow.parallelism, max_starts=self.max_starts
+        )
+        schedule.schedule(self, slots)
+        self.held_for_capacity = slots.held_for_capacity
+
+    def _bound_finally(self, started: datetime) -> None:
+        """Past the DAG's deadline plus the same budget, running finally steps are ended."""
+        bound = finale.finally_deadline(started, self.flow.active_deadline_seconds)
+        left = [s for s in finale.finals(self.steps) if not s.is_terminal]
+        if bound is None or not left:
+            return
+        if self.now < bound:
+            self.wake_at(bound)
+            return
+        seconds = self.flow.active_deadline_seconds
+        message = f"finally steps exceeded their budget (2 x activeDeadlineSeconds={seconds})"
+        first = min(s.index for s in left)
+        self.creates = [c for c in self.creates if c[0] < first]  # nothing of theirs starts
+        self.end_steps(left, phases.DEADLINE_EXCEEDED, message)
 
     def _resource_objects(self) -> list[dict[str, object]]:
         objects = jobs.resource_objects(self.flow.resource_templates, flow=self.flow_ref)
@@ -387,14 +455,21 @@ class Pass:
             new_status["stop"] = dict(self.stop_entry)
         if self.history:
             new_status["history"] = list(self.history)
+        if self._outcome is not None:
+            new_status["outcome"] = self._outcome.to_status()
 
     def _finish(self, start_text: str | None, *, resources_done: bool | None) -> Plan:
-        phase, fail_reason, fail_message = flowstatus.flow_phase(
-            self.steps,
-            stop_reason=self.stop_reason,
-            stop_message=self.stop_message,
-            suspended=self.flow.suspend,
-        )
+        if self.has_finally:
+            phase, fail_reason, fail_message = finale.flow_phase(
+                self.steps, self.outcome, suspended=self.flow.suspend
+            )
+        else:
+            phase, fail_reason, fail_message = flowstatus.flow_phase(
+                self.steps,
+                stop_reason=self.stop_reason,
+                stop_message=self.stop_message,
+                suspended=self.flow.suspend,
+            )
         terminal = phase in phases.TERMINAL_FLOW_PHASES
         if phase != self.prior_phase:
             event = flowstatus.flow_event(self.flow.name, self.prior_phase, phase, fail_message)
