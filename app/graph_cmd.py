@@ -59,7 +59,9 @@ def _with_finally(spec: Mapping[str, object]) -> tuple[list[dict[str, object]], 
     if not finals:
         return steps, set()
     depended = {d for s in steps for d in _as_list(s.get("dependencies"))}
-    sinks = [s["name"] for s in steps if isinstance(s.get("name"), str) and s["name"] not in depended]
+    sinks = [
+        s["name"] for s in steps if isinstance(s.get("name"), str) and s["name"] not in depended
+    ]
     drawn = [{**f, "dependencies": _as_list(f.get("dependencies")) or sinks} for f in finals]
     return steps + drawn, {str(f.get("name")) for f in finals}
 

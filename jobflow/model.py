@@ -23,8 +23,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
-from pydantic import JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, Strict
 from pydantic.alias_generators import to_camel
 
 # Re-exported: the model (and the CRD generated from it) uses the one set of phases and the

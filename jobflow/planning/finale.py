@@ -91,9 +91,7 @@ def dag_done(steps: Sequence[StepState]) -> bool:
     return all(s.is_terminal for s in steps if not s.spec.is_finally)
 
 
-def outcome_of(
-    steps: Sequence[StepState], *, phase: str, reason: str, message: str
-) -> Outcome:
+def outcome_of(steps: Sequence[StepState], *, phase: str, reason: str, message: str) -> Outcome:
     failed = tuple(s.name for s in steps if not s.spec.is_finally and s.phase == StepPhase.FAILED)
     return Outcome(phase=phase, reason=reason, message=message, failed_steps=failed)
 
@@ -119,9 +117,7 @@ def blocked_by(step: StepState, by_name: Mapping[str, StepState]) -> str | None:
     return None
 
 
-def combine(
-    outcome: Outcome, finally_steps: Sequence[StepState]
-) -> tuple[str, str, str] | None:
+def combine(outcome: Outcome, finally_steps: Sequence[StepState]) -> tuple[str, str, str] | None:
     """The flow's (phase, reason, message) once every finally step ended; None before."""
     if not all(s.is_terminal for s in finally_steps):
         return None

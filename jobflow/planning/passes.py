@@ -10,10 +10,23 @@ goes through one of its methods.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from jobflow import artifacts, decoded, jobs, kinds, names, phases, requests, spec, status
+from jobflow import (
+    artifacts,
+    decoded,
+    fanout,
+    fanout_kind,
+    jobs,
+    kinds,
+    names,
+    parameters,
+    phases,
+    requests,
+    spec,
+    status,
+)
 from jobflow.jobs import ObservedJob
 from jobflow.phases import FlowPhase, StepPhase
 from jobflow.planning import (
@@ -76,6 +89,9 @@ class Pass:
             step_name = labels.get(names.LABEL_STEP)
             if step_name is None or attempt is None:
                 continue
+            item = labels.get(fanout.LABEL_ITEM)
+            if item is not None and item.isdigit():
+                step_name = fanout.item_key(step_name, int(item))  # a fan-out's item
             self.observed.setdefault(step_name, {})[attempt] = observed
 
         self.create_objects: list[Mapping[str, object]] = []
@@ -91,6 +107,9 @@ class Pass:
         # How spec.steps ended (planning.finale): recorded once, read by spec.finally steps.
         self._outcome: finale.Outcome | None = None
         self.has_finally = any(s.spec.is_finally for s in self.steps)
+        self._quiet = False
+        self._slots: governance.Slots | None = None
+        self._items: dict[str, list[object]] = {}
 
     # -- the PassContext: how kinds and scheduling act --
 
@@ -111,7 +130,33 @@ class Pass:
         return self._outcome
 
     def emit(self, event: Event) -> None:
+        if self._quiet and event.type == "Normal":
+            return  # a fan-out item's start or success (jobflow.fanout_kind)
         self.events.append(event)
+
+    def quiet(self, action: Callable[[], object]) -> None:
+        """Run ``action`` without its Normal events."""
+        self._quiet = True
+        try:
+            action()
+        finally:
+            self._quiet = False
+
+    @property
+    def slots(self) -> governance.Slots:
+        if self._slots is None:
+            self._slots = governance.Slots(
+                self.steps, parallelism=self.flow.parallelism, max_starts=self.max_starts
+            )
+        return self._slots
+
+    def items_of(self, step: StepState) -> list[object]:
+        """A fan-out step's items (read once a pass; jobflow.fanout.read_items)."""
+        key = step.spec.name
+        if key not in self._items:
+            outputs = {s.name: s.outputs or {} for s in self.steps}
+            self._items[key] = fanout.read_items(step.spec.raw, outputs)
+        return self._items[key]
 
     def wake_at(self, moment: datetime) -> None:
         self.wakeups.append(moment)
@@ -126,6 +171,12 @@ class Pass:
         self.needs_details.append(job_name)
 
     def job_manifest(self, step: StepState, attempt: int) -> dict[str, object]:
+        item = None
+        if step.item is not None:
+            try:
+                item = manifests.Item(step.item, self.items_of(step)[step.item], step.name)
+            except (fanout.ItemsError, IndexError) as exc:
+                raise parameters.ParameterError(f"item {step.name}: {exc}") from None
         return manifests.job_manifest(
             step.spec.raw,
             attempt,
@@ -135,6 +186,7 @@ class Pass:
             sources=self._input_sources,
             labels=governance.kueue_labels(step.spec),
             flow_parameters=self.parameters,
+            item=item,
             flow_outcome=(
                 {f: self.outcome.value(f) for f in finale.OUTCOME_FIELDS}
                 if step.spec.is_finally and self.outcome is not None
@@ -192,28 +244,18 @@ class Pass:
             self._adopt(step)
 
     def _adopt(self, step: StepState) -> None:
-        """Jobs newer than the status knows (a lost status write): they are the truth."""
-        observed = self.observed.get(step.name)
-        if not observed or step.is_terminal or not kinds.of(step.spec.kind).runs_jobs:
-            return
-        top = max(observed)
-        if top < step.attempts:
-            return
-        job = observed[top].job
-        created = decoded.parse_time(decoded.path(job, "metadata", "creationTimestamp"))
-        step.adopt(
-            attempt=top,
-            job_name=decoded.string(decoded.path(job, "metadata", "name"))
-            or names.job_name(self.flow.name, self.flow.uid, step.name, top),
-            created=decoded.format_time(created) if created else self.now_text,
-        )
+        """Jobs newer than the status knows (a lost status write): they are the truth. (A
+        fan-out adopts its items' Jobs itself, item by item.)"""
+        kind = fanout_kind.kind_of(step.spec)
+        if kind.runs_jobs and not kind.takes_own_slots:
+            fanout_kind.adopt(self, step)
 
     # -- running steps --
 
     def refresh(self) -> None:
         for step in self.steps:
             if step.is_active:
-                kinds.of(step.spec.kind).refresh(self, step)
+                fanout_kind.kind_of(step.spec).refresh(self, step)
 
     def decide_failures(self, *, may_retry: bool) -> None:
         self.events.extend(
@@ -225,6 +267,15 @@ class Pass:
                 stopping=self.stop_reason is not None,
             )
         )
+        # A fan-out sums its items up once their failed attempts are decided; a flow that
+        # ends (may_retry False: a stop, a deadline) starts none of its remaining items.
+        for step in self.steps:
+            if step.items is not None and step.is_active:
+                if not may_retry:
+                    fanout_kind.end_pending(
+                        self, step, reason=phases.FLOW_FAILED, why="the flow is ending"
+                    )
+                fanout_kind.FANOUT.settle(self, step)
 
     # -- stopping the whole flow (deadline, replaced) --
 
@@ -242,7 +293,11 @@ class Pass:
     def end_steps(self, steps: Sequence[StepState], reason: str, message: str) -> None:
         """Fail or skip ``steps`` that have not ended, deleting their running Jobs."""
         for step in steps:
-            if step.is_active and kinds.of(step.spec.kind).runs_jobs:
+            if step.items is not None and step.is_active:
+                self.end_steps(step.items, reason, message)  # each item's Job
+                stopped = Event("Warning", "StepFailed", f"step {step.name} stopped: {message}")
+                self.emit(step.fail(reason, message, at=self.now_text, event=stopped))
+            elif step.is_active and kinds.of(step.spec.kind).runs_jobs:
                 attempt = max(step.attempts - 1, 0)
                 observed = self.observed.get(step.name, {}).get(attempt)
                 if observed is None or jobs.job_outcome(observed.job).state == "running":
@@ -350,9 +405,8 @@ class Pass:
         return self._finish(start_text, resources_done=resources_done)
 
     def _schedule(self) -> None:
-        slots = governance.Slots(
-            self.steps, parallelism=self.flow.parallelism, max_starts=self.max_starts
-        )
+        self._slots = None  # counted afresh: the steps moved since
+        slots = self.slots
         schedule.schedule(self, slots)
         self.held_for_capacity = slots.held_for_capacity
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from jobflow import conditions, decoded, kinds, phases
+from jobflow import conditions, decoded, fanout_kind, kinds, phases
 from jobflow.phases import StepPhase
 from jobflow.planning import finale
 from jobflow.planning.governance import Slots
@@ -69,7 +69,7 @@ def _advance(
     p: Pass, step: StepState, *, failing: bool, upstream: dict[str, str] | None, slots: Slots
 ) -> tuple[bool, dict[str, str] | None]:
     """Move ``step`` if it can; (whether it moved, the failed-ancestor map if computed)."""
-    kind = kinds.of(step.spec.kind)
+    kind = fanout_kind.kind_of(step.spec)
     if step.phase == StepPhase.PENDING_APPROVAL:
         if failing:
             p.emit(
@@ -77,6 +77,8 @@ def _advance(
             )
             return True, upstream
         return kind.start(p, step), upstream
+    if step.is_active and kind.takes_own_slots:
+        return kind.start(p, step), upstream  # a fan-out: its next items (fanout_kind)
     if step.phase != StepPhase.PENDING:
         return False, upstream
     if step.is_waiting_retry:
@@ -110,7 +112,7 @@ def _advance(
 def _advance_finally(p: Pass, step: StepState, *, dag_done: bool, slots: Slots) -> bool:
     """Move finally ``step`` if it can (planning.finale): it waits for the whole DAG, and only
     a failed dependency of its own (never the flow failing) keeps it from running."""
-    kind = kinds.of(step.spec.kind)
+    kind = fanout_kind.kind_of(step.spec)
     if step.phase == StepPhase.PENDING_APPROVAL:
         return kind.start(p, step)
     if step.phase != StepPhase.PENDING or not dag_done or p.flow.suspend:
@@ -150,7 +152,7 @@ def _when_then_start(p: Pass, step: StepState, kind: kinds.StepKind, slots: Slot
 
 def _start(p: Pass, step: StepState, kind: kinds.StepKind, slots: Slots) -> bool:
     """Start ``step`` if a Job of it fits the caps (a kind that runs no Job always does)."""
-    if not kind.runs_jobs:
+    if not kind.runs_jobs or kind.takes_own_slots:
         return kind.start(p, step)
     if not slots.take(step):
         return False

@@ -66,9 +66,7 @@ def _name(item: object) -> str | None:
     return decoded.string(step.get("name")) if step is not None else None
 
 
-def _without_finally_deps(
-    ctx: Context, item: object, index: int, final_names: set[str]
-) -> object:
+def _without_finally_deps(ctx: Context, item: object, index: int, final_names: set[str]) -> object:
     step = decoded.mapping_or_none(item)
     deps = decoded.list_or_none(step.get("dependencies")) if step is not None else None
     if step is None or not deps:

@@ -15,7 +15,7 @@ from typing import Final
 from jobflow import conditions, dag, decoded, kinds, names, quantities
 from jobflow.errors import Problem
 from jobflow.model import Step
-from jobflow.validation import data, shape, templates
+from jobflow.validation import data, fanout, shape, templates
 from jobflow.validation.context import MAX_INT32, Context
 
 # Each step is a status entry, events and at least one Job; past this a flow is better split.
@@ -141,6 +141,7 @@ def check_step_kind(ctx: Context, step: Mapping[str, object], index: int) -> Non
         templates.check_template(ctx, template, index)
         if ctx.has_placeholders:
             templates.check_placeholders(ctx, step, template, index)
+            fanout.check_outside(ctx, step, index)
 
 
 def check_step_fields(ctx: Context, step: Mapping[str, object], index: int) -> None:
@@ -179,6 +180,7 @@ def check_step_fields(ctx: Context, step: Mapping[str, object], index: int) -> N
         data.check_outputs(ctx, outputs, f"{base}.outputs")
     if inputs is not None or outputs is not None:
         data.check_artifact_mounts(ctx, step, base)
+    fanout.check(ctx, step, index)
 
 
 def check_retry_policy(ctx: Context, retry: Mapping[str, object], base: str) -> None:
