@@ -382,7 +382,7 @@ class Pass:
         if self.has_finally and not scheduled and self.stop_reason != phases.TERMINATED:
             # The DAG was just ended: its finally steps start in this same pass.
             self._schedule()
-        if self.has_finally and finished:
+        if self.has_finally and finale.dag_done(self.steps):
             self._bound_finally(started)
         if prior_start is None:
             # A flow suspended from its creation has not started: no startTime (its deadline

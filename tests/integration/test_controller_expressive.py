@@ -21,7 +21,7 @@ import time
 from typing import Any
 
 from tests.fixtures.controller import flow, job_step
-from tests.integration.test_controller_governance import JobWatch, job_watch  # noqa: F401
+from tests.integration.test_controller_governance import job_watch  # noqa: F401 (a fixture)
 from tests.waiting import eventually
 
 STEP = "workflow.kube-zen.io/step"
@@ -145,7 +145,7 @@ def test_fan_out_over_a_json_output_retries_one_item_alone(cluster, start_contro
     assert json.loads(env_of(use)["ALL"]) == ["v-a-0", "v-b-1", "v-c-2"]
 
 
-def test_step_parallelism_two_on_ten_items(cluster, start_controller, job_watch):
+def test_step_parallelism_two_on_ten_items(cluster, start_controller, job_watch):  # noqa: F811
     start_controller()
     step = job_step("each", withItems=list(range(10)), parallelism=2, duration=0.3)
     cluster.create_flow(flow("fan-par", [step]))
@@ -163,8 +163,9 @@ def test_a_killed_controller_mid_fan_out_creates_no_duplicate_job(cluster, spawn
         proc = spawn_controller("--no-leader-elect").proc
         seen = len(cluster.jobs("fan-kill"))
         eventually(
-            lambda seen=seen: len(cluster.jobs("fan-kill")) > seen
-            or cluster.phase("fan-kill") == "Succeeded",
+            lambda seen=seen: (
+                len(cluster.jobs("fan-kill")) > seen or cluster.phase("fan-kill") == "Succeeded"
+            ),
             20,
             message=f"controller #{round_} made progress",
         )
