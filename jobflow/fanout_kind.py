@@ -14,8 +14,9 @@ policy, outputs), so an item is retried alone. This kind drives the items and su
   null. The flow failing or ending (stop, deadline) skips the items not started.
 - ``settle`` (after the pass decided this pass's failed attempts): the step's attempts and
   retries are its items' (retries count against the flow's backoffLimit), its outputs the
-  items' collected as JSON lists, and once every item ended it Succeeds or Fails (reason
-  ItemFailed, the failed items named).
+  items' collected as JSON lists, and once every item ended it Succeeds, Fails (reason
+  ItemFailed, the failed items named) or, when items were not started because the flow
+  failed or ends, is Skipped (FlowFailed).
 - Item start/success events are not emitted one by one (a 1,000-item fan-out would make 2,000
   Events): the step says when it fans out and how it ended; failures and retries still are.
 """
@@ -33,6 +34,15 @@ from jobflow.spec import StepSpec
 from jobflow.stepstate import Event, StepState
 
 ITEM_FAILED: Final = "ItemFailed"
+# The order a fan-out's message counts its items in: the outcome first.
+_PROGRESS_ORDER: Final = (
+    StepPhase.SUCCEEDED,
+    StepPhase.FAILED,
+    StepPhase.RUNNING,
+    StepPhase.QUEUED,
+    StepPhase.PENDING,
+    StepPhase.SKIPPED,
+)
 # How many failed items a step's message names before "and N more".
 MAX_NAMED_ITEMS: Final = 5
 
@@ -140,6 +150,18 @@ class FanOutKind(StepKind):
             step.reason = None
             return False
         failed = [i for i in items if i.phase == StepPhase.FAILED]
+        skipped = [i for i in items if i.phase == StepPhase.SKIPPED]
+        if skipped and not failed:
+            # Not started because the flow failed or ends: the step did not do its work.
+            ctx.emit(
+                step.skip(
+                    phases.FLOW_FAILED,
+                    f"{len(skipped)} of {len(items)} items not started: the flow failed or"
+                    " is ending",
+                    at=ctx.now_text,
+                )
+            )
+            return True
         if not failed:
             ctx.emit(
                 step.succeed(
@@ -172,11 +194,11 @@ def _declared_outputs(spec: StepSpec) -> list[Mapping[str, object]]:
 
 
 def _progress(items: list[StepState]) -> str:
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = {str(phase): 0 for phase in _PROGRESS_ORDER}
     for item in items:
         counts[item.phase] = counts.get(item.phase, 0) + 1
-    said = ", ".join(f"{n} {phase.lower()}" for phase, n in sorted(counts.items()))
-    return f"{len(items)} items: {said}"
+    said = ", ".join(f"{n} {phase.lower()}" for phase, n in counts.items() if n)
+    return f"{said} of {len(items)} items"
 
 
 def end_pending(ctx: PassContext, step: StepState, *, reason: str, why: str) -> None:

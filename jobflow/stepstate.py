@@ -297,7 +297,7 @@ class StepState:
         per_item = fanout.uncollect(self.outputs, count)
         for item, code in zip(items, codes, strict=False):
             item.phase, item.reason = fanout.code_phase(code)
-            if item.phase != StepPhase.PENDING or item.reason is not None:
+            if code not in ("P", "K"):
                 item.attempts = base + 1
             if item.phase == StepPhase.SUCCEEDED:
                 item.outputs = per_item[item.item or 0]
@@ -306,7 +306,8 @@ class StepState:
             if index is None or not 0 <= index < count:
                 continue
             item = items[index]
-            item.attempts = max(decoded.integer(extra.get("a")) or item.attempts, base)
+            attempts = decoded.integer(extra.get("a"))
+            item.attempts = max(item.attempts if attempts is None else attempts, base)
             item.retries = max(decoded.integer(extra.get("r")) or 0, 0)
             item.start_time = decoded.string(extra.get("t"))
             item.next_attempt_time = decoded.string(extra.get("n"))
@@ -322,7 +323,7 @@ class StepState:
         for item in items:
             code = fanout.phase_code(item.phase, item.reason)
             codes.append(code)
-            usual = base if code == "P" else base + 1
+            usual = base if code in ("P", "K") else base + 1
             extra: dict[str, object] = {}
             if item.attempts != usual:
                 extra["a"] = item.attempts
@@ -332,7 +333,8 @@ class StepState:
                 extra["t"] = item.start_time
             if code == fanout.RETRY_CODE and item.next_attempt_time:
                 extra["n"] = item.next_attempt_time
-            if code in ("F", "K", fanout.RETRY_CODE) and item.reason:
+            # (a skipped item's why is the step's message: 1,000 of them would not fit)
+            if code in ("F", fanout.RETRY_CODE) and item.reason:
                 extra["reason"] = item.reason
                 if item.message:
                     extra["message"] = item.message[: fanout.MAX_ITEM_MESSAGE]
