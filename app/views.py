@@ -178,10 +178,15 @@ def _item_rows(step: str, items: Mapping[str, Any]) -> list[tuple[str, str, str,
     codes = str(items.get("phases") or "")
     rows: list[tuple[str, str, str, str]] = []
     details = decoded.items(items.get("detail"))
-    shown = [d for d in details if codes[d.get("i", 0) : d.get("i", 0) + 1] not in ("S", "K", "")]
+
+    def code(detail: Mapping[str, object]) -> str:
+        index = decoded.integer(detail.get("i"))
+        return codes[index] if index is not None and 0 <= index < len(codes) else ""
+
+    shown = [d for d in details if code(d) not in ("S", "K", "")]
     for detail in shown[:MAX_ITEM_ROWS]:
         index = decoded.integer(detail.get("i")) or 0
-        phase = _ITEM_PHASES.get(codes[index], "?")
+        phase = _ITEM_PHASES.get(code(detail), "?")
         attempts = decoded.integer(detail.get("a"))
         said = decoded.string(detail.get("message")) or decoded.string(detail.get("reason")) or ""
         rows.append((fanout.item_key(step, index), phase, str(attempts) if attempts else "", said))
