@@ -335,7 +335,9 @@ class PlainDisplay:
                     continue
                 self._seen[key] = state
                 line = f"{now:%H:%M:%S} {row.flow}/{row.step}: {row.phase}"
-                if row.attempts and row.max_attempts > 1:
+                if row.items is not None:
+                    line += f" ({row.attempt_text})"  # a fan-out: 2/3 items
+                elif row.attempts and row.max_attempts > 1:
                     line += f" (attempt {row.attempt_text})"
                 if row.note:
                     line += f": {row.note}"
