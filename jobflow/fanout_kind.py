@@ -142,12 +142,22 @@ class FanOutKind(StepKind):
             )
         if not all(i.is_terminal for i in items):
             running = [i for i in items if i.is_active]
-            if running and all(i.phase == StepPhase.QUEUED for i in running):
+            held = not running and any(
+                i.phase == StepPhase.PENDING and i.reason == phases.WAITING_FOR_CAPACITY
+                for i in items
+            )
+            step.message = _progress(items)
+            step.reason = None
+            if held and not any(i.is_waiting_retry for i in items):
+                # Nothing of it runs and its next items wait for --max-active-jobs: Queued, as
+                # a step held by the controller's cap (the flow's phase and condition say so).
+                step.phase = StepPhase.QUEUED
+                step.reason = phases.WAITING_FOR_CAPACITY
+                step.message = f"{step.message}; waiting for the controller's --max-active-jobs"
+            elif running and all(i.phase == StepPhase.QUEUED for i in running):
                 step.phase = StepPhase.QUEUED
             else:
                 step.phase = StepPhase.RUNNING
-            step.message = _progress(items)
-            step.reason = None
             return False
         failed = [i for i in items if i.phase == StepPhase.FAILED]
         skipped = [i for i in items if i.phase == StepPhase.SKIPPED]

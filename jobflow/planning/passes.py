@@ -10,6 +10,7 @@ goes through one of its methods.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -294,7 +295,8 @@ class Pass:
         """Fail or skip ``steps`` that have not ended, deleting their running Jobs."""
         for step in steps:
             if step.items is not None and step.is_active:
-                self.end_steps(step.items, reason, message)  # each item's Job
+                # each item's Job; its skipped items say nothing one by one
+                self.quiet(functools.partial(self.end_steps, step.items, reason, message))
                 stopped = Event("Warning", "StepFailed", f"step {step.name} stopped: {message}")
                 self.emit(step.fail(reason, message, at=self.now_text, event=stopped))
             elif step.is_active and kinds.of(step.spec.kind).runs_jobs:

@@ -13,7 +13,7 @@ with Jobs; an item failing for good skips the items not started (fail fast) and 
 (ItemFailed); continueOnFailure runs every item, fails the step, lets dependants run, with null
 outputs for failed items; withParam that is not a JSON list fails the step (InputError); no
 items succeed at once with empty lists; a lost status write adopts the item Jobs; a 1,000-item
-fan-out keeps its status entry small.
+fan-out keeps its status entry small; a fan-out held by the controller's cap is Queued.
 """
 
 from __future__ import annotations
@@ -319,3 +319,17 @@ def test_a_thousand_items_keep_the_status_small() -> None:
     assert world.phase == "Succeeded"
     size = len(json.dumps(entry(world, "each"), separators=(",", ":")))
     assert size < 1300, size  # about one byte per item
+
+
+def test_a_fan_out_held_by_the_controllers_cap_is_queued() -> None:
+    world = World(flow(step("each", withItems=list(range(4)))))
+    world.max_starts = 0
+    result = world.reconcile()
+    assert result.held_for_capacity == 4
+    assert world.phase == "Queued"
+    assert entry(world, "each")["phase"] == "Queued"
+    assert world.condition("Queued")["reason"] == "WaitingForCapacity"
+    world.max_starts = 2
+    world.advance(1)
+    world.apply(world.plan())  # the controller's share is per pass: no idempotence check here
+    assert (world.phase, len(world.jobs)) == ("Running", 2)
