@@ -86,6 +86,10 @@ class HeadDeadlineH11(H11Protocol):
     head_timeout: float = 10.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        # One timer per connection, re-armed lazily: a request only moves ``_deadline`` (a
+        # float), and the timer, when it fires early, sleeps on until the deadline it finds.
+        # A call_later and a cancel per request cost ~8 us of a review's ~0.3 ms.
+        self._deadline: float | None = None
         self._head_timer: asyncio.TimerHandle | None = None
         super().connection_made(transport)
         self._arm()
@@ -93,27 +97,32 @@ class HeadDeadlineH11(H11Protocol):
     def handle_events(self) -> None:
         super().handle_events()
         if self.cycle is not None and not self.cycle.response_complete:
-            self._disarm()  # a request head arrived: the body and the app take it from here
+            self._deadline = None  # a request head arrived: the body and the app take it from here
 
     def on_response_complete(self) -> None:
         self._arm()  # before: a pipelined request handled inside disarms it again
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._head_timer = self.loop.call_later(self.head_timeout, self._expire)
-
-    def _disarm(self) -> None:
+        self._deadline = None
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._deadline = self.loop.time() + self.head_timeout
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_at(self._deadline, self._expire)
 
     def _expire(self) -> None:
         self._head_timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return  # disarmed: the next response arms it again
+        if self.loop.time() < deadline:
+            self._head_timer = self.loop.call_at(deadline, self._expire)
+            return
         if not self.transport.is_closing():
             self.transport.close()
 

@@ -1,12 +1,16 @@
 """Controller benchmark (DESIGN section 8): throughput against the bare-API floor, API writes per
-step, dispatch latency, and memory per 1,000 active flows.
+step, controller CPU per step against the previous main's, dispatch latency, and memory per
+1,000 active flows in a fresh process.
 
-kubesim (sim Job runner) runs in its own process; the controller runs in this process (so its
-metrics and RSS are ours to read). Phases, all against the same kubesim in one run:
+kubesim (sim Job runner) runs in its own process. Phases, all against the same kubesim in one run:
 
 1. throughput: FLOWS flows x STEPS steps with instant simulated Jobs (5 layers x 4 steps; each
    step depends on two steps of the previous layer). Wall time from the first flow create to the
-   last flow Succeeded.
+   last flow Succeeded; the controller runs in a child process of its own (its CPU time is
+   read there), once from this tree and once from the previous main (``--baseline REV``,
+   extracted with `git archive`), in the same run, so "controller CPU per step" is compared on
+   the same machine under the same load. kubesim's steps/s is this phase's throughput (kubesim,
+   not the controller, is the bottleneck).
 2. floor: the same API work made directly, without a controller: for every flow, create it,
    then per step create its Job and PUT a status (as many status writes as the controller made),
    with as many client threads as the controller has workers.
@@ -15,8 +19,10 @@ metrics and RSS are ours to read). Phases, all against the same kubesim in one r
    flight (flows arrive evenly; steps last a few seconds so the cluster is not saturated). The
    same figure for phase 1 (everything at once, instant Jobs) is printed as "saturated": there
    it measures queueing behind kubesim's throughput, not the controller's reaction.
-4. memory: RSS of this process before and after 1,000 active flows (long-running steps, so every
-   flow holds Running Jobs), per 1,000 flows.
+4. memory: flows whose first layer runs for an hour (so every flow is Running with 4 Jobs) are
+   brought up to each of ``--active`` counts (100, 1,000, 5,000); then a fresh controller
+   process lists them, reconciles each once, and reports its RSS growth from just before it
+   connected to when it is idle, per 1,000 flows.
 
 Run: `python bench/controller.py` (defaults are the DESIGN figures), `--quick` for a smoke run.
 """
@@ -25,12 +31,15 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -38,14 +47,18 @@ from typing import Any
 import psutil
 from prometheus_client import CollectorRegistry
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The controller under test: this tree, or the one ZF_BENCH_SOURCE names (the baseline child).
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, os.environ.get("ZF_BENCH_SOURCE") or str(ROOT))
 
-from controller.kube import JOBFLOWS, JOBS, Kube, Resource
-from controller.runner import Controller, ControllerConfig
+from controller.kube import JOBFLOWS, JOBS, Kube, Resource  # noqa: E402
+from controller.runner import Controller, ControllerConfig  # noqa: E402
 
 NAMESPACE = "default"
 LAYERS, WIDTH = 5, 4
-GOAL_RATIO, GOAL_WRITES, GOAL_P99_MS, GOAL_RSS_MB = 1.5, 2.5, 250.0, 150.0
+GOAL_RATIO, GOAL_WRITES, GOAL_P99_MS, GOAL_RSS_MB = 1.5, 2.5, 250.0, 60.0
+GOAL_CPU_CUT = 0.30  # controller CPU per step at least 30% below the previous main's (issue 14)
+BASELINE = "b463989"  # the previous main (issue 14)
 
 KUBESIM_CHILD = """
 import sys, time, kubesim
@@ -63,7 +76,7 @@ def start_kubesim() -> tuple[subprocess.Popen[str], str]:
         stdout=subprocess.PIPE,
         text=True,
         cwd=tempfile.mkdtemp(prefix="zf-bench-"),
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.stdout is not None
     kubeconfig = proc.stdout.readline().strip()
@@ -193,15 +206,22 @@ class CpuMeter:
         return now[0] - self.start[0], now[1] - self.start[1]
 
 
+def throughput_names(flows: int) -> set[str]:
+    return {f"tp-{i}" for i in range(flows)}
+
+
 def phase_throughput(
     kube: Kube, kubeconfig: str, *, flows: int, steps: int, workers: int, sim_pid: int
 ) -> dict:
+    """The controller's side of phase 1 (run in a child process): once its caches are synced it
+    says "ready" on stdout and waits for "go" on stdin; the parent then creates the flows, so the
+    CPU time measured here is the controller's alone."""
     ctl = start_controller(kubeconfig, workers)
-    names = {f"tp-{i}" for i in range(flows)}
-    bodies = [flow_body(n, steps=steps) for n in sorted(names)]
+    names = throughput_names(flows)
+    print("ready", flush=True)
+    sys.stdin.readline()
     cpu = CpuMeter(sim_pid)
     t0 = time.monotonic()
-    create_many(kube, bodies, workers)
     t1 = wait_phases(ctl, names, {"Succeeded", "Failed"}, timeout=3600)
     cpu_used = cpu.used()
     rec = ctl.reconciler
@@ -337,22 +357,110 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def phase_memory(kube: Kube, kubeconfig: str, *, flows: int, steps: int, workers: int) -> float:
-    before = rss_mb()
-    ctl = start_controller(kubeconfig, workers)
+def bring_up_active(kube: Kube, kubeconfig: str, *, flows: int, steps: int, workers: int) -> None:
+    """Make ``flows`` flows active (Running, WIDTH Jobs of an hour each), adding to those there
+    are, with a controller of this tree that is stopped afterwards."""
+    have = {i["metadata"]["name"] for i in kube.list_all(JOBFLOWS, NAMESPACE)["items"]}
     names = {f"mem-{i}" for i in range(flows)}
-    # every flow runs its first layer (WIDTH Jobs) for an hour: all stay active
-    create_many(kube, [flow_body(n, steps=steps, duration=3600) for n in sorted(names)], workers)
-    wait_phases(ctl, names, {"Running"}, timeout=1800)
+    ctl = start_controller(kubeconfig, workers)
+    create_many(
+        kube,
+        [flow_body(n, steps=steps, duration=3600) for n in sorted(names - have)],
+        workers,
+    )
+    wait_phases(ctl, names, {"Running"}, timeout=3600)
     rec = ctl.reconciler
     assert rec is not None
     while len(rec.jobs) < flows * WIDTH:
         time.sleep(0.2)
-    time.sleep(1.0)
+    ctl.stop(10)
+    ctl.close()
+
+
+def child_memory(kubeconfig: str, *, flows: int, workers: int) -> dict[str, float]:
+    """In a fresh process: RSS just before the controller connects (everything imported, the
+    validator and planner warmed on one flow) and once it has listed ``flows`` active flows and
+    their Jobs and reconciled each (every flow Running in its cache, the queue idle)."""
+    from jobflow import planning, validation
+
+    warm = flow_body("warm", steps=LAYERS * WIDTH)
+    validation.validate(warm)
+    planning.spec_problems(warm)
+    before = rss_mb()
+    ctl = start_controller(kubeconfig, workers)
+    rec = ctl.reconciler
+    assert rec is not None
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        cached = rec.flows.objects()
+        running = sum(1 for f in cached if (f.get("status") or {}).get("phase") == "Running")
+        if running >= flows and len(rec.jobs) >= flows * WIDTH:
+            break
+        time.sleep(0.2)
+    time.sleep(2.0)  # the first passes (no-ops: every Job exists) finish
     after = rss_mb()
     ctl.stop(10)
     ctl.close()
-    return (after - before) * 1000 / flows
+    return {"before": before, "after": after, "flows": float(flows)}
+
+
+def run_child(
+    mode: str, source: Path, options: list[str], on_ready: Callable[[], None] | None = None
+) -> dict[str, Any]:
+    """Run one phase in a fresh process with the controller of ``source``; its JSON result.
+    ``on_ready`` runs once the child says "ready" (the child goes on when it returns)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--child", mode, *options],
+        env={**os.environ, "ZF_BENCH_SOURCE": str(source), "PYTHONPATH": str(source)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        if line.strip() == "ready" and on_ready is not None:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            on_ready()
+            continue
+        lines.append(line)
+    if proc.wait() != 0 or not lines:
+        raise SystemExit(f"the {mode} child ({source}) failed")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def baseline_tree(rev: str) -> Path | None:
+    """The previous main's sources (``git archive``), or None when git cannot give them."""
+    target = Path(tempfile.mkdtemp(prefix="zf-baseline-"))
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        print(f"  (no baseline {rev}: {exc})")
+        return None
+    return target
+
+
+def child_main(args: argparse.Namespace) -> int:
+    kube = Kube.connect(args.kubeconfig, qps=0, pool_size=args.workers + 4)
+    if args.child == "throughput":
+        result: dict[str, Any] = phase_throughput(
+            kube,
+            args.kubeconfig,
+            flows=args.flows,
+            steps=args.steps,
+            workers=args.workers,
+            sim_pid=args.sim_pid,
+        )
+    else:
+        result = child_memory(args.kubeconfig, flows=args.flows, workers=args.workers)
+    kube.close()
+    print(json.dumps(result))
+    return 0
 
 
 def pct(values: list[float], q: float) -> float:
@@ -364,7 +472,7 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     parser.add_argument("--flows", type=int, default=500)
     parser.add_argument("--steps", type=int, default=LAYERS * WIDTH)
@@ -376,14 +484,116 @@ def main() -> int:
         default=8.0,
         help="step duration in the dispatch phase: long enough that kubesim is not saturated",
     )
-    parser.add_argument("--active", type=int, default=1000)
+    parser.add_argument(
+        "--active", default="100,1000,5000", help="active flow counts for the memory phase"
+    )
+    parser.add_argument(
+        "--baseline",
+        default=BASELINE,
+        help="git revision whose controller CPU per step is compared ('' to skip)",
+    )
     parser.add_argument("--quick", action="store_true", help="small smoke run")
     parser.add_argument(
         "--skip", default="", help="comma list of phases to skip: floor,dispatch,memory"
     )
+    # a phase in a child process (internal)
+    parser.add_argument("--child", choices=["throughput", "memory"], help=argparse.SUPPRESS)
+    parser.add_argument("--kubeconfig", help=argparse.SUPPRESS)
+    parser.add_argument("--sim-pid", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
-        args.flows, args.concurrent, args.active, args.dispatch_duration = 20, 10, 50, 1.0
+        args.flows, args.concurrent, args.active, args.dispatch_duration = 20, 10, "20,50", 1.0
+    return args
+
+
+def throughput(
+    kube: Kube, kubeconfig: str, source: Path, args: argparse.Namespace, sim_pid: int
+) -> dict[str, Any]:
+    """Phase 1 with the controller of ``source`` in a child process; the flows are deleted
+    (and garbage-collected) afterwards."""
+    bodies = [flow_body(n, steps=args.steps) for n in sorted(throughput_names(args.flows))]
+    result = run_child(
+        "throughput",
+        source,
+        [
+            *("--kubeconfig", kubeconfig, "--sim-pid", str(sim_pid)),
+            *("--flows", str(args.flows), "--steps", str(args.steps)),
+            *("--workers", str(args.workers)),
+        ],
+        on_ready=lambda: create_many(kube, bodies, args.workers),
+    )
+    delete_all(kube, "tp-")
+    wait_cleaned_up(kube)
+    return result
+
+
+def report_throughput(tp: dict[str, Any], base: dict[str, Any] | None, total_steps: int) -> None:
+    if tp["failed"]:
+        print(f"  WARNING: {len(tp['failed'])} flows did not succeed: {tp['failed'][:5]}")
+    writes_per_step = tp["writes"] / total_steps
+    events_per_step = tp["events"] / total_steps
+    ctl_cpu, sim_cpu = tp["cpu"]
+    print(
+        f"  wall time         : {tp['wall']:.2f} s ({total_steps / tp['wall']:.0f} steps/s; "
+        f"CPU s: controller {ctl_cpu:.1f}, kubesim {sim_cpu:.1f}; "
+        f"{tp['passes'] / total_steps:.2f} reconcile passes/step)"
+    )
+    print(
+        f"  kubesim           : {total_steps / tp['wall']:.0f} steps/s, "
+        f"{sim_cpu / total_steps * 1000:.2f} ms CPU per step (the bottleneck of this phase)"
+    )
+    cpu_ms = ctl_cpu / total_steps * 1000
+    line = f"  controller CPU    : {cpu_ms:.2f} ms per step"
+    if base is not None:
+        base_ms = base["cpu"][0] / total_steps * 1000
+        cut = 1 - cpu_ms / base_ms
+        line += (
+            f"; previous main ({BASELINE}) {base_ms:.2f} ms in this run "
+            f"(kubesim then {total_steps / base['wall']:.0f} steps/s): {cut:.0%} lower, "
+            f"goal >= {GOAL_CPU_CUT:.0%}: {verdict(cut >= GOAL_CPU_CUT)}"
+        )
+    print(line)
+    print(
+        f"  API writes/step   : {writes_per_step:.2f} (Jobs + status + deletes; "
+        f"{tp['status_writes']} status writes) goal <= {GOAL_WRITES}: "
+        f"{verdict(writes_per_step <= GOAL_WRITES)}"
+    )
+    print(
+        f"  + Events/step     : {events_per_step:.2f} (async, best effort) -> "
+        f"{writes_per_step + events_per_step:.2f} writes/step with Events"
+    )
+
+
+def report_memory(kube: Kube, kubeconfig: str, args: argparse.Namespace) -> None:
+    # What a fresh controller grows by with no flow at all (threads, pools, connections, the
+    # first pass's code paths): part of every figure below, and most of the smallest one.
+    empty = run_child(
+        "memory", ROOT, ["--kubeconfig", kubeconfig, "--flows", "0", "--workers", str(args.workers)]
+    )
+    fixed = empty["after"] - empty["before"]
+    print(f"  controller RSS    : {fixed:.1f} MB for a fresh controller with no flows")
+    for count in [int(n) for n in args.active.split(",") if n]:
+        bring_up_active(kube, kubeconfig, flows=count, steps=args.steps, workers=args.workers)
+        got = run_child(
+            "memory",
+            ROOT,
+            ["--kubeconfig", kubeconfig, "--flows", str(count), "--workers", str(args.workers)],
+        )
+        grown = got["after"] - got["before"]
+        per_1000 = grown * 1000 / count
+        print(
+            f"  controller RSS    : {per_1000:.1f} MB per 1,000 active flows at {count} "
+            f"(fresh process: {got['before']:.0f} MB before connecting, {got['after']:.0f} MB "
+            f"with every flow Running, {WIDTH} Jobs each; "
+            f"{max(0.0, grown - fixed) * 1000 / count:.1f} MB beyond the empty controller's); "
+            f"goal <= {GOAL_RSS_MB:.0f} MB: {verdict(per_1000 <= GOAL_RSS_MB)}"
+        )
+
+
+def main() -> int:
+    args = parse_args()
+    if args.child:
+        return child_main(args)
     skip = set(filter(None, args.skip.split(",")))
 
     proc, kubeconfig = start_kubesim()
@@ -391,39 +601,19 @@ def main() -> int:
         kube = Kube.connect(kubeconfig, qps=0, pool_size=args.workers + 4)
         install_crd(kube)
         total_steps = args.flows * args.steps
-        load = os.getloadavg()[0]
         print(
             f"controller bench: {args.flows} flows x {args.steps} steps (5 layers x 4), "
             f"{args.workers} workers, instant sim Jobs; {os.cpu_count()} CPUs, "
-            f"load average {load:.1f} at start"
+            f"load average {os.getloadavg()[0]:.1f} at start"
         )
-        tp = phase_throughput(
-            kube,
-            kubeconfig,
-            flows=args.flows,
-            steps=args.steps,
-            workers=args.workers,
-            sim_pid=proc.pid,
-        )
-        if tp["failed"]:
-            print(f"  WARNING: {len(tp['failed'])} flows did not succeed: {tp['failed'][:5]}")
-        writes_per_step = tp["writes"] / total_steps
-        events_per_step = tp["events"] / total_steps
-        ctl_cpu, sim_cpu = tp["cpu"]
-        print(
-            f"  wall time         : {tp['wall']:.2f} s ({total_steps / tp['wall']:.0f} steps/s; "
-            f"CPU s: controller {ctl_cpu:.1f}, kubesim {sim_cpu:.1f}; "
-            f"{tp['passes'] / total_steps:.2f} reconcile passes/step)"
-        )
-        print(
-            f"  API writes/step   : {writes_per_step:.2f} (Jobs + status + deletes; "
-            f"{tp['status_writes']} status writes) goal <= {GOAL_WRITES}: "
-            f"{verdict(writes_per_step <= GOAL_WRITES)}"
-        )
-        print(
-            f"  + Events/step     : {events_per_step:.2f} (async, best effort) -> "
-            f"{writes_per_step + events_per_step:.2f} writes/step with Events"
-        )
+        base_tree = baseline_tree(args.baseline) if args.baseline else None
+        try:
+            base = throughput(kube, kubeconfig, base_tree, args, proc.pid) if base_tree else None
+        finally:
+            if base_tree is not None:
+                shutil.rmtree(base_tree, ignore_errors=True)
+        tp = throughput(kube, kubeconfig, ROOT, args, proc.pid)
+        report_throughput(tp, base, total_steps)
         if "floor" not in skip:
             floor, (f_ctl, f_sim) = phase_floor(
                 kube,
@@ -442,6 +632,8 @@ def main() -> int:
             print(
                 f"  wall / floor      : {ratio:.2f}x goal <= {GOAL_RATIO}x: {verdict(ratio <= GOAL_RATIO)}"
             )
+            delete_all(kube, "floor-")
+            wait_cleaned_up(kube)
         sat = tp["saturated_dispatch"]
         if sat:
             print(
@@ -449,9 +641,6 @@ def main() -> int:
                 f"p50 {pct(sat, 0.5) * 1000:.0f} ms, p99 {pct(sat, 0.99) * 1000:.0f} ms "
                 "(queueing behind kubesim's throughput)"
             )
-        delete_all(kube, "tp-")
-        delete_all(kube, "floor-")
-        wait_cleaned_up(kube)
         if "dispatch" not in skip:
             samples, in_flight = phase_dispatch(
                 kube,
@@ -471,14 +660,7 @@ def main() -> int:
             delete_all(kube, "lat-")
             wait_cleaned_up(kube)
         if "memory" not in skip:
-            per_1000 = phase_memory(
-                kube, kubeconfig, flows=args.active, steps=args.steps, workers=args.workers
-            )
-            print(
-                f"  controller RSS    : {per_1000:.1f} MB per 1,000 active flows "
-                f"({args.active} flows, {WIDTH} running Jobs each); goal <= {GOAL_RSS_MB:.0f} MB: "
-                f"{verdict(per_1000 <= GOAL_RSS_MB)}"
-            )
+            report_memory(kube, kubeconfig, args)
         print(f"  load average at end: {os.getloadavg()[0]:.1f}")
         kube.close()
     finally:

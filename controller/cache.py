@@ -12,8 +12,9 @@ Invariants:
 - Handlers receive (old, new) with None for absent; they must be cheap (they enqueue keys).
 - Scoping: the Job informer is created with the label selector
   ``app.kubernetes.io/managed-by=zen-flow``: we never cache every Job in the cluster.
-- Memory: a ``transform`` strips what no reader needs (managedFields, pod templates) before
-  an object enters the store.
+- Memory: a ``transform`` strips what no reader needs (managedFields, pod templates) and packs
+  what only a pass reads (a flow's spec, controller.packing) before an object enters the store;
+  it sees the stored copy of the same key, so it can reuse what has not changed.
 - The loop and the handler calls are thread boundaries (controller.supervisor): anything but
   SystemExit/KeyboardInterrupt/GeneratorExit, native panics included, is logged and followed by
   a fresh LIST; a thread that ends anyway is restarted by the supervisor (``revive``) and
@@ -36,10 +37,14 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[JSONDict | None, JSONDict | None], None]
 IndexFunc = Callable[[JSONDict], list[str]]
-Transform = Callable[[JSONDict], JSONDict]
+# (the object as the server sent it, the stored copy of the same key or None) -> what to store
+Transform = Callable[[JSONDict, JSONDict | None], JSONDict]
 
 # Server-side watch timeout, jittered so many informers don't reconnect in lockstep.
 WATCH_TIMEOUT_RANGE = (240, 300)
+# Objects per LIST page: each page is decoded whole and then transformed (stripped, packed), so
+# a smaller page keeps the start-up peak, and the heap it leaves behind, small.
+LIST_PAGE = 50
 # Pause before retrying after an API error (grows to the max while errors continue).
 ERROR_BACKOFF_START = 0.2
 ERROR_BACKOFF_MAX = 10.0
@@ -65,7 +70,7 @@ def _rv(obj: JSONDict | None) -> int | None:
         return None  # opaque resourceVersion: ordering unknown, accept the newer arrival
 
 
-def strip_managed_fields(obj: JSONDict) -> JSONDict:
+def strip_managed_fields(obj: JSONDict, previous: JSONDict | None = None) -> JSONDict:
     meta = obj.get("metadata")
     if isinstance(meta, dict) and "managedFields" in meta:
         meta = dict(meta)
@@ -157,8 +162,8 @@ class Informer:
         events and for the result of our own writes (so the next pass sees them at once; those
         pass ``notify=False``: the writer already knows, and the later watch event carrying the
         same resourceVersion is then ignored, so our own writes trigger no extra pass)."""
-        obj = self.transform(obj)
         key = key_of(obj)
+        obj = self.transform(obj, self.get(key))
         with self._lock:
             old = self._store.get(key)
             old_rv, new_rv = _rv(old), _rv(obj)
@@ -191,7 +196,8 @@ class Informer:
                 log.exception("informer handler failed", extra={"informer": self.name})
 
     def _replace(self, items: list[JSONDict]) -> None:
-        fresh = {key_of(o): o for o in (self.transform(i) for i in items)}
+        """Replace the store with ``items`` (already transformed)."""
+        fresh = {key_of(i): i for i in items}
         with self._lock:
             previous = self._store
             self._store = {}
@@ -230,8 +236,14 @@ class Informer:
         self._thread.join(timeout)
 
     def _list(self) -> None:
+        with self._lock:
+            stored = self._store
         result = self.kube.list_all(
-            self.resource, self.namespace, label_selector=self.label_selector
+            self.resource,
+            self.namespace,
+            label_selector=self.label_selector,
+            limit=LIST_PAGE,
+            each=lambda item: self.transform(item, stored.get(key_of(item))),
         )
         self._replace(result.get("items") or [])
         self._rv = str((result.get("metadata") or {}).get("resourceVersion") or "")

@@ -3,8 +3,10 @@
 Design:
 - The official client builds the connection (kubeconfig or in-cluster service account: TLS, CA,
   bearer token, exec plugins) and its `ApiClient.call_api` sends requests. We skip its model
-  (de)serialisation: objects are plain JSON dicts, decoded once with `json.loads`. That keeps the
-  controller's per-request CPU small and lets custom and built-in kinds share one code path.
+  (de)serialisation and its REST layer: objects are plain JSON dicts, encoded with orjson and
+  sent on the client's urllib3 pool, decoded once with orjson (``decode``).
+  That keeps the controller's per-request CPU small and lets custom and built-in kinds share one
+  code path.
 - Every failure is mapped once onto our own hierarchy, and the class says what happens next
   (``ApiError.retryable``, read by ``policy``, the one error policy of the controller): Transient
   (5xx, 429, timeouts, connection errors), Conflict (a stale read) and Unauthorized (401: the
@@ -30,10 +32,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import orjson
 import urllib3
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,33 @@ RETRY_AFTER_MAX = 60.0
 
 # Slack added to a watch's server-side timeoutSeconds before the client gives up on the socket.
 WATCH_READ_SLACK = 15.0
+
+
+def decode(data: bytes) -> Any:
+    """An API server's JSON answer, with orjson (~2x json.loads; its cache of object keys also
+    makes the keys of every cached object one string each). What orjson refuses (NaN, numbers
+    past a double) json.loads reads as before. orjson reads an integer past 64 bits as a float:
+    the API server never sends one (it stores such numbers as float64 itself)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def _encode(body: Any) -> bytes:
+    # orjson (~4x json.dumps); a value it does not write (an integer past 64 bits, a
+    # non-JSON type) goes the slow way with the same output.
+    try:
+        return orjson.dumps(body)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _timeout(value: float | tuple[float, float]) -> urllib3.Timeout:
+    """The client's reading of ``_request_timeout``: a total, or (connect, read)."""
+    if isinstance(value, tuple):
+        return urllib3.Timeout(connect=value[0], read=value[1])
+    return urllib3.Timeout(total=value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,7 +331,7 @@ class WatchStream:
                         break
                     line, buf = buf[:nl], buf[nl + 1 :]
                     if line.strip():
-                        event = json.loads(line)
+                        event = decode(line)
                         yield str(event.get("type", "")), event.get("object") or {}
         except (urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             if not self._closed:
@@ -366,6 +395,8 @@ class Kube:
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
         self.api_client = api_client
+        self._pool: urllib3.HTTPConnectionPool | None = None
+        self._prefix = 0
         self.limiter = TokenBucket(qps, burst)
         self.observer = observer
         self.request_timeout = request_timeout
@@ -441,17 +472,19 @@ class Kube:
             auth_settings=["BearerToken"],
         )
         try:
-            rest = self.api_client.call_api(
+            # Straight to the client's urllib3 pool: its REST layer would encode the body with
+            # json.dumps (~4x orjson) and wrap the response once more.
+            response = self._urlopen(
                 method,
                 url,
-                header_params=headers,
-                body=body,
-                _request_timeout=timeout or self.request_timeout,
+                body=None if body is None else _encode(body),
+                headers=headers,
+                timeout=_timeout(timeout or self.request_timeout),
+                preload_content=False,
             )
-        except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
             self._observe(verb, "error")
             raise Transient(f"{method} {path}: {exc}") from exc
-        response: urllib3.BaseHTTPResponse = rest.response  # untyped in the client
         self._observe(verb, response.status)
         if response.status >= 300:
             try:
@@ -466,6 +499,23 @@ class Kube:
             )
         return response
 
+    def _urlopen(self, method: str, url: str, **kwargs: Any) -> urllib3.BaseHTTPResponse:
+        """The request on the API server's connection pool. Every URL starts with the configured
+        host, so the pool is looked up once (PoolManager.urlopen parses each URL and finds its
+        pool again); through a proxy, the PoolManager does its own routing as before."""
+        manager = self.api_client.rest_client.pool_manager
+        host: str = self.api_client.configuration.host
+        if isinstance(manager, urllib3.ProxyManager) or not url.startswith(host):
+            response: urllib3.BaseHTTPResponse = manager.request(method, url, **kwargs)
+            return response
+        if self._pool is None:
+            origin = urllib3.util.parse_url(host)
+            self._pool = manager.connection_from_url(host)
+            self._prefix = len(f"{origin.scheme}://{origin.netloc}")
+        return self._pool.urlopen(
+            method, url[self._prefix :], assert_same_host=False, redirect=False, **kwargs
+        )
+
     def _json(self, verb: str, method: str, path: str, **kwargs: Any) -> JSONDict:
         response = self._send(verb, method, path, **kwargs)
         try:
@@ -476,7 +526,7 @@ class Kube:
             response.release_conn()
         if not data:
             return {}
-        result: JSONDict = json.loads(data)
+        result: JSONDict = decode(data)
         return result
 
     # -- verbs ---------------------------------------------------------------------------
@@ -493,9 +543,12 @@ class Kube:
         label_selector: str | None = None,
         field_selector: str | None = None,
         limit: int = 500,
+        each: Callable[[JSONDict], JSONDict] | None = None,
     ) -> JSONDict:
         """List every matching object (following ``continue`` pages). Returns a dict with
-        ``items`` and ``metadata.resourceVersion`` (that of the first page, as client-go)."""
+        ``items`` and ``metadata.resourceVersion`` (that of the first page, as client-go).
+        ``each`` maps every item as its page arrives (a cache keeps a smaller form: the whole
+        page is not held in full while the next is read)."""
         query: list[tuple[str, Any]] = [("limit", limit)]
         if label_selector:
             query.append(("labelSelector", label_selector))
@@ -506,7 +559,9 @@ class Kube:
         cont = ""
         while True:
             page = self.list_page(res, namespace, query=query, cont=cont)
-            items.extend(page.get("items") or [])
+            listed = page.get("items") or []
+            items.extend(listed if each is None else map(each, listed))
+            del listed
             meta = page.get("metadata") or {}
             rv = rv or str(meta.get("resourceVersion") or "")
             cont = str(meta.get("continue") or "")

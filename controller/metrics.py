@@ -63,6 +63,7 @@ class FlowPhaseCollector(Collector):
 class ControllerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._request_children: dict[tuple[str, str], Counter] = {}
         self.api_requests = Counter(
             "zenflow_api_requests_total",
             "Kubernetes API requests made by the controller, by verb and HTTP code",
@@ -138,7 +139,12 @@ class ControllerMetrics:
         self._phase_collector: FlowPhaseCollector | None = None
 
     def observe_request(self, verb: str, code: str) -> None:
-        self.api_requests.labels(verb=verb, code=code).inc()
+        # labels() takes a lock and checks its arguments; every API request passes here and
+        # the (verb, code) pairs are few.
+        child = self._request_children.get((verb, code))
+        if child is None:
+            child = self._request_children[verb, code] = self.api_requests.labels(verb, code)
+        child.inc()
 
     def track_flows(self, flows: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
         """Register the recounting phase gauge over ``flows`` (once per registry)."""

@@ -48,6 +48,7 @@ from prometheus_client import CollectorRegistry
 
 from controller import cache as cache_mod
 from controller import kube as kube_mod
+from controller import packing
 from controller.capacity import Capacity
 from controller.events import EventRecorder
 from controller.kube import JOBFLOWS, JOBS, LEASES, ApiError, JSONDict, Kube
@@ -119,16 +120,26 @@ class KubeLeaseApi:
         return self.kube.replace(LEASES, namespace, name, body)
 
 
-def prepare_flow(flow: JSONDict) -> JSONDict:
-    """What the JobFlow cache keeps: no managedFields, and apiVersion/kind always set (list items
-    may omit them; status PUTs and Event involvedObjects need them)."""
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def prepare_flow(flow: JSONDict, previous: JSONDict | None = None) -> JSONDict:
+    """What the JobFlow cache keeps: no managedFields, no kubectl last-applied-configuration
+    (a second copy of the whole manifest, as text, on every flow `kubectl apply` made; nothing
+    here reads it), the spec packed (controller.packing: a pass unpacks it), and apiVersion/kind
+    always set (list items may omit them; status PUTs and Event involvedObjects need them)."""
     flow = cache_mod.strip_managed_fields(flow)
+    meta = flow.get("metadata")
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    if isinstance(annotations, dict) and LAST_APPLIED in annotations:
+        kept = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+        flow = {**flow, "metadata": {**meta, "annotations": kept}}  # type: ignore[dict-item]
     if flow.get("apiVersion") != names.API_VERSION or flow.get("kind") != names.KIND:
         flow = {**flow, "apiVersion": names.API_VERSION, "kind": names.KIND}
-    return flow
+    return packing.pack(flow, previous)
 
 
-def strip_job(job: JSONDict) -> JSONDict:
+def strip_job(job: JSONDict, previous: JSONDict | None = None) -> JSONDict:
     """What the Job cache keeps: no managedFields, no pod template spec (the bulk of a Job; no
     reader needs it: outcomes come from status, identity from metadata, pods from selector)."""
     job = cache_mod.strip_managed_fields(job)

@@ -41,6 +41,9 @@ class Graph:
     deps: tuple[tuple[int, ...], ...]
     dependants: tuple[tuple[int, ...], ...]
     index: Mapping[str, int] = field(repr=False)
+    # Every dependency is an earlier step in spec order: then there is no cycle (the usual
+    # case, answered by `cycles` without a pass over the graph).
+    in_order: bool = field(default=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -64,6 +67,7 @@ def build(steps: Iterable[tuple[str, Sequence[str]]]) -> Graph:
     deps: list[tuple[int, ...]] = []
     dependants: list[list[int]] = [[] for _ in pairs]
     lookup = index.get
+    in_order = True
     for position, (_, names) in enumerate(pairs):
         targets: list[int] = []
         # A short list beats a set for the usual handful of dependencies; long lists use a
@@ -82,12 +86,15 @@ def build(steps: Iterable[tuple[str, Sequence[str]]]) -> Graph:
                 seen.add(target)
             targets.append(target)
             dependants[target].append(position)
+            if target > position:
+                in_order = False
         deps.append(tuple(targets))
     return Graph(
         names=tuple(name for name, _ in pairs),
         deps=tuple(deps),
         dependants=tuple(tuple(d) for d in dependants),
         index=index,
+        in_order=in_order,
     )
 
 
@@ -229,6 +236,8 @@ def _cycle_in_component(graph: Graph, component: Sequence[int]) -> list[str]:
 
 def cycles(graph: Graph) -> list[list[str]]:
     """One cycle path per strongly connected group of steps (each reported once)."""
+    if graph.in_order:
+        return []
     level, placed = _levels_by_index(graph)
     if placed == len(graph.names):
         return []

@@ -78,7 +78,9 @@ def _step_defaults(step: Mapping[str, object], index: int) -> list[_Default]:
     return found
 
 
-def _defaults(obj: Mapping[str, object]) -> list[_Default]:
+def _defaults(obj: Mapping[str, object], *, in_lists: bool = True) -> list[_Default]:
+    """Every missing default; with ``in_lists=False`` only those outside lists (the steps are
+    not walked at all: the webhook's patch never carries theirs)."""
     spec = obj.get("spec")
     if not isinstance(spec, Mapping):
         return []
@@ -91,12 +93,18 @@ def _defaults(obj: Mapping[str, object]) -> list[_Default]:
         for key, value in _EXECUTION_POLICY_DEFAULTS:
             if _is_absent(policy, key):
                 found.append((("spec", "executionPolicy"), key, value))
-    steps = spec.get("steps")
+    steps = spec.get("steps") if in_lists else None
     if isinstance(steps, list):
         for index, step in enumerate(steps):
             if isinstance(step, Mapping):
                 found.extend(_step_defaults(step, index))
     return found
+
+
+def missing(obj: Mapping[str, object]) -> list[tuple[tuple[str | int, ...], str, JsonValue]]:
+    """Every missing default as (path of parent objects from the root, key, value): the table
+    behind ``default_patch``, for callers that walk paths rather than JSON pointers."""
+    return _defaults(obj)
 
 
 def _op(parent: tuple[str | int, ...], key: str, value: JsonValue) -> dict[str, JsonValue]:
@@ -117,11 +125,7 @@ def admission_patch(obj: Mapping[str, object]) -> list[dict[str, JsonValue]]:
     """What the mutating webhook adds to a stored JobFlow: the missing defaults that are not
     inside a list (today those of ``spec.executionPolicy``). Step defaults stay out of storage
     so that re-applying an unchanged manifest is "unchanged" (module docstring)."""
-    return [
-        _op(parent, key, value)
-        for parent, key, value in _defaults(obj)
-        if not any(isinstance(part, int) for part in parent)
-    ]
+    return [_op(parent, key, value) for parent, key, value in _defaults(obj, in_lists=False)]
 
 
 def apply_defaults(obj: Mapping[str, object]) -> dict[str, object]:

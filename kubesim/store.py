@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubesim import kinds, schema, selectors, uids
+from kubesim import kinds, schema, selectors, strategy, uids
 from kubesim.clone import clone
 from kubesim.errors import ApiError, Cause, already_exists, conflict, expired, invalid, not_found
 from kubesim.errors import required as required_cause
@@ -65,9 +65,6 @@ ORPHAN = "orphan"
 CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 NS_KEY = ("", "namespaces")
 POD_KEY = ("", "pods")
-SA_KEY = ("", "serviceaccounts")
-SA_GVR = GVR("", "v1", "serviceaccounts")
-DEFAULT_SERVICE_ACCOUNT = "default"
 POD_GVR = GVR("", "v1", "pods")
 _SERVER_META = (
     "uid",
@@ -104,7 +101,11 @@ def _updated(
     """The object an update writes: through ``status`` only the status changes; otherwise
     everything but the status (of a kind with a status subresource) does."""
     if subresource == "status":
-        new = clone(cur)
+        # everything but the status is the stored object's, shared, not copied: stored objects
+        # are never changed, and preparing an update leaves a subtree equal to the stored one
+        # as it is (prune and schema defaults skip it, built-in defaulting is idempotent)
+        new = dict(cur)
+        new["metadata"] = dict(cur["metadata"])
         if "status" in obj:
             new["status"] = obj["status"]
         else:
@@ -308,7 +309,13 @@ class Store:
         subresource: str | None = None,
         dry_run: bool = False,
         field_manager: str | None = None,
+        copy_result: bool = True,
+        owned: bool = False,
     ) -> dict[str, Any]:
+        """Update (or write the status of) an object. ``copy_result=False``: the caller gets
+        the stored object itself, to read only (the Job runner, which ignores it).
+        ``owned``: ``obj`` is the caller's own copy (from ``get``), handed over: the Store may
+        keep it and the caller must not change it afterwards."""
         return self._write(
             gvr,
             obj,
@@ -320,6 +327,8 @@ class Store:
                 dry_run=dry_run,
                 field_manager=field_manager,
             ),
+            copy_result=copy_result,
+            owned=owned,
         )
 
     def _write(
@@ -327,15 +336,18 @@ class Store:
         gvr: GVR,
         obj: dict[str, Any],
         write: Callable[[ResourceType, dict[str, Any]], dict[str, Any]],
+        *,
+        copy_result: bool = True,
+        owned: bool = False,
     ) -> dict[str, Any]:
         """Run ``write`` on a copy of ``obj`` under the lock; the caller gets its own copy back
         (neither side may alias the stored object). The copy back is made after the lock is
         released: a stored object is never changed, only replaced."""
         rt = self.registry.get(gvr)
-        mine = clone(obj)
+        mine = obj if owned else clone(obj)
         with self._lock:
             written = write(rt, mine)
-        return clone(written)
+        return clone(written) if copy_result else written
 
     def delete(
         self,
@@ -534,7 +546,7 @@ class Store:
             if field_validation != "Ignore":
                 warnings += [f'unknown field "{u}"' for u in unknown]
             schema.apply_defaults(rt.schema, obj, old=old if old is not None else schema.MISSING)
-        kinds.default(rt, obj, old)
+        strategy.for_type(rt).prepare(rt, obj, old)
         return warnings
 
     def validate(
@@ -553,7 +565,7 @@ class Store:
             causes += schema.validate(
                 rt.schema, obj, old=old if old is not None else schema.MISSING
             )
-        causes += kinds.validate(rt, obj, old)
+        causes += strategy.for_type(rt).validate(rt, obj, old)
         if causes:
             raise invalid(rt.kind, rt.group, name, causes)
 
@@ -671,8 +683,8 @@ class Store:
         name = meta["name"]
         if self._find(rt.key, ns, name) is not None:
             raise already_exists(rt.resource, rt.group, name)
-        if rt.key == CRD_KEY:
-            kinds.crd_prepare(obj)
+        rules = strategy.for_type(rt)
+        rules.before_commit(obj)
         meta["uid"] = kinds.preset_uid(rt, obj) or uids.new_uid()
         meta["creationTimestamp"] = now_rfc3339()
         if rt.has_generation:
@@ -691,23 +703,9 @@ class Store:
             )
         if dry_run:
             return obj  # as upstream: a dry-run create has a uid but no resourceVersion
-        if rt.key == CRD_KEY:
-            self.registry.register_crd(name, obj)
         self._commit(rt.key, ns, name, obj, None, "ADDED")
-        if rt.key == NS_KEY:
-            self._create_default_service_account(name)
+        rules.after_create(self, obj)
         return obj
-
-    def _create_default_service_account(self, namespace: str) -> None:
-        """The ServiceAccount controller's part: every namespace gets a ``default`` account
-        (a real cluster adds it a moment after the namespace; kubesim at once)."""
-        if self._find(SA_KEY, namespace, DEFAULT_SERVICE_ACCOUNT) is not None:
-            return
-        self._create(
-            self.registry.get(SA_GVR),
-            {"metadata": {"name": DEFAULT_SERVICE_ACCOUNT}},
-            namespace,
-        )
 
     def _generate_name(self, key: tuple[str, str], ns: str, prefix: str) -> str:
         for _ in range(100):
@@ -777,18 +775,17 @@ class Store:
                 subresource=subresource,
                 list_type=managed.list_type_for(rt),
             )
-        if rt.key == CRD_KEY:
-            kinds.crd_prepare(new)
+        rules = strategy.for_type(rt)
+        rules.before_commit(new)
         meta["resourceVersion"] = cur_meta["resourceVersion"]
         if _strip_volatile(new) == _strip_volatile(cur):
             return cur  # no-op: same resourceVersion, no event
         if dry_run:
             return new
-        if rt.key == CRD_KEY:
-            self.registry.register_crd(name, new)
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             return self._remove(rt.key, ns, name, new)
         self._commit(rt.key, ns, name, new, cur, "MODIFIED")
+        rules.after_update(self, new)
         return new
 
     def _commit(
@@ -968,16 +965,17 @@ class Store:
         """Final removal: DELETED event, then garbage collection and deferred completions."""
         cur = self._objects.get(key, {}).get(ns, {}).pop(name, None)
         self._rv += 1
-        final = last if last is not cur else clone(last)
+        final = last
+        if last is cur:  # the stored object is never changed: a new top and metadata suffice
+            final = dict(last)
+            final["metadata"] = dict(last["metadata"])
         final["metadata"]["resourceVersion"] = str(self._rv)
         self._index(key, ns, name, None, cur if cur is not None else last)
         self._emit(Event(self._rv, "DELETED", key, ns, final, cur))
         uid = final["metadata"]["uid"]
-        if key == POD_KEY:
-            self._logs.pop((ns, name), None)
-        if key == CRD_KEY:
-            for t in self.registry.unregister_crd(name):
-                self._drop_all(t.key)
+        removed_rt = self._rt_for_key(key)
+        if removed_rt is not None:
+            strategy.for_type(removed_rt).after_remove(self, final)
         # background garbage collection of dependents whose owners are all gone
         for dkey, dns, dname in self._live_dependents(uid):
             dep = self._find(dkey, dns, dname)
@@ -998,7 +996,12 @@ class Store:
             self._try_finish_namespace(ns)
         return final
 
-    def _drop_all(self, key: tuple[str, str]) -> None:
+    def drop_pod_logs(self, namespace: str, name: str) -> None:
+        """Forget a removed pod's container logs (they go with the pod)."""
+        with self._lock:
+            self._logs.pop((namespace, name), None)
+
+    def drop_all(self, key: tuple[str, str]) -> None:
         for ns, objs in list(self._objects.get(key, {}).items()):
             for name in list(objs):
                 self._remove(key, ns, name, objs[name])

@@ -20,7 +20,8 @@
   who asked for a new `spec.retry` / `spec.stop` (`requestedBy` from the request's userInfo,
   `jobflow.requests.stamp_patch`); it never denies a JobFlow for being invalid (that is the
   validating webhook's job).
-- Warnings (validate only) point at risky but valid specs; they never change the decision.
+- Warnings (validate only) point at risky but valid specs (`jobflow.validation.risks`, found in
+  the same walk as the problems); they never change the decision.
 
 Anything that is not a JobFlow CREATE/UPDATE of the main resource is allowed untouched: the
 webhook configurations only route those here, and failing open on a misrouted request is safer
@@ -122,64 +123,6 @@ def update_warnings(old: object, new: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _containers(template: object) -> list[tuple[int, Mapping[str, Any]]]:
-    found = _get(template, "spec", "template", "spec", "containers")
-    if not isinstance(found, list):
-        return []
-    return [(i, c) for i, c in enumerate(found) if isinstance(c, Mapping)]
-
-
-def _floating_image(image: str) -> bool:
-    if "@" in image:
-        return False  # pinned by digest
-    last = image.rsplit("/", 1)[-1]
-    return ":" not in last or last.endswith(":latest")
-
-
-def risk_warnings(obj: Mapping[str, Any]) -> list[str]:
-    """Valid but risky choices, one short sentence each (at most MAX_WARNINGS)."""
-    found: list[str] = []
-    policy = _get(obj, "spec", "executionPolicy")
-    if isinstance(policy, Mapping):
-        if policy.get("ttlSecondsAfterFinished") == 0:
-            found.append(
-                "spec.executionPolicy.ttlSecondsAfterFinished is 0: the flow, its Jobs and their "
-                "logs are deleted as soon as it finishes"
-            )
-        if policy.get("concurrencyPolicy") == "Replace" and not policy.get("concurrencyKey"):
-            found.append(
-                "spec.executionPolicy.concurrencyPolicy Replace has no effect without "
-                "spec.executionPolicy.concurrencyKey"
-            )
-    steps = _get(obj, "spec", "steps")
-    for index, step in enumerate(steps if isinstance(steps, list) else []):
-        if not isinstance(step, Mapping):
-            continue
-        at = f"spec.steps[{index}]"
-        retry = step.get("retryPolicy")
-        if step.get("timeoutSeconds") is not None and not isinstance(retry, Mapping):
-            found.append(
-                f"{at}.timeoutSeconds is set without a retryPolicy: a timed-out step fails at "
-                "once; add a retryPolicy to retry it"
-            )
-        template = step.get("template")
-        job_backoff = _get(template, "spec", "backoffLimit")
-        if isinstance(retry, Mapping) and isinstance(job_backoff, int) and job_backoff > 0:
-            found.append(
-                f"{at}.template.spec.backoffLimit {job_backoff} multiplies the retryPolicy: "
-                "every step attempt may restart its pod that often; remove it to let the "
-                "retryPolicy count"
-            )
-        for cindex, container in _containers(template):
-            image = container.get("image")
-            if isinstance(image, str) and image and _floating_image(image):
-                found.append(
-                    f"{at}.template.spec.template.spec.containers[{cindex}].image {image!r} has "
-                    "no tag or uses :latest; a retry may run a different image"
-                )
-    return found[:MAX_WARNINGS]
-
-
 # -- the reviews ------------------------------------------------------------------------------
 def _denial(
     request: review.AdmissionRequest,
@@ -232,12 +175,13 @@ def review_validate(request: review.AdmissionRequest) -> review.AdmissionRespons
     if isinstance(obj, review.AdmissionResponse):
         return obj
     name = _name(request, obj)
-    problems = validation.validate(obj)
+    found: list[str] = []  # the risk warnings, from validation's own walk of the steps
+    problems = validation.validate(obj, warnings=found)
     if request.operation == "UPDATE" and isinstance(request.old_object, Mapping):
         already = {(p.code, p.path) for p in validation.validate(request.old_object)}
         problems = [p for p in problems if (p.code, p.path) not in already]
         problems = update_problems(request.old_object, obj) + problems
-    warnings = [_cut(w) for w in risk_warnings(obj)]
+    warnings = [_cut(w) for w in found[:MAX_WARNINGS]]
     if request.operation == "UPDATE":
         warnings += update_warnings(request.old_object, obj)
     if problems:

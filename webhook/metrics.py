@@ -42,10 +42,21 @@ class AdmissionMetrics:
             registry=registry,
         )
 
+        # labels() takes a lock and checks its arguments on every call; the children are few
+        # (bounded labels), so each review looks its two up here instead.
+        self._children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+
     def observe(self, *, webhook: str, operation: str, result: str, seconds: float) -> None:
         op = operation if operation in _OPERATIONS else "OTHER"
-        self.reviews.labels(webhook, op, result).inc()
-        self.duration.labels(webhook).observe(seconds)
+        key = (webhook, op, result)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.reviews.labels(webhook, op, result),
+                self.duration.labels(webhook),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def reject(self, *, webhook: str, code: int) -> None:
         self.rejected.labels(webhook, str(code)).inc()

@@ -92,6 +92,7 @@ on an unfinished flow winds it down (Stop) or deletes its running Jobs (Terminat
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -194,23 +195,19 @@ def with_defaults(flow: Mapping[str, object]) -> dict[str, object]:
 
     The planner runs on every pass and never mutates its input, so instead of a deep copy of
     the whole flow (Job templates included: most of the cost of a pass) it applies
-    ``defaults.default_patch`` (the same table, see jobflow.defaults) copy-on-write: only the
+    ``defaults.missing`` (the table behind default_patch, see jobflow.defaults) copy-on-write: only the
     objects on the path to a default are copied.
     """
     root: dict[str, object] = dict(flow)
     ours: set[int] = {id(root)}
-    for op in defaults.default_patch(flow):
-        pointer = op.get("path")
-        if op.get("op") != "add" or not isinstance(pointer, str):
-            continue
-        tokens = [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
+    for parents, key, value in defaults.missing(flow):
         node: object = root
-        for token in tokens[:-1]:
+        for token in parents:
             child: object
-            if isinstance(node, dict):
+            if isinstance(node, dict) and isinstance(token, str):
                 child = node.get(token)
-            elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
-                child = node[int(token)]
+            elif isinstance(node, list) and isinstance(token, int) and token < len(node):
+                child = node[token]
             else:
                 break
             if id(child) not in ours:
@@ -221,14 +218,11 @@ def with_defaults(flow: Mapping[str, object]) -> dict[str, object]:
                 else:
                     break
                 ours.add(id(child))
-                if isinstance(node, dict):
-                    node[token] = child
-                elif isinstance(node, list):
-                    node[int(token)] = child
+                node[token] = child  # type: ignore[index]
             node = child
         else:
-            if isinstance(node, dict) and tokens:
-                node[tokens[-1]] = op.get("value")
+            if isinstance(node, dict):
+                node[key] = copy.deepcopy(value)
     return root
 
 

@@ -29,7 +29,7 @@ import pydantic_core
 
 from jobflow import decoded
 from jobflow.errors import Problem
-from jobflow.validation import context, flow, shape, steps
+from jobflow.validation import context, flow, risks, shape, steps
 from jobflow.validation.steps import MAX_STEPS
 
 __all__ = ["MAX_OBJECT_BYTES", "MAX_STEPS", "Problem", "validate"]
@@ -56,17 +56,27 @@ def _size_problems(size: int) -> list[Problem]:
     ]
 
 
-def validate(obj: Mapping[str, object]) -> list[Problem]:
-    """Every problem of a JobFlow object (decoded JSON); ``[]`` means valid."""
+def validate(
+    obj: Mapping[str, object], *, warnings: list[str] | None = None, fast: bool = True
+) -> list[Problem]:
+    """Every problem of a JobFlow object (decoded JSON); ``[]`` means valid.
+
+    ``warnings``: when given, the risk warnings (``risks``) are appended to it, found in the
+    same walk. ``fast=False`` checks every step on the full path (the reference that
+    tests/unit/test_validation_fast.py holds the fast path to; same answers, slower).
+    """
     if not isinstance(obj, Mapping):
         return [Problem("not-an-object", "", "a JobFlow must be a JSON/YAML object")]
     # One serialisation serves the size budget and the placeholder pre-check. pydantic_core is
     # ~3x faster than json.dumps; non-JSON values from YAML (dates) count as their string form.
+    # (orjson is ~3x faster again, but what it allocates for the hostile corpus's near-limit
+    # objects left ~10 MiB more RSS behind: tests/api/test_webhook_hostile.py.)
     try:
         data = pydantic_core.to_json(obj, fallback=str)
     except pydantic_core.PydanticSerializationError:
         # Only text that UTF-8 cannot encode (a lone surrogate from a JSON "\udc80" escape)
         # gets here; the API server would refuse to store it too, so nothing else is checked.
+        _early_warnings(obj, warnings)
         return [
             Problem(
                 "invalid-text",
@@ -79,14 +89,24 @@ def validate(obj: Mapping[str, object]) -> list[Problem]:
     if problems:
         # The API server would refuse to store it whatever else it says; checking the rest
         # (thousands of steps, each `when` compiled) would only spend time on a lost cause.
+        _early_warnings(obj, warnings)
         return problems
     listed = decoded.path(obj, "spec", "steps")
     if isinstance(listed, list) and len(listed) > steps.MAX_STEPS:
         # The same before anything walks the steps: 60,000 steps in a 1.2 MB body took a
         # second of validation (and a 16 MB denial) to say what this one line says.
+        _early_warnings(obj, warnings)
         return [steps.too_many_steps(len(listed))]
     problems.extend(shape.shape_problems(obj))
-    ctx = context.Context(obj, has_placeholders=b"{{" in data)
+    if warnings is not None:
+        warnings.extend(risks.flow_warnings(obj))
+    ctx = context.Context(obj, has_placeholders=b"{{" in data, warnings=warnings, fast=fast)
     flow.check(ctx)
     problems.extend(ctx.problems)
     return problems
+
+
+def _early_warnings(obj: Mapping[str, object], warnings: list[str] | None) -> None:
+    # Validation stopped before the walk; the warnings do not depend on it.
+    if warnings is not None:
+        warnings.extend(risks.risk_warnings(obj))

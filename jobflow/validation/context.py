@@ -16,13 +16,27 @@ from jobflow import dag, names
 from jobflow.errors import Problem
 
 MAX_INT32: Final = 2**31 - 1
+MAX_STEP_TIMEOUT_SECONDS: Final = 30 * 24 * 3600  # the seed's bound: 30 days
+MAX_BACKOFF_SECONDS: Final = 720 * 3600  # the seed's bound: 720h
 
 
 class Context:
     """One pass over one object."""
 
-    def __init__(self, obj: Mapping[str, object], *, has_placeholders: bool = True) -> None:
+    def __init__(
+        self,
+        obj: Mapping[str, object],
+        *,
+        has_placeholders: bool = True,
+        warnings: list[str] | None = None,
+        fast: bool = True,
+    ) -> None:
         self.obj = obj
+        # Risk warnings are collected here during the step walk when a list is given.
+        self.warnings = warnings
+        # False: every step takes the full path (pydantic and every rule), the reference the
+        # fast path (jobflow.validation.fast) is tested against.
+        self.fast = fast
         # False when the serialised object contains no "{{": the template walk is skipped.
         self.has_placeholders = has_placeholders
         self.problems: list[Problem] = []

@@ -14,8 +14,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from jobflow import decoded, kinds, names
-from jobflow.validation.context import MAX_INT32, Context
-from jobflow.validation.steps import MAX_STEP_TIMEOUT_SECONDS
+from jobflow.validation.context import MAX_INT32, MAX_STEP_TIMEOUT_SECONDS, Context
 
 # The fields a Manual step cannot use: it runs no Job to queue or time out in a queue.
 _JOB_ONLY_FIELDS: Final = ("pendingTimeoutSeconds", "queueName", "priorityClassName")

@@ -71,11 +71,11 @@ def is_plain_step(step: object) -> bool:
     template = get("template")
     message = get("message")
     flag = get("continueOnFailure")
-    # Template keys are not checked here: JSON keys are strings, and the API server's schema
-    # checks a Job's fields when the Job is created.
+    # The template's own keys must be strings (the model's dict[str, object]; YAML allows
+    # others); its fields are the API server's to check when the Job is created.
     return (
         (step_type is None or (type(step_type) is str and step_type in kinds.KINDS))
-        and (template is None or type(template) is dict)
+        and (template is None or (type(template) is dict and all(type(k) is str for k in template)))
         and (message is None or type(message) is str)
         and (flag is None or type(flag) is bool)
     )

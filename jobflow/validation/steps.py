@@ -15,13 +15,16 @@ from typing import Final
 from jobflow import conditions, dag, decoded, kinds, names, quantities
 from jobflow.errors import Problem
 from jobflow.model import Step
-from jobflow.validation import data, fanout, shape, templates
-from jobflow.validation.context import MAX_INT32, Context
+from jobflow.validation import data, fanout, fast, risks, shape, templates
+from jobflow.validation.context import (
+    MAX_BACKOFF_SECONDS,
+    MAX_INT32,
+    MAX_STEP_TIMEOUT_SECONDS,
+    Context,
+)
 
 # Each step is a status entry, events and at least one Job; past this a flow is better split.
 MAX_STEPS: Final = 2000
-MAX_STEP_TIMEOUT_SECONDS: Final = 30 * 24 * 3600  # the seed's bound: 30 days
-MAX_BACKOFF_SECONDS: Final = 720 * 3600  # the seed's bound: 720h
 _RESERVED_LABELS: Final = frozenset(
     {names.LABEL_FLOW, names.LABEL_STEP, names.LABEL_ATTEMPT, names.LABEL_MANAGED_BY}
 )
@@ -48,8 +51,27 @@ def check_steps(ctx: Context, steps: list[object]) -> None:
     # Hot loop (up to MAX_STEPS turns): look these up once, not once per step.
     is_plain_step, plain_keys = shape.is_plain_step, shape.PLAIN_STEP_KEYS
     mapping_or_none, is_dns1123_label = decoded.mapping_or_none, names.is_dns1123_label
+    vouch = fast.vouch_step if ctx.fast else None
+    warnings = ctx.warnings
     for i, item in enumerate(steps):
-        if not is_plain_step(item):
+        if vouch is not None and vouch(item, i, warnings):
+            # Valid in itself (jobflow.validation.fast): only what involves other steps is left.
+            step: Mapping[str, object] = item  # type: ignore[assignment]
+            read.append(step)
+            name = step["name"]
+            deps = step.get("dependencies")
+            pairs.append((name, deps or []))  # type: ignore[arg-type]
+            if ctx.has_placeholders and step.get("template") is not None:
+                templates.check_placeholders(ctx, step, step["template"], i)  # type: ignore[arg-type]
+                fanout.check_outside(ctx, step, i)  # {{ item }} in a step without items
+            if name in first_index:
+                _duplicate(ctx, name, i, first_index[name])
+            else:
+                first_index[name] = i  # type: ignore[index]
+            continue
+        if warnings is not None:
+            risks.step_warnings(item, i, warnings)
+        if not ctx.fast or not is_plain_step(item):
             ctx.problems.extend(shape.pydantic_problems(Step, item, ("spec", "steps", i)))
         step = mapping_or_none(item) or decoded.EMPTY
         read.append(step)
@@ -72,11 +94,7 @@ def check_steps(ctx: Context, steps: list[object]) -> None:
                 f" {names.MAX_LABEL_LENGTH} characters",
             )
         if name in first_index:
-            ctx.add(
-                "duplicate-step-name",
-                f"{base}[{i}].name",
-                f"step name {name!r} is already used by spec.steps[{first_index[name]}]",
-            )
+            _duplicate(ctx, name, i, first_index[name])
             continue
         first_index[name] = i
         if "outputs" in step:
@@ -96,6 +114,14 @@ def check_steps(ctx: Context, steps: list[object]) -> None:
         )
     for i in rich:
         check_step_fields(ctx, read[i], i)
+
+
+def _duplicate(ctx: Context, name: str, index: int, first: int) -> None:
+    ctx.add(
+        "duplicate-step-name",
+        f"spec.steps[{index}].name",
+        f"step name {name!r} is already used by spec.steps[{first}]",
+    )
 
 
 def check_dependencies(

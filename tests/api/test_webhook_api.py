@@ -358,6 +358,45 @@ def test_admission_metrics_on_the_injected_registry(
         in text
     )
     assert "zenflow_webhook_http_requests_total" in text
+    assert (
+        value(
+            "zenflow_webhook_http_requests_total",
+            handler="/validate",
+            method="POST",
+            status="200",
+        )
+        == 2
+    )
+    assert (
+        value(
+            "zenflow_webhook_http_request_duration_seconds_count",
+            handler="/validate",
+            method="POST",
+            status="200",
+        )
+        == 2
+    )
+
+
+def test_http_metrics_bound_their_labels() -> None:
+    registry = CollectorRegistry()
+    client = AppClient(main.create_app(registry=registry))
+    client.request("BREW", "/validate")
+    client.get("/nowhere")
+    assert (
+        registry.get_sample_value(
+            "zenflow_webhook_http_requests_total",
+            {"handler": "/validate", "method": "OTHER", "status": "405"},
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "zenflow_webhook_http_requests_total",
+            {"handler": "none", "method": "GET", "status": "404"},
+        )
+        == 1
+    )
 
 
 def test_two_apps_in_one_process_do_not_collide() -> None:

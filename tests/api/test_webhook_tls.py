@@ -10,6 +10,7 @@ accepted connections have TCP_NODELAY (no 40 ms Nagle/delayed-ACK wait per answe
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import warnings
@@ -105,19 +106,22 @@ def test_probes_and_metrics_over_http(
     ) in metrics
 
 
+@pytest.mark.parametrize("face", ["webhook", "ops"])
 def test_connections_send_without_nagle_delay(
-    webhook_server: serve.RunningServers, webhook_certs: CertBundle
+    webhook_server: serve.RunningServers, webhook_certs: CertBundle, face: str
 ) -> None:
-    # With Nagle on, every answer waited ~40 ms for the client's delayed ACK.
-    port = webhook_server.servers.webhook_port
+    # With Nagle on, every answer waited ~40 ms for the client's delayed ACK (webhook and probes).
+    servers = webhook_server.servers
+    port = servers.webhook_port if face == "webhook" else servers.metrics_port
+    server = servers.webhook if face == "webhook" else servers.ops
     context = ssl.create_default_context(cadata=webhook_certs.ca_pem.decode())
-    with (
-        socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="127.0.0.1"),
-    ):
+    with contextlib.ExitStack() as stack:
+        raw = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
+        if face == "webhook":
+            stack.enter_context(context.wrap_socket(raw, server_hostname="127.0.0.1"))
 
         def server_sides() -> list[socket.socket]:
-            connections = webhook_server.servers.webhook.server_state.connections
+            connections = server.server_state.connections
             return [c.transport.get_extra_info("socket") for c in connections]
 
         sides = eventually(server_sides, timeout=5, message="the server sees the connection")

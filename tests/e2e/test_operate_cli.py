@@ -197,7 +197,7 @@ def test_retry_with_kubectl_patch_works_the_same(embedded_server, cache) -> None
 
 
 def test_retry_cli_with_a_parameter(embedded_server, cache) -> None:
-    apply(embedded_server, cache, flow_yaml("retried", fetch_seconds=3))
+    apply(embedded_server, cache, flow_yaml("retried", fetch_seconds=15))
     running = cli(embedded_server, "retry", "retried")
     assert (running.returncode, running.stderr) == (
         1,
@@ -238,7 +238,7 @@ def test_retry_cli_with_a_parameter(embedded_server, cache) -> None:
 
 
 def test_stop_lets_the_running_step_finish(embedded_server, cache) -> None:
-    apply(embedded_server, cache, flow_yaml("stopped", fetch_seconds=3))
+    apply(embedded_server, cache, flow_yaml("stopped", fetch_seconds=12))
     eventually(
         lambda: (
             flow(embedded_server, cache, "stopped")

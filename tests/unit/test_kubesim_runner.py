@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from kubesim import runner
-from kubesim.runner import AnnotationError, Decision, JobSpec, SimSpec
+from kubesim import jobcontrol, localexec, podstatus
+from kubesim.jobcontrol import Decision, JobSpec
+from kubesim.simspec import AnnotationError, SimSpec
 
 
 def test_sim_defaults() -> None:
     spec = SimSpec.from_annotations({}, {}, job_name="j")
     assert spec == SimSpec(attempt_key="j")
-    assert spec.outcome(1) == runner.Outcome(0, "")
+    assert spec.outcome(1) == podstatus.Outcome(0, "")
 
 
 def test_template_annotations_override_job_annotations() -> None:
@@ -135,7 +136,7 @@ COMPLETE = Decision(
 )
 def test_decide(spec: JobSpec, counts: tuple[int, int, int, int, bool], expected: Decision) -> None:
     succeeded, failed, active, restarts, deadline = counts
-    got = runner.decide(
+    got = jobcontrol.decide(
         spec,
         succeeded=succeeded,
         failed=failed,
@@ -151,11 +152,11 @@ def test_decide(spec: JobSpec, counts: tuple[int, int, int, int, bool], expected
     [(0, 3, 0.0), (10, 0, 0.0), (10, 1, 10.0), (10, 2, 20.0), (10, 3, 40.0), (10, 9, 360.0)],
 )
 def test_pod_backoff_delay(base: float, failures: int, delay: float) -> None:
-    assert runner.pod_backoff_delay(base, failures) == delay
+    assert jobcontrol.pod_backoff_delay(base, failures) == delay
 
 
 def test_set_condition_keeps_transition_time_when_status_is_unchanged() -> None:
-    conds = runner.set_condition([], "Suspended", "True", "JobSuspended", "Job suspended", "t1")
+    conds = jobcontrol.set_condition([], "Suspended", "True", "JobSuspended", "Job suspended", "t1")
     assert conds == [
         {
             "type": "Suspended",
@@ -166,21 +167,25 @@ def test_set_condition_keeps_transition_time_when_status_is_unchanged() -> None:
             "message": "Job suspended",
         }
     ]
-    again = runner.set_condition(conds, "Suspended", "True", "JobSuspended", "Job suspended", "t2")
+    again = jobcontrol.set_condition(
+        conds, "Suspended", "True", "JobSuspended", "Job suspended", "t2"
+    )
     assert again[0]["lastTransitionTime"] == "t1"
-    resumed = runner.set_condition(again, "Suspended", "False", "JobResumed", "Job resumed", "t3")
+    resumed = jobcontrol.set_condition(
+        again, "Suspended", "False", "JobResumed", "Job resumed", "t3"
+    )
     assert (resumed[0]["status"], resumed[0]["lastTransitionTime"]) == ("False", "t3")
     assert len(resumed) == 1
 
 
 def test_finished_condition() -> None:
-    assert runner.finished_condition({}) is None
+    assert jobcontrol.finished_condition({}) is None
     assert (
-        runner.finished_condition({"conditions": [{"type": "FailureTarget", "status": "True"}]})
+        jobcontrol.finished_condition({"conditions": [{"type": "FailureTarget", "status": "True"}]})
         is None
     )
     assert (
-        runner.finished_condition({"conditions": [{"type": "Complete", "status": "True"}]})
+        jobcontrol.finished_condition({"conditions": [{"type": "Complete", "status": "True"}]})
         == "Complete"
     )
 
@@ -190,15 +195,15 @@ def test_finished_condition() -> None:
     [(set(), ""), ({0}, "0"), ({0, 1, 2}, "0-2"), ({0, 1, 2, 4, 6, 7}, "0-2,4,6-7")],
 )
 def test_completed_indexes_round_trip(indexes: set[int], text: str) -> None:
-    assert runner.format_indexes(indexes) == text
-    assert runner.parse_indexes(text) == indexes
+    assert jobcontrol.format_indexes(indexes) == text
+    assert jobcontrol.parse_indexes(text) == indexes
 
 
 def test_terminated_pod_status() -> None:
-    term = runner.terminated_state(
+    term = podstatus.terminated_state(
         3, "bye", started_at="t0", finished_at="t1", container_id="kubesim://x"
     )
-    status = runner.pod_status(
+    status = podstatus.pod_status(
         [{"name": "main", "image": "busybox"}],
         phase="Failed",
         start_time="t0",
@@ -225,7 +230,7 @@ def test_terminated_pod_status() -> None:
 
 
 def test_running_pod_status_is_ready() -> None:
-    status = runner.pod_status(
+    status = podstatus.pod_status(
         [{"name": "main"}],
         phase="Running",
         start_time="t0",
@@ -246,7 +251,7 @@ def test_running_pod_status_is_ready() -> None:
 
 
 def test_success_reason_is_completed() -> None:
-    term = runner.terminated_state(0, "", started_at="a", finished_at="b", container_id="c")
+    term = podstatus.terminated_state(0, "", started_at="a", finished_at="b", container_id="c")
     assert term["reason"] == "Completed"
     assert "message" not in term
 
@@ -260,7 +265,7 @@ def test_success_reason_is_completed() -> None:
     ],
 )
 def test_expand_vars(text: str, env: dict[str, str], expected: str) -> None:
-    assert runner.expand_vars(text, env) == expected
+    assert localexec.expand_vars(text, env) == expected
 
 
 def test_local_command_maps_the_termination_path() -> None:
@@ -273,7 +278,7 @@ def test_local_command_maps_the_termination_path() -> None:
             {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
         ],
     }
-    argv, env = runner.local_command(
+    argv, env = localexec.local_command(
         container, termination_file="/tmp/t", extra_env={"PATH": "/bin"}
     )
     assert argv == ["sh", "-c", "echo hi > /tmp/t"]
@@ -286,28 +291,28 @@ def test_local_command_maps_the_termination_path() -> None:
 
 def test_local_command_custom_termination_path() -> None:
     container = {"command": ["cat", "/msg"], "terminationMessagePath": "/msg"}
-    argv, _ = runner.local_command(container, termination_file="/w/t", extra_env={})
+    argv, _ = localexec.local_command(container, termination_file="/w/t", extra_env={})
     assert argv == ["cat", "/w/t"]
 
 
 def test_log_tail() -> None:
     text = "".join(f"line {i}\n" for i in range(200))
-    tail = runner.log_tail(text)
+    tail = localexec.log_tail(text)
     assert tail.splitlines()[-1] == "line 199"
     assert len(tail.splitlines()) == 80
-    assert len(runner.log_tail("x" * 5000)) == 2048
+    assert len(localexec.log_tail("x" * 5000)) == 2048
 
 
 def test_pod_status_while_and_after_init_containers() -> None:
     waiting = {"waiting": {"reason": "PodInitializing"}}
-    running_init = runner.init_container_status(
+    running_init = podstatus.init_container_status(
         {"name": "fetch", "image": "curl"},
         {"running": {"startedAt": "t0"}},
         restarts=0,
         last_state=None,
         container_id="kubesim://x-init0",
     )
-    status = runner.pod_status(
+    status = podstatus.pod_status(
         [{"name": "main", "image": "busybox"}],
         phase="Pending",
         start_time="t0",
@@ -331,12 +336,12 @@ def test_pod_status_while_and_after_init_containers() -> None:
     assert conds["Initialized"]["message"] == "containers with incomplete status: [fetch]"
     assert conds["Ready"]["message"] == "containers with unready status: [main]"
 
-    term = runner.terminated_state(0, "", started_at="t0", finished_at="t1", container_id="c")
-    done = runner.init_container_status(
+    term = podstatus.terminated_state(0, "", started_at="t0", finished_at="t1", container_id="c")
+    done = podstatus.init_container_status(
         {"name": "fetch"}, {"terminated": term}, restarts=0, last_state=None, container_id="c"
     )
     assert done["ready"] is True
-    after = runner.pod_status(
+    after = podstatus.pod_status(
         [{"name": "main"}],
         phase="Running",
         start_time="t0",
@@ -351,7 +356,7 @@ def test_pod_status_while_and_after_init_containers() -> None:
 
 
 def test_pod_status_without_init_containers_has_no_init_statuses() -> None:
-    status = runner.pod_status(
+    status = podstatus.pod_status(
         [{"name": "main"}],
         phase="Running",
         start_time="t0",

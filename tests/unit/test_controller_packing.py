@@ -1,0 +1,69 @@
+"""controller.packing: cached flows keep their spec as JSON and a pass gets it whole again.
+
+Covers: the round trip (unpack(pack(flow)) == flow), what stays readable on a packed flow
+(executionPolicy, suspend, status, metadata), reuse of the stored packed spec for a newer copy
+at the same generation and a fresh one after a spec change, and specs orjson cannot write.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from controller import packing, runner
+
+
+def flow(generation: int = 1, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "workflow.kube-zen.io/v1alpha1",
+        "kind": "JobFlow",
+        "metadata": {"name": "f", "namespace": "d", "uid": "u1", "generation": generation},
+        "spec": {
+            "executionPolicy": {"concurrencyKey": "k", "concurrencyPolicy": "Forbid"},
+            "suspend": False,
+            "steps": [{"name": "a", "template": {"kind": "Job"}}],
+            **spec,
+        },
+        "status": {"phase": "Running"},
+    }
+
+
+def test_round_trip_and_what_stays_readable() -> None:
+    original = flow()
+    packed = packing.pack(copy.deepcopy(original))
+    assert isinstance(packed["spec"], packing.PackedSpec)
+    assert packed["spec"] == {
+        "executionPolicy": original["spec"]["executionPolicy"],
+        "suspend": False,
+    }
+    assert packed["status"] == original["status"]
+    assert packed["metadata"] == original["metadata"]
+    assert packing.unpack(packed) == original
+    assert packing.unpack(original) is original  # not packed: as it is
+
+
+def test_a_newer_copy_reuses_the_packed_spec_until_the_generation_moves() -> None:
+    stored = packing.pack(flow())
+    again = packing.pack({**flow(), "status": {"phase": "Succeeded"}}, stored)
+    assert again["spec"] is stored["spec"]
+    changed = packing.pack(flow(generation=2, suspend=True), stored)
+    assert changed["spec"] is not stored["spec"]
+    assert packing.unpack(changed)["spec"]["suspend"] is True
+
+
+def test_a_spec_orjson_cannot_write_stays_decoded() -> None:
+    big = flow(extra=2**70)
+    assert packing.pack(big)["spec"] is big["spec"]
+
+
+def test_the_flow_cache_transform_packs_and_drops_last_applied() -> None:
+    original = flow()
+    original["metadata"]["annotations"] = {
+        runner.LAST_APPLIED: '{"kind": "JobFlow"}',
+        "approve.workflow.kube-zen.io/a": "true",
+    }
+    original["metadata"]["managedFields"] = [{"manager": "kubectl"}]
+    cached = runner.prepare_flow(copy.deepcopy(original))
+    assert cached["metadata"]["annotations"] == {"approve.workflow.kube-zen.io/a": "true"}
+    assert "managedFields" not in cached["metadata"]
+    assert packing.unpack(cached)["spec"] == original["spec"]
