@@ -27,7 +27,9 @@ _GRAPH_CODES: Final = frozenset(
 
 
 class _StepInfo:
-    def __init__(self, step: Mapping[str, object]) -> None:
+    def __init__(self, step: Mapping[str, object], *, is_finally: bool = False) -> None:
+        self.is_finally = is_finally
+        self.fan_out = _fan_out(step)
         self.awaits_approval = kinds.of_step(step).awaits_approval
         when = step.get("when")
         self.when = (
@@ -36,8 +38,44 @@ class _StepInfo:
         self.continue_on_failure = step.get("continueOnFailure") is True
 
 
+def _fan_out(step: Mapping[str, object]) -> str | None:
+    """``each of 3 items`` / ``each item of build.files``, with the step's parallelism."""
+    items, param = step.get("withItems"), step.get("withParam")
+    if isinstance(items, list):
+        what = f"each of {len(items)} items"
+    elif isinstance(param, Mapping):
+        what = f"each item of {param.get('step')}.{param.get('parameter')}"
+    else:
+        return None
+    cap = step.get("parallelism")
+    return f"{what}, {cap} at once" if isinstance(cap, int) else what
+
+
+def _with_finally(spec: Mapping[str, object]) -> tuple[list[dict[str, object]], set[str]]:
+    """spec.steps then spec.finally, each finally step without dependencies of its own drawn
+    after the steps nothing depends on (it runs once every step has ended)."""
+    steps = [s for s in _as_list(spec.get("steps")) if isinstance(s, dict)]
+    finals = [s for s in _as_list(spec.get("finally")) if isinstance(s, dict)]
+    if not finals:
+        return steps, set()
+    depended = {d for s in steps for d in _as_list(s.get("dependencies"))}
+    sinks = [
+        s["name"] for s in steps if isinstance(s.get("name"), str) and s["name"] not in depended
+    ]
+    drawn = [{**f, "dependencies": _as_list(f.get("dependencies")) or sinks} for f in finals]
+    return steps + drawn, {str(f.get("name")) for f in finals}
+
+
+def _as_list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
+
+
 def _label(name: str, info: _StepInfo) -> str:
     marks = []
+    if info.is_finally:
+        marks.append("finally")
+    if info.fan_out is not None:
+        marks.append(info.fan_out)
     if info.awaits_approval:
         marks.append("manual")
     if info.when is not None:
@@ -129,9 +167,12 @@ def _command(args: argparse.Namespace) -> int:
                 print(f"{doc.label}: {problem.path}: {problem.message}")
             failed = True
             continue
-        steps = [s for s in content["spec"]["steps"] if isinstance(s, dict)]
+        steps, finals = _with_finally(content["spec"])
         graph = dag.from_steps(steps)
-        info = {name: _StepInfo(step) for name, step in zip(graph.names, steps, strict=True)}
+        info = {
+            name: _StepInfo(step, is_finally=name in finals)
+            for name, step in zip(graph.names, steps, strict=True)
+        }
         drawings.append(_RENDERERS[args.format](doc.name or "unnamed", graph, info))
     # several flows: one drawing after the other, a blank line between them
     print("\n".join(drawings), end="")

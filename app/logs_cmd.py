@@ -17,7 +17,7 @@ from typing import Any
 
 from app import run_cmd, target
 from app.cli import EXIT_OK, CommandError
-from jobflow import decoded
+from jobflow import decoded, fanout
 
 
 class LogLines:
@@ -51,6 +51,9 @@ def _prefix_width(flow: Mapping[str, Any], step: str | None) -> int:
         if step is not None and name != step:
             continue
         attempts = decoded.integer(entry.get("attempts")) or 0
+        items = decoded.integer(decoded.path(entry, "items", "count"))
+        if items:  # a fan-out's lines are prefixed step[i]
+            name = fanout.item_key(name, items - 1)
         widths.append(len(name) + (len(f"#{attempts}") if attempts > 1 else 0))
     return max(widths, default=0)
 

@@ -69,9 +69,16 @@ class StepRow:
     kind: str = "Job"
 
     first_attempt: int = 0  # attempts before a retry request ran the step again
+    is_finally: bool = False  # a step of spec.finally
+    # A fan-out's items as its status says them (jobflow.fanout): count, phase characters and
+    # the detail entries of the items with more to say (running, retrying, failed).
+    items: Mapping[str, Any] | None = None
 
     @property
     def attempt_text(self) -> str:
+        if self.items is not None:
+            codes = str(self.items.get("phases") or "")
+            return f"{codes.count('S')}/{self.items.get('count', 0)} items"
         if self.attempts == 0 or self.kind != "Job":
             return "-"
         # a step run again by a retry request counts the attempts of its new run
@@ -118,7 +125,9 @@ def step_rows(flow: Mapping[str, Any]) -> list[StepRow]:
         for entry in decoded.items(decoded.path(flow, "status", "steps"))
     }
     rows: list[StepRow] = []
-    for step in decoded.items(decoded.path(flow, "spec", "steps")):
+    finals = decoded.items(decoded.path(flow, "spec", "finally"))
+    listed = decoded.items(decoded.path(flow, "spec", "steps"))
+    for index, step in enumerate([*listed, *finals]):
         step_name = decoded.string(step.get("name")) or "?"
         seen = by_name.get(step_name) or {}
         attempts = seen.get("attempts")
@@ -140,6 +149,8 @@ def step_rows(flow: Mapping[str, Any]) -> list[StepRow]:
                 message=decoded.string(seen.get("message")),
                 kind=decoded.string(step.get("type")) or "Job",
                 first_attempt=first if isinstance(first, int) else 0,
+                is_finally=index >= len(listed),
+                items=decoded.mapping_or_none(seen.get("items")),
             )
         )
     return rows
@@ -324,7 +335,9 @@ class PlainDisplay:
                     continue
                 self._seen[key] = state
                 line = f"{now:%H:%M:%S} {row.flow}/{row.step}: {row.phase}"
-                if row.attempts and row.max_attempts > 1:
+                if row.items is not None:
+                    line += f" ({row.attempt_text})"  # a fan-out: 2/3 items
+                elif row.attempts and row.max_attempts > 1:
                     line += f" (attempt {row.attempt_text})"
                 if row.note:
                     line += f": {row.note}"

@@ -27,7 +27,10 @@ from jobflow import decoded, kinds, names, phases, requests
 
 def check_retry(flow: dict[str, Any], retry: requests.Retry, *, ref: str) -> list[str]:
     """The steps the retry runs again; CommandError when it cannot be asked for."""
-    spec_steps = [decoded.string(s.get("name")) or "" for s in decoded.items(flow["spec"]["steps"])]
+    spec_steps = [
+        decoded.string(s.get("name")) or ""
+        for s in decoded.items(flow["spec"]["steps"]) + decoded.items(flow["spec"].get("finally"))
+    ]
     unknown = [s for s in retry.steps if s not in spec_steps]
     if unknown:
         raise CommandError(

@@ -51,7 +51,7 @@ from app.cluster import (
     unauthorized,
 )
 from controller import kube as kube_mod
-from jobflow import names, validation
+from jobflow import fanout, names, validation
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +307,9 @@ class Follower:
 
     def _prefix(self, flow: str, labels: Mapping[str, str]) -> str:
         step = labels.get(names.LABEL_STEP, "?")
+        item = labels.get(fanout.LABEL_ITEM)
+        if item is not None:
+            step = fanout.item_key(step, int(item) if item.isdigit() else 0)  # step[3]
         attempt = labels.get(names.LABEL_ATTEMPT, "0")
         label = f"{flow}/{step}" if self.multi else step
         return label if attempt in ("", "0") else f"{label}#{int(attempt) + 1}"

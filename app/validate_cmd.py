@@ -35,11 +35,14 @@ def _document_problems(doc: documents.Document) -> list[Problem]:
     return validation.validate(content)
 
 
-def _step_count(doc: documents.Document) -> int:
+def _step_count(doc: documents.Document) -> str:
+    """``3`` steps, or ``3 + 2 finally``."""
     content = doc.content
     spec = content.get("spec") if isinstance(content, dict) else None
     steps = spec.get("steps") if isinstance(spec, dict) else None
-    return len(steps) if isinstance(steps, list) else 0
+    finals = spec.get("finally") if isinstance(spec, dict) else None
+    count = str(len(steps) if isinstance(steps, list) else 0)
+    return f"{count} + {len(finals)} finally" if isinstance(finals, list) and finals else count
 
 
 def _command(args: argparse.Namespace) -> int:

@@ -19,11 +19,19 @@ from datetime import datetime
 from typing import Any, Final
 
 from app import progress
-from jobflow import decoded, names, phases
+from jobflow import decoded, fanout, names, phases
 
 COLUMN_GAP: Final = 3  # kubectl's tabwriter padding
 DEFAULT_WIDTH: Final = 80
 MAX_REASON: Final = 60  # characters of the REASON column of `list`
+MAX_ITEM_ROWS: Final = 5  # items of a fan-out `get` lists under it (failed, running, retrying)
+_ITEM_PHASES: Final[Mapping[str, str]] = {
+    "R": "Running",
+    "Q": "Queued",
+    "B": "Retrying",
+    "F": "Failed",
+    "P": "Pending",
+}
 SYMBOLS: Final[Mapping[str, str]] = {
     "Succeeded": "✔",
     "Failed": "✖",
@@ -164,6 +172,29 @@ def _attempt_rows(
     return rows
 
 
+def _item_rows(step: str, items: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(label, phase, attempts, message) of a fan-out's items with more to say than their
+    phase (running, retrying, failed; jobflow.fanout), ``step[3]``, at most MAX_ITEM_ROWS."""
+    codes = str(items.get("phases") or "")
+    rows: list[tuple[str, str, str, str]] = []
+    details = decoded.items(items.get("detail"))
+
+    def code(detail: Mapping[str, object]) -> str:
+        index = decoded.integer(detail.get("i"))
+        return codes[index] if index is not None and 0 <= index < len(codes) else ""
+
+    shown = [d for d in details if code(d) not in ("S", "K", "")]
+    for detail in shown[:MAX_ITEM_ROWS]:
+        index = decoded.integer(detail.get("i")) or 0
+        phase = _ITEM_PHASES.get(code(detail), "?")
+        attempts = decoded.integer(detail.get("a"))
+        said = decoded.string(detail.get("message")) or decoded.string(detail.get("reason")) or ""
+        rows.append((fanout.item_key(step, index), phase, str(attempts) if attempts else "", said))
+    if len(shown) > MAX_ITEM_ROWS:
+        rows.append((f"... {len(shown) - MAX_ITEM_ROWS} more", "", "", ""))
+    return rows
+
+
 def _header(flow: Mapping[str, Any], now: datetime, width: int) -> list[str]:
     status = decoded.mapping(flow.get("status"))
     fields: list[tuple[str, str]] = [
@@ -248,19 +279,34 @@ def get_lines(
         last = i == len(steps) - 1
         branch, stem = ("└─", "   ") if last else ("├─", "│  ")
         attempts = "-" if row.kind != "Job" or not row.attempts else str(row.attempts)
+        if row.items is not None:
+            attempts = row.attempt_text
+        mark = " (finally)" if row.is_finally else ""
         rows.append(
             (
-                f"{branch} {SYMBOLS.get(row.phase, '?')} {row.step}",
+                f"{branch} {SYMBOLS.get(row.phase, '?')} {row.step}{mark}",
                 row.phase,
                 attempts,
                 row.duration(now) if row.started else "",
                 _note(row),
             )
         )
-        tries = _attempt_rows(row.step, jobs, now) if row.attempts > 1 else []
-        for j, (label, phase, took, message) in enumerate(tries):
+        # under a fan-out its items with more to say (the ATTEMPTS column), else the attempts
+        if row.items is not None:
+            tries = [
+                (label, phase, tried, "", said)
+                for label, phase, tried, said in _item_rows(row.step, row.items)
+            ]
+        else:
+            tries = [
+                (label, phase, "", took, said)
+                for label, phase, took, said in (
+                    _attempt_rows(row.step, jobs, now) if row.attempts > 1 else []
+                )
+            ]
+        for j, (label, phase, tried, took, message) in enumerate(tries):
             twig = "└─" if j == len(tries) - 1 else "├─"
-            rows.append((f"{stem}{twig} {label}", phase, "", took, message))
+            rows.append((f"{stem}{twig} {label}", phase, tried, took, message))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     room = max(width - sum(widths) - COLUMN_GAP * 4, 10)
     lines = []

@@ -5,7 +5,9 @@ hostile input.
   stripping surrounding blanks, case-sensitive like the seed).
 - Anything else is a CEL expression over two variables:
   ``steps['<name>'].phase``, ``steps['<name>'].outputs.parameters['<p>']``, ``flow.name`` and
-  ``flow.parameters['<p>']`` (the flow parameters in effect, jobflow.requests). It must evaluate to a bool. Never Python ``eval``.
+  ``flow.parameters['<p>']`` (the flow parameters in effect, jobflow.requests), ``flow.phase``
+  and ``flow.failedSteps`` (how spec.steps ended, for spec.finally steps; "Running" and []
+  before). It must evaluate to a bool. Never Python ``eval``.
 
 Engine: ``cel-expr-python`` (Google's cel-cpp, the implementation behind Google's own policy
 services). Chosen for safety first (see docs/conditions.md for the measurements): the engine
@@ -326,7 +328,9 @@ def _typed_engine() -> cel.Env:
         steps: map<string, zenflow.when.Step>   Step { string phase; Outputs outputs; }
         flow: zenflow.when.Flow                 Outputs { map<string, string> parameters; }
                                                 Flow { string name;
-                                                       map<string, string> parameters; }
+                                                       map<string, string> parameters;
+                                                       string phase;
+                                                       repeated string failedSteps; }
 
     so a misspelt field (``steps['a'].phse``), a comparison of a phase with a number, or a
     result that is a string rather than a bool is a compile error at admission, not a failed
@@ -371,6 +375,8 @@ def _typed_engine() -> cel.Env:
             flow = proto.message_type.add(name="Flow")
             flow.field.add(name="name", number=1, type=string, label=optional)
             string_map(flow, 2)
+            flow.field.add(name="phase", number=3, type=string, label=optional)
+            flow.field.add(name="failedSteps", number=4, type=string, label=repeated)
             pool = descriptor_pool.DescriptorPool()
             pool.Add(proto)
             _typed_env = cel.NewEnv(
@@ -571,6 +577,8 @@ def _largest_collection(context: Mapping[str, object]) -> int:
     flow = context.get("flow")
     flow_parameters = flow.get("parameters") if isinstance(flow, Mapping) else None
     largest = len(flow_parameters) if isinstance(flow_parameters, Mapping) else 0
+    failed = flow.get("failedSteps") if isinstance(flow, Mapping) else None
+    largest = max(largest, len(failed) if isinstance(failed, list) else 0)
     steps = context.get("steps")
     if not isinstance(steps, Mapping):
         return largest
@@ -587,6 +595,8 @@ def build_context(
     flow_name: str,
     steps: Sequence[Mapping[str, object]],
     parameters: Mapping[str, str] | None = None,
+    *,
+    outcome: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """The evaluation context from ``status.steps[]`` entries and the flow parameters in
     effect (``flow.parameters``, a map, empty when the flow declares none).
@@ -610,9 +620,15 @@ def build_context(
             "phase": phase if isinstance(phase, str) else "Pending",
             "outputs": {"parameters": params},
         }
+    # flow.phase / flow.failedSteps: how spec.steps ended, for spec.finally steps
+    # (planning.finale); "Running" and [] while the DAG runs.
+    phase = outcome.get("phase") if outcome is not None else None
+    failed = outcome.get("failedSteps") if outcome is not None else None
     flow = {
         "name": flow_name,
         "parameters": {str(k): str(v) for k, v in (parameters or {}).items()},
+        "phase": phase if isinstance(phase, str) else "Running",
+        "failedSteps": [str(f) for f in failed] if isinstance(failed, list) else [],
     }
     return {"steps": table, "flow": flow}
 

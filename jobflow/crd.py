@@ -108,6 +108,9 @@ class _Converter:
             return out
         if isinstance(kind, str):
             out["type"] = kind
+        else:
+            # Any JSON value (a fan-out's withItems entries): the API server keeps it as sent.
+            out["x-kubernetes-preserve-unknown-fields"] = True
         return out
 
     def field(self, model: str, key: str, raw: object) -> _Schema:

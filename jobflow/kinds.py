@@ -22,7 +22,7 @@ is a new class here plus its tests; the planner, validation, approve and graph d
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import ClassVar, Final, Protocol
 
@@ -37,8 +37,21 @@ from jobflow.stepstate import Event, StepState
 MAX_CONTAINER_WORDS: Final = 300
 
 
+class Slots(Protocol):
+    """The room for new Jobs (jobflow.planning.governance.Slots)."""
+
+    def take(self, step: StepState) -> bool: ...
+    def give_back(self) -> None: ...
+
+
 class PassContext(Protocol):
     """What a kind may use of the pass that plans its step."""
+
+    @property
+    def slots(self) -> Slots: ...
+    def items_of(self, step: StepState) -> list[object]: ...
+    def is_failing(self) -> bool: ...
+    def quiet(self, action: Callable[[], object]) -> None: ...
 
     @property
     def flow(self) -> FlowSpec: ...
@@ -87,6 +100,8 @@ class StepKind:
     )
     awaits_approval: ClassVar[bool] = False  # a person decides its outcome
     runs_jobs: ClassVar[bool] = True  # its attempts are Jobs (adopted, timed out, stopped)
+    # Its Jobs take their slots themselves (a fan-out's items), not one per step.
+    takes_own_slots: ClassVar[bool] = False
 
     def start(self, ctx: PassContext, step: StepState) -> bool:
         """The step is ready (or its retry is due, or it awaits a decision): act; True when its

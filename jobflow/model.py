@@ -23,7 +23,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, Strict
 from pydantic.alias_generators import to_camel
 
 # Re-exported: the model (and the CRD generated from it) uses the one set of phases and the
@@ -51,6 +51,11 @@ _E = TypeVar("_E")
 # Models are strict (no "5" for 5, no 1 for true: the API server would refuse those too),
 # except enumerations, which arrive as plain strings from decoded JSON.
 Lax = Annotated[_E, Strict(False)]
+
+
+class OutcomeField(StrEnum):
+    PHASE = "phase"
+    FAILED_STEPS = "failedSteps"
 
 
 class ArchiveFormat(StrEnum):
@@ -207,6 +212,11 @@ class ParameterValueFrom(SpecModel):
         default=None,
         description="The value of spec.parameters[name] in effect for this run (its default, "
         "or what `zen-flow run -p` or a retry request set).",
+    )
+    flow_outcome: Lax[OutcomeField] | None = Field(
+        default=None,
+        description="spec.finally steps only: how spec.steps ended, phase (Succeeded or "
+        "Failed) or failedSteps (a JSON list of step names).",
     )
 
 
@@ -378,6 +388,22 @@ class Step(SpecModel):
     )
     inputs: StepInputs | None = None
     outputs: StepOutputs | None = None
+    with_items: list[JsonValue] | None = Field(
+        default=None,
+        description="Fan-out: one Job per item (strings, numbers or objects, at most 1,000). "
+        "The template reads {{ item }}, {{ item.<field> }} (object items) and {{ item.index }}; "
+        "each item has its own attempts and retries; the step succeeds when every item does.",
+    )
+    with_param: StepOutputRef | None = Field(
+        default=None,
+        description="Fan-out over a JSON list held by an output parameter of an ancestor step "
+        "(read when this step starts); the items are as for withItems.",
+    )
+    parallelism: int | None = Field(
+        default=None,
+        description="Fan-out only: at most this many items of the step have a Job at once "
+        "(executionPolicy.parallelism and the controller's cap still apply).",
+    )
 
 
 class Workspace(SpecModel):
@@ -455,6 +481,14 @@ class JobFlowSpec(SpecModel):
         default=None, description="The shared volume that carries artifacts between steps."
     )
     steps: list[Step]
+    finally_: list[Step] | None = Field(
+        default=None,
+        alias="finally",
+        description="Steps that start once every step of spec.steps has ended, whatever the "
+        "outcome (failure, activeDeadlineSeconds, a Stop request); they may depend on each "
+        "other only, read the outcome as flow.phase / flow.failedSteps, and a failing one fails "
+        "a flow that would otherwise succeed. Terminate skips them (their Jobs are deleted).",
+    )
 
 
 # --- status --------------------------------------------------------------------------------
@@ -490,6 +524,21 @@ class Decision(StatusModel):
     time: str | None = Field(default=None, description="When the webhook recorded it.")
 
 
+class ItemsStatus(StatusModel):
+    """A fan-out's items in a compact form: one character per item in ``phases`` (P pending,
+    R running, Q queued, B waiting to retry, S succeeded, F failed, K skipped) plus entries
+    only for the items whose attempts, timers or failure cannot be read from that character."""
+
+    count: int = 0
+    phases: str | None = None
+    first_attempt: int | None = Field(
+        default=None, description="The attempt number the current run of the items began at."
+    )
+    detail: list[dict[str, object]] | None = Field(
+        default=None, description="Items with more than their phase to remember."
+    )
+
+
 class StepStatus(StatusModel):
     name: str
     phase: Lax[StepPhase]
@@ -515,6 +564,12 @@ class StepStatus(StatusModel):
         description="Who approved this Manual step and when, as the admission webhook recorded.",
     )
     rejected_by: Decision | None = Field(default=None, description="Who rejected it, and when.")
+    finally_: bool | None = Field(
+        default=None, alias="finally", description="A step of spec.finally."
+    )
+    items: ItemsStatus | None = Field(
+        default=None, description="A fan-out's items, summarised (jobflow.fanout)."
+    )
 
 
 class Progress(StatusModel):
@@ -541,6 +596,13 @@ class HistoryEntry(StatusModel):
     message: str | None = None
 
 
+class FlowOutcome(StatusModel):
+    phase: str | None = None
+    reason: str | None = None
+    message: str | None = None
+    failed_steps: list[str] | None = None
+
+
 class JobFlowStatus(StatusModel):
     phase: Lax[FlowPhase] | None = None
     observed_generation: int | None = None
@@ -557,6 +619,11 @@ class JobFlowStatus(StatusModel):
         default=None, description="Runs, retries and stops of this flow, oldest first."
     )
     steps: list[StepStatus] | None = None
+    outcome: FlowOutcome | None = Field(
+        default=None,
+        description="How spec.steps ended, while spec.finally steps run (what they read as "
+        "flow.phase and flow.failedSteps).",
+    )
     progress: Progress | None = None
     conditions: list[Condition] | None = None
 

@@ -4,6 +4,8 @@ Sources (``steps[].inputs.parameters[]``, exactly one per parameter; validation 
 - ``value``: the literal string.
 - ``valueFrom.stepOutputRef {step, parameter}``: an output parameter of an earlier step, from
   ``status.steps[].outputs.parameters`` (recorded when that step succeeded).
+- ``valueFrom.flowOutcome phase|failedSteps``: how spec.steps ended (the phase, or the failed
+  steps as a JSON list), for a step of spec.finally
 - ``valueFrom.flowParameter <name>``: the flow parameter's value in effect for this run
   (``spec.parameters`` overridden by `run -p` or a retry request; jobflow.requests).
 - ``valueFrom.jsonPath "<step>:$.expr"``: a JSONPath into that step's latest Job (the seed's
@@ -74,6 +76,7 @@ def resolve(
     jobs: Mapping[str, Mapping[str, object]],
     config_map_renames: Mapping[str, str],
     flow_parameters: Mapping[str, str] | None = None,
+    flow_outcome: Mapping[str, str] | None = None,
 ) -> Resolved:
     """Resolve ``step``'s input parameters.
 
@@ -91,15 +94,9 @@ def resolve(
             values[name] = literal
             continue
         source = decoded.mapping(param.get("valueFrom"))
-        flow_parameter = decoded.string(source.get("flowParameter"))
-        if flow_parameter is not None:
-            known = flow_parameters or {}
-            if flow_parameter not in known:
-                raise ParameterError(
-                    f"input parameter {name!r}: the flow has no parameter {flow_parameter!r}"
-                    " (spec.parameters)"
-                )
-            values[name] = known[flow_parameter]
+        flow_value = _flow_value(name, source, flow_parameters, flow_outcome)
+        if flow_value is not None:
+            values[name] = flow_value
             continue
         ref = decoded.mapping(source.get("stepOutputRef"))
         if ref:
@@ -143,6 +140,34 @@ def resolve(
         else:
             raise ParameterError(f"input parameter {name!r} has no source")
     return Resolved(values=values, kubelet=kubelet)
+
+
+def _flow_value(
+    name: str,
+    source: Mapping[str, object],
+    flow_parameters: Mapping[str, str] | None,
+    flow_outcome: Mapping[str, str] | None,
+) -> str | None:
+    """A ``flowParameter`` or ``flowOutcome`` input's value; None for another source."""
+    flow_parameter = decoded.string(source.get("flowParameter"))
+    if flow_parameter is not None:
+        known = flow_parameters or {}
+        if flow_parameter not in known:
+            raise ParameterError(
+                f"input parameter {name!r}: the flow has no parameter {flow_parameter!r}"
+                " (spec.parameters)"
+            )
+        return known[flow_parameter]
+    outcome_field = decoded.string(source.get("flowOutcome"))
+    if outcome_field is not None:
+        # How spec.steps ended (a finally step's input; jobflow.planning.finale).
+        if flow_outcome is None or outcome_field not in flow_outcome:
+            raise ParameterError(
+                f"input parameter {name!r}: the flow's outcome ({outcome_field}) is known"
+                " only to spec.finally steps"
+            )
+        return flow_outcome[outcome_field]
+    return None
 
 
 def json_path(obj: Mapping[str, object], expression: str) -> str | None:

@@ -186,7 +186,10 @@ def steps_to_rerun(
 
 def rerun_for(obj: Mapping[str, object], retry: Retry) -> list[str]:
     """``steps_to_rerun`` for a JobFlow object, from its spec and its status."""
-    spec_steps = decoded.items(decoded.path(obj, "spec", "steps"))
+    # spec.finally too: a flow that failed only in a finally step can be retried from it.
+    spec_steps = decoded.items(decoded.path(obj, "spec", "steps")) + decoded.items(
+        decoded.path(obj, "spec", "finally")
+    )
     order = [decoded.string(s.get("name")) or "" for s in spec_steps]
     return steps_to_rerun(
         retry,

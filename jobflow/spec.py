@@ -124,6 +124,11 @@ class StepSpec:
     pending_timeout_seconds: int | None = None
     queue_name: str | None = None  # the Job's kueue.x-k8s.io/queue-name label
     priority_class_name: str | None = None  # the Job's kueue.x-k8s.io/priority-class label
+    # A step of spec.finally (planning.finale): starts once every spec.steps step has ended.
+    is_finally: bool = False
+    # Fan-out (jobflow.fanout): withItems or withParam make one Job per item.
+    is_fanout: bool = False
+    item_parallelism: int | None = None  # the step's own parallelism over its items
 
     @property
     def retry_limit(self) -> int:
@@ -174,7 +179,11 @@ class StepDefaults:
 
 
 def read_step(
-    raw: Mapping[str, object], index: int, inherited: StepDefaults = StepDefaults()
+    raw: Mapping[str, object],
+    index: int,
+    inherited: StepDefaults = StepDefaults(),
+    *,
+    is_finally: bool = False,
 ) -> StepSpec:
     retry = raw.get("retryPolicy")
     pending = decoded.integer(raw.get("pendingTimeoutSeconds"))
@@ -193,6 +202,9 @@ def read_step(
         queue_name=decoded.string(raw.get("queueName")) or inherited.queue_name,
         priority_class_name=decoded.string(raw.get("priorityClassName"))
         or inherited.priority_class_name,
+        is_finally=is_finally,
+        is_fanout="withItems" in raw or "withParam" in raw,
+        item_parallelism=decoded.integer(raw.get("parallelism")),
     )
 
 
@@ -220,6 +232,16 @@ def _pod_failure_rules(policy: Mapping[str, object]) -> tuple[PodFailureRule, ..
     return tuple(rules)
 
 
+def _read_steps(spec: Mapping[str, object], inherited: StepDefaults) -> tuple[StepSpec, ...]:
+    """spec.steps, then spec.finally (indexes continue, so spec order stays one order)."""
+    dag = [read_step(s, i, inherited) for i, s in enumerate(decoded.items(spec.get("steps")))]
+    last = [
+        read_step(s, len(dag) + i, inherited, is_finally=True)
+        for i, s in enumerate(decoded.items(spec.get("finally")))
+    ]
+    return tuple(dag + last)
+
+
 def read(obj: Mapping[str, object]) -> FlowSpec:
     """The spec of ``obj`` (a JobFlow with its defaults applied)."""
     meta = decoded.mapping(obj.get("metadata"))
@@ -237,9 +259,7 @@ def read(obj: Mapping[str, object]) -> FlowSpec:
         uid=decoded.string(meta.get("uid")) or "",
         generation=decoded.integer(meta.get("generation")),
         annotations=decoded.string_map(meta.get("annotations")),
-        steps=tuple(
-            read_step(s, i, inherited) for i, s in enumerate(decoded.items(spec.get("steps")))
-        ),
+        steps=_read_steps(spec, inherited),
         suspend=decoded.boolean(spec.get("suspend")),
         concurrency_key=decoded.string(policy.get("concurrencyKey")) or None,
         concurrency_policy=decoded.string(policy.get("concurrencyPolicy"))

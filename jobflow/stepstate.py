@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from jobflow import artifacts, decoded, phases
+from jobflow import artifacts, decoded, fanout, phases
 from jobflow.phases import StepPhase
 from jobflow.spec import StepSpec
 
@@ -48,9 +48,16 @@ class StepState:
     # and the rejecting user {user, time}; recorded by the webhook, shown in the status.
     approved_by: list[dict[str, str]] | None = None
     rejected_by: dict[str, str] | None = None
+    # Fan-out (jobflow.fanout): an item's index (its state is a StepState of the same spec),
+    # and a fan-out step's items once it started (None before).
+    item: int | None = None
+    items: list[StepState] | None = None
 
     @property
     def name(self) -> str:
+        """The step's name; an item's is ``step[i]`` (its key for Jobs, events, messages)."""
+        if self.item is not None:
+            return fanout.item_key(self.spec.name, self.item)
         return self.spec.name
 
     @property
@@ -229,6 +236,7 @@ class StepState:
         self.outputs = None
         self.approved_by = None
         self.rejected_by = None
+        self.items = None  # a fan-out runs every item again, attempts numbered from here
 
     def adopt(self, *, attempt: int, job_name: str, created: str) -> None:
         """Running attempt ``attempt`` whose Job the status did not record (a lost write)."""
@@ -279,9 +287,80 @@ class StepState:
         self.approved_by = approved or None
         rejected = decoded.string_map(entry.get("rejectedBy"))
         self.rejected_by = rejected or None
+        items = decoded.mapping_or_none(entry.get("items"))
+        if items is not None and self.spec.is_fanout:
+            self.items = self._restore_items(items)
+
+    def new_items(self, count: int, *, first_attempt: int = 0) -> list[StepState]:
+        """Pending item states for a fan-out step (attempt numbering starts at
+        ``first_attempt``: a retry request keeps the numbers of earlier Jobs unused)."""
+        return [
+            StepState(self.spec, attempts=first_attempt, first_attempt=first_attempt, item=i)
+            for i in range(count)
+        ]
+
+    def _restore_items(self, raw: Mapping[str, object]) -> list[StepState]:
+        count = max(decoded.integer(raw.get("count")) or 0, 0)
+        base = max(decoded.integer(raw.get("firstAttempt")) or 0, 0)
+        codes = decoded.string(raw.get("phases")) or ""
+        items = self.new_items(count, first_attempt=base)
+        per_item = fanout.uncollect(self.outputs, count)
+        for item, code in zip(items, codes, strict=False):
+            item.phase, item.reason = fanout.code_phase(code)
+            if code not in ("P", "K"):
+                item.attempts = base + 1
+            if item.phase == StepPhase.SUCCEEDED:
+                item.outputs = per_item[item.item or 0]
+        for extra in decoded.items(raw.get("detail")):
+            index = decoded.integer(extra.get("i"))
+            if index is None or not 0 <= index < count:
+                continue
+            item = items[index]
+            attempts = decoded.integer(extra.get("a"))
+            item.attempts = max(item.attempts if attempts is None else attempts, base)
+            item.retries = max(decoded.integer(extra.get("r")) or 0, 0)
+            item.start_time = decoded.string(extra.get("t"))
+            item.next_attempt_time = decoded.string(extra.get("n"))
+            item.reason = decoded.string(extra.get("reason")) or item.reason
+            item.message = decoded.string(extra.get("message"))
+        return items
+
+    def _items_status(self, items: list[StepState]) -> dict[str, object]:
+        """The compact form (jobflow.fanout): a character per item, detail where needed."""
+        base = items[0].first_attempt if items else 0
+        detail: list[dict[str, object]] = []
+        codes: list[str] = []
+        for item in items:
+            code = fanout.phase_code(item.phase, item.reason)
+            codes.append(code)
+            usual = base if code in ("P", "K") else base + 1
+            extra: dict[str, object] = {}
+            if item.attempts != usual:
+                extra["a"] = item.attempts
+            if item.retries:
+                extra["r"] = item.retries
+            if code in ("R", "Q") and item.start_time:
+                extra["t"] = item.start_time
+            if code == fanout.RETRY_CODE and item.next_attempt_time:
+                extra["n"] = item.next_attempt_time
+            # (a skipped item's why is the step's message: 1,000 of them would not fit)
+            if code in ("F", fanout.RETRY_CODE) and item.reason:
+                extra["reason"] = item.reason
+                if item.message:
+                    extra["message"] = item.message[: fanout.MAX_ITEM_MESSAGE]
+            if extra:
+                detail.append({"i": item.item, **extra})
+        out: dict[str, object] = {"count": len(items), "phases": "".join(codes)}
+        if base:
+            out["firstAttempt"] = base
+        if detail:
+            out["detail"] = detail
+        return out
 
     def to_status(self, namespace: str, *, flow_name: str = "") -> dict[str, object]:
         out: dict[str, object] = {"name": self.name, "phase": str(self.phase)}
+        if self.spec.is_finally:
+            out["finally"] = True
         out["attempts"] = self.attempts
         if self.first_attempt:
             out["firstAttempt"] = self.first_attempt
@@ -298,6 +377,8 @@ class StepState:
             "nextAttemptTime": self.next_attempt_time,
         }
         out.update({k: v for k, v in optional.items() if v is not None})
+        if self.items is not None:
+            out["items"] = self._items_status(self.items)
         if self.outputs is not None:
             out["outputs"] = {"parameters": dict(self.outputs)}
         if self.approved_by:

@@ -3,7 +3,7 @@ are the CLI's functions (app.ui.server maps them).
 
 The graph is drawn from the spec generically: every list of steps in ``GROUPS`` (``steps``,
 then ``finally`` when a flow has it) gives nodes; ``dependencies`` give edges; a step that fans
-out (``withItems``) is one node with a count; a ``finally`` step with no dependencies of its own
+out (``withItems``, ``withParam``) is one node with its item count; a ``finally`` step with no dependencies of its own
 hangs off the main steps' ends (dashed). A new kind of step list is one more entry in GROUPS.
 """
 
@@ -40,11 +40,16 @@ def _status_steps(flow: Mapping[str, Any]) -> dict[str, Mapping[str, object]]:
     return out
 
 
-def _fanout(step: Mapping[str, object]) -> int | None:
+def _fanout(step: Mapping[str, object], entry: Mapping[str, object]) -> int | None:
+    """How many items a fan-out step runs (0: not known until it starts: ``withParam`` reads a
+    step's output); None for a step that is not a fan-out."""
     items = step.get("withItems")
     if isinstance(items, list):
         return len(items)
-    return None if items is None else 0  # an expression: the count is known once it runs
+    if items is None and step.get("withParam") is None:
+        return None
+    count = decoded.integer(decoded.path(entry, "items", "count"))
+    return count if count is not None else 0
 
 
 def graph(flow: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,7 +74,7 @@ def graph(flow: Mapping[str, Any]) -> dict[str, Any]:
                 "kind": kinds.of_step(step).name,
                 "phase": decoded.string(entry.get("phase")) or "Pending",
                 "attempts": decoded.integer(entry.get("attempts")) or 0,
-                "fanout": _fanout(step),
+                "fanout": _fanout(step, entry),
                 "conditional": isinstance(when, str) and when.strip() not in ("", "true"),
             }
         )

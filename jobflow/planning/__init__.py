@@ -68,6 +68,11 @@ Semantics (DESIGN section 3), in the order a pass applies them:
    (condition Queued=True names those steps and their messages);
    Paused when a step awaits approval and nothing runs or waits to retry; Running.
 
+7. ``spec.finally`` (planning.finale): finally steps start once every DAG step is terminal,
+   see the DAG's outcome (``status.outcome``) and end the flow: it is terminal only when they
+   all are. Fan-out (jobflow.fanout_kind): a step with items runs each as its own attempts of
+   Jobs (``step[i]``), summed up into the step once this pass's failed attempts are decided.
+
 Idempotence (what the runtime relies on): applying a plan and planning again on the resulting
 world yields no creates or deletes, the same status and no events. Events are emitted only on
 transitions computed in this pass, so they are not repeated.

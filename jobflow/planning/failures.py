@@ -111,11 +111,16 @@ def decide(
         final.append(failure)
 
     retrying_steps = {id(f.step) for f, _ in retrying}
-    failing = stopping or any(s.is_blocking_failure for s in steps if id(s) not in retrying_steps)
+    # A failing DAG never cancels a finally step's retry (planning.finale); a stop does.
+    failing = stopping or any(
+        s.is_blocking_failure
+        for s in steps
+        if id(s) not in retrying_steps and not s.spec.is_finally
+    )
     events: list[Event] = []
     for failure, counted in retrying:
         step = failure.step
-        if failing:
+        if stopping if step.spec.is_finally else failing:
             step.message = f"{step.message}; not retried: the flow is failing"
             final.append(failure)
             continue

@@ -44,7 +44,13 @@ class Slots:
     ) -> None:
         self.parallelism = parallelism
         self.max_starts = max_starts
-        self.active = sum(1 for s in steps if s.is_active and kinds.of(s.spec.kind).runs_jobs)
+        # Active Jobs: a fan-out step counts its active items (jobflow.fanout_kind).
+        self.active = sum(
+            sum(1 for i in s.items if i.is_active)
+            if s.items is not None
+            else int(s.is_active and kinds.of(s.spec.kind).runs_jobs)
+            for s in steps
+        )
         self.started = 0
         self.held: set[str] = set()  # names of the steps held (by either cap) in this pass
         self._held_for_capacity: set[str] = set()

@@ -43,7 +43,7 @@ class Pass(Protocol):
     stop_entry: dict[str, object] | None
 
     def emit(self, event: Event) -> None: ...
-    def stop(self, reason: str, message: str) -> None: ...
+    def stop(self, reason: str, message: str, *, everything: bool = False) -> None: ...
 
 
 def reopen(p: Pass, retry: requests.Retry, chosen: Sequence[str]) -> None:
@@ -71,6 +71,12 @@ def reopen(p: Pass, retry: requests.Retry, chosen: Sequence[str]) -> None:
         why = f"run again by retry {retry.id}{requests.by(retry.requested_by)}"
         step.rerun(why)
         shown.append(f"{name} (attempt {step.attempts + 1})" if step.attempts else name)
+    # The finally steps run again after the steps re-run (planning.finale): the DAG's outcome
+    # is decided anew.
+    for step in p.steps:
+        if step.spec.is_finally and step.name not in chosen and (step.attempts or step.is_terminal):
+            step.rerun(f"run again after retry {retry.id}")
+    p.prior.pop("outcome", None)
     changed = {k: v for k, v in retry.parameters.items() if p.parameters.get(k) != v}
     p.parameters.update(retry.parameters)
     p.handled["retry"] = retry.id
@@ -152,15 +158,16 @@ def wind_down(p: Pass, stop: requests.Stop) -> str | None:
     """Act on the stop in effect; the flow's failure reason once it may end, else None."""
     message = stop_message(stop)
     if stop.is_terminate:
-        p.stop(phases.TERMINATED, message)
+        p.stop(phases.TERMINATED, message, everything=True)  # finally steps too
         return None  # p.stop set the flow's reason
-    for step in p.steps:
+    dag = [s for s in p.steps if not s.spec.is_finally]  # finally steps run after a Stop
+    for step in dag:
         if step.is_active or step.is_terminal:
             continue
         if step.is_waiting_retry:
             p.emit(step.give_up_retry(message, reason=phases.STOPPED))
         else:
             p.emit(step.skip(phases.STOPPED, message, at=p.now_text))
-    if any(s.is_active for s in p.steps):
+    if any(s.is_active for s in dag):
         return None
     return message

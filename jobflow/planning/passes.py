@@ -10,16 +10,20 @@ goes through one of its methods.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from jobflow import (
     approvals,
     artifacts,
     decoded,
+    fanout,
+    fanout_kind,
     jobs,
     kinds,
     names,
+    parameters,
     phases,
     requests,
     spec,
@@ -30,6 +34,7 @@ from jobflow.phases import FlowPhase, StepPhase
 from jobflow.planning import (
     concurrency,
     failures,
+    finale,
     flowstatus,
     governance,
     manifests,
@@ -86,6 +91,9 @@ class Pass:
             step_name = labels.get(names.LABEL_STEP)
             if step_name is None or attempt is None:
                 continue
+            item = labels.get(fanout.LABEL_ITEM)
+            if item is not None and item.isdigit():
+                step_name = fanout.item_key(step_name, int(item))  # a fan-out's item
             self.observed.setdefault(step_name, {})[attempt] = observed
 
         self.create_objects: list[Mapping[str, object]] = []
@@ -98,6 +106,12 @@ class Pass:
         self.stop_reason: str | None = None
         self.stop_message: str = ""
         self.held_for_capacity = 0  # ready steps held by max_starts (see planning.governance)
+        # How spec.steps ended (planning.finale): recorded once, read by spec.finally steps.
+        self._outcome: finale.Outcome | None = None
+        self.has_finally = any(s.spec.is_finally for s in self.steps)
+        self._quiet = False
+        self._slots: governance.Slots | None = None
+        self._items: dict[str, list[object]] = {}
 
     # -- the PassContext: how kinds and scheduling act --
 
@@ -107,8 +121,50 @@ class Pass:
         approval decisions recorded before it belong to an earlier run."""
         return approvals.retried_at(self.history)
 
+    @property
+    def outcome(self) -> finale.Outcome | None:
+        """How the DAG ended, once it has (and only for a flow with finally steps)."""
+        if self._outcome is None and self.has_finally and finale.dag_done(self.steps):
+            phase, reason, message = flowstatus.flow_phase(
+                finale.dag(self.steps),
+                stop_reason=self.stop_reason,
+                stop_message=self.stop_message,
+                suspended=False,
+            )
+            if phase in phases.TERMINAL_FLOW_PHASES:
+                self._outcome = finale.outcome_of(
+                    self.steps, phase=phase, reason=reason, message=message
+                )
+        return self._outcome
+
     def emit(self, event: Event) -> None:
+        if self._quiet and event.type == "Normal":
+            return  # a fan-out item's start or success (jobflow.fanout_kind)
         self.events.append(event)
+
+    def quiet(self, action: Callable[[], object]) -> None:
+        """Run ``action`` without its Normal events."""
+        self._quiet = True
+        try:
+            action()
+        finally:
+            self._quiet = False
+
+    @property
+    def slots(self) -> governance.Slots:
+        if self._slots is None:
+            self._slots = governance.Slots(
+                self.steps, parallelism=self.flow.parallelism, max_starts=self.max_starts
+            )
+        return self._slots
+
+    def items_of(self, step: StepState) -> list[object]:
+        """A fan-out step's items (read once a pass; jobflow.fanout.read_items)."""
+        key = step.spec.name
+        if key not in self._items:
+            outputs = {s.name: s.outputs or {} for s in self.steps}
+            self._items[key] = fanout.read_items(step.spec.raw, outputs)
+        return self._items[key]
 
     def wake_at(self, moment: datetime) -> None:
         self.wakeups.append(moment)
@@ -123,6 +179,12 @@ class Pass:
         self.needs_details.append(job_name)
 
     def job_manifest(self, step: StepState, attempt: int) -> dict[str, object]:
+        item = None
+        if step.item is not None:
+            try:
+                item = manifests.Item(step.item, self.items_of(step)[step.item], step.name)
+            except (fanout.ItemsError, IndexError) as exc:
+                raise parameters.ParameterError(f"item {step.name}: {exc}") from None
         return manifests.job_manifest(
             step.spec.raw,
             attempt,
@@ -132,6 +194,12 @@ class Pass:
             sources=self._input_sources,
             labels=governance.kueue_labels(step.spec),
             flow_parameters=self.parameters,
+            item=item,
+            flow_outcome=(
+                {f: self.outcome.value(f) for f in finale.OUTCOME_FIELDS}
+                if step.spec.is_finally and self.outcome is not None
+                else None
+            ),
         )
 
     def _input_sources(
@@ -179,32 +247,23 @@ class Pass:
             # Before adoption: the Jobs a pass killed mid-retry created are adopted as the
             # new attempts they are, never created twice.
             operate.reopen(self, self.retry, requests.rerun_for(self.obj, self.retry))
+        self._outcome = finale.Outcome.restore(self.prior.get("outcome"))
         for step in self.steps:
             self._adopt(step)
 
     def _adopt(self, step: StepState) -> None:
-        """Jobs newer than the status knows (a lost status write): they are the truth."""
-        observed = self.observed.get(step.name)
-        if not observed or step.is_terminal or not kinds.of(step.spec.kind).runs_jobs:
-            return
-        top = max(observed)
-        if top < step.attempts:
-            return
-        job = observed[top].job
-        created = decoded.parse_time(decoded.path(job, "metadata", "creationTimestamp"))
-        step.adopt(
-            attempt=top,
-            job_name=decoded.string(decoded.path(job, "metadata", "name"))
-            or names.job_name(self.flow.name, self.flow.uid, step.name, top),
-            created=decoded.format_time(created) if created else self.now_text,
-        )
+        """Jobs newer than the status knows (a lost status write): they are the truth. (A
+        fan-out adopts its items' Jobs itself, item by item.)"""
+        kind = fanout_kind.kind_of(step.spec)
+        if kind.runs_jobs and not kind.takes_own_slots:
+            fanout_kind.adopt(self, step)
 
     # -- running steps --
 
     def refresh(self) -> None:
         for step in self.steps:
             if step.is_active:
-                kinds.of(step.spec.kind).refresh(self, step)
+                fanout_kind.kind_of(step.spec).refresh(self, step)
 
     def decide_failures(self, *, may_retry: bool) -> None:
         self.events.extend(
@@ -216,16 +275,38 @@ class Pass:
                 stopping=self.stop_reason is not None,
             )
         )
+        # A fan-out sums its items up once their failed attempts are decided; a flow that
+        # ends (may_retry False: a stop, a deadline) starts none of its remaining items.
+        for step in self.steps:
+            if step.items is not None and step.is_active:
+                if not may_retry:
+                    fanout_kind.end_pending(
+                        self, step, reason=phases.FLOW_FAILED, why="the flow is ending"
+                    )
+                fanout_kind.FANOUT.settle(self, step)
 
     # -- stopping the whole flow (deadline, replaced) --
 
-    def stop(self, reason: str, message: str) -> None:
+    def stop(self, reason: str, message: str, *, everything: bool = False) -> None:
+        """End the DAG's unfinished steps (running Jobs deleted); ``everything``: the finally
+        steps too (Terminate; planning.finale)."""
         self.stop_reason = reason
         self.stop_message = message
         self.creates.clear()  # nothing starts (or restarts) in a flow that stops
         self.needs_details.clear()  # their steps' fate is decided here
-        for step in self.steps:
-            if step.is_active and kinds.of(step.spec.kind).runs_jobs:
+        self.end_steps(
+            [s for s in self.steps if everything or not s.spec.is_finally], reason, message
+        )
+
+    def end_steps(self, steps: Sequence[StepState], reason: str, message: str) -> None:
+        """Fail or skip ``steps`` that have not ended, deleting their running Jobs."""
+        for step in steps:
+            if step.items is not None and step.is_active:
+                # each item's Job; its skipped items say nothing one by one
+                self.quiet(functools.partial(self.end_steps, step.items, reason, message))
+                stopped = Event("Warning", "StepFailed", f"step {step.name} stopped: {message}")
+                self.emit(step.fail(reason, message, at=self.now_text, event=stopped))
+            elif step.is_active and kinds.of(step.spec.kind).runs_jobs:
                 attempt = max(step.attempts - 1, 0)
                 observed = self.observed.get(step.name, {}).get(attempt)
                 if observed is None or jobs.job_outcome(observed.job).state == "running":
@@ -270,13 +351,18 @@ class Pass:
         deadline = (
             started + timedelta(seconds=deadline_seconds) if deadline_seconds is not None else None
         )
+        scheduled = False
         # A flow whose every step already finished keeps its own result: there is nothing
-        # left to stop.
-        finished = all(s.is_terminal for s in self.steps)
+        # left to stop. (The DAG's steps: finally steps run after it, planning.finale.)
+        finished = finale.dag_done(self.steps)
         refused = self._refused_resource()
         # A stop keeps a flow whose steps all finished on their own at its own result; one
         # that ended steps itself ends the flow (Stopped).
-        stopped_any = any(s.reason in (phases.STOPPED, phases.TERMINATED) for s in self.steps)
+        stopped_any = any(
+            s.reason in (phases.STOPPED, phases.TERMINATED)
+            for s in self.steps
+            if not s.spec.is_finally
+        )
         if stopping is not None and (stopped_any or not finished):
             self.decide_failures(may_retry=False)
             ended = operate.wind_down(self, stopping)
@@ -300,11 +386,13 @@ class Pass:
             )
         else:
             self.decide_failures(may_retry=True)
-            slots = governance.Slots(
-                self.steps, parallelism=self.flow.parallelism, max_starts=self.max_starts
-            )
-            schedule.schedule(self, slots)
-            self.held_for_capacity = slots.held_for_capacity
+            self._schedule()
+            scheduled = True
+        if self.has_finally and not scheduled and self.stop_reason != phases.TERMINATED:
+            # The DAG was just ended: its finally steps start in this same pass.
+            self._schedule()
+        if self.has_finally and finale.dag_done(self.steps):
+            self._bound_finally(started)
         if prior_start is None:
             # A flow suspended from its creation has not started: no startTime (its deadline
             # does not run) until it is resumed.
@@ -315,10 +403,36 @@ class Pass:
                 self.events.insert(
                     0, Event("Normal", "FlowStarted", f"flow {self.flow.name} started")
                 )
-        if deadline is not None and start_text is not None and self.stop_reason is None:
+        if (
+            deadline is not None
+            and start_text is not None
+            and self.stop_reason is None
+            and not finale.dag_done(self.steps)
+        ):
             self.wake_at(deadline)
         resources_done = self._resources()
         return self._finish(start_text, resources_done=resources_done)
+
+    def _schedule(self) -> None:
+        self._slots = None  # counted afresh: the steps moved since
+        slots = self.slots
+        schedule.schedule(self, slots)
+        self.held_for_capacity = slots.held_for_capacity
+
+    def _bound_finally(self, started: datetime) -> None:
+        """Past the DAG's deadline plus the same budget, running finally steps are ended."""
+        bound = finale.finally_deadline(started, self.flow.active_deadline_seconds)
+        left = [s for s in finale.finals(self.steps) if not s.is_terminal]
+        if bound is None or not left:
+            return
+        if self.now < bound:
+            self.wake_at(bound)
+            return
+        seconds = self.flow.active_deadline_seconds
+        message = f"finally steps exceeded their budget (2 x activeDeadlineSeconds={seconds})"
+        first = min(s.index for s in left)
+        self.creates = [c for c in self.creates if c[0] < first]  # nothing of theirs starts
+        self.end_steps(left, phases.DEADLINE_EXCEEDED, message)
 
     def _resource_objects(self) -> list[dict[str, object]]:
         objects = jobs.resource_objects(self.flow.resource_templates, flow=self.flow_ref)
@@ -404,14 +518,21 @@ class Pass:
             new_status["stop"] = dict(self.stop_entry)
         if self.history:
             new_status["history"] = list(self.history)
+        if self._outcome is not None:
+            new_status["outcome"] = self._outcome.to_status()
 
     def _finish(self, start_text: str | None, *, resources_done: bool | None) -> Plan:
-        phase, fail_reason, fail_message = flowstatus.flow_phase(
-            self.steps,
-            stop_reason=self.stop_reason,
-            stop_message=self.stop_message,
-            suspended=self.flow.suspend,
-        )
+        if self.has_finally:
+            phase, fail_reason, fail_message = finale.flow_phase(
+                self.steps, self.outcome, suspended=self.flow.suspend
+            )
+        else:
+            phase, fail_reason, fail_message = flowstatus.flow_phase(
+                self.steps,
+                stop_reason=self.stop_reason,
+                stop_message=self.stop_message,
+                suspended=self.flow.suspend,
+            )
         terminal = phase in phases.TERMINAL_FLOW_PHASES
         if phase != self.prior_phase:
             event = flowstatus.flow_event(self.flow.name, self.prior_phase, phase, fail_message)

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from jobflow import conditions, decoded, kinds, phases
+from jobflow import conditions, decoded, fanout_kind, kinds, phases
 from jobflow.phases import StepPhase
+from jobflow.planning import finale
 from jobflow.planning.governance import Slots
 from jobflow.stepstate import Event, StepState
 
@@ -27,6 +28,8 @@ class Pass(kinds.PassContext, Protocol):
     def by_name(self) -> Mapping[str, StepState]: ...
     @property
     def parameters(self) -> Mapping[str, str]: ...
+    @property
+    def outcome(self) -> finale.Outcome | None: ...
 
     def is_failing(self) -> bool: ...
 
@@ -40,7 +43,12 @@ def schedule(p: Pass, slots: Slots | None = None) -> None:
         changed = False
         failing = p.is_failing()  # once per sweep: O(steps), not O(steps^2)
         upstream: dict[str, str] | None = None  # step -> its failed ancestor, computed on need
+        dag_done = finale.dag_done(p.steps)
         for step in p.steps:
+            if step.spec.is_finally:
+                if _advance_finally(p, step, dag_done=dag_done, slots=slots):
+                    changed = True
+                continue
             moved, upstream = _advance(p, step, failing=failing, upstream=upstream, slots=slots)
             if moved:
                 changed = True
@@ -61,7 +69,7 @@ def _advance(
     p: Pass, step: StepState, *, failing: bool, upstream: dict[str, str] | None, slots: Slots
 ) -> tuple[bool, dict[str, str] | None]:
     """Move ``step`` if it can; (whether it moved, the failed-ancestor map if computed)."""
-    kind = kinds.of(step.spec.kind)
+    kind = fanout_kind.kind_of(step.spec)
     if step.phase == StepPhase.PENDING_APPROVAL:
         if failing:
             p.emit(
@@ -69,6 +77,8 @@ def _advance(
             )
             return True, upstream
         return kind.start(p, step), upstream
+    if step.is_active and kind.takes_own_slots:
+        return kind.start(p, step), upstream  # a fan-out: its next items (fanout_kind)
     if step.phase != StepPhase.PENDING:
         return False, upstream
     if step.is_waiting_retry:
@@ -96,10 +106,36 @@ def _advance(
         return False, upstream
     if p.flow.suspend:
         return False, upstream
+    return _when_then_start(p, step, kind, slots), upstream
+
+
+def _advance_finally(p: Pass, step: StepState, *, dag_done: bool, slots: Slots) -> bool:
+    """Move finally ``step`` if it can (planning.finale): it waits for the whole DAG, and only
+    a failed dependency of its own (never the flow failing) keeps it from running."""
+    kind = fanout_kind.kind_of(step.spec)
+    if step.phase == StepPhase.PENDING_APPROVAL:
+        return kind.start(p, step)
+    if step.phase != StepPhase.PENDING or not dag_done or p.flow.suspend:
+        return False
+    if step.is_waiting_retry:
+        due = decoded.parse_time(step.next_attempt_time) or p.now
+        return p.now >= due and _start(p, step, kind, slots)
+    failed = finale.blocked_by(step, p.by_name)
+    if failed is not None:
+        p.emit(step.skip(phases.UPSTREAM_FAILED, f"upstream step {failed} failed", at=p.now_text))
+        return True
+    deps = [p.by_name.get(d) for d in step.spec.dependencies]
+    if not all(d is not None and d.satisfies_dependants for d in deps):
+        return False
+    return _when_then_start(p, step, kind, slots)
+
+
+def _when_then_start(p: Pass, step: StepState, kind: kinds.StepKind, slots: Slots) -> bool:
+    """A ready step: skip it (``when`` false), fail it (``when`` broken) or start it."""
     verdict = evaluate_when(p, step)
     if verdict is False:
         p.emit(step.skip(phases.CONDITION_FALSE, "when condition is false", at=p.now_text))
-        return True, upstream
+        return True
     if isinstance(verdict, str):
         message = f"step {step.name}: when failed: {verdict}"
         p.emit(
@@ -110,13 +146,13 @@ def _advance(
                 event=Event("Warning", "StepFailed", message),
             )
         )
-        return True, upstream
-    return _start(p, step, kind, slots), upstream
+        return True
+    return _start(p, step, kind, slots)
 
 
 def _start(p: Pass, step: StepState, kind: kinds.StepKind, slots: Slots) -> bool:
     """Start ``step`` if a Job of it fits the caps (a kind that runs no Job always does)."""
-    if not kind.runs_jobs:
+    if not kind.runs_jobs or kind.takes_own_slots:
         return kind.start(p, step)
     if not slots.take(step):
         return False
@@ -142,7 +178,10 @@ def evaluate_when(p: Pass, step: StepState) -> bool | str:
             p.steps if refs.is_dynamic else [p.by_name[n] for n in refs.steps if n in p.by_name]
         )
         context = conditions.build_context(
-            p.flow.name, [s.to_status(p.flow.namespace) for s in wanted], p.parameters
+            p.flow.name,
+            [s.to_status(p.flow.namespace) for s in wanted],
+            p.parameters,
+            outcome=p.outcome.to_status() if p.outcome is not None else None,
         )
         return conditions.evaluate(expression, context)
     except conditions.ConditionError as exc:

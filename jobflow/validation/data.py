@@ -77,6 +77,7 @@ def check_input_parameter(
             "secretKeyRef",
             "stepOutputRef",
             "flowParameter",
+            "flowOutcome",
         )
         if value_from.get(key) is not None
     ]
@@ -84,7 +85,8 @@ def check_input_parameter(
         ctx.add(
             "value-from-source-required",
             vpath,
-            "set one of stepOutputRef, flowParameter, configMapKeyRef, secretKeyRef or jsonPath",
+            "set one of stepOutputRef, flowParameter, flowOutcome, configMapKeyRef,"
+            " secretKeyRef or jsonPath",
         )
     elif len(sources) > 1:
         ctx.add("value-from-multiple-sources", vpath, f"set only one of {', '.join(sources)}")

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from jobflow import artifacts, decoded, names, quantities
-from jobflow.validation import governance, requests, steps
+from jobflow.validation import finale, governance, requests
 from jobflow.validation.context import MAX_INT32, Context, dns_subdomain_message
 
 MAX_EXIT_CODE: Final = 255
@@ -45,7 +45,7 @@ def check(ctx: Context) -> None:
     requests.check(ctx, spec)
     step_list = decoded.list_or_none(spec.get("steps"))
     if step_list is not None:
-        steps.check_steps(ctx, step_list)
+        finale.check(ctx, step_list, decoded.list_or_none(spec.get("finally")))
     governance.check(ctx)
 
 

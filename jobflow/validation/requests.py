@@ -48,7 +48,9 @@ def check_when_parameters(ctx: Context, spec: Mapping[str, object]) -> None:
     """A ``when`` reading ``flow.parameters['<p>']`` names a declared parameter (else it could
     only fail at run time, after its upstream steps ran)."""
     declared = ", ".join(sorted(ctx.flow_parameters)) or "none"
-    for i, step in enumerate(decoded.items(spec.get("steps"))):
+    listed = [(f"spec.steps[{i}]", s) for i, s in enumerate(decoded.items(spec.get("steps")))]
+    listed += [(f"spec.finally[{i}]", s) for i, s in enumerate(decoded.items(spec.get("finally")))]
+    for base, step in listed:
         when = decoded.string(step.get("when"))
         if when is None or conditions.literal_value(when) is not None:
             continue
@@ -60,7 +62,7 @@ def check_when_parameters(ctx: Context, spec: Mapping[str, object]) -> None:
             if name not in ctx.flow_parameters:
                 ctx.add(
                     "when-unknown-parameter",
-                    f"spec.steps[{i}].when",
+                    f"{base}.when",
                     f"flow.parameters[{name!r}] is not declared in spec.parameters (declared:"
                     f" {declared})",
                 )
@@ -115,7 +117,10 @@ def check_request_id(ctx: Context, request: Mapping[str, object], path: str) -> 
 def check_retry(ctx: Context, spec: Mapping[str, object], retry: Mapping[str, object]) -> None:
     steps = [
         name
-        for name in (decoded.string(s.get("name")) for s in decoded.items(spec.get("steps")))
+        for name in (
+            decoded.string(s.get("name"))
+            for s in decoded.items(spec.get("steps")) + decoded.items(spec.get("finally"))
+        )
         if name
     ]
     known = set(steps)

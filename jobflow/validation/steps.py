@@ -15,7 +15,7 @@ from typing import Final
 from jobflow import conditions, dag, decoded, kinds, names, quantities
 from jobflow.errors import Problem
 from jobflow.model import Step
-from jobflow.validation import approval, data, fast, risks, shape, templates
+from jobflow.validation import approval, data, fanout, fast, risks, shape, templates
 from jobflow.validation.context import (
     MAX_BACKOFF_SECONDS,
     MAX_INT32,
@@ -63,6 +63,7 @@ def check_steps(ctx: Context, steps: list[object]) -> None:
             pairs.append((name, deps or []))  # type: ignore[arg-type]
             if ctx.has_placeholders and step.get("template") is not None:
                 templates.check_placeholders(ctx, step, step["template"], i)  # type: ignore[arg-type]
+                fanout.check_outside(ctx, step, i)  # {{ item }} in a step without items
             if name in first_index:
                 _duplicate(ctx, name, i, first_index[name])
             else:
@@ -173,6 +174,7 @@ def check_step_kind(ctx: Context, step: Mapping[str, object], index: int) -> Non
         templates.check_template(ctx, template, index)
         if ctx.has_placeholders:
             templates.check_placeholders(ctx, step, template, index)
+            fanout.check_outside(ctx, step, index)
 
 
 def check_step_fields(ctx: Context, step: Mapping[str, object], index: int) -> None:
@@ -213,6 +215,7 @@ def check_step_fields(ctx: Context, step: Mapping[str, object], index: int) -> N
         data.check_artifact_mounts(ctx, step, base)
     if "approval" in step:
         approval.check(ctx, step, base)
+    fanout.check(ctx, step, index)
 
 
 def check_retry_policy(ctx: Context, retry: Mapping[str, object], base: str) -> None:

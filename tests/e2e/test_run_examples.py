@@ -288,3 +288,10 @@ def test_every_example_runs_to_its_outcome(mode: str) -> None:
     assert result.returncode == (1 if "Failed" in expected.values() else 0)
     # with several flows, log lines carry flow/step
     assert re.search(r"^demo/fetch-deps#2 +\| ", result.stdout, re.M)
+    # a fan-out's items are prefixed step[i] (examples/fan-out-finally.yaml)
+    if mode == "local":
+        assert re.search(
+            r"^fan-out-finally/process\[1\] +\| shard 1: us has 5 rows", result.stdout, re.M
+        )
+    else:
+        assert "fan-out-finally/process: Succeeded (3/3 items)" in result.stdout

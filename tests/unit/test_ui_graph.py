@@ -40,14 +40,23 @@ def test_finally_steps_hang_off_the_ends_and_fan_outs_show_their_count() -> None
                 {"name": "a", "withItems": ["x", "y", "z"]},
                 {"name": "b", "withItems": "{{ steps.a.outputs.list }}", "dependencies": ["a"]},
                 {"name": "c"},
+                {"name": "d", "withParam": {"step": "a", "parameter": "list"}},
+                {"name": "e", "withParam": {"step": "a", "parameter": "list"}},
             ],
             "finally": [{"name": "cleanup"}, {"name": "report", "dependencies": ["cleanup"]}],
         },
-        {"finally": [{"name": "cleanup", "phase": "Running"}]},
+        {
+            "steps": [
+                {"name": "cleanup", "phase": "Running", "finally": True},
+                {"name": "d", "phase": "Running", "items": {"count": 4, "phases": "SRRP"}},
+            ]
+        },
     )
     graph = data.graph(flow)
     nodes = {n["id"]: n for n in graph["nodes"]}
     assert nodes["a"]["fanout"] == 3 and nodes["b"]["fanout"] == 0 and nodes["c"]["fanout"] is None
+    # withParam: the count once the step has started (its status says), unknown (0) before.
+    assert nodes["d"]["fanout"] == 4 and nodes["e"]["fanout"] == 0
     assert nodes["cleanup"]["group"] == "finally" and nodes["cleanup"]["phase"] == "Running"
     edges = {(e["source"], e["target"], e["kind"]) for e in graph["edges"]}
     # The main steps' ends (b, c) lead to the finally root; its own dependency is plain.
@@ -55,6 +64,8 @@ def test_finally_steps_hang_off_the_ends_and_fan_outs_show_their_count() -> None
         ("a", "b", "dependency"),
         ("b", "cleanup", "finally"),
         ("c", "cleanup", "finally"),
+        ("d", "cleanup", "finally"),
+        ("e", "cleanup", "finally"),
         ("cleanup", "report", "dependency"),
     }
 

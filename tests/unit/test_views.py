@@ -196,3 +196,23 @@ def test_a_step_waiting_for_its_next_attempt_is_retrying() -> None:
     )
     tree = views.get_lines(running, [], now=NOW)
     assert tree[-1].startswith("└─ ↻ a   Retrying   1")
+
+
+def test_get_shows_finally_steps_and_fan_out_items_compactly() -> None:
+    from tests.unit.planning_world import World, flow, step
+
+    world = World(flow(step("each", withItems=list(range(8)), parallelism=3)))
+    world.flow["spec"]["finally"] = [step("cleanup")]  # type: ignore[index]
+    world.reconcile()
+    first, second = world.jobs_of("each")[:2]
+    world.finish(first["metadata"]["name"], ok=False)  # type: ignore[index]
+    world.finish(second["metadata"]["name"], ok=True)  # type: ignore[index]
+    world.advance(1)
+    world.reconcile()
+    lines = views.get_lines(world.flow, list(world.jobs.values()), now=world.now)
+    text = "\n".join(lines)
+    assert "each[0]" in text and "Failed" in text  # the failed item, by index
+    assert "1/8 items" in text
+    assert "cleanup (finally)" in text
+    assert "each[1]" not in text  # a succeeded item says nothing more than its count
+    assert all(len(line) <= 80 for line in lines)
