@@ -3,8 +3,9 @@ are the CLI's functions (app.ui.server maps them).
 
 The graph is drawn from the spec generically: every list of steps in ``GROUPS`` (``steps``,
 then ``finally`` when a flow has it) gives nodes; ``dependencies`` give edges; a step that fans
-out (``withItems``, ``withParam``) is one node with its item count; a ``finally`` step with no dependencies of its own
-hangs off the main steps' ends (dashed). A new kind of step list is one more entry in GROUPS.
+out (``withItems``, ``withParam``) is one node with its item count; a ``finally`` step with no
+dependencies of its own hangs off the main steps' ends (dashed). A new kind of step list is one
+more entry in GROUPS.
 """
 
 from __future__ import annotations
