@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from app import approving, cluster, run_cmd, where
+from app import approving, cluster, target
 from app.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, CommandError
 from controller import kube as kube_mod
 from jobflow import names
@@ -72,23 +72,9 @@ def decide(
 
 def _command(args: argparse.Namespace) -> int:
     inputs = _inputs(args.parameters)
-    namespace = (
-        args.namespace
-        or cluster.kubeconfig_namespace(args.kubeconfig, args.context)
-        or run_cmd.DEFAULT_NAMESPACE
-    )
-    kube = cluster.connect(args.kubeconfig, args.context)
-    try:
-        cluster.check_installed(kube, namespace)
-        where.say_cluster(
-            "reject" if args.reject else "approve",
-            where.real_cluster_words(args.kubeconfig, args.context, cluster.server_url(kube)),
-        )
+    command = "reject" if args.reject else "approve"
+    with target.real_cluster(args, command) as (kube, namespace):
         said = decide(kube, namespace, args.flow, args.step, reject=args.reject, inputs=inputs)
-    except kube_mod.ApiError as exc:
-        raise cluster.unreachable(kube, exc) from None
-    finally:
-        kube.close()
     print(said)
     return EXIT_OK
 

@@ -29,9 +29,7 @@ def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def real_cluster_words(kube: kube_mod.Kube, args: argparse.Namespace) -> str:
-    return (
-        f"context {where.context_name(args.kubeconfig, args.context)} at {cluster.server_url(kube)}"
-    )
+    return where.real_cluster_words(args.kubeconfig, args.context, cluster.server_url(kube))
 
 
 @contextlib.contextmanager
