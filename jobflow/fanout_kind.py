@@ -104,8 +104,7 @@ class FanOutKind(StepKind):
             if item.is_waiting_retry:
                 due = decoded.parse_time(item.next_attempt_time) or ctx.now
                 if ctx.now < due:
-                    ctx.wake_at(due)
-                    continue
+                    continue  # its timer is set once the pass's sweeps settle (schedule)
             if cap is not None and active >= cap:
                 item.hold(
                     phases.WAITING_FOR_PARALLELISM,

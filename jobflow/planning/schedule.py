@@ -63,6 +63,12 @@ def schedule(p: Pass, slots: Slots | None = None) -> None:
         for step in p.steps:
             if step.is_waiting_retry and step.name not in slots.held:
                 p.wake_at(decoded.parse_time(step.next_attempt_time) or p.now)
+            for item in step.items or ():
+                # A fan-out item's retry likewise (a failure later in the pass may end it); one
+                # already due and still waiting is held by a cap: a Job's end wakes the flow.
+                due = decoded.parse_time(item.next_attempt_time)
+                if item.is_waiting_retry and due is not None and due > p.now:
+                    p.wake_at(due)
 
 
 def _advance(

@@ -343,3 +343,56 @@ def test_finally_and_fan_out_end_idempotently_even_with_lost_writes(
     spec, outcomes = case
     world = run(spec, outcomes, lose=lose)
     check_expressive(world, lost_writes=bool(lose))
+
+
+def test_a_fan_out_retry_given_up_later_in_the_pass_leaves_no_stale_timer() -> None:
+    """Found by the property above on a fresh clone: an item's retry timer was set as soon as
+    the item was seen waiting, then a failure later in the same pass gave the retry up; the
+    plan asked for a requeue in 1 s that the next pass did not (not idempotent). Retry timers
+    of items are now read once the sweeps settle, as steps' are."""
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "spec": {
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "busybox", "command": ["true"]}],
+                }
+            }
+        },
+    }
+    spec: dict[str, object] = {
+        "apiVersion": "workflow.kube-zen.io/v1alpha1",
+        "kind": "JobFlow",
+        "metadata": {
+            "name": "f",
+            "namespace": "ns",
+            "uid": "uid-1",
+            "generation": 1,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+        },
+        "spec": {
+            "steps": [
+                {
+                    "name": "s0",
+                    "template": job,
+                    "retryPolicy": {"limit": 1, "backoff": {"type": "Fixed", "duration": "1s"}},
+                    "withItems": [0],
+                },
+                {"name": "s1", "template": job},
+                {"name": "s2", "type": "Manual"},
+                {"name": "s3", "when": "never", "type": "Manual"},
+            ],
+            "executionPolicy": {"backoffLimit": 1},
+        },
+    }
+    outcomes: dict[tuple[str, int], Outcome] = {
+        (name, attempt): (0.0, False, 0, None)
+        for name in ("s0", "s2", "s3")
+        for attempt in range(4)
+    }
+    outcomes.update({("s1", a): (0.0, False, 0, None) for a in range(4)})
+    outcomes[("s1", 0)] = (1.0, False, 0, None)
+    world = run(spec, outcomes, lose=set())
+    check_expressive(world, lost_writes=False)
