@@ -30,9 +30,8 @@ import kubesim
 from controller.kube import Kube
 from controller.runner import Controller, ControllerConfig
 from jobflow import planning
-from jobflow.planning import ObservedJob
 from tests.fixtures.controller import FAST_TIMINGS, Cluster, flow, install_crd, job_step
-from tests.unit.planning_world import World, simulate
+from tests.unit.planning_world import World, running_after, simulate
 from tests.unit.planning_world import flow as world_flow
 from tests.unit.planning_world import step as world_step
 
@@ -64,13 +63,7 @@ def planner() -> None:
     # The first 100 items running: a steady pass reads 1,000 item states back.
     world = World(body)
     first = planning.plan(body, [], NOW, problems=problems)
-    running = {**body, "status": dict(first.status)}
-    observed = []
-    for manifest in first.create_jobs:
-        job = dict(manifest)
-        job["metadata"] = {**manifest["metadata"], "uid": "u"}  # type: ignore[dict-item]
-        job["status"] = {"active": 1, "ready": 1, "startTime": "2026-01-01T00:00:00Z"}
-        observed.append(ObservedJob(job=job))
+    running, observed = running_after(body, first)
     later = NOW + timedelta(seconds=1)
     steady = cpu_ms(lambda: planning.plan(running, observed, later, problems=problems), repeat=5)
     print(f"steady pass, {CAP} items running:           {steady:7.1f} ms CPU")

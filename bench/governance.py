@@ -29,11 +29,11 @@ import kubesim
 from controller.kube import Kube
 from controller.runner import Controller, ControllerConfig
 from jobflow import planning
-from jobflow.planning import ObservedJob
 from tests.fixtures.controller import FAST_TIMINGS, Cluster, flow, install_crd, job_step
 from tests.fixtures.kubesim import api_client
 from tests.integration.test_controller_governance import JobWatch
 from tests.unit.planning_world import flow as world_flow
+from tests.unit.planning_world import running_after
 from tests.unit.planning_world import step as world_step
 
 WIDTH = 2000
@@ -52,13 +52,7 @@ def planner() -> None:
     wide = world_flow(*steps)
     problems = planning.spec_problems(wide)
     first = planning.plan(wide, [], NOW, problems=problems)
-    running = {**wide, "status": dict(first.status)}
-    observed = []
-    for manifest in first.create_jobs:
-        job = dict(manifest)
-        job["metadata"] = {**manifest["metadata"], "uid": "u"}  # type: ignore[dict-item]
-        job["status"] = {"active": 1, "ready": 1, "startTime": "2026-01-01T00:00:00Z"}
-        observed.append(ObservedJob(job=job))
+    running, observed = running_after(wide, first)
     later = NOW + timedelta(seconds=1)
     steady = cpu_ms(lambda: planning.plan(running, observed, later, problems=problems), repeat=5)
     print(f"steady pass, {WIDTH} running steps:      {steady:7.1f} ms CPU")
