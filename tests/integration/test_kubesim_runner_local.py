@@ -301,8 +301,12 @@ def test_stop_waits_for_local_threads_and_keeps_them_quiet(
             eventually(lambda: handle.store.get_pod_log(NS, name) == "started\n", 10)
         finally:
             api_client.close()
-    # leaving the block ran handle.stop(): the state dir is deleted, the threads are done
-    assert pid_alive(int(pid_file.read_text())) is False
+    # leaving the block ran handle.stop(): the state dir is deleted, the threads are done.
+    # The kernel closes an exiting process's files (our EOF) before it marks it a zombie, so on a
+    # loaded machine the escaped child may still show as running for a moment: allow a second,
+    # far less than the LINGER seconds it would have had left if stop() had not waited.
+    pid = int(pid_file.read_text())
+    eventually(lambda: not pid_alive(pid), 1.0)
     assert [t.name for t in threading.enumerate() if t.name.startswith("kubesim-pod-")] == []
     noisy = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert noisy == []
