@@ -60,7 +60,8 @@ DRAIN_SECONDS = 1.0
 JSON_MEDIA_TYPE = "application/json"
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
-Handler = Callable[[review.AdmissionRequest], review.AdmissionResponse]
+# A review: the request, and the body it was decoded from.
+Handler = Callable[[review.AdmissionRequest, bytes], review.AdmissionResponse]
 
 
 class _LingeringResponse(Response):
@@ -212,9 +213,11 @@ def _result(answer: review.AdmissionResponse) -> str:
     return "error" if answer.status is not None and answer.status.code >= 500 else "denied"
 
 
-def _review(handler: Handler, request: review.AdmissionRequest, webhook: str) -> tuple[bytes, str]:
+def _review(
+    handler: Handler, request: review.AdmissionRequest, body: bytes, webhook: str
+) -> tuple[bytes, str]:
     try:
-        answer = handler(request)
+        answer = handler(request, body)
         return review.AdmissionReviewResponse(response=answer).to_json(), _result(answer)
     except (SystemExit, KeyboardInterrupt, GeneratorExit, asyncio.CancelledError):
         raise  # requests to stop and task cancellation are not review failures
@@ -230,6 +233,14 @@ def _review(handler: Handler, request: review.AdmissionRequest, webhook: str) ->
             reason="InternalError",
         )
         return review.AdmissionReviewResponse(response=answer).to_json(), _result(answer)
+
+
+def _validate(request: review.AdmissionRequest, body: bytes) -> review.AdmissionResponse:
+    return handlers.review_validate(request, source=body)
+
+
+def _mutate(request: review.AdmissionRequest, _body: bytes) -> review.AdmissionResponse:
+    return handlers.review_mutate(request)
 
 
 def add_routes(
@@ -269,9 +280,11 @@ def add_routes(
                 )
                 return refused.response()
             if len(body) <= INLINE_LIMIT:
-                encoded, result = _review(handler, parsed, webhook)
+                encoded, result = _review(handler, parsed, body, webhook)
             else:
-                encoded, result = await anyio.to_thread.run_sync(_review, handler, parsed, webhook)
+                encoded, result = await anyio.to_thread.run_sync(
+                    _review, handler, parsed, body, webhook
+                )
             metrics.observe(
                 webhook=webhook,
                 operation=parsed.operation,
@@ -307,13 +320,13 @@ def add_routes(
     # dependency solving per request (~15 us) would buy nothing.
     router.add_route(
         "/validate",
-        endpoint(handlers.review_validate, "validate"),
+        endpoint(_validate, "validate"),
         methods=["POST"],
         include_in_schema=False,
     )
     router.add_route(
         "/mutate",
-        endpoint(handlers.review_mutate, "mutate"),
+        endpoint(_mutate, "mutate"),
         methods=["POST"],
         include_in_schema=False,
     )
