@@ -8,10 +8,10 @@ Covers, each as a differential test (the new path's output equals the reference'
   the examples, the benchmark's flow, edge values around every bound the fast path checks
   (types, ranges, quantities, durations, templates), random corruptions of a rich flow, and the
   JobFlows inside the webhook's hostile corpus (tests/api/test_webhook_hostile.py).
-- the webhook's parse: the body decoded by pydantic-core (webhook.routes) equals what the
-  standard library's json gives, types included, on the hostile corpus's bodies and on bodies
-  chosen for where parsers differ (big integers, NaN, BOM, UTF-16); bodies it refuses go
-  through the standard library as before.
+- the webhook's parse: the body decoded by orjson or pydantic-core (webhook.routes) equals
+  what the standard library's json gives, types included, on the hostile corpus's bodies, on
+  bodies chosen for where parsers differ (big integers, NaN, BOM, UTF-16, 18 and 19 digits)
+  and on random numbers; bodies they refuse go through the standard library as before.
 - the size budget: orjson's serialisation stands in for pydantic_core's only where the verdict
   cannot differ (non-finite floats, dates, big integers).
 - the source bound (jobflow.validation.sourcebound): ``validate(obj, source=text)`` (no
@@ -320,6 +320,12 @@ def test_hostile_corpus_parses_and_validates_alike() -> None:
         b"\xef\xbb\xbf{}",
         '{"a": "é"}'.encode("utf-16"),
         b'{"a": 0.1, "b": 5e-324, "c": 1.7976931348623157e308, "d": -0.0, "e": 1E2}',
+        b'{"a": 999999999999999999, "b": -999999999999999999}',  # 18 digits: orjson, exact
+        b'{"a": 9999999999999999999, "b": -9999999999999999999}',  # 19: past int64
+        b'{"a": -9223372036854775808, "b": 9223372036854775807}',
+        b'{"a": "1234567890123456789", "b": 12345678901234567890123}',
+        b'{"a": 1.2345678901234567890123e-300, "b": 123456789012345678901234.5}',
+        b'{"a": 1e-400, "b": -0, "c": 0e0, "d": 1E+2}',
     ],
 )
 def test_bodies_parsers_read_differently_are_read_as_the_stdlib_reads_them(body: bytes) -> None:
@@ -453,3 +459,23 @@ def test_escaped_placeholders_are_checked_as_plain_ones() -> None:
     text = json.dumps(obj).replace("{{", "\\u007b\\u007B").encode()
     assert json.loads(text) == obj
     assert validation.validate(obj, source=text) == want
+
+
+def test_random_numbers_parse_as_the_stdlib_reads_them() -> None:
+    rng = random.Random(15)
+    for _ in range(3000):
+        numbers = []
+        for _ in range(20):
+            digits = str(rng.randint(0, 10 ** rng.randint(1, 24)))
+            sign = rng.choice(["", "-"])
+            kind = rng.randint(0, 3)
+            if kind == 0:
+                numbers.append(sign + digits)
+            elif kind == 1:
+                numbers.append(f"{sign}{digits}.{rng.randint(0, 10 ** rng.randint(1, 20))}")
+            elif kind == 2:
+                numbers.append(f"{sign}{digits[:1]}e{rng.randint(-330, 310)}")
+            else:
+                numbers.append(repr(rng.uniform(-1e6, 1e6) * 10 ** rng.randint(-30, 30)))
+        body = ('{"n": [' + ", ".join(numbers) + "]}").encode()
+        assert same_json(routes._decode(body), json.loads(body)), body
