@@ -185,16 +185,19 @@ def _vouch_template(
     if type(restart) is not str or restart not in _RESTART_POLICIES:
         return None
     containers = pod.get("containers")
-    if type(containers) is not list or not containers or not _all_vouched(containers):
+    if type(containers) is not list or not containers:
         return None
+    for container in containers:  # loops, not all(): no generator per template
+        if not _vouch_container(container):
+            return None
     init = pod.get("initContainers")
-    if init is not None and (type(init) is not list or not _all_vouched(init)):
-        return None
+    if init is not None:
+        if type(init) is not list:
+            return None
+        for container in init:
+            if not _vouch_container(container):
+                return None
     return spec, containers
-
-
-def _all_vouched(containers: list[object]) -> bool:
-    return all(_vouch_container(container) for container in containers)
 
 
 def _vouch_container(container: object) -> bool:
@@ -214,10 +217,17 @@ def _vouch_resources(resources: object) -> bool:
     if type(resources) is not dict:
         return False
     requests = _amounts(resources.get("requests"))
-    limits = _amounts(resources.get("limits"))
-    if requests is None or limits is None:
+    if requests is None:
         return False
-    for resource, limit in limits.items():
+    limits = resources.get("limits")
+    if limits is None:
+        return True
+    if type(limits) is not dict:
+        return False
+    for resource, raw in limits.items():  # read once: no table of the limits is built
+        limit = _amount(raw)
+        if limit is None:
+            return False
         request = requests.get(resource)
         if request is not None and limit < request:
             return False
@@ -232,15 +242,18 @@ def _amounts(table: object) -> dict[object, Decimal] | None:
         return None
     found: dict[object, Decimal] = {}
     for resource, raw in table.items():
-        amount = (
-            _positive_quantity_text(raw)
-            if type(raw) is str and len(raw) <= _CACHED_TEXT
-            else _positive_quantity(raw)
-        )
+        amount = _amount(raw)
         if amount is None:
             return None
         found[resource] = amount
     return found
+
+
+def _amount(raw: object) -> Decimal | None:
+    """``raw`` as a positive quantity, or None."""
+    if type(raw) is str and len(raw) <= _CACHED_TEXT:
+        return _positive_quantity_text(raw)
+    return _positive_quantity(raw)
 
 
 def _positive_quantity(raw: object) -> Decimal | None:
