@@ -185,19 +185,19 @@ def _vouch_template(
     if type(restart) is not str or restart not in _RESTART_POLICIES:
         return None
     containers = pod.get("containers")
-    if type(containers) is not list or not containers:
+    if type(containers) is not list or not containers or not _all_vouched(containers):
         return None
-    for container in containers:  # loops, not all(): no generator per template
-        if not _vouch_container(container):
-            return None
     init = pod.get("initContainers")
-    if init is not None:
-        if type(init) is not list:
-            return None
-        for container in init:
-            if not _vouch_container(container):
-                return None
+    if init is not None and (type(init) is not list or not _all_vouched(init)):
+        return None
     return spec, containers
+
+
+def _all_vouched(containers: list[object]) -> bool:
+    for container in containers:  # a loop, not all(): no generator per template
+        if not _vouch_container(container):
+            return False
+    return True
 
 
 def _vouch_container(container: object) -> bool:
