@@ -259,7 +259,7 @@ def _review(
 ) -> tuple[bytes, str]:
     try:
         answer = handler(request, body)
-        return review.AdmissionReviewResponse(response=answer).to_json(), _result(answer)
+        return review.encode(answer), _result(answer)
     except (SystemExit, KeyboardInterrupt, GeneratorExit, asyncio.CancelledError):
         raise  # requests to stop and task cancellation are not review failures
     except BaseException:  # request boundary (native panics too): answer, log the bug once
@@ -273,7 +273,7 @@ def _review(
             code=500,
             reason="InternalError",
         )
-        return review.AdmissionReviewResponse(response=answer).to_json(), _result(answer)
+        return review.encode(answer), _result(answer)
 
 
 def _validate(request: review.AdmissionRequest, body: bytes) -> review.AdmissionResponse:

@@ -53,6 +53,10 @@ _CACHED_IMAGE: Final = 255  # image references are short (a registry host, path 
 _CACHE_SIZE: Final = 1024
 _is_floating = functools.lru_cache(maxsize=_CACHE_SIZE)(risks.is_floating_image)
 is_dns1123_label = names.is_dns1123_label
+# Step and container names: a flow repeats its container names, a re-apply (and an UPDATE's
+# old object) all of its names. Only label-length texts are cached (longer ones are no label).
+_is_label = functools.lru_cache(maxsize=_CACHE_SIZE)(names.is_dns1123_label)
+_LABEL_LENGTH: Final = names.MAX_LABEL_LENGTH
 _NEEDS_TEMPLATE: Final[Mapping[str | None, bool]] = {
     None: kinds.of(None).needs_template,
     **{name: kind.needs_template for name, kind in kinds.KINDS.items()},
@@ -65,7 +69,7 @@ def vouch_step(step: object, index: int, warnings: list[str] | None) -> bool:
         return False
     get = step.get
     name = get("name")
-    if type(name) is not str or not is_dns1123_label(name):
+    if type(name) is not str or len(name) > _LABEL_LENGTH or not _is_label(name):
         return False
     deps = get("dependencies")
     if deps is not None:
@@ -207,7 +211,7 @@ def _vouch_container(container: object) -> bool:
     image = container.get("image")
     if type(name) is not str or type(image) is not str or not image.strip():
         return False
-    if not is_dns1123_label(name):
+    if len(name) > _LABEL_LENGTH or not _is_label(name):
         return False
     resources = container.get("resources")
     return resources is None or _vouch_resources(resources)
@@ -225,7 +229,11 @@ def _vouch_resources(resources: object) -> bool:
     if type(limits) is not dict:
         return False
     for resource, raw in limits.items():  # read once: no table of the limits is built
-        limit = _amount(raw)
+        limit = (
+            _positive_quantity_text(raw)
+            if type(raw) is str and len(raw) <= _CACHED_TEXT
+            else _positive_quantity(raw)
+        )
         if limit is None:
             return False
         request = requests.get(resource)
@@ -242,18 +250,15 @@ def _amounts(table: object) -> dict[object, Decimal] | None:
         return None
     found: dict[object, Decimal] = {}
     for resource, raw in table.items():
-        amount = _amount(raw)
+        amount = (
+            _positive_quantity_text(raw)
+            if type(raw) is str and len(raw) <= _CACHED_TEXT
+            else _positive_quantity(raw)
+        )
         if amount is None:
             return None
         found[resource] = amount
     return found
-
-
-def _amount(raw: object) -> Decimal | None:
-    """``raw`` as a positive quantity, or None."""
-    if type(raw) is str and len(raw) <= _CACHED_TEXT:
-        return _positive_quantity_text(raw)
-    return _positive_quantity(raw)
 
 
 def _positive_quantity(raw: object) -> Decimal | None:

@@ -479,3 +479,18 @@ def test_random_numbers_parse_as_the_stdlib_reads_them() -> None:
                 numbers.append(repr(rng.uniform(-1e6, 1e6) * 10 ** rng.randint(-30, 30)))
         body = ('{"n": [' + ", ".join(numbers) + "]}").encode()
         assert same_json(routes._decode(body), json.loads(body)), body
+
+
+def test_encoded_answers_are_the_models_bytes() -> None:
+    # webhook.review.encode writes answers without status with orjson: the same bytes.
+    from webhook import review
+
+    rng = random.Random(16)
+    alphabet = ['"', "\\", "\n", "\x01", "\x7f", "é", "\u2028", "😀", "a", "/", "<"]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(300)]
+    answers = [review.allow("\udc80"), review.deny("u", "no", warnings=["w"])]
+    for i, text in enumerate(texts):
+        answers.append(review.allow(text or "u", warnings=texts[i : i + i % 3]))
+        answers.append(review.allow_with_patch(text or "u", [{"op": "add", "path": "/" + text}]))
+    for answer in answers:
+        assert review.encode(answer) == review.AdmissionReviewResponse(response=answer).to_json()
