@@ -297,8 +297,9 @@ class _AsgiEndpoint:
 
 def add_routes(
     app: FastAPI, *, max_request_bytes: int, body_timeout: float, metrics: AdmissionMetrics
-) -> None:
-    """Add POST /validate and /mutate to ``app``; everything they need is passed in.
+) -> dict[str, ASGIApp]:
+    """Add POST /validate and /mutate to ``app``; everything they need is passed in. Returns
+    the endpoints by path: plain ASGI apps an app may also call directly (app.main does).
 
     Added to the app itself, not through include_router: FastAPI keeps an included router as
     one opaque entry that the metrics middleware flattens again on every request (~0.1 ms).
@@ -377,10 +378,11 @@ def add_routes(
     # Plain ASGI routes: the endpoints read the ASGI messages themselves, so neither FastAPI's
     # dependency solving (~15 us) nor Starlette's Request and exception-handler wrapping per
     # request would buy anything.
+    endpoints: dict[str, ASGIApp] = {}
     for path, handler, webhook in (
         ("/validate", _validate, "validate"),
         ("/mutate", _mutate, "mutate"),
     ):
-        router.routes.append(
-            Route(path, endpoint(handler, webhook), methods=["POST"], name=webhook)
-        )
+        endpoints[path] = endpoint(handler, webhook)
+        router.routes.append(Route(path, endpoints[path], methods=["POST"], name=webhook))
+    return endpoints
