@@ -104,7 +104,7 @@ def decide(
         flow = kube.get(kube_mod.JOBFLOWS, namespace, flow_name)
     except kube_mod.NotFound:
         raise DecisionError(
-            f"JobFlow {ref} not found; list them with: kubectl get jobflows -n {namespace}",
+            f"JobFlow {ref} not found; list them with: zen-flow list -n {namespace}",
             rejected=True,
         ) from None
     phase, raw_step = check_step(flow, step, ref=ref)
