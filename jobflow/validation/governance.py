@@ -1,6 +1,7 @@
 """Checks of the governance fields: ``executionPolicy.parallelism`` and
-``pendingTimeoutSeconds``, ``queueName`` and ``priorityClassName`` (flow and step), and a
-step's ``pendingTimeoutSeconds`` (jobflow.planning.governance says what they do).
+``pendingTimeoutSeconds``, ``queueName`` and ``priorityClassName`` (flow and step, finally
+steps included), and a step's ``pendingTimeoutSeconds`` (jobflow.planning.governance says what
+they do).
 
 A queue or priority class name becomes a Kueue label value on every Job of the step, and names
 a Kueue object (LocalQueue, WorkloadPriorityClass): it must be both, i.e. a DNS-1123 subdomain
@@ -40,10 +41,14 @@ def check(ctx: Context) -> None:
             )
         _check_pending_timeout(ctx, policy, base)
     _check_names(ctx, spec, "spec")
-    for index, step in enumerate(decoded.items(spec.get("steps"))):
+    listed = [
+        (f"spec.{field}[{index}]", step)
+        for field in ("steps", "finally")
+        for index, step in enumerate(decoded.items(spec.get(field)))
+    ]
+    for base, step in listed:
         if step.keys().isdisjoint(_JOB_ONLY_FIELDS):
             continue  # nothing of governance's (most steps): no walk over its fields
-        base = f"spec.steps[{index}]"
         if not kinds.of_step(step).runs_jobs:
             for field in _JOB_ONLY_FIELDS:
                 if step.get(field) is not None:
