@@ -37,7 +37,7 @@ NS_KEY = ("", "namespaces")
 class Deletion:
     """Deletes and removes objects of one Store (see the module docstring)."""
 
-    def __init__(self, storage: Storage, kinds: Kinds, registry: Registry, *, hooks: Hooks) -> None:
+    def __init__(self, storage: Storage, kinds: Kinds, *, registry: Registry, hooks: Hooks) -> None:
         self._storage = storage
         self._kinds = kinds
         self._registry = registry

@@ -99,6 +99,7 @@ class EventLog:
         self,
         key: Key,
         namespace: str | None,
+        *,
         since: int | None,
         current: Iterable[dict[str, Any]],
         callback: Callable[[Event], None],

@@ -88,8 +88,10 @@ class Store:
         )
         self._storage = Storage(self._events, self.registry)
         self._logs = PodLogs()
-        self._deletion = Deletion(self._storage, self.kinds, self.registry, hooks=self)
-        self._writer = writepath.Writer(self._storage, self.kinds, self._deletion, hooks=self)
+        self._deletion = Deletion(self._storage, self.kinds, registry=self.registry, hooks=self)
+        self._writer = writepath.Writer(
+            self._storage, self.kinds, deletion=self._deletion, hooks=self
+        )
         self._snapshots = Snapshots(Path(data_dir), self._take_snapshot) if data_dir else None
         loaded = self._snapshots is not None and self._restore(self._snapshots.read())
         if not loaded:
@@ -356,7 +358,9 @@ class Store:
         """
         with self._lock:
             current = self._storage.iter(rt.key, namespace)
-            initial, handle = self._events.watch(rt.key, namespace, since, current, callback)
+            initial, handle = self._events.watch(
+                rt.key, namespace, since=since, current=current, callback=callback
+            )
             return initial, self._storage.rv, handle
 
     def compact(self) -> None:
@@ -400,7 +404,7 @@ class Store:
         """Remove every object of a resource (its CRD is gone; lock held)."""
         for _key, ns, name in self._storage.locations(key):
             obj = self._storage.find(key, ns, name)
-            if obj is not None:  # not already collected with an owner removed before it
+            if obj is not None:  # defensive: a removal's hooks may take others with it
                 self._deletion.remove(key, ns, name, obj)
         self._storage.drop_key(key)
 

@@ -109,7 +109,7 @@ class Writer:
     """Creates and updates objects of one Store (its lock held by the caller)."""
 
     def __init__(
-        self, storage: Storage, served: Kinds, deletion: Deletion, *, hooks: Hooks
+        self, storage: Storage, served: Kinds, *, deletion: Deletion, hooks: Hooks
     ) -> None:
         self._storage = storage
         self._kinds = served
