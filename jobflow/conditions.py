@@ -57,22 +57,26 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from jobflow import condition_engine, condition_text
-from jobflow.condition_text import ConditionError, References
+from jobflow.condition_text import ConditionError, References, Token, shape
 
 if TYPE_CHECKING:
     from cel_expr_python import cel
 
+# The API below, and what callers take from condition_text through here: the error, the
+# references, and the lexer (validation reads flow.parameters names from the tokens).
 __all__ = [
     "MAX_COST",
     "MAX_TOTAL_LENGTH",
     "ConditionError",
     "References",
+    "Token",
     "build_context",
     "check",
     "compile_expression",
     "evaluate",
     "literal_value",
     "referenced_steps",
+    "shape",
 ]
 
 RUN_LITERALS: Final = frozenset({"", "always", "true"})

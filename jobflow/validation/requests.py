@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Final
 
-from jobflow import condition_text, conditions, decoded, requests
+from jobflow import conditions, decoded, requests
 from jobflow.validation.context import Context
 from jobflow.validation.data import check_name
 
@@ -55,7 +55,7 @@ def check_when_parameters(ctx: Context, spec: Mapping[str, object]) -> None:
         if when is None or conditions.literal_value(when) is not None:
             continue
         try:
-            tokens = condition_text.shape(when)
+            tokens = conditions.shape(when)
         except conditions.ConditionError:
             continue  # over a limit: the steps' checks say so
         for name in _flow_parameters(tokens):
@@ -68,7 +68,7 @@ def check_when_parameters(ctx: Context, spec: Mapping[str, object]) -> None:
                 )
 
 
-def _flow_parameters(tokens: list[condition_text.Token]) -> list[str]:
+def _flow_parameters(tokens: list[conditions.Token]) -> list[str]:
     """Names in ``flow.parameters['<p>']`` / ``flow.parameters.<p>`` (plain literals only:
     one with escapes or triple quotes is left to the run time)."""
     found: list[str] = []
