@@ -66,8 +66,11 @@ def step_status(flow: Mapping[str, Any], step: str) -> Mapping[str, object]:
 def check_step(flow: Mapping[str, Any], step: str, *, ref: str) -> tuple[str, Mapping[str, object]]:
     """(the step's phase, its spec); DecisionError unless it is a Manual step that may be
     decided."""
+    spec = decoded.path(flow, "spec")
     spec_steps = {
-        decoded.string(s.get("name")): s for s in decoded.items(decoded.path(flow, "spec", "steps"))
+        decoded.string(s.get("name")): s
+        for s in decoded.items(decoded.path(spec, "steps"))
+        + decoded.items(decoded.path(spec, "finally"))
     }
     if step not in spec_steps:
         manual = [n for n, s in spec_steps.items() if n and kinds.of_step(s).awaits_approval]
@@ -104,7 +107,7 @@ def decide(
         flow = kube.get(kube_mod.JOBFLOWS, namespace, flow_name)
     except kube_mod.NotFound:
         raise DecisionError(
-            f"JobFlow {ref} not found; list them with: kubectl get jobflows -n {namespace}",
+            f"JobFlow {ref} not found; list them with: zen-flow list -n {namespace}",
             rejected=True,
         ) from None
     phase, raw_step = check_step(flow, step, ref=ref)

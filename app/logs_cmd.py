@@ -61,7 +61,11 @@ def _prefix_width(flow: Mapping[str, Any], step: str | None) -> int:
 def _command(args: argparse.Namespace) -> int:
     with target.real_cluster(args, "logs") as (kube, namespace):
         flow = target.read_flow(kube, namespace, args.flow)
-        order = [decoded.string(s.get("name")) or "" for s in decoded.items(flow["spec"]["steps"])]
+        spec = flow["spec"]
+        order = [
+            decoded.string(s.get("name")) or ""
+            for s in decoded.items(spec.get("steps")) + decoded.items(spec.get("finally"))
+        ]
         if args.step is not None and args.step not in order:
             raise CommandError(
                 f"JobFlow {namespace}/{args.flow} has no step {args.step!r}; its steps: "

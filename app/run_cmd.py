@@ -51,7 +51,7 @@ from app.cluster import (
     unauthorized,
 )
 from controller import kube as kube_mod
-from jobflow import fanout, names, validation
+from jobflow import decoded, fanout, names, validation
 
 log = logging.getLogger(__name__)
 
@@ -372,8 +372,9 @@ def pod_order(
 ) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
     """The key pods' logs are read in: step order (spec order, then attempt) with ``by_step``,
     else creation time first (timestamps have one-second precision: step order breaks ties)."""
-    spec_steps = (flow.get("spec") or {}).get("steps") or ()
-    rank = {s.get("name"): i for i, s in enumerate(spec_steps) if isinstance(s, Mapping)}
+    spec = flow.get("spec") or {}
+    spec_steps = decoded.items(spec.get("steps")) + decoded.items(spec.get("finally"))
+    rank = {s.get("name"): i for i, s in enumerate(spec_steps)}
 
     def key(pod: Mapping[str, Any]) -> tuple[Any, ...]:
         meta = pod.get("metadata") or {}

@@ -99,8 +99,9 @@ def wait_acknowledged(
         status = decoded.mapping(flow.get("status"))
         if decoded.string(decoded.path(status, "requests", kind)) == request:
             return
+        # only a retry waits out a stop in effect; a stop or terminate is acted on at once
         stopping = status.get("stop") and status.get("phase") not in TERMINAL_FLOW_PHASES
-        if stopping:
+        if kind == "retry" and stopping:
             deadline = time.monotonic() + ACK_TIMEOUT
             if not said:
                 said = True

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from jobflow import conditions
+from jobflow import condition_engine, condition_text, conditions
 
 EXPRESSIONS = (
     "steps['build'].phase == 'Succeeded'",
@@ -81,7 +81,7 @@ def worst_cases() -> None:
             " && steps['a'].outputs.parameters.all(k, steps['a'].outputs.parameters[k] != '')"
         ),
         "12 concatenated 4 KB outputs": f"{chain} != flow.name",
-        "longest string literal": "'" + "é" * (conditions.MAX_LENGTH - 20) + "' != flow.name",
+        "longest string literal": "'" + "é" * (condition_text.MAX_LENGTH - 20) + "' != flow.name",
     }
     print(f"worst admitted expressions (MAX_COST {conditions.MAX_COST:.0e}):")
     for name, text in cases.items():
@@ -112,7 +112,7 @@ def main() -> int:
 
     n = 300
     ops = n * len(EXPRESSIONS)
-    env = conditions._engine()
+    env = condition_engine.engine()
     programs = [env.compile(e) for e in EXPRESSIONS]
     assert all(p.eval(data=CONTEXT).value() is True for p in programs)
     cpp_compile = per_op_us(lambda: [env.compile(e) for _ in range(n) for e in EXPRESSIONS], ops)

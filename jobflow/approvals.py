@@ -218,9 +218,13 @@ def _annotations(obj: Mapping[str, object] | None) -> dict[str, str]:
 
 
 def _manual_steps(obj: Mapping[str, object]) -> dict[str, Policy | None]:
-    """Manual step name -> its approval policy (None: a plain Manual step)."""
+    """Manual step name -> its approval policy (None: a plain Manual step); finally steps
+    included."""
     found: dict[str, Policy | None] = {}
-    for step in decoded.items(decoded.path(obj, "spec", "steps")):
+    spec = decoded.path(obj, "spec")
+    for step in decoded.items(decoded.path(spec, "steps")) + decoded.items(
+        decoded.path(spec, "finally")
+    ):
         if step.get("type") != "Manual":
             continue  # most steps: no name read
         name = decoded.string(step.get("name"))

@@ -20,8 +20,9 @@ from aiohttp import web
 from kubesim import auth, openapi, protobuf, uids
 from kubesim import events as events_v1
 from kubesim.errors import ApiError, Cause, bad_request, invalid
+from kubesim.eventlog import Event
 from kubesim.resources import GVR, ResourceType
-from kubesim.store import Event, Store
+from kubesim.store import Store
 from kubesim.tables import ColumnDefinition, Getter
 
 if TYPE_CHECKING:

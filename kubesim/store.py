@@ -27,89 +27,46 @@ Invariants (everything else in kubesim relies on them):
   ``<data_dir>/store.json`` (atomically, at most once per ``PERSIST_INTERVAL`` while dirty, and on
   ``close()``) and loaded again on start, so a restarted server keeps its objects. Watch history
   does not survive a restart: watches from an older resourceVersion then get 410 Expired.
+
+This module is the Store's public face and its lock discipline (what runs outside the lock and
+what under it). The parts, each under the lock unless it says otherwise:
+
+* ``kubesim.storage``: the objects, the resourceVersion counter, the owner index, the commit.
+* ``kubesim.eventlog``: the watch history, watch listeners and subscribers (``Event``).
+* ``kubesim.writepath``: create and update (prepare, admission, validation: outside the lock
+  with admission; the commit rules under it).
+* ``kubesim.deletion``: deletion, finalizers, propagation and garbage collection.
+* ``kubesim.podlogs``: the containers' logs. ``kubesim.persistence``: the data_dir snapshot.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
-import logging
 import os
-import random
 import threading
-import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from kubesim import kinds, selectors, uids
+from kubesim import selectors, writepath
 from kubesim.clone import clone
-from kubesim.errors import ApiError, already_exists, expired, invalid, not_found
-from kubesim.errors import required as required_cause
+from kubesim.deletion import Deletion
+from kubesim.errors import ApiError
+from kubesim.eventlog import Event, EventLog, WatchHandle
+from kubesim.persistence import Snapshots
+from kubesim.podlogs import PodLogs
 from kubesim.resources import GVR, Registry, ResourceType
+from kubesim.storage import CRD_KEY, FIRST_RESOURCE_VERSION, Storage
 from kubesim.strategies import Kinds, Strategy
-from kubesim.timestamps import now_rfc3339
-from kubesim.writerules import (
-    SERVER_META,
-    carry_over,
-    check_preconditions,
-    check_propagation,
-    check_resource_version,
-    meta_of,
-    record_manager,
-    spec_part,
-    strip_volatile,
-)
-from kubesim.writing import Admission, Write
+from kubesim.writerules import meta_of
+from kubesim.writing import Write
 
 __all__ = ["GVR", "ApiError", "Event", "ResourceType", "Store", "WatchHandle"]
 
-log = logging.getLogger(__name__)
-
-FIRST_RESOURCE_VERSION = 100  # arbitrary start, as a real etcd never starts at 0 either
 HISTORY_SIZE = 20_000  # watch events kept for resumption; older resourceVersions get 410
-PERSIST_INTERVAL = 0.5  # seconds between snapshots while dirty (bounded write amplification)
-GENERATE_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's alphabet (no vowels)
-GENERATE_NAME_SUFFIX = 5
 SEEDED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-FOREGROUND = "foregroundDeletion"
-ORPHAN = "orphan"
-CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
-NS_KEY = ("", "namespaces")
 POD_KEY = ("", "pods")
 POD_GVR = GVR("", "v1", "pods")
-
-
-@dataclass(frozen=True)
-class Event:
-    """One committed change, as kept in the watch history."""
-
-    rv: int
-    type: str  # ADDED | MODIFIED | DELETED
-    key: tuple[str, str]
-    namespace: str
-    obj: dict[str, Any]  # the stored (shared, never mutated) new state; for DELETED the last state
-    old: dict[str, Any] | None  # the previous state (selector transitions need it)
-
-
-class WatchHandle:
-    """A registered watch listener; ``cancel()`` unregisters it."""
-
-    def __init__(self, store: Store, listener: _Listener) -> None:
-        self._store = store
-        self._listener = listener
-
-    def cancel(self) -> None:
-        self._store._remove_listener(self._listener)
-
-
-@dataclass
-class _Listener:
-    key: tuple[str, str] | None
-    namespace: str | None
-    callback: Callable[[Event], None]
 
 
 class Store:
@@ -126,30 +83,22 @@ class Store:
         self.kinds = Kinds(kinds)
         self.registry = Registry(self.kinds.types())
         self._lock = threading.RLock()
-        self._objects: dict[tuple[str, str], dict[str, dict[str, dict[str, Any]]]] = {}
-        self._rv = FIRST_RESOURCE_VERSION
-        self._history: deque[Event] = deque(maxlen=history_size)
-        self._compacted_rv = FIRST_RESOURCE_VERSION  # watches from an older RV get 410
-        self._listeners: builtins.list[_Listener] = []
-        self._subscribers: builtins.list[Callable[[str, GVR, dict[str, Any]], None]] = []
-        # (namespace, pod) -> container -> text; dropped with the pod
-        self._logs: dict[tuple[str, str], dict[str, str]] = {}
-        self._by_uid: dict[str, tuple[tuple[str, str], str, str]] = {}
-        self._dependents: dict[str, set[tuple[tuple[str, str], str, str]]] = {}
-        self._data_dir = Path(data_dir) if data_dir else None
-        self._dirty = False
-        self._closed = threading.Event()
-        self._persist_thread: threading.Thread | None = None
-        self._persist_io = threading.Lock()  # one snapshot writer at a time (loop and close())
-        loaded = self._data_dir is not None and self._load()
+        self._events = EventLog(
+            self._lock, self.registry, history_size=history_size, first_rv=FIRST_RESOURCE_VERSION
+        )
+        self._storage = Storage(self._events, self.registry)
+        self._logs = PodLogs()
+        self._deletion = Deletion(self._storage, self.kinds, registry=self.registry, hooks=self)
+        self._writer = writepath.Writer(
+            self._storage, self.kinds, deletion=self._deletion, hooks=self
+        )
+        self._snapshots = Snapshots(Path(data_dir), self._take_snapshot) if data_dir else None
+        loaded = self._snapshots is not None and self._restore(self._snapshots.read())
         if not loaded:
             for ns in SEEDED_NAMESPACES:
                 self.create(GVR("", "v1", "namespaces"), {"metadata": {"name": ns}})
-        if self._data_dir is not None:
-            self._persist_thread = threading.Thread(
-                target=self._persist_loop, name="kubesim-persist", daemon=True
-            )
-            self._persist_thread.start()
+        if self._snapshots is not None:
+            self._snapshots.start()
 
     # ------------------------------------------------------------------ public API (iface)
 
@@ -165,7 +114,7 @@ class Store:
         return self._write(
             gvr,
             obj,
-            lambda rt, copy: self._create(
+            lambda rt, copy: self._writer.create(
                 rt, copy, namespace, dry_run=dry_run, field_manager=field_manager
             ),
         )
@@ -173,8 +122,8 @@ class Store:
     def get(self, gvr: GVR, name: str, *, namespace: str | None = None) -> dict[str, Any]:
         rt = self.registry.get(gvr)
         with self._lock:
-            ref = self._get_ref(rt, name, namespace)
-        return self._present(rt, clone(ref))  # stored objects never change: copy unlocked
+            ref = self._storage.get_ref(rt, name, namespace)
+        return _present(rt, clone(ref))  # stored objects never change: copy unlocked
 
     def update(
         self,
@@ -195,7 +144,7 @@ class Store:
         return self._write(
             gvr,
             obj,
-            lambda rt, copy: self._update(
+            lambda rt, copy: self._writer.update(
                 rt,
                 copy,
                 namespace,
@@ -237,7 +186,7 @@ class Store:
     ) -> dict[str, Any]:
         rt = self.registry.get(gvr)
         with self._lock:
-            obj, _gone = self._delete(
+            obj, _gone = self._deletion.delete(
                 rt,
                 name,
                 namespace,
@@ -247,6 +196,26 @@ class Store:
             )
         return clone(obj)
 
+    def list(
+        self,
+        gvr: GVR,
+        *,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        rt = self.registry.get(gvr)
+        pred = selectors.compile_selectors(label_selector, field_selector)
+        with self._lock:
+            refs = [o for o in self._storage.iter(rt.key, namespace) if pred is None or pred(o)]
+        return [_present(rt, clone(o)) for o in refs]
+
+    def subscribe(self, callback: Callable[[str, GVR, dict[str, Any]], None]) -> Callable[[], None]:
+        """callback(type, gvr, obj) after each committed change, synchronously, under the
+        Store's lock; ``obj`` is the stored object itself (read it, never change it: it is
+        not copied for each subscriber). Returns unsubscribe."""
+        return self._events.subscribe(callback)
+
     # ------------------------------------------------------------------ the HTTP write path
 
     def write_create(self, rt: ResourceType, obj: dict[str, Any], req: Write) -> dict[str, Any]:
@@ -254,10 +223,12 @@ class Store:
         (read only). With ``req.admission`` the object is prepared, mutated, prepared and
         validated again, and validated by admission before the Store's lock is taken."""
         if req.admission is not None:
-            req.warnings += self.prepare(rt, obj, field_validation=req.field_validation)
-            obj = self._admitted(rt, obj, None, req.admission, req.warnings)
+            req.warnings += writepath.prepare(
+                self.kinds, rt, obj, field_validation=req.field_validation
+            )
+            obj = writepath.admit(self.kinds, rt, obj, None, req.admission, req.warnings)
         with self._lock:
-            return self._create(
+            return self._writer.create(
                 rt,
                 obj,
                 req.namespace,
@@ -276,10 +247,12 @@ class Store:
             old = req.old
             if old is None:
                 old = clone(self.get_ref(rt, meta_of(obj).get("name") or "", req.namespace))
-            req.warnings += self.prepare(rt, obj, old=old, field_validation=req.field_validation)
-            obj = self._admitted(rt, obj, old, req.admission, req.warnings)
+            req.warnings += writepath.prepare(
+                self.kinds, rt, obj, old=old, field_validation=req.field_validation
+            )
+            obj = writepath.admit(self.kinds, rt, obj, old, req.admission, req.warnings)
         with self._lock:
-            return self._update(
+            return self._writer.update(
                 rt,
                 obj,
                 req.namespace,
@@ -299,7 +272,7 @@ class Store:
             cur = clone(self.get_ref(rt, name, req.namespace))
             req.warnings += req.admission.validate(None, cur)
         with self._lock:
-            return self._delete(
+            return self._deletion.delete(
                 rt,
                 name,
                 req.namespace,
@@ -308,51 +281,7 @@ class Store:
                 dry_run=req.dry_run,
             )
 
-    def _admitted(
-        self,
-        rt: ResourceType,
-        obj: dict[str, Any],
-        old: dict[str, Any] | None,
-        admission: Admission,
-        warnings: builtins.list[str],
-    ) -> dict[str, Any]:
-        """Mutating admission, then (on create) the defaulting and validation of what it made,
-        then validating admission: upstream's order."""
-        obj, mutated = admission.mutate(obj, old)
-        warnings += mutated
-        if old is None:
-            self.prepare(rt, obj, field_validation="Ignore")
-            self.validate(rt, obj)
-        warnings += admission.validate(obj, old)
-        return obj
-
-    def list(
-        self,
-        gvr: GVR,
-        *,
-        namespace: str | None = None,
-        label_selector: str | None = None,
-        field_selector: str | None = None,
-    ) -> builtins.list[dict[str, Any]]:
-        rt = self.registry.get(gvr)
-        pred = selectors.compile_selectors(label_selector, field_selector)
-        with self._lock:
-            refs = [o for o in self._iter(rt.key, namespace) if pred is None or pred(o)]
-        return [self._present(rt, clone(o)) for o in refs]
-
-    def subscribe(self, callback: Callable[[str, GVR, dict[str, Any]], None]) -> Callable[[], None]:
-        """callback(type, gvr, obj) after each committed change, synchronously, under the
-        Store's lock; ``obj`` is the stored object itself (read it, never change it: it is
-        not copied for each subscriber). Returns unsubscribe."""
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+    # ------------------------------------------------------------------ pod logs
 
     def set_pod_log(
         self,
@@ -368,31 +297,26 @@ class Store:
         one (``kinds.default_container``: the annotation kubectl honours, else the first app
         container)."""
         with self._lock:
-            pod = self._get_ref(self.registry.get(POD_GVR), name, namespace)
-            c = self._log_container(pod, container)
-            logs = self._logs.setdefault((namespace, name), {})
-            logs[c] = (logs.get(c, "") + text) if append else text
-            self._dirty = True
+            pod = self._storage.get_ref(self.registry.get(POD_GVR), name, namespace)
+            self._logs.set(pod, text, container=container, append=append)
 
     def get_pod_log(self, namespace: str, name: str, *, container: str | None = None) -> str:
         """The log of one container of a pod ("" before it wrote anything); no ``container``
         means the default one, as in ``set_pod_log``. 404 if the pod does not exist."""
         with self._lock:
-            pod = self._get_ref(self.registry.get(POD_GVR), name, namespace)
-            c = self._log_container(pod, container)
-            return self._logs.get((namespace, name), {}).get(c, "")
+            pod = self._storage.get_ref(self.registry.get(POD_GVR), name, namespace)
+            return self._logs.get(pod, container=container)
 
-    @staticmethod
-    def _log_container(pod: dict[str, Any], container: str | None) -> str:
-        if container is None:
-            return kinds.default_container(pod)
-        return kinds.log_container(pod, container)  # 400 for a container the pod lacks
+    def drop_pod_logs(self, namespace: str, name: str) -> None:
+        """Forget a removed pod's container logs (they go with the pod)."""
+        with self._lock:
+            self._logs.drop(namespace, name)
 
     # ------------------------------------------------------------------ extras for the HTTP layer
 
     @property
     def resource_version(self) -> int:
-        return self._rv
+        return self._storage.rv
 
     @property
     def lock(self) -> threading.RLock:
@@ -401,7 +325,7 @@ class Store:
     def get_ref(self, rt: ResourceType, name: str, namespace: str | None) -> dict[str, Any]:
         """The stored object itself (read-only!) for serialisation without a copy."""
         with self._lock:
-            return self._get_ref(rt, name, namespace)
+            return self._storage.get_ref(rt, name, namespace)
 
     def list_refs(
         self,
@@ -411,8 +335,12 @@ class Store:
     ) -> tuple[builtins.list[dict[str, Any]], int]:
         """Stored objects (read-only!) sorted by (namespace, name), and the list resourceVersion."""
         with self._lock:
-            items = [o for o in self._iter(rt.key, namespace) if predicate is None or predicate(o)]
-            return items, self._rv
+            items = [
+                o
+                for o in self._storage.iter(rt.key, namespace)
+                if predicate is None or predicate(o)
+            ]
+            return items, self._storage.rv
 
     def watch(
         self,
@@ -429,646 +357,103 @@ class Store:
         current resourceVersion, handle).
         """
         with self._lock:
-            if since is None:
-                initial = [
-                    Event(
-                        int(o["metadata"]["resourceVersion"]),
-                        "ADDED",
-                        rt.key,
-                        o["metadata"].get("namespace", ""),
-                        o,
-                        None,
-                    )
-                    for o in self._iter(rt.key, namespace)
-                ]
-            else:
-                if since < self._compacted_rv:
-                    raise expired(f"too old resource version: {since} ({self._compacted_rv})")
-                initial = [
-                    e
-                    for e in self._history
-                    if e.rv > since
-                    and e.key == rt.key
-                    and (namespace is None or e.namespace == namespace)
-                ]
-            listener = _Listener(rt.key, namespace, callback)
-            self._listeners.append(listener)
-            return initial, self._rv, WatchHandle(self, listener)
+            current = self._storage.iter(rt.key, namespace)
+            initial, handle = self._events.watch(
+                rt.key, namespace, since=since, current=current, callback=callback
+            )
+            return initial, self._storage.rv, handle
 
     def compact(self) -> None:
         """Forget the watch history (a testing hook: every older resourceVersion now gets 410)."""
         with self._lock:
-            self._history.clear()
-            self._compacted_rv = self._rv
+            self._events.compact(self._storage.rv)
 
     def has_objects(self, gvr: GVR) -> bool:
         """Whether any object of this resource exists (cheap; no copy)."""
-        by_ns = self._objects.get((gvr.group, gvr.resource))
-        return by_ns is not None and any(by_ns.values())
+        return self._storage.has_objects((gvr.group, gvr.resource))
 
     def check_continue_rv(self, rv: int) -> None:
-        if rv < self._compacted_rv:
-            raise expired(
-                "The provided continue parameter is too old to display a consistent list result. "
-                "You can start a new list without the continue parameter, or use the continue token "
-                "in this response to retrieve the remainder of the results."
-            )
-
-    def prepare(
-        self,
-        rt: ResourceType,
-        obj: dict[str, Any],
-        *,
-        old: dict[str, Any] | None = None,
-        field_validation: str = "Ignore",
-    ) -> builtins.list[str]:
-        """Prune, default (in place) and report unknown fields per fieldValidation; returns warnings.
-
-        Strict raises 400 BadRequest with upstream's strict decoding message.
-        """
-        warnings: builtins.list[str] = []
-        unknown = self.kinds.for_type(rt).prepare(rt, obj, old)
-        if unknown:
-            if field_validation == "Strict":
-                fields = ", ".join(f'unknown field "{u}"' for u in unknown)
-                raise ApiError(
-                    400,
-                    "BadRequest",
-                    f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
-                    f"strict decoding error: {fields}",
-                    details={},
-                )
-            if field_validation != "Ignore":
-                warnings += [f'unknown field "{u}"' for u in unknown]
-        return warnings
-
-    def validate(
-        self, rt: ResourceType, obj: dict[str, Any], *, old: dict[str, Any] | None = None
-    ) -> None:
-        """Raise 422 Invalid with every cause if obj is not a valid object of rt."""
-        meta = obj.get("metadata") or {}
-        causes = []
-        name = meta.get("name") or ""
-        if not name and not meta.get("generateName"):
-            causes.append(required_cause("metadata.name", "name or generateName is required"))
-        elif name:
-            causes += kinds.validate_name(rt, name)
-        causes += kinds.validate_metadata(meta)
-        causes += self.kinds.for_type(rt).validate(rt, obj, old)
-        if causes:
-            raise invalid(rt.kind, rt.group, name, causes)
-
-    # ------------------------------------------------------------------ internals: reads
-
-    def _iter(self, key: tuple[str, str], namespace: str | None) -> Iterator[dict[str, Any]]:
-        by_ns = self._objects.get(key)
-        if not by_ns:
-            return
-        if namespace is not None:
-            objs = by_ns.get(namespace) or {}
-            for name in sorted(objs):
-                yield objs[name]
-            return
-        for ns in sorted(by_ns):
-            objs = by_ns[ns]
-            for name in sorted(objs):
-                yield objs[name]
-
-    def _ns_for(self, rt: ResourceType, namespace: str | None) -> str:
-        if rt.namespaced:
-            if not namespace:
-                raise ApiError(
-                    400, "BadRequest", "the namespace of the object is required", details={}
-                )
-            return namespace
-        return ""
-
-    def _get_ref(self, rt: ResourceType, name: str, namespace: str | None) -> dict[str, Any]:
-        ns = self._ns_for(rt, namespace)
-        obj = self._objects.get(rt.key, {}).get(ns, {}).get(name)
-        if obj is None:
-            raise not_found(rt.resource, rt.group, name)
-        return obj
-
-    def _find(self, key: tuple[str, str], ns: str, name: str) -> dict[str, Any] | None:
-        return self._objects.get(key, {}).get(ns, {}).get(name)
-
-    def _present(self, rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        """Set apiVersion/kind for the version asked (CRD versions share storage)."""
-        obj["apiVersion"] = rt.api_version
-        obj["kind"] = rt.kind
-        return obj
-
-    def _rt_for_key(self, key: tuple[str, str]) -> ResourceType | None:
-        return self.registry.for_key(key)
-
-    # ------------------------------------------------------------------ internals: writes
-
-    def _check_namespace(self, rt: ResourceType, ns: str) -> None:
-        if not rt.namespaced:
-            return
-        nso = self._find(NS_KEY, "", ns)
-        if nso is None:
-            raise not_found("namespaces", "", ns)
-        if (nso.get("metadata") or {}).get("deletionTimestamp"):
-            raise ApiError(
-                403,
-                "Forbidden",
-                f'{rt.resource} "{(rt.kind)}" is forbidden: unable to create new content in namespace '
-                f"{ns} because it is being terminated",
-                details={
-                    "name": ns,
-                    "kind": "namespaces",
-                    "causes": [
-                        {
-                            "reason": "NamespaceTerminating",
-                            "message": f"namespace {ns} is being terminated",
-                            "field": "metadata.namespace",
-                        }
-                    ],
-                },
-            )
-
-    def _create(
-        self,
-        rt: ResourceType,
-        obj: dict[str, Any],
-        namespace: str | None,
-        *,
-        dry_run: bool = False,
-        field_manager: str | None = None,
-        field_validation: str = "Ignore",
-        warnings: builtins.list[str] | None = None,
-        prepared: bool = False,
-    ) -> dict[str, Any]:
-        """Create; ``prepared``: the caller already pruned, defaulted and validated ``obj``."""
-        meta = meta_of(obj)
-        ns = self._new_object_scope(rt, obj, namespace)
-        if not prepared:
-            found = self.prepare(rt, obj, field_validation=field_validation)
-            if warnings is not None:
-                warnings += found
-            self.validate(rt, obj)
-        self._check_namespace(rt, ns)
-        if not meta.get("name"):
-            meta["name"] = self._generate_name(rt.key, ns, str(meta.get("generateName")))
-        name = meta["name"]
-        if self._find(rt.key, ns, name) is not None:
-            raise already_exists(rt.resource, rt.group, name)
-        rules = self.kinds.for_type(rt)
-        rules.before_commit(obj)
-        meta["uid"] = rules.preset_uid(obj) or uids.new_uid()
-        meta["creationTimestamp"] = now_rfc3339()
-        if rt.has_generation:
-            meta["generation"] = 1
-        if field_manager:
-            record_manager(rt, obj, None, field_manager, None)
-        if dry_run:
-            return obj  # as upstream: a dry-run create has a uid but no resourceVersion
-        self._commit(rt.key, ns, name, obj, None, "ADDED")
-        rules.after_create(self, obj)
-        return obj
-
-    def _new_object_scope(
-        self, rt: ResourceType, obj: dict[str, Any], namespace: str | None
-    ) -> str:
-        """A new object's namespace (the request's; "" for cluster-scoped kinds), its type, and
-        no server-set metadata from the client; returns the namespace."""
-        meta = meta_of(obj)
-        ns = self._ns_for(rt, namespace or meta.get("namespace"))
-        if rt.namespaced:
-            if meta.get("namespace") and meta["namespace"] != ns:
-                raise ApiError(
-                    400,
-                    "BadRequest",
-                    "the namespace of the provided object does not match the "
-                    "namespace sent on the request",
-                    details={},
-                )
-            meta["namespace"] = ns
-        else:
-            meta.pop("namespace", None)
-        obj["apiVersion"] = rt.api_version
-        obj["kind"] = rt.kind
-        for f in SERVER_META:
-            if f != "managedFields":
-                meta.pop(f, None)
-        return ns
-
-    def _generate_name(self, key: tuple[str, str], ns: str, prefix: str) -> str:
-        for _ in range(100):
-            candidate = prefix + "".join(
-                random.choices(GENERATE_NAME_ALPHABET, k=GENERATE_NAME_SUFFIX)
-            )
-            if self._find(key, ns, candidate) is None:
-                return candidate
-        raise ApiError(
-            500, "InternalError", "Internal error occurred: could not generate a unique name"
-        )
-
-    def _update(
-        self,
-        rt: ResourceType,
-        obj: dict[str, Any],
-        namespace: str | None,
-        *,
-        subresource: str | None = None,
-        dry_run: bool = False,
-        field_manager: str | None = None,
-        field_validation: str = "Ignore",
-        require_resource_version: bool = False,
-        managed_override: builtins.list[dict[str, Any]] | None = None,
-        warnings: builtins.list[str] | None = None,
-    ) -> dict[str, Any]:
-        meta_in = meta_of(obj)
-        ns = self._ns_for(rt, namespace or meta_in.get("namespace"))
-        name = meta_in.get("name")
-        if not name:
-            raise invalid(
-                rt.kind,
-                rt.group,
-                "",
-                [required_cause("metadata.name", "name or generateName is required")],
-            )
-        cur = self._find(rt.key, ns, name)
-        if cur is None:
-            raise not_found(rt.resource, rt.group, name)
-        cur_meta = cur["metadata"]
-        check_resource_version(rt, name, meta_in, cur_meta, required=require_resource_version)
-        rules = self.kinds.for_type(rt)
-        new = rules.reset_for_update(rt, obj, cur, subresource)
-        meta = carry_over(rt, new, cur, ns, managed_override)
-        found = self.prepare(rt, new, old=cur, field_validation=field_validation)
-        if warnings is not None:
-            warnings += found
-        self.validate(rt, new, old=cur)
-        if rt.has_generation and spec_part(new, rt.has_status) != spec_part(cur, rt.has_status):
-            meta["generation"] = int(cur_meta.get("generation", 1)) + 1
-        if field_manager and managed_override is None:
-            record_manager(rt, new, cur, field_manager, subresource)
-        rules.before_commit(new)
-        meta["resourceVersion"] = cur_meta["resourceVersion"]
-        if strip_volatile(new) == strip_volatile(cur):
-            return cur  # no-op: same resourceVersion, no event
-        if dry_run:
-            return new
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
-            return self._remove(rt.key, ns, name, new)
-        self._commit(rt.key, ns, name, new, cur, "MODIFIED")
-        rules.after_update(self, new)
-        return new
-
-    def _commit(
-        self,
-        key: tuple[str, str],
-        ns: str,
-        name: str,
-        obj: dict[str, Any],
-        old: dict[str, Any] | None,
-        typ: str,
-    ) -> None:
-        self._rv += 1
-        obj["metadata"]["resourceVersion"] = str(self._rv)
-        self._objects.setdefault(key, {}).setdefault(ns, {})[name] = obj
-        self._index(key, ns, name, obj, old)
-        self._emit(Event(self._rv, typ, key, ns, obj, old))
-
-    def _index(
-        self,
-        key: tuple[str, str],
-        ns: str,
-        name: str,
-        obj: dict[str, Any] | None,
-        old: dict[str, Any] | None,
-    ) -> None:
-        ref = (key, ns, name)
-        if old is not None:
-            for o in old["metadata"].get("ownerReferences") or []:
-                deps = self._dependents.get(str(o.get("uid")))
-                if deps is not None:
-                    deps.discard(ref)
-                    if not deps:
-                        del self._dependents[str(o.get("uid"))]
-        if obj is not None:
-            self._by_uid[obj["metadata"]["uid"]] = ref
-            for o in obj["metadata"].get("ownerReferences") or []:
-                self._dependents.setdefault(str(o.get("uid")), set()).add(ref)
-        elif old is not None:
-            self._by_uid.pop(old["metadata"]["uid"], None)
-
-    def _emit(self, event: Event) -> None:
-        if len(self._history) == self._history.maxlen and self._history:
-            self._compacted_rv = self._history[0].rv
-        self._history.append(event)
-        self._dirty = True
-        for listener in list(self._listeners):
-            if listener.key == event.key and (
-                listener.namespace is None or listener.namespace == event.namespace
-            ):
-                try:
-                    listener.callback(event)
-                except Exception:  # a broken watcher must not break the write path
-                    log.exception("watch listener failed", extra={"resource": event.key[1]})
-        if self._subscribers:
-            rt = self._rt_for_key(event.key)
-            if rt is None:
-                return
-            for sub in list(self._subscribers):
-                try:
-                    sub(event.type, rt.gvr, event.obj)
-                except Exception:
-                    log.exception("store subscriber failed", extra={"resource": event.key[1]})
-
-    def _remove_listener(self, listener: _Listener) -> None:
-        with self._lock:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-    # ------------------------------------------------------------------ deletion and GC
-
-    def _delete(
-        self,
-        rt: ResourceType,
-        name: str,
-        namespace: str | None,
-        *,
-        propagation: str = "Background",
-        preconditions: dict[str, Any] | None = None,
-        dry_run: bool = False,
-    ) -> tuple[dict[str, Any], bool]:
-        ns = self._ns_for(rt, namespace)
-        cur = self._get_ref(rt, name, ns)
-        meta = cur["metadata"]
-        if preconditions:
-            check_preconditions(rt, name, meta, preconditions)
-        check_propagation(propagation)
-        if dry_run:
-            return cur, not meta.get("finalizers")
-        if meta.get("deletionTimestamp"):
-            return cur, False
-        own = self.kinds.for_type(rt).delete(self, rt, cur)
-        if own is not None:
-            return own
-        uid = meta["uid"]
-        deps = self._live_dependents(uid)
-        if propagation == "Orphan" or ORPHAN in (meta.get("finalizers") or []):
-            for dkey, dns, dname in deps:
-                self._strip_owner(dkey, dns, dname, uid)
-            if ORPHAN in (meta.get("finalizers") or []):
-                cur = self._set_finalizers(
-                    rt.key, ns, name, [f for f in meta["finalizers"] if f != ORPHAN]
-                )
-            deps = []
-        if propagation == "Foreground" and deps:
-            return self._delete_foreground(rt, ns, cur, deps)
-        if meta.get("finalizers"):
-            marked = clone(cur)
-            marked["metadata"]["deletionTimestamp"] = now_rfc3339()
-            marked["metadata"]["deletionGracePeriodSeconds"] = 0
-            self._commit(rt.key, ns, name, marked, cur, "MODIFIED")
-            return marked, False
-        return self._remove(rt.key, ns, name, cur), True
-
-    def _delete_foreground(
-        self,
-        rt: ResourceType,
-        ns: str,
-        cur: dict[str, Any],
-        deps: builtins.list[tuple[tuple[str, str], str, str]],
-    ) -> tuple[dict[str, Any], bool]:
-        """Foreground propagation: the owner is marked with the foregroundDeletion finalizer,
-        its dependents are deleted (foreground too), and it goes when none blocks it."""
-        name = cur["metadata"]["name"]
-        marked = clone(cur)
-        mm = marked["metadata"]
-        mm["deletionTimestamp"] = now_rfc3339()
-        mm["deletionGracePeriodSeconds"] = 0
-        mm["finalizers"] = [*(mm.get("finalizers") or []), FOREGROUND]
-        self._commit(rt.key, ns, name, marked, cur, "MODIFIED")
-        for dkey, dns, dname in deps:
-            drt = self._rt_for_key(dkey)
-            if drt is not None and self._find(dkey, dns, dname) is not None:
-                self._delete(drt, dname, dns or None, propagation="Foreground")
-        self._try_finish_foreground(mm["uid"])
-        final = self._find(rt.key, ns, name)
-        return (final, False) if final is not None else (marked, True)
-
-    def _live_dependents(self, uid: str) -> builtins.list[tuple[tuple[str, str], str, str]]:
-        return sorted(d for d in self._dependents.get(uid, ()) if self._find(*d) is not None)
-
-    def _strip_owner(self, key: tuple[str, str], ns: str, name: str, owner_uid: str) -> None:
-        cur = self._find(key, ns, name)
-        if cur is None:
-            return
-        new = clone(cur)
-        refs = [
-            r for r in (new["metadata"].get("ownerReferences") or []) if r.get("uid") != owner_uid
-        ]
-        if refs:
-            new["metadata"]["ownerReferences"] = refs
-        else:
-            new["metadata"].pop("ownerReferences", None)
-        self._commit(key, ns, name, new, cur, "MODIFIED")
-
-    def _set_finalizers(
-        self, key: tuple[str, str], ns: str, name: str, finalizers: builtins.list[str]
-    ) -> dict[str, Any]:
-        cur = self._find(key, ns, name)
-        assert cur is not None
-        new = clone(cur)
-        if finalizers:
-            new["metadata"]["finalizers"] = finalizers
-        else:
-            new["metadata"].pop("finalizers", None)
-        if new["metadata"].get("deletionTimestamp") and not finalizers:
-            return self._remove(key, ns, name, new)
-        self._commit(key, ns, name, new, cur, "MODIFIED")
-        return new
-
-    def _remove(
-        self, key: tuple[str, str], ns: str, name: str, last: dict[str, Any]
-    ) -> dict[str, Any]:
-        """Final removal: DELETED event, then garbage collection and deferred completions."""
-        cur = self._objects.get(key, {}).get(ns, {}).pop(name, None)
-        self._rv += 1
-        final = last
-        if last is cur:  # the stored object is never changed: a new top and metadata suffice
-            final = dict(last)
-            final["metadata"] = dict(last["metadata"])
-        final["metadata"]["resourceVersion"] = str(self._rv)
-        self._index(key, ns, name, None, cur if cur is not None else last)
-        self._emit(Event(self._rv, "DELETED", key, ns, final, cur))
-        uid = final["metadata"]["uid"]
-        removed_rt = self._rt_for_key(key)
-        if removed_rt is not None:
-            self.kinds.for_type(removed_rt).after_remove(self, final)
-        # background garbage collection of dependents whose owners are all gone
-        for dkey, dns, dname in self._live_dependents(uid):
-            dep = self._find(dkey, dns, dname)
-            if dep is None:
-                continue
-            others = [
-                r
-                for r in (dep["metadata"].get("ownerReferences") or [])
-                if r.get("uid") != uid and r.get("uid") in self._by_uid
-            ]
-            drt = self._rt_for_key(dkey)
-            if not others and drt is not None:
-                self._delete(drt, dname, dns or None, propagation="Background")
-        self._dependents.pop(uid, None)
-        for ref in final["metadata"].get("ownerReferences") or []:
-            self._try_finish_foreground(str(ref.get("uid")))
-        if ns:
-            self.kinds.for_key(NS_KEY).content_removed(self, ns)
-        return final
-
-    def drop_pod_logs(self, namespace: str, name: str) -> None:
-        """Forget a removed pod's container logs (they go with the pod)."""
-        with self._lock:
-            self._logs.pop((namespace, name), None)
-
-    def drop_all(self, key: tuple[str, str]) -> None:
-        for ns, objs in list(self._objects.get(key, {}).items()):
-            for name in list(objs):
-                self._remove(key, ns, name, objs[name])
-        self._objects.pop(key, None)
-
-    def _try_finish_foreground(self, owner_uid: str) -> None:
-        ref = self._by_uid.get(owner_uid)
-        if ref is None:
-            return
-        owner = self._find(*ref)
-        if owner is None or FOREGROUND not in (owner["metadata"].get("finalizers") or []):
-            return
-        for dref in self._live_dependents(owner_uid):
-            dep = self._find(*dref)
-            if dep is None:
-                continue
-            for r in dep["metadata"].get("ownerReferences") or []:
-                if r.get("uid") == owner_uid and r.get("blockOwnerDeletion"):
-                    return
-        self._set_finalizers(
-            ref[0], ref[1], ref[2], [f for f in owner["metadata"]["finalizers"] if f != FOREGROUND]
-        )
+        self._events.check_continue_rv(rv)
 
     # ------------------------------------------------------------------ for strategies' hooks
 
     def find(self, key: tuple[str, str], ns: str, name: str) -> dict[str, Any] | None:
         """The stored object itself (read only; the lock is held by the caller)."""
-        return self._find(key, ns, name)
+        return self._storage.find(key, ns, name)
 
     def commit_modified(
         self, key: tuple[str, str], obj: dict[str, Any], old: dict[str, Any]
     ) -> None:
         """Store ``obj`` (a new dict) in place of ``old``: a MODIFIED event (lock held)."""
         meta = obj["metadata"]
-        self._commit(key, str(meta.get("namespace") or ""), meta["name"], obj, old, "MODIFIED")
+        self._storage.commit(
+            key, str(meta.get("namespace") or ""), meta["name"], obj, old, "MODIFIED"
+        )
 
     def remove(
         self, key: tuple[str, str], ns: str, name: str, last: dict[str, Any]
     ) -> dict[str, Any]:
         """Final removal of an object (lock held): DELETED, garbage collection, hooks."""
-        return self._remove(key, ns, name, last)
+        return self._deletion.remove(key, ns, name, last)
 
     def delete_in_lock(self, rt: ResourceType, name: str, namespace: str) -> None:
         """Delete as a controller does (background propagation; lock held)."""
-        self._delete(rt, name, namespace, propagation="Background")
+        self._deletion.delete(rt, name, namespace, propagation="Background")
+
+    def drop_all(self, key: tuple[str, str]) -> None:
+        """Remove every object of a resource (its CRD is gone; lock held)."""
+        for _key, ns, name in self._storage.locations(key):
+            obj = self._storage.find(key, ns, name)
+            if obj is not None:  # defensive: a removal's hooks may take others with it
+                self._deletion.remove(key, ns, name, obj)
+        self._storage.drop_key(key)
 
     def contents(self, namespace: str) -> builtins.list[tuple[ResourceType, str]]:
         """(type, name) of every object in a namespace, by storage key then name (lock held)."""
-        out: builtins.list[tuple[ResourceType, str]] = []
-        for key, by_ns in list(self._objects.items()):
-            objs = by_ns.get(namespace)
-            rt = self._rt_for_key(key) if objs else None
-            if objs and rt is not None:
-                out += [(rt, name) for name in sorted(objs)]
-        return out
+        return self._storage.contents(namespace)
 
     # ------------------------------------------------------------------ persistence
 
-    def _snapshot(self) -> dict[str, Any]:
-        objs: builtins.list[builtins.list[object]] = []
-        crds: builtins.list[builtins.list[object]] = []
-        for key, by_ns in self._objects.items():
-            for objmap in by_ns.values():
-                for o in objmap.values():
-                    (crds if key == CRD_KEY else objs).append([key[0], key[1], o])
-        return {
-            "resourceVersion": self._rv,
-            "objects": crds + objs,
-            "logs": [
-                [ns, n, c, t] for (ns, n), by_c in list(self._logs.items()) for c, t in by_c.items()
-            ],
-        }
+    def _take_snapshot(self, force: bool) -> dict[str, Any] | None:
+        with self._lock:
+            if not (force or self._storage.dirty or self._logs.dirty):
+                return None
+            self._storage.dirty = self._logs.dirty = False
+            return {
+                "resourceVersion": self._storage.rv,
+                "objects": [[key[0], key[1], o] for key, o in self._storage.all_objects()],
+                "logs": self._logs.entries(),
+            }
 
-    def flush(self) -> None:
-        """Write the snapshot now (no-op without data_dir).
-
-        Only the collection of references happens under the lock: stored dicts are never
-        mutated after their commit, so serialising them outside it is safe and keeps a large
-        store from stalling every request while it is written.
-        """
-        if self._data_dir is None:
-            return
-        with self._persist_io:
-            with self._lock:
-                snapshot = self._snapshot()
-                self._dirty = False
-            data = json.dumps(snapshot, separators=(",", ":"))
-            self._data_dir.mkdir(parents=True, exist_ok=True)
-            tmp = self._data_dir / "store.json.tmp"
-            tmp.write_text(data)
-            os.replace(tmp, self._data_dir / "store.json")
-
-    def _persist_loop(self) -> None:
-        interval = PERSIST_INTERVAL
-        while not self._closed.wait(interval):
-            if self._dirty:
-                started = time.monotonic()
-                try:
-                    self.flush()
-                except OSError:
-                    log.exception(
-                        "kubesim could not persist its store",
-                        extra={"data_dir": str(self._data_dir)},
-                    )
-                # never spend more than about a third of the time writing snapshots
-                interval = max(PERSIST_INTERVAL, 2 * (time.monotonic() - started))
-
-    def _load(self) -> bool:
-        assert self._data_dir is not None
-        path = self._data_dir / "store.json"
-        if not path.exists():
+    def _restore(self, data: dict[str, Any] | None) -> bool:
+        if data is None:
             return False
-        data = json.loads(path.read_text())
         with self._lock:
             for group, resource, obj in data.get("objects", []):
                 key = (group, resource)
-                meta = obj["metadata"]
-                ns = meta.get("namespace", "")
                 if key == CRD_KEY:
-                    self.registry.register_crd(meta["name"], obj)
-                self._objects.setdefault(key, {}).setdefault(ns, {})[meta["name"]] = obj
-                self._index(key, ns, meta["name"], obj, None)
-            for entry in data.get("logs", []):
-                if len(entry) == 4:
-                    ns, n, c, text = entry
-                else:  # an older snapshot: one log per pod, the default container's
-                    ns, n, text = entry
-                    pod = self._find(POD_KEY, ns, n)
-                    if pod is None:
-                        continue  # a log outliving its pod: nothing can read it
-                    c = kinds.default_container(pod)
-                self._logs.setdefault((ns, n), {})[c] = text
-            self._rv = int(data.get("resourceVersion", FIRST_RESOURCE_VERSION))
-            self._compacted_rv = self._rv
+                    self.registry.register_crd(obj["metadata"]["name"], obj)
+                self._storage.load(key, obj)
+            self._logs.restore(
+                data.get("logs", []), lambda ns, name: self._storage.find(POD_KEY, ns, name)
+            )
+            self._storage.rv = int(data.get("resourceVersion", FIRST_RESOURCE_VERSION))
+            self._events.compact(self._storage.rv)
         return True
+
+    def flush(self) -> None:
+        """Write the snapshot now (no-op without data_dir)."""
+        if self._snapshots is not None:
+            self._snapshots.flush()
 
     def close(self) -> None:
         """Stop the persistence thread after a final snapshot."""
-        self._closed.set()
-        if self._persist_thread is not None:
-            self._persist_thread.join(timeout=5)
-            self._persist_thread = None
-        if self._data_dir is not None:
-            self.flush()
+        if self._snapshots is not None:
+            self._snapshots.close()
+
+
+def _present(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    """Set apiVersion/kind for the version asked (CRD versions share storage)."""
+    obj["apiVersion"] = rt.api_version
+    obj["kind"] = rt.kind
+    return obj

@@ -16,10 +16,10 @@ from aiohttp import web
 
 from kubesim import selectors, tables
 from kubesim.errors import ApiError, Cause, bad_request, invalid
+from kubesim.eventlog import Event, WatchHandle
 from kubesim.reads import ReadHandlers
 from kubesim.resources import ResourceType
 from kubesim.servercore import TABLE_CONTENT_TYPE, Route, WatchQueue, dumps
-from kubesim.store import Event, WatchHandle
 from kubesim.tables import ColumnDefinition, Getter
 
 log = logging.getLogger(__name__)

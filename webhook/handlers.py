@@ -88,27 +88,31 @@ def has_started(obj: Mapping[str, Any]) -> bool:
     return bool(status.get("startTime")) or (phase not in (None, "", "Pending"))
 
 
-def _steps(obj: Mapping[str, Any]) -> object:
+def _steps(obj: Mapping[str, Any]) -> tuple[object, object]:
     # Compare defaulted forms: an object stored before the mutating webhook existed lacks the
     # defaults the new one carries, which is not a change the user made.
-    return _get(defaults.apply_defaults(obj), "spec", "steps")
+    defaulted = defaults.apply_defaults(obj)
+    return _get(defaulted, "spec", "steps"), _get(defaulted, "spec", "finally")
 
 
 def update_problems(old: object, new: Mapping[str, Any]) -> list[Problem]:
     """Problems that only exist because of what this UPDATE changes."""
     if not isinstance(old, Mapping) or not has_started(old):
         return []
-    if _steps(old) == _steps(new):
-        return []
+    before, after = _steps(old), _steps(new)
     phase = _get(old, "status", "phase") or "started"
     return [
         Problem(
             STEPS_IMMUTABLE,
-            "spec.steps",
-            f"steps cannot change once the flow has started (phase {phase}); spec.suspend, "
+            f"spec.{field}",
+            f"{what} cannot change once the flow has started (phase {phase}); spec.suspend, "
             "approval annotations and metadata may still change; to run different steps, "
             "create a new JobFlow",
         )
+        for field, what, was, now in zip(
+            ("steps", "finally"), ("steps", "finally steps"), before, after, strict=True
+        )
+        if was != now
     ]
 
 

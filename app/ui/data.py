@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from app import cluster, progress, views
 from controller import kube as kube_mod
-from jobflow import decoded, kinds, names, phases
+from jobflow import decoded, fanout, kinds, names, phases
 
 # (spec field, group name shown on the page), in drawing order.
 GROUPS: Final = (("steps", "main"), ("finally", "finally"))
@@ -150,6 +150,18 @@ def _attempt(labels: Mapping[str, str]) -> int:
     return int(text) + 1 if text.isdigit() else 1
 
 
+def _item(labels: Mapping[str, str]) -> int | None:
+    """The fan-out item a Job or pod runs (its index), None for a step that does not fan out."""
+    text = labels.get(fanout.LABEL_ITEM, "")
+    return int(text) if text.isdigit() else None
+
+
+def _order(entry: Mapping[str, Any]) -> tuple[int, int]:
+    """Items in index order, each item's attempts in order (a plain step: item -1)."""
+    item = entry.get("item")
+    return (item if isinstance(item, int) else -1, int(entry["attempt"]))
+
+
 def _job_phase(job: Mapping[str, Any]) -> str:
     for cond in decoded.items(decoded.path(job, "status", "conditions")):
         if cond.get("status") == "True" and cond.get("type") in ("Complete", "Failed"):
@@ -207,6 +219,7 @@ def step_view(
         attempts.append(
             {
                 "attempt": _attempt(labels),
+                "item": _item(labels),
                 "job": job_name,
                 "phase": _job_phase(job),
                 "exitCode": codes[-1] if codes else None,
@@ -224,7 +237,7 @@ def step_view(
                 ),
             }
         )
-    attempts.sort(key=lambda a: a["attempt"])
+    attempts.sort(key=_order)
     spec = next((s for _g, s in _spec_steps(flow) if s.get("name") == step), {})
     return {
         "name": step,
@@ -254,16 +267,18 @@ def step_logs(
                 text = kube.pod_log(namespace, decoded.string(meta.get("name")) or "")
             except (kube_mod.NotFound, kube_mod.Invalid):
                 text = ""  # gone with its Job, or not started yet
+        labels = decoded.string_map(meta.get("labels"))
         out.append(
             {
-                "attempt": _attempt(decoded.string_map(meta.get("labels"))),
+                "attempt": _attempt(labels),
+                "item": _item(labels),
                 "pod": decoded.string(meta.get("name")) or "",
                 "phase": phase,
                 "text": text[-MAX_LOG_CHARS:],
                 "created": decoded.string(meta.get("creationTimestamp")) or "",
             }
         )
-    out.sort(key=lambda p: (p["attempt"], p["created"], p["pod"]))
+    out.sort(key=lambda p: (*_order(p), p["created"], p["pod"]))
     return out
 
 

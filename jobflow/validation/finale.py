@@ -16,15 +16,12 @@ and cycles among finally steps are found. Paths and messages are then written ba
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 from jobflow import decoded
 from jobflow.errors import Problem
-from jobflow.validation import steps
+from jobflow.validation import risks, steps
 from jobflow.validation.context import Context
-
-_STEP_PATH = re.compile(r"spec\.steps\[(\d+)\]")
 
 
 def check(ctx: Context, dag_steps: list[object], finally_steps: list[object] | None) -> None:
@@ -56,8 +53,13 @@ def check(ctx: Context, dag_steps: list[object], finally_steps: list[object] | N
         own = decoded.list_or_none(step.get("dependencies")) or []
         combined.append({**step, "dependencies": [*own, *(n for n in dag_names if n not in own)]})
     first = len(ctx.problems)
+    first_warning = len(ctx.warnings) if ctx.warnings is not None else 0
     steps.check_steps(ctx, combined)
     ctx.problems[first:] = [_moved(p, count) for p in ctx.problems[first:]]
+    if ctx.warnings is not None:
+        ctx.warnings[first_warning:] = [
+            risks.moved_to_finally(w, count) for w in ctx.warnings[first_warning:]
+        ]
     _check_outcome_inputs(ctx, dag_steps, "spec.steps")
 
 
@@ -88,13 +90,10 @@ def _without_finally_deps(ctx: Context, item: object, index: int, final_names: s
 def _moved(problem: Problem, count: int) -> Problem:
     """A problem of the combined list, with ``spec.steps[k]`` past the DAG named as it was
     written: ``spec.finally[k - count]``."""
-
-    def rename(match: re.Match[str]) -> str:
-        k = int(match.group(1))
-        return f"spec.finally[{k - count}]" if k >= count else match.group(0)
-
     return Problem(
-        problem.code, _STEP_PATH.sub(rename, problem.path), _STEP_PATH.sub(rename, problem.message)
+        problem.code,
+        risks.moved_to_finally(problem.path, count),
+        risks.moved_to_finally(problem.message, count),
     )
 
 

@@ -1,6 +1,7 @@
 """Checks of the governance fields: ``executionPolicy.parallelism`` and
-``pendingTimeoutSeconds``, ``queueName`` and ``priorityClassName`` (flow and step), and a
-step's ``pendingTimeoutSeconds`` (jobflow.planning.governance says what they do).
+``pendingTimeoutSeconds``, ``queueName`` and ``priorityClassName`` (flow and step, finally
+steps included), and a step's ``pendingTimeoutSeconds`` (jobflow.planning.governance says what
+they do).
 
 A queue or priority class name becomes a Kueue label value on every Job of the step, and names
 a Kueue object (LocalQueue, WorkloadPriorityClass): it must be both, i.e. a DNS-1123 subdomain
@@ -41,22 +42,25 @@ def check(ctx: Context) -> None:
         _check_pending_timeout(ctx, policy, base)
     _check_names(ctx, spec, "spec")
     if ctx.all_vouched:
-        return  # no step has a governance field (steps.check_steps vouched for each)
-    for index, step in enumerate(decoded.items(spec.get("steps"))):
-        if step.keys().isdisjoint(_JOB_ONLY_FIELDS):
-            continue  # nothing of governance's (most steps): no walk over its fields
-        base = f"spec.steps[{index}]"
-        if not kinds.of_step(step).runs_jobs:
-            for field in _JOB_ONLY_FIELDS:
-                if step.get(field) is not None:
-                    ctx.add(
-                        "job-step-field",
-                        f"{base}.{field}",
-                        f"only a Job step can set {field}: a Manual step runs no Job; remove it",
-                    )
-            continue
-        _check_pending_timeout(ctx, step, base)
-        _check_names(ctx, step, base)
+        return  # no step or finally step has a governance field (check_steps vouched for each)
+    for field in ("steps", "finally"):
+        for index, step in enumerate(decoded.items(spec.get(field))):
+            if not step.keys().isdisjoint(_JOB_ONLY_FIELDS):  # most steps: no path built
+                _check_step(ctx, step, f"spec.{field}[{index}]")
+
+
+def _check_step(ctx: Context, step: Mapping[str, object], base: str) -> None:
+    if not kinds.of_step(step).runs_jobs:
+        for field in _JOB_ONLY_FIELDS:
+            if step.get(field) is not None:
+                ctx.add(
+                    "job-step-field",
+                    f"{base}.{field}",
+                    f"only a Job step can set {field}: a Manual step runs no Job; remove it",
+                )
+        return
+    _check_pending_timeout(ctx, step, base)
+    _check_names(ctx, step, base)
 
 
 def _check_pending_timeout(ctx: Context, obj: Mapping[str, object], base: str) -> None:

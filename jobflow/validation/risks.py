@@ -10,9 +10,12 @@ hold the walk to.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from jobflow import decoded
+
+_STEP_PATH = re.compile(r"spec\.steps\[(\d+)\]")
 
 
 def flow_warnings(obj: Mapping[str, object]) -> list[str]:
@@ -85,10 +88,30 @@ def step_warnings(step: object, index: int, found: list[str]) -> None:
             found.append(floating_image(index, cindex, image))
 
 
+def moved_to_finally(text: str, count: int) -> str:
+    """``text`` (a path or a message) about the step list ``spec.steps + spec.finally`` that
+    validation checks as one, with each ``spec.steps[k]`` past the ``count`` DAG steps named as
+    it was written: ``spec.finally[k - count]``."""
+
+    def rename(match: re.Match[str]) -> str:
+        k = int(match.group(1))
+        return f"spec.finally[{k - count}]" if k >= count else match.group(0)
+
+    return _STEP_PATH.sub(rename, text)
+
+
 def risk_warnings(obj: Mapping[str, object]) -> list[str]:
-    """Every warning of ``obj``, in order: the flow's, then each step's."""
+    """Every warning of ``obj``, in order: the flow's, then each step's, then each finally
+    step's."""
     found = flow_warnings(obj)
     steps = decoded.path(obj, "spec", "steps")
-    for index, step in enumerate(steps if isinstance(steps, list) else []):
+    dag = steps if isinstance(steps, list) else []
+    for index, step in enumerate(dag):
         step_warnings(step, index, found)
+    final = decoded.path(obj, "spec", "finally")
+    if isinstance(final, list) and final:
+        extra: list[str] = []
+        for index, step in enumerate(final, start=len(dag)):
+            step_warnings(step, index, extra)
+        found.extend(moved_to_finally(w, len(dag)) for w in extra)
     return found

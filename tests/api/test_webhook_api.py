@@ -199,6 +199,29 @@ def test_started_flow_keeps_its_steps(client: AppClient) -> None:
     )
 
 
+def test_started_flow_keeps_its_finally_steps(client: AppClient) -> None:
+    # a finally step has not run yet while the flow runs; changing it then would change what
+    # the flow does after its start all the same
+    flow = jobflow()
+    flow["spec"]["finally"] = [step("cleanup")]
+    old = started(defaults.apply_defaults(flow))
+    new = json.loads(json.dumps(old))
+    new["spec"]["finally"][0]["template"]["spec"]["backoffLimit"] = 3
+    response = post(client, "/validate", review(new, operation="UPDATE", old=old))
+    assert response["allowed"] is False
+    causes = response["status"]["details"]["causes"]
+    assert [(c["reason"], c["field"]) for c in causes] == [("steps-immutable", "spec.finally")]
+    assert (
+        "finally steps cannot change once the flow has started (phase Running)"
+        in (response["status"]["message"])
+    )
+    del new["spec"]["finally"]
+    new["spec"]["steps"].pop()
+    response = post(client, "/validate", review(new, operation="UPDATE", old=old))
+    causes = response["status"]["details"]["causes"]
+    assert [c["field"] for c in causes] == ["spec.steps", "spec.finally"]
+
+
 def test_started_flow_accepts_suspend_approvals_and_metadata(client: AppClient) -> None:
     old = started(defaults.apply_defaults(jobflow()), phase="Paused")
     new = json.loads(json.dumps(old))

@@ -379,3 +379,75 @@ def test_serve_embedded_takes_a_token_auth_file(start_embedded: Any, tmp_path: P
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("zen-flow serve: --token-auth-file: cannot read token file")
+
+
+def test_a_finally_gate_is_approved_like_any_other(cluster: Any, cache: Path) -> None:
+    """A Manual step with an approval in spec.finally: after the DAG failed, only an approver
+    may decide it (stamped by the webhook, as for a step of spec.steps), and the finally step
+    after it runs; `zen-flow logs` reads a finally step by name."""
+    failing = {
+        "name": "build",
+        "template": {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "spec": {
+                "backoffLimit": 0,
+                "template": {
+                    "metadata": {
+                        "annotations": {"kubesim.io/exit-code": "1", "kubesim.io/log": "boom\n"}
+                    },
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "main", "image": "busybox:1.36"}],
+                    },
+                },
+            },
+        },
+    }
+    notify = {**failing, "name": "notify", "dependencies": ["ack"]}
+    notify["template"] = json.loads(json.dumps(failing["template"]))
+    notify["template"]["spec"]["template"]["metadata"]["annotations"] = {
+        "kubesim.io/log": "notified\n"
+    }
+    body = {
+        "apiVersion": "workflow.kube-zen.io/v1alpha1",
+        "kind": "JobFlow",
+        "metadata": {"name": "acked"},
+        "spec": {
+            "steps": [failing],
+            "finally": [
+                {
+                    "name": "ack",
+                    "type": "Manual",
+                    "message": "acknowledge the failed build",
+                    "approval": {"approvers": {"users": ["alice"]}},
+                },
+                notify,
+            ],
+        },
+    }
+    apply(cluster, cache, yaml.safe_dump(body))
+
+    def ack_waits(_gate: Any, flow: dict[str, Any]) -> bool:
+        return step_of(flow, "ack").get("phase") == "PendingApproval"
+
+    wait_step(cluster, cache, "acked", ack_waits, "the finally gate waits")
+    refused = zen(cluster, "bob", "approve", "acked", "ack")
+    assert refused.returncode == 2
+    assert "user 'bob' may not approve step 'ack'" in refused.stderr
+    done = zen(cluster, "alice", "approve", "acked", "ack")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "approved step ack of JobFlow default/acked as alice: 1 of 1 approvals (alice): "
+        "the step is approved"
+    )
+    flow = wait_step(
+        cluster, cache, "acked", lambda _g, f: f["status"].get("phase") == "Failed", "ends"
+    )
+    ack, notified = step_of(flow, "ack"), step_of(flow, "notify")
+    assert ack["phase"] == "Succeeded"
+    assert [a["user"] for a in ack["approvedBy"]] == ["alice"]
+    assert notified["phase"] == "Succeeded"
+    logs = zen(cluster, "alice", "logs", "acked", "notify")
+    assert logs.returncode == 0, logs.stderr
+    assert logs.stdout == "notify | notified\n"

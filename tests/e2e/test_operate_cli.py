@@ -536,3 +536,29 @@ def test_stop_then_retry_runs_once_the_running_step_finished(embedded_server, ca
         ("fetch", "0"),
         ("publish", "0"),
     ]
+
+
+def test_terminate_after_stop_deletes_the_running_job_at_once(embedded_server, cache) -> None:
+    # a stop winds the flow down slowly; a terminate on top of it is acted on now (it does not
+    # wait for the stop to end as a retry does) and says nothing about a retry
+    apply(embedded_server, cache, flow_yaml("hurried", fetch_seconds=60))
+    eventually(
+        lambda: (
+            flow(embedded_server, cache, "hurried")
+            .get("status", {})
+            .get("steps", [{}])[0]
+            .get("phase")
+            == "Running"
+        ),
+        20,
+    )
+    assert cli(embedded_server, "stop", "hurried").returncode == 0
+    result = cli(embedded_server, "terminate", "hurried", "-w", "--timeout", "30s")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr == cluster_line(embedded_server, "terminate")
+    lines = norm(result.stdout)
+    assert "hurried/fetch: Failed: terminated by request <ID> by kubesim-admin" in lines
+    assert lines[-1] == "JobFlow hurried Failed in <D>: 1 failed, 2 skipped"
+    conditions = flow(embedded_server, cache, "hurried")["status"]["conditions"]
+    (failed,) = [c for c in conditions if c["type"] == "Failed"]
+    assert (failed["status"], failed["reason"]) == ("True", "Terminated")

@@ -333,3 +333,47 @@ def test_flows_page_filters_by_phase_and_label(
     )
     assert {"team-a", "team-b"} <= set(shown)
     assert "build-dag" not in shown  # Succeeded: filtered out
+
+
+def test_a_fan_out_step_lists_its_items_attempts_and_logs(
+    kube: kube_mod.Kube, ui: server.UiServer, page: Any, tmp_path: Path
+) -> None:
+    # item 1 fails once and is retried alone: its two attempts sit under it, named as
+    # `zen-flow get` names them, and each item's log is headed by its item
+    once = tmp_path / "failed-once"
+    shard = (
+        f"echo shard {{{{ item }}}}; if [ {{{{ index }}}} = 1 ] && [ ! -f {once} ]; then "
+        f"touch {once}; exit 4; fi"
+    )
+    fan = {
+        "name": "shard",
+        "withItems": ["eu", "us", "ap"],
+        "retryPolicy": {"limit": 1, "backoff": {"type": "Fixed", "duration": "1s"}},
+        "template": _job(shard),
+    }
+    _create(kube, _flow("fanned", [fan]))
+    page.goto(ui.url + "#/flow/default/fanned")
+    page.wait_for_function(
+        "() => window.zenflow && window.zenflow.view.phase === 'Succeeded'", timeout=WAIT_MS
+    )
+    assert page.evaluate("() => window.zenflow.graph.cy.nodes().map(n => n.id())") == ["shard"]
+    _click_node(page, "shard")
+    page.locator("#attempts tbody tr").nth(3).wait_for(timeout=WAIT_MS)
+    rows = [
+        [cell.strip() for cell in row.split("\t")][:3]
+        for row in page.locator("#attempts tbody tr").all_inner_texts()
+    ]
+    assert [(r[0], r[2]) for r in rows] == [
+        ("shard[0] #1", "Succeeded"),
+        ("shard[1] #1", "Failed"),
+        ("shard[1] #2", "Succeeded"),
+        ("shard[2] #1", "Succeeded"),
+    ]
+    assert page.locator("pre.log[data-item='2']").inner_text() == "shard ap\n"
+    heads = page.locator("#step .muted", has_text="attempt").all_inner_texts()
+    assert [h.split(" \u00b7 ")[:2] for h in heads] == [
+        ["shard[0]", "attempt 1"],
+        ["shard[1]", "attempt 1"],
+        ["shard[1]", "attempt 2"],
+        ["shard[2]", "attempt 1"],
+    ]

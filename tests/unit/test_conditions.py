@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobflow import conditions
+from jobflow import condition_engine, condition_text, conditions
 
 CTX = conditions.build_context(
     "nightly-7",
@@ -172,7 +172,7 @@ def test_hostile_expressions_are_refused(expression: str, code: str | None) -> N
 
 def test_limits_are_checked_before_compiling() -> None:
     before = len(conditions._cache)
-    for expression in ("x" * (conditions.MAX_LENGTH + 1), "(" * 40 + "x" + ")" * 40):
+    for expression in ("x" * (condition_text.MAX_LENGTH + 1), "(" * 40 + "x" + ")" * 40):
         with pytest.raises(conditions.ConditionError):
             conditions.compile_expression(expression)
     assert len(conditions._cache) == before
@@ -207,7 +207,7 @@ def test_iteration_budget_is_an_error_not_a_stall() -> None:
 
 
 def test_cache_is_bounded_in_entries_and_bytes() -> None:
-    cache = conditions._Cache(entries=4, size=100)
+    cache = condition_engine.Cache[object](entries=4, size=100)
     compiled = conditions._compiled("flow.name == 'x'")
     for i in range(10):
         cache.put(f"{i}", compiled)
@@ -229,7 +229,7 @@ def test_fuzzed_text_only_raises_condition_errors(expression: str) -> None:
 
 _NULL_PROBE = """
 import sys
-from jobflow import conditions
+from jobflow import condition_engine, condition_text, conditions
 ctx = conditions.build_context("f", [])
 def run(times):
     for _ in range(times):

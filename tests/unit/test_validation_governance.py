@@ -6,6 +6,7 @@ check (its own codes). The same call serves the webhook and `zen-flow validate`.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -109,3 +110,54 @@ def test_refused(obj: dict[str, Any], expected: set[tuple[str, str]]) -> None:
 )
 def test_accepted(obj: dict[str, Any]) -> None:
     assert problems_of(obj) == set()
+
+
+def with_finally(*finals: dict[str, Any]) -> dict[str, Any]:
+    obj = flow(step("a"))
+    obj["spec"]["finally"] = list(finals)
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        (
+            with_finally(step("f", pendingTimeoutSeconds=-5)),
+            {("invalid-pending-timeout", "spec.finally[0].pendingTimeoutSeconds")},
+        ),
+        (
+            with_finally(step("f"), step("g", queueName="Bad Queue!")),
+            {("invalid-queue-name", "spec.finally[1].queueName")},
+        ),
+        (
+            with_finally(step("f", priorityClassName="x" * 64)),
+            {("invalid-priority-class-name", "spec.finally[0].priorityClassName")},
+        ),
+        (
+            with_finally(manual("ack", queueName="q")),
+            {("job-step-field", "spec.finally[0].queueName")},
+        ),
+        (with_finally(step("f", queueName="team-a", pendingTimeoutSeconds=60)), set()),
+    ],
+)
+def test_finally_steps_are_governed_like_steps(
+    obj: dict[str, Any], expected: set[tuple[str, str]]
+) -> None:
+    assert problems_of(obj) == expected
+    assert codes_and_paths(validation.validate(obj, fast=False)) == expected
+
+
+def test_warnings_of_finally_steps_name_their_own_path() -> None:
+    # the helpers' template runs "busybox" (no tag): pin the DAG step's image
+    obj = copy.deepcopy(with_finally(step("f", timeoutSeconds=5)))
+    obj["spec"]["steps"][0]["template"]["spec"]["template"]["spec"]["containers"][0]["image"] = (
+        "busybox:1.36"
+    )
+    for fast in (True, False):
+        found: list[str] = []
+        assert validation.validate(obj, warnings=found, fast=fast) == []
+        assert found == validation.risks.risk_warnings(obj)
+        assert [w.split(" ", 1)[0].split(".", 2)[:2] for w in found] == [
+            ["spec", "finally[0]"],
+            ["spec", "finally[0]"],
+        ], found

@@ -21,6 +21,8 @@ const h = (tag, attrs = {}, ...kids) => {
 const fill = (el, ...kids) => el.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined));
 const phaseTag = (p) => h("span", { class: "phase", style: `background:${colour(p)}` }, p);
 const when = (t) => (t || "").replace("T", " ").replace("Z", "");
+// An attempt's label: "2", or "step[3] #2" for an item of a fan-out (as `zen-flow get` names it).
+const run = (step, t) => (t.item == null ? String(t.attempt) : `${step}[${t.item}] #${t.attempt}`);
 const path = (...parts) => parts.map(encodeURIComponent).join("/");
 
 async function api(url, options = {}) {
@@ -137,11 +139,11 @@ function flowPage(ns, name) {
         detail.attempts.length ? h("table", { id: "attempts" },
           h("thead", {}, h("tr", {}, ["#", "Job", "Phase", "Exit", "Started", "Message"].map((c) => h("th", {}, c)))),
           h("tbody", {}, detail.attempts.map((t) => h("tr", {},
-            h("td", {}, t.attempt), h("td", {}, t.job), h("td", {}, phaseTag(t.phase)),
+            h("td", { class: "nowrap" }, run(step, t)), h("td", {}, t.job), h("td", {}, phaseTag(t.phase)),
             h("td", {}, t.exitCode ?? ""), h("td", {}, when(t.start)), h("td", {}, t.message))))) : null,
         detail.kind === "Manual" ? null : h("h3", {}, "Logs"),
-        detail.kind === "Manual" ? null : logs.length ? logs.map((l) => h("div", {}, h("div", { class: "muted" }, `attempt ${l.attempt} \u00b7 ${l.pod} \u00b7 ${l.phase}`),
-          h("pre", { class: "log", "data-attempt": l.attempt }, l.text || "(no output yet)")))
+        detail.kind === "Manual" ? null : logs.length ? logs.map((l) => h("div", {}, h("div", { class: "muted" }, `${l.item == null ? "" : `${step}[${l.item}] \u00b7 `}attempt ${l.attempt} \u00b7 ${l.pod} \u00b7 ${l.phase}`),
+          h("pre", { class: "log", "data-attempt": l.attempt, "data-item": l.item ?? "" }, l.text || "(no output yet)")))
           : h("p", { class: "muted" }, "No pod has run for this step (yet)."));
       const running = logs.some((l) => l.phase === "Running" || l.phase === "Pending") || ["Running", "Retrying", "Pending"].includes(phase);
       if (running) logTimer = setTimeout(() => showStep(step), 1500);  // follow while it runs
