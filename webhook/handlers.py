@@ -189,9 +189,10 @@ def review_validate(
     found: list[str] = []  # the risk warnings, from validation's own walk of the steps
     problems = validation.validate(obj, warnings=found, source=source)
     if request.operation == "UPDATE" and isinstance(request.old_object, Mapping):
-        earlier = validation.validate(request.old_object, source=source)
-        already = {(p.code, p.path) for p in earlier}
-        problems = [p for p in problems if (p.code, p.path) not in already]
+        if problems:  # the stored object's own problems matter only to filter these
+            earlier = validation.validate(request.old_object, source=source)
+            already = {(p.code, p.path) for p in earlier}
+            problems = [p for p in problems if (p.code, p.path) not in already]
         problems = update_problems(request.old_object, obj) + problems
     warnings = [_cut(w) for w in found[:MAX_WARNINGS]]
     if request.operation == "UPDATE":
