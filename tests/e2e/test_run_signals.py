@@ -46,7 +46,8 @@ def test_signal_stops_run_cleanly_and_removes_its_temp_dirs(
             stderr=subprocess.PIPE,
             text=True,
             cwd=REPO,
-            env={**cli_env(), "TMPDIR": str(tmpdir)},
+            # faulthandler: a run that does not end is made to print every thread's stack
+            env={**cli_env(), "TMPDIR": str(tmpdir), "PYTHONFAULTHANDLER": "1"},
         )
         try:
             eventually(
@@ -55,7 +56,12 @@ def test_signal_stops_run_cleanly_and_removes_its_temp_dirs(
             # The run's own directories exist, so their absence afterwards means removed.
             assert [name.split("-")[0] for name in _temp_dirs(tmpdir)] == ["kubesim", "zen"]
             proc.send_signal(sig)
-            _, err = proc.communicate(timeout=30)
+            try:
+                _, err = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGABRT)  # faulthandler dumps the threads' stacks
+                _, stacks = proc.communicate(timeout=30)
+                pytest.fail(f"zen-flow run did not end 30 s after {sig.name}:\n{stacks}")
         finally:
             if proc.poll() is None:
                 proc.kill()
