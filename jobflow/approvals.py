@@ -225,8 +225,10 @@ def _manual_steps(obj: Mapping[str, object]) -> dict[str, Policy | None]:
     for step in decoded.items(decoded.path(spec, "steps")) + decoded.items(
         decoded.path(spec, "finally")
     ):
+        if step.get("type") != "Manual":
+            continue  # most steps: no name read
         name = decoded.string(step.get("name"))
-        if name and step.get("type") == "Manual":
+        if name:
             found[name] = Policy.read(step)
     return found
 
@@ -282,6 +284,21 @@ def recorded_annotations(
     return result
 
 
+def may_record(old: Mapping[str, object] | None, new: Mapping[str, object]) -> bool:
+    """False when ``record_patch(old, new, ...)`` is [] for any writer at any time: ``new`` has
+    no Manual step and neither object a stamped annotation (records, created-by); then
+    ``recorded_annotations`` is ``new``'s own annotations. Most flows: no clock read."""
+    if _manual_steps(new):
+        return True
+    for obj in (old, new):
+        annotations = decoded.path(obj or {}, "metadata", "annotations")
+        if isinstance(annotations, Mapping) and any(
+            isinstance(key, str) and _is_stamped(key) for key in annotations
+        ):
+            return True
+    return False
+
+
 def record_patch(
     old: Mapping[str, object] | None,
     new: Mapping[str, object],
@@ -332,9 +349,12 @@ def decision_problems(
 ) -> list[Refusal]:
     """What the validating webhook refuses in the decisions this write makes."""
     found: list[Refusal] = []
+    manual = _manual_steps(new)
+    if not manual:
+        return found  # no Manual step, no decision to check (most flows)
     before, after = _annotations(old), _annotations(new)
     creator = before.get(CREATED_BY_ANNOTATION) if old is not None else username
-    for step, policy in _manual_steps(new).items():
+    for step, policy in manual.items():
         key = names.approve_annotation(step)
         path = f"metadata.annotations[{key}]"
         value = after.get(key)

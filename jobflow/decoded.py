@@ -47,7 +47,7 @@ def list_or_none(value: object) -> list[object] | None:
 def items(value: object) -> list[Mapping[str, object]]:
     """The JSON objects in ``value`` if it is a list (other elements are dropped)."""
     if isinstance(value, list | tuple):
-        return [v for v in value if isinstance(v, Mapping)]
+        return [v for v in value if type(v) is dict or isinstance(v, Mapping)]  # dict: fast
     return []
 
 

@@ -26,6 +26,8 @@ def stamp_ops(
     *,
     now: datetime | None = None,
 ) -> list[dict[str, object]]:
+    if not approvals.may_record(old, obj):
+        return []  # nothing to stamp (no Manual step, no stamped annotation): no clock read
     moment = decoded.format_time(now or datetime.now(UTC))
     return approvals.record_patch(old, obj, username=request.user_info.username, now=moment)
 

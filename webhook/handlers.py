@@ -177,16 +177,22 @@ def _reviewed_object(
     return obj
 
 
-def review_validate(request: review.AdmissionRequest) -> review.AdmissionResponse:
+def review_validate(
+    request: review.AdmissionRequest, *, source: bytes | None = None
+) -> review.AdmissionResponse:
+    """``source``: the body the request was decoded from, when there is one (validation proves
+    small objects within the size budget from it instead of serialising them)."""
     obj = _reviewed_object(request)
     if isinstance(obj, review.AdmissionResponse):
         return obj
     name = _name(request, obj)
     found: list[str] = []  # the risk warnings, from validation's own walk of the steps
-    problems = validation.validate(obj, warnings=found)
+    problems = validation.validate(obj, warnings=found, source=source)
     if request.operation == "UPDATE" and isinstance(request.old_object, Mapping):
-        already = {(p.code, p.path) for p in validation.validate(request.old_object)}
-        problems = [p for p in problems if (p.code, p.path) not in already]
+        if problems:  # the stored object's own problems matter only to filter these
+            earlier = validation.validate(request.old_object, source=source)
+            already = {(p.code, p.path) for p in earlier}
+            problems = [p for p in problems if (p.code, p.path) not in already]
         problems = update_problems(request.old_object, obj) + problems
     warnings = [_cut(w) for w in found[:MAX_WARNINGS]]
     if request.operation == "UPDATE":

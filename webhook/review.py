@@ -129,6 +129,24 @@ class AdmissionReviewResponse(_Wire):
             return json.dumps(data, separators=(",", ":")).encode()
 
 
+def encode(answer: AdmissionResponse) -> bytes:
+    """``AdmissionReviewResponse(response=answer).to_json()``, the same bytes; an answer without
+    status (every allowed review) is written by orjson from its fields (~4x: no second model)."""
+    if answer.status is None and answer.audit_annotations is None:
+        response: dict[str, object] = {"uid": answer.uid, "allowed": answer.allowed}
+        if answer.patch is not None:
+            response["patch"] = answer.patch
+        if answer.patch_type is not None:
+            response["patchType"] = answer.patch_type
+        if answer.warnings is not None:
+            response["warnings"] = answer.warnings
+        try:
+            return orjson.dumps({"apiVersion": API_VERSION, "kind": KIND, "response": response})
+        except TypeError:  # text UTF-8 cannot hold (a lone surrogate): the model's way
+            pass
+    return AdmissionReviewResponse(response=answer).to_json()
+
+
 # -- builders ---------------------------------------------------------------------------------
 def _patch_json(ops: Sequence[Mapping[str, Any]]) -> bytes:
     # orjson (~5x json.dumps); values it does not take (integers past 64 bits) go the slow way.

@@ -40,11 +40,13 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.to_thread
+import orjson
 import pydantic_core
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
-from starlette.types import Receive, Scope, Send
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webhook import handlers, nesting, review
 from webhook.metrics import AdmissionMetrics
@@ -58,9 +60,15 @@ INLINE_LIMIT = 64 * 1024  # bytes; a 20-step flow is ~10 KiB, reviews below this
 DRAIN_BYTES = 1024 * 1024
 DRAIN_SECONDS = 1.0
 JSON_MEDIA_TYPE = "application/json"
+_JSON_CONTENT_TYPE = (b"content-type", JSON_MEDIA_TYPE.encode())
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# Digits as "0", everything else as " ": a run of 19 "0"s is a run of 19 digits (~6 us for a
+# 12 KB body; a regular expression takes ~110 us).
+_DIGIT_RUNS = bytes(ord("0") if chr(c).isdigit() and c < 128 else ord(" ") for c in range(256))
+_LONG_DIGITS = b"0" * 19
 
-Handler = Callable[[review.AdmissionRequest], review.AdmissionResponse]
+# A review: the request, and the body it was decoded from.
+Handler = Callable[[review.AdmissionRequest, bytes], review.AdmissionResponse]
 
 
 class _LingeringResponse(Response):
@@ -110,9 +118,24 @@ class _Refused(Exception):
         return Response(json.dumps(body), status_code=self.code, media_type=JSON_MEDIA_TYPE)
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+def _content_headers(scope: Scope) -> tuple[str, str | None]:
+    """Content-Type ("" when absent) and Content-Length (None when absent), the first of each
+    (header names arrive lower-cased, as ASGI says)."""
+    media: str | None = None
+    declared: str | None = None
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            if media is None:
+                media = value.decode("latin-1")
+        elif key == b"content-length" and declared is None:
+            declared = value.decode("latin-1")
+    return media or "", declared
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole body, never holding more than ``limit`` bytes of it."""
-    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    content_type, declared = _content_headers(scope)
+    media = content_type.split(";", 1)[0].strip().lower()
     if media != JSON_MEDIA_TYPE:
         raise _Refused(
             415,
@@ -120,7 +143,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
             f"content type {media or 'none'!r} is not supported; send application/json",
             unread=True,
         )
-    declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.strip().isdigit():
             raise _Refused(400, "BadRequest", "Content-Length is not a number", unread=True)
@@ -133,17 +155,25 @@ async def _read_body(request: Request, limit: int) -> bytes:
             )
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise _Refused(
-                413,
-                "RequestEntityTooLarge",
-                f"body exceeds the limit of {limit} bytes",
-                unread=True,
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
+    while True:  # the ASGI messages themselves: no Request, no async generator per request
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            if chunk:
+                total += len(chunk)
+                if total > limit:
+                    raise _Refused(
+                        413,
+                        "RequestEntityTooLarge",
+                        f"body exceeds the limit of {limit} bytes",
+                        unread=True,
+                    )
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        elif kind == "http.disconnect":
+            raise ClientDisconnect()
 
 
 def _has_lone_surrogate(body: bytes, data: object) -> bool:
@@ -160,13 +190,25 @@ def _has_lone_surrogate(body: bytes, data: object) -> bool:
 
 
 def _decode(body: bytes) -> object:
-    """The body's JSON, parsed once, by pydantic-core's parser (jiter: ~1.3x json.loads, and
-    it reads what json.loads reads, integers of any size, NaN and Infinity included; orjson
-    would turn integers past 64 bits into floats). It refuses what json.loads reads but a
-    review never gets (a byte-order mark, UTF-16, lone surrogates); those go through the
-    standard library exactly as before, so no body is answered differently. Its string cache
-    stays off: the strings it keeps, made while a huge body filled the heap, pinned ~14 MiB
-    of pymalloc arenas over the hostile corpus (tests/api/test_webhook_hostile.py)."""
+    """The body's JSON, parsed once, as json.loads reads it (types included).
+
+    1. orjson (~1.5x pydantic-core's parser on a review) when no integer can be past 64 bits:
+       it reads such an integer as a float. A run of 19 digits or more anywhere (in a string
+       too: the scan does not know) sends the body to step 2; below that every integer is
+       within [-(10**18 - 1), 10**18 - 1], which orjson reads exactly. What orjson refuses (NaN,
+       Infinity, 1e400, a lone surrogate, a byte-order mark, UTF-16) goes to step 2 too.
+    2. pydantic-core's parser (jiter): integers of any size, NaN and Infinity, as json.loads.
+       Its string cache stays off: the strings it keeps, made while a huge body filled the
+       heap, pinned ~14 MiB of pymalloc arenas over the hostile corpus
+       (tests/api/test_webhook_hostile.py).
+    3. What both refuse but json.loads reads (a byte-order mark, UTF-16, lone surrogates)
+       goes through the standard library exactly as before, so no body is answered
+       differently. tests/unit/test_validation_fast.py holds the three to json.loads."""
+    if _LONG_DIGITS not in body.translate(_DIGIT_RUNS):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     try:
         return pydantic_core.from_json(body, cache_strings=False)
     except ValueError:
@@ -212,10 +254,12 @@ def _result(answer: review.AdmissionResponse) -> str:
     return "error" if answer.status is not None and answer.status.code >= 500 else "denied"
 
 
-def _review(handler: Handler, request: review.AdmissionRequest, webhook: str) -> tuple[bytes, str]:
+def _review(
+    handler: Handler, request: review.AdmissionRequest, body: bytes, webhook: str
+) -> tuple[bytes, str]:
     try:
-        answer = handler(request)
-        return review.AdmissionReviewResponse(response=answer).to_json(), _result(answer)
+        answer = handler(request, body)
+        return review.encode(answer), _result(answer)
     except (SystemExit, KeyboardInterrupt, GeneratorExit, asyncio.CancelledError):
         raise  # requests to stop and task cancellation are not review failures
     except BaseException:  # request boundary (native panics too): answer, log the bug once
@@ -229,26 +273,46 @@ def _review(handler: Handler, request: review.AdmissionRequest, webhook: str) ->
             code=500,
             reason="InternalError",
         )
-        return review.AdmissionReviewResponse(response=answer).to_json(), _result(answer)
+        return review.encode(answer), _result(answer)
+
+
+def _validate(request: review.AdmissionRequest, body: bytes) -> review.AdmissionResponse:
+    return handlers.review_validate(request, source=body)
+
+
+def _mutate(request: review.AdmissionRequest, _body: bytes) -> review.AdmissionResponse:
+    return handlers.review_mutate(request)
+
+
+class _AsgiEndpoint:
+    """An ASGI app Starlette's Route calls as it is (a plain function it would wrap in
+    request_response, which builds a Request and exception handlers per request)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 def add_routes(
     app: FastAPI, *, max_request_bytes: int, body_timeout: float, metrics: AdmissionMetrics
-) -> None:
-    """Add POST /validate and /mutate to ``app``; everything they need is passed in.
+) -> dict[str, ASGIApp]:
+    """Add POST /validate and /mutate to ``app``; everything they need is passed in. Returns
+    the endpoints by path: plain ASGI apps an app may also call directly (app.main does).
 
     Added to the app itself, not through include_router: FastAPI keeps an included router as
     one opaque entry that the metrics middleware flattens again on every request (~0.1 ms).
     """
     router = app.router
 
-    def endpoint(handler: Handler, webhook: str) -> Callable[[Request], Awaitable[Response]]:
-        async def review_request(request: Request) -> Response:
+    def endpoint(handler: Handler, webhook: str) -> ASGIApp:
+        async def review_request(scope: Scope, receive: Receive) -> bytes | Response:
             try:
                 try:
                     # asyncio's own timeout: ~5 us a request, anyio.fail_after ~13 us
                     async with asyncio.timeout(body_timeout):
-                        body = await _read_body(request, max_request_bytes)
+                        body = await _read_body(scope, receive, max_request_bytes)
                 except TimeoutError:
                     raise _Refused(
                         400,
@@ -269,9 +333,11 @@ def add_routes(
                 )
                 return refused.response()
             if len(body) <= INLINE_LIMIT:
-                encoded, result = _review(handler, parsed, webhook)
+                encoded, result = _review(handler, parsed, body, webhook)
             else:
-                encoded, result = await anyio.to_thread.run_sync(_review, handler, parsed, webhook)
+                encoded, result = await anyio.to_thread.run_sync(
+                    _review, handler, parsed, body, webhook
+                )
             metrics.observe(
                 webhook=webhook,
                 operation=parsed.operation,
@@ -289,31 +355,34 @@ def add_routes(
                         "flow": parsed.name,
                     },
                 )
-            return Response(encoded, media_type=JSON_MEDIA_TYPE)
+            return encoded
 
-        async def serve(request: Request) -> Response:
+        async def serve(scope: Scope, receive: Receive, send: Send) -> None:
             try:
-                return await review_request(request)
+                answer = await review_request(scope, receive)
             except ClientDisconnect:
-                return Response(status_code=400)  # nobody is left to read it
+                answer = Response(status_code=400)  # nobody is left to read it
             except Exception:  # request boundary: reviews already answer their own failures
                 logger.exception("request failed", extra={"webhook": webhook})
-                return _Refused(400, "BadRequest", "the request could not be read").response()
+                answer = _Refused(400, "BadRequest", "the request could not be read").response()
+            if isinstance(answer, Response):
+                await answer(scope, receive, send)
+                return
+            # What Response(answer, media_type=JSON_MEDIA_TYPE) sends, without building one.
+            headers = [(b"content-length", b"%d" % len(answer)), _JSON_CONTENT_TYPE]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": answer})
 
-        serve.__name__ = webhook
-        return serve
+        return _AsgiEndpoint(serve)
 
-    # Plain Starlette routes: the endpoints take the Request and nothing else, so FastAPI's
-    # dependency solving per request (~15 us) would buy nothing.
-    router.add_route(
-        "/validate",
-        endpoint(handlers.review_validate, "validate"),
-        methods=["POST"],
-        include_in_schema=False,
-    )
-    router.add_route(
-        "/mutate",
-        endpoint(handlers.review_mutate, "mutate"),
-        methods=["POST"],
-        include_in_schema=False,
-    )
+    # Plain ASGI routes: the endpoints read the ASGI messages themselves, so neither FastAPI's
+    # dependency solving (~15 us) nor Starlette's Request and exception-handler wrapping per
+    # request would buy anything.
+    endpoints: dict[str, ASGIApp] = {}
+    for path, handler, webhook in (
+        ("/validate", _validate, "validate"),
+        ("/mutate", _mutate, "mutate"),
+    ):
+        endpoints[path] = endpoint(handler, webhook)
+        router.routes.append(Route(path, endpoints[path], methods=["POST"], name=webhook))
+    return endpoints

@@ -29,7 +29,7 @@ import pydantic_core
 
 from jobflow import decoded
 from jobflow.errors import Problem
-from jobflow.validation import context, flow, risks, shape, steps
+from jobflow.validation import context, flow, risks, shape, sourcebound, steps
 from jobflow.validation.steps import MAX_STEPS
 
 __all__ = ["MAX_OBJECT_BYTES", "MAX_STEPS", "Problem", "validate"]
@@ -57,16 +57,26 @@ def _size_problems(size: int) -> list[Problem]:
 
 
 def validate(
-    obj: Mapping[str, object], *, warnings: list[str] | None = None, fast: bool = True
+    obj: Mapping[str, object],
+    *,
+    warnings: list[str] | None = None,
+    fast: bool = True,
+    source: bytes | None = None,
 ) -> list[Problem]:
     """Every problem of a JobFlow object (decoded JSON); ``[]`` means valid.
 
     ``warnings``: when given, the risk warnings (``risks``) are appended to it, found in the
     same walk. ``fast=False`` checks every step on the full path (the reference that
     tests/unit/test_validation_fast.py holds the fast path to; same answers, slower).
+    ``source``: the JSON text ``obj`` was decoded from (or one holding it, such as the
+    AdmissionReview body); when it is small enough to prove the object within the size budget
+    (``validation.sourcebound``), the object is not serialised. Same answers either way.
     """
     if not isinstance(obj, Mapping):
         return [Problem("not-an-object", "", "a JobFlow must be a JSON/YAML object")]
+    if source is not None and sourcebound.fits(source, MAX_OBJECT_BYTES):
+        placeholders = sourcebound.may_have_placeholders(source)
+        return _check(obj, warnings, fast, has_placeholders=placeholders)
     # One serialisation serves the size budget and the placeholder pre-check. pydantic_core is
     # ~3x faster than json.dumps; non-JSON values from YAML (dates) count as their string form.
     # (orjson is ~3x faster again, but what it allocates for the hostile corpus's near-limit
@@ -91,6 +101,14 @@ def validate(
         # (thousands of steps, each `when` compiled) would only spend time on a lost cause.
         _early_warnings(obj, warnings)
         return problems
+    return _check(obj, warnings, fast, has_placeholders=b"{{" in data)
+
+
+def _check(
+    obj: Mapping[str, object], warnings: list[str] | None, fast: bool, *, has_placeholders: bool
+) -> list[Problem]:
+    """Everything after the size budget (within it)."""
+    problems: list[Problem] = []
     listed = decoded.path(obj, "spec", "steps")
     if isinstance(listed, list) and len(listed) > steps.MAX_STEPS:
         # The same before anything walks the steps: 60,000 steps in a 1.2 MB body took a
@@ -100,7 +118,7 @@ def validate(
     problems.extend(shape.shape_problems(obj))
     if warnings is not None:
         warnings.extend(risks.flow_warnings(obj))
-    ctx = context.Context(obj, has_placeholders=b"{{" in data, warnings=warnings, fast=fast)
+    ctx = context.Context(obj, has_placeholders=has_placeholders, warnings=warnings, fast=fast)
     flow.check(ctx)
     problems.extend(ctx.problems)
     return problems

@@ -40,16 +40,36 @@ class Context:
         # False when the serialised object contains no "{{": the template walk is skipped.
         self.has_placeholders = has_placeholders
         self.problems: list[Problem] = []
-        self.graph: dag.Graph | None = None  # set by steps.check_steps before the step fields
+        self._graph: dag.Graph | None = None  # set by steps.check_steps before the step fields
+        self._graph_pairs: list[tuple[str, list[str]]] | None = None  # or built from these
         self._ancestry: dag.Ancestry | None = None
         self.outputs: dict[str, tuple[set[str], set[str]]] = {}  # step -> (params, artifacts)
         self.has_workspace = False  # spec.workspace declared (artifacts need it)
+        # Set by steps.check_steps: every step was vouched for (jobflow.validation.fast), so
+        # none has a field beyond fast.STEP_KEYS; later checks of other fields may skip them.
+        self.all_vouched = False
         # Distinct `when` texts compiled so far and their length (conditions.MAX_TOTAL_LENGTH).
         self.when_texts: set[str] = set()
         self.when_length = 0
         self._largest_outputs: int | None = None
         # Names of spec.parameters (set by validation.requests before the steps are checked).
         self.flow_parameters: set[str] = set()
+
+    @property
+    def graph(self) -> dag.Graph | None:
+        """The step graph (None before check_steps), built on first use when check_steps
+        deferred it (``defer_graph``)."""
+        if self._graph is None and self._graph_pairs is not None:
+            self._graph = dag.build(self._graph_pairs)
+        return self._graph
+
+    @graph.setter
+    def graph(self, graph: dag.Graph | None) -> None:
+        self._graph, self._graph_pairs = graph, None
+
+    def defer_graph(self, pairs: list[tuple[str, list[str]]]) -> None:
+        """The graph of these (name, dependencies) pairs, built only if something reads it."""
+        self._graph, self._graph_pairs = None, pairs
 
     @property
     def largest_outputs(self) -> int:

@@ -53,6 +53,10 @@ _CACHED_IMAGE: Final = 255  # image references are short (a registry host, path 
 _CACHE_SIZE: Final = 1024
 _is_floating = functools.lru_cache(maxsize=_CACHE_SIZE)(risks.is_floating_image)
 is_dns1123_label = names.is_dns1123_label
+# Step and container names: a flow repeats its container names, a re-apply (and an UPDATE's
+# old object) all of its names. Only label-length texts are cached (longer ones are no label).
+_is_label = functools.lru_cache(maxsize=_CACHE_SIZE)(names.is_dns1123_label)
+_LABEL_LENGTH: Final = names.MAX_LABEL_LENGTH
 _NEEDS_TEMPLATE: Final[Mapping[str | None, bool]] = {
     None: kinds.of(None).needs_template,
     **{name: kind.needs_template for name, kind in kinds.KINDS.items()},
@@ -65,7 +69,7 @@ def vouch_step(step: object, index: int, warnings: list[str] | None) -> bool:
         return False
     get = step.get
     name = get("name")
-    if type(name) is not str or not is_dns1123_label(name):
+    if type(name) is not str or len(name) > _LABEL_LENGTH or not _is_label(name):
         return False
     deps = get("dependencies")
     if deps is not None:
@@ -194,7 +198,10 @@ def _vouch_template(
 
 
 def _all_vouched(containers: list[object]) -> bool:
-    return all(_vouch_container(container) for container in containers)
+    for container in containers:  # noqa: SIM110 (a loop, not all(): no generator per call)
+        if not _vouch_container(container):
+            return False
+    return True
 
 
 def _vouch_container(container: object) -> bool:
@@ -204,7 +211,7 @@ def _vouch_container(container: object) -> bool:
     image = container.get("image")
     if type(name) is not str or type(image) is not str or not image.strip():
         return False
-    if not is_dns1123_label(name):
+    if len(name) > _LABEL_LENGTH or not _is_label(name):
         return False
     resources = container.get("resources")
     return resources is None or _vouch_resources(resources)
@@ -214,10 +221,21 @@ def _vouch_resources(resources: object) -> bool:
     if type(resources) is not dict:
         return False
     requests = _amounts(resources.get("requests"))
-    limits = _amounts(resources.get("limits"))
-    if requests is None or limits is None:
+    if requests is None:
         return False
-    for resource, limit in limits.items():
+    limits = resources.get("limits")
+    if limits is None:
+        return True
+    if type(limits) is not dict:
+        return False
+    for resource, raw in limits.items():  # read once: no table of the limits is built
+        limit = (
+            _positive_quantity_text(raw)
+            if type(raw) is str and len(raw) <= _CACHED_TEXT
+            else _positive_quantity(raw)
+        )
+        if limit is None:
+            return False
         request = requests.get(resource)
         if request is not None and limit < request:
             return False

@@ -41,25 +41,26 @@ def check(ctx: Context) -> None:
             )
         _check_pending_timeout(ctx, policy, base)
     _check_names(ctx, spec, "spec")
-    listed = [
-        (f"spec.{field}[{index}]", step)
-        for field in ("steps", "finally")
-        for index, step in enumerate(decoded.items(spec.get(field)))
-    ]
-    for base, step in listed:
-        if step.keys().isdisjoint(_JOB_ONLY_FIELDS):
-            continue  # nothing of governance's (most steps): no walk over its fields
-        if not kinds.of_step(step).runs_jobs:
-            for field in _JOB_ONLY_FIELDS:
-                if step.get(field) is not None:
-                    ctx.add(
-                        "job-step-field",
-                        f"{base}.{field}",
-                        f"only a Job step can set {field}: a Manual step runs no Job; remove it",
-                    )
-            continue
-        _check_pending_timeout(ctx, step, base)
-        _check_names(ctx, step, base)
+    if ctx.all_vouched:
+        return  # no step or finally step has a governance field (check_steps vouched for each)
+    for field in ("steps", "finally"):
+        for index, step in enumerate(decoded.items(spec.get(field))):
+            if not step.keys().isdisjoint(_JOB_ONLY_FIELDS):  # most steps: no path built
+                _check_step(ctx, step, f"spec.{field}[{index}]")
+
+
+def _check_step(ctx: Context, step: Mapping[str, object], base: str) -> None:
+    if not kinds.of_step(step).runs_jobs:
+        for field in _JOB_ONLY_FIELDS:
+            if step.get(field) is not None:
+                ctx.add(
+                    "job-step-field",
+                    f"{base}.{field}",
+                    f"only a Job step can set {field}: a Manual step runs no Job; remove it",
+                )
+        return
+    _check_pending_timeout(ctx, step, base)
+    _check_names(ctx, step, base)
 
 
 def _check_pending_timeout(ctx: Context, obj: Mapping[str, object], base: str) -> None:

@@ -48,24 +48,33 @@ def check_when_parameters(ctx: Context, spec: Mapping[str, object]) -> None:
     """A ``when`` reading ``flow.parameters['<p>']`` names a declared parameter (else it could
     only fail at run time, after its upstream steps ran)."""
     declared = ", ".join(sorted(ctx.flow_parameters)) or "none"
-    listed = [(f"spec.steps[{i}]", s) for i, s in enumerate(decoded.items(spec.get("steps")))]
-    listed += [(f"spec.finally[{i}]", s) for i, s in enumerate(decoded.items(spec.get("finally")))]
-    for base, step in listed:
-        when = decoded.string(step.get("when"))
-        if when is None or conditions.literal_value(when) is not None:
-            continue
-        try:
-            tokens = conditions.shape(when)
-        except conditions.ConditionError:
-            continue  # over a limit: the steps' checks say so
-        for name in _flow_parameters(tokens):
-            if name not in ctx.flow_parameters:
-                ctx.add(
-                    "when-unknown-parameter",
-                    f"{base}.when",
-                    f"flow.parameters[{name!r}] is not declared in spec.parameters (declared:"
-                    f" {declared})",
-                )
+    # Paths count the objects of each list (decoded.items), as they always have.
+    listed = [("spec.steps", decoded.items(spec.get("steps")))]
+    listed += [("spec.finally", decoded.items(spec.get("finally")))]
+    for field, found in listed:
+        for i, step in enumerate(found):
+            if "when" in step:  # most steps have none: no path built for them
+                _check_when_parameters(ctx, step, f"{field}[{i}]", declared)
+
+
+def _check_when_parameters(
+    ctx: Context, step: Mapping[str, object], base: str, declared: str
+) -> None:
+    when = decoded.string(step.get("when"))
+    if when is None or conditions.literal_value(when) is not None:
+        return
+    try:
+        tokens = conditions.shape(when)
+    except conditions.ConditionError:
+        return  # over a limit: the steps' checks say so
+    for name in _flow_parameters(tokens):
+        if name not in ctx.flow_parameters:
+            ctx.add(
+                "when-unknown-parameter",
+                f"{base}.when",
+                f"flow.parameters[{name!r}] is not declared in spec.parameters (declared:"
+                f" {declared})",
+            )
 
 
 def _flow_parameters(tokens: list[conditions.Token]) -> list[str]:

@@ -53,6 +53,10 @@ def check_steps(ctx: Context, steps: list[object]) -> None:
     mapping_or_none, is_dns1123_label = decoded.mapping_or_none, names.is_dns1123_label
     vouch = fast.vouch_step if ctx.fast else None
     warnings = ctx.warnings
+    # True while every step is vouched for and depends only on steps before it (the usual
+    # flow): then no dependency can be unknown, a self-dependency or on a cycle, and the
+    # graph is built only if a later check reads it.
+    backward = every = vouch is not None
     for i, item in enumerate(steps):
         if vouch is not None and vouch(item, i, warnings):
             # Valid in itself (jobflow.validation.fast): only what involves other steps is left.
@@ -61,6 +65,12 @@ def check_steps(ctx: Context, steps: list[object]) -> None:
             name = step["name"]
             deps = step.get("dependencies")
             pairs.append((name, deps or []))  # type: ignore[arg-type]
+            if backward and deps:
+                # Every dependency names a step listed before this one (``first_index`` holds
+                # those so far): an edge back in spec order, never to itself (its own name is
+                # not in there yet, or is a duplicate's, whose edge dag.build keeps as one to
+                # the first). map() of the dict's own method: no Python call per dependency.
+                backward = all(map(first_index.__contains__, deps))  # type: ignore[call-overload]
             if ctx.has_placeholders and step.get("template") is not None:
                 templates.check_placeholders(ctx, step, step["template"], i)  # type: ignore[arg-type]
                 fanout.check_outside(ctx, step, i)  # {{ item }} in a step without items
@@ -69,6 +79,7 @@ def check_steps(ctx: Context, steps: list[object]) -> None:
             else:
                 first_index[name] = i  # type: ignore[index]
             continue
+        backward = every = False
         if warnings is not None:
             risks.step_warnings(item, i, warnings)
         if not ctx.fast or not is_plain_step(item):
@@ -98,21 +109,35 @@ def check_steps(ctx: Context, steps: list[object]) -> None:
             continue
         first_index[name] = i
         _declare_outputs(ctx, name, step)
+    ctx.all_vouched = every
+    if backward:
+        ctx.defer_graph(pairs)  # nothing below would find anything (``backward``)
+        return
+    check_graph(ctx, pairs, read, first_index)
+    for i in rich:
+        check_step_fields(ctx, read[i], i)
+
+
+def check_graph(
+    ctx: Context,
+    pairs: list[tuple[str, list[str]]],
+    steps: Sequence[Mapping[str, object]],
+    first_index: Mapping[str, int],
+) -> None:
+    """The graph of the steps' (name, dependencies): unknown and self dependencies, cycles."""
     graph = ctx.graph = dag.build(pairs)
     # A step whose edges are fewer than its list entries has an unknown, self or repeated
     # dependency (or a non-string one): only those are looked at one by one.
     suspicious = [i for i, (_, deps) in enumerate(pairs) if len(deps) != len(graph.deps[i])]
-    check_dependencies(ctx, read, first_index, suspicious)
+    check_dependencies(ctx, steps, first_index, suspicious)
     for component in dag.cycles(graph):
         start = graph.index[component[0]]
         ctx.add(
             "dependency-cycle",
-            f"{base}[{start}].dependencies",
+            f"spec.steps[{start}].dependencies",
             f"dependency cycle: {dag.format_cycle(component)} (each step depends on the"
             " next); remove one of these dependencies",
         )
-    for i in rich:
-        check_step_fields(ctx, read[i], i)
 
 
 def _duplicate(ctx: Context, name: str, index: int, first: int) -> None:

@@ -260,6 +260,9 @@ def test_old_problems_do_not_block_metadata_edits(client: AppClient) -> None:
     new["spec"]["steps"].append(step("Bad_Name"))
     response = post(client, "/validate", review(new, operation="UPDATE", old=old))
     assert response["allowed"] is False
+    # the fix of an invalid stored flow: no problem to filter (the old one is not validated)
+    fixed = jobflow()
+    assert post(client, "/validate", review(fixed, operation="UPDATE", old=old))["allowed"] is True
     assert [c["field"] for c in response["status"]["details"]["causes"]] == ["spec.steps[2].name"]
 
 

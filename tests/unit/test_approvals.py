@@ -502,3 +502,28 @@ def test_outputs_of_an_approval_are_declared_for_references() -> None:
     ] = "nope"  # type: ignore[index]
     codes = [p.code for p in validation.validate(body)]
     assert codes and all("output" in c or "parameter" in c for c in codes), codes
+
+
+def test_may_record_is_false_only_where_the_record_patch_is_empty() -> None:
+    # The mutating webhook skips the clock and the annotations walk when may_record is False.
+    job = {"name": "j", "template": {}}
+    cases: list[tuple[dict[str, object] | None, dict[str, object]]] = [
+        (None, {"metadata": {"annotations": {"x": "1"}}, "spec": {"steps": [job]}}),
+        (None, {"metadata": {}, "spec": {"steps": [job, "not a step"]}}),
+        (None, {"spec": {"steps": "not a list"}}),
+        (obj({}), obj({REQ: "true"})),
+        (None, obj({}, required=1)),
+        (None, {"metadata": {"annotations": {REC: "[]"}}, "spec": {"steps": [job]}}),
+        (
+            {"metadata": {"annotations": {approvals.CREATED_BY_ANNOTATION: "carol"}}},
+            {"metadata": {"annotations": {}}, "spec": {"steps": [job]}},
+        ),
+        ({"metadata": {"annotations": {REQ: "true"}}}, {"metadata": {"annotations": {}}}),
+    ]
+    for old, new in cases:
+        patch = approvals.record_patch(old, new, username="alice", now=ts(T0))
+        if not approvals.may_record(old, new):
+            assert patch == [], (old, new)
+    assert not approvals.may_record(*cases[0])
+    assert approvals.may_record(*cases[3]) and approvals.may_record(*cases[6])
+    assert approvals.record_patch(*cases[6], username="alice", now=ts(T0)) != []
