@@ -3,9 +3,10 @@
 A ``Run`` is the kubelet's record of one active pod: the pod as the kubelet last wrote it and
 its current container run (simulated: a planned outcome and when it is due; local: the process
 and the outcome its thread recorded). The ``Executor`` protocol is the kubelet's strategy for
-running a container (``simexec.SimExecutor`` or ``localprocess.LocalExecutor``); the kubelet
-(``kubelet``) and the Job controller (``jobcontrol``'s stateful side, ``jobcontroller``) meet
-here only through the fields documented below.
+running a container (``simexec.SimExecutor`` or ``localprocess.LocalExecutor``). The Job
+controller (``jobcontroller``) holds the runs of its active pods as handles and reads only their
+``uid``, ``index``, ``restarts``, ``pod`` and readiness; everything else is the kubelet's and its
+executor's.
 
 Locking: ``Run.lock`` guards the fields a process thread shares with the workers
 (``outcome``, ``process``, ``cancelled``, ``gone``, ``init_states`` while init containers run);
