@@ -10,11 +10,12 @@ or ``FailureTarget`` + ``Failed`` with reasons ``CompletionsReached``, ``Backoff
 then lets the TTL controller (``ttl``) expire finished Jobs. Its decisions are ``jobcontrol``'s
 (pure); this module holds the per-Job state and the reconcile that applies them.
 
-Interface with the kubelet (``kubelet.Kubelet``): ``run_pod`` for a pod it created, ``settle``
-to learn what became of each active pod (exit, in-place ``OnFailure`` restart, terminal phase,
-deletion; the backoffLimit is passed as the ``may_restart`` callback), ``release`` for the runs
-it stops before deleting their pods, ``cancel_owned`` when its Job is deleted. Each active pod's
-``podrun.Run`` is read for its ``uid``, ``index``, ``restarts`` and readiness only.
+Interface with the kubelet (``kubelet.Kubelet``), by pod uid: ``run_pod`` for a pod it created,
+``settle`` to learn what became of each active pod (``PodReport``: still active after an
+in-place ``OnFailure`` restart, succeeded, failed or deleted behind its back, and its restart
+count; the backoffLimit is the ``may_restart`` callback), ``is_ready`` for the ``ready`` count,
+``release`` for the pods it stops before deleting them, ``cancel_owned`` when its Job is
+deleted. It never sees the kubelet's runs.
 
 Design and invariants:
 
@@ -42,7 +43,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +60,7 @@ from kubesim.jobcontrol import (
     set_condition,
 )
 from kubesim.kubelet import MAX_STEPS, Kubelet
-from kubesim.podrun import NODE_NAME, PODS, Run
+from kubesim.podrun import NODE_NAME, PODS
 from kubesim.resources import GVR
 from kubesim.simspec import AnnotationError, SimSpec
 from kubesim.timestamps import now_rfc3339, parse_rfc3339
@@ -107,13 +107,24 @@ def _deadline_passed(spec: JobSpec, st: _JobState) -> bool:
     )
 
 
-def _delete_pod(store: Store, pod: Mapping[str, Any]) -> None:
-    meta = pod.get("metadata") or {}
+def _delete_pod(store: Store, name: str, namespace: str) -> None:
     try:
-        store.delete(PODS, str(meta.get("name")), namespace=meta.get("namespace"))
+        store.delete(PODS, name, namespace=namespace)
     except ApiError as exc:
         if exc.code != 404:
             raise
+
+
+@dataclass(eq=False)
+class _ActivePod:
+    """What the controller knows of one of its active pods: what it created, and the restart
+    count the kubelet last reported."""
+
+    uid: str
+    name: str
+    namespace: str
+    index: int | None
+    restarts: int = 0
 
 
 @dataclass(eq=False)
@@ -122,7 +133,7 @@ class _JobState:
     succeeded: int = 0
     failed: int = 0
     succeeded_indexes: set[int] = field(default_factory=set)
-    runs: dict[str, Run] = field(default_factory=dict)  # pod uid -> active run
+    pods: dict[str, _ActivePod] = field(default_factory=dict)  # pod uid -> active pod
     start_wall: float | None = None
     last_failure: float = 0.0  # monotonic time of the last pod failure (for pod-backoff)
     deadline_armed: bool = False
@@ -222,7 +233,8 @@ class JobController:
             ):
                 phase = (pod.get("status") or {}).get("phase")
                 if phase not in ("Succeeded", "Failed"):
-                    _delete_pod(self.store, pod)
+                    pmeta = pod.get("metadata") or {}
+                    _delete_pod(self.store, str(pmeta.get("name")), str(pmeta.get("namespace")))
         return st
 
     def _reconcile(self, key: Key, job: dict[str, Any], st: _JobState) -> None:
@@ -315,8 +327,8 @@ class JobController:
                 spec,
                 succeeded=st.succeeded,
                 failed=st.failed,
-                active=len(st.runs),
-                restarts=sum(r.restarts for r in st.runs.values()),
+                active=len(st.pods),
+                restarts=sum(p.restarts for p in st.pods.values()),
                 deadline_exceeded=_deadline_passed(spec, st),
             )
             if decision.finish is not None:
@@ -332,12 +344,10 @@ class JobController:
                 break
             instant = False
             for index in self._next_indexes(spec, st, decision.create):
-                run = self._start_pod(
+                ended = self._start_pod(
                     key, job, st, spec, sim, index=index, bad_annotation=bad_annotation
                 )
-                if run is None:
-                    continue
-                instant = instant or (run.due is not None and run.due <= time.monotonic())
+                instant = instant or ended
             if not (changed or instant):
                 break
         return decision
@@ -363,12 +373,11 @@ class JobController:
             status["completionTime"] = now
         return conditions
 
-    @staticmethod
-    def _set_counts(status: dict[str, Any], st: _JobState, spec: JobSpec) -> None:
+    def _set_counts(self, status: dict[str, Any], st: _JobState, spec: JobSpec) -> None:
         now_mono = time.monotonic()
-        ready = sum(1 for r in st.runs.values() if r.is_ready(now_mono))
+        ready = sum(1 for uid in st.pods if self._kubelet.is_ready(uid, now_mono))
         for name, value in (
-            ("active", len(st.runs)),
+            ("active", len(st.pods)),
             ("succeeded", st.succeeded),
             ("failed", st.failed),
         ):
@@ -376,7 +385,7 @@ class JobController:
                 status[name] = value
             else:
                 status.pop(name, None)  # int32 with omitempty upstream
-        status["ready"] = ready if st.runs else 0
+        status["ready"] = ready if st.pods else 0
         status["terminating"] = 0
         status["uncountedTerminatedPods"] = {}
         if spec.indexed and st.succeeded_indexes:
@@ -385,7 +394,7 @@ class JobController:
     def _next_indexes(self, spec: JobSpec, st: _JobState, count: int) -> list[int | None]:
         if not spec.indexed or spec.completions is None:
             return [None] * count
-        busy = {r.index for r in st.runs.values()}
+        busy = {p.index for p in st.pods.values()}
         free = [
             i for i in range(spec.completions) if i not in st.succeeded_indexes and i not in busy
         ]
@@ -403,7 +412,9 @@ class JobController:
         *,
         index: int | None,
         bad_annotation: str,
-    ) -> Run | None:
+    ) -> bool:
+        """Create one pod and hand it to the kubelet; True when its run ended at once (an
+        instant ``sim`` run, for the caller's next pass to settle)."""
         namespace, name = key
         template = (job.get("spec") or {}).get("template") or {}
         tmeta = template.get("metadata") or {}
@@ -464,12 +475,14 @@ class JobController:
                 extra={"namespace": namespace, "job": name, "error": exc.message},
             )
             self._timers.at(time.monotonic() + REQUEUE_AFTER_ERROR, key)
-            return None
-        run = self._kubelet.run_pod(
+            return False
+        ended = self._kubelet.run_pod(
             created, sim, key=key, job_uid=st.uid, index=index, bad_annotation=bad_annotation
         )
-        st.runs[run.uid] = run
-        return run
+        meta = created["metadata"]
+        uid = str(meta["uid"])
+        st.pods[uid] = _ActivePod(uid, str(meta["name"]), namespace, index)
+        return ended
 
     def _collect(self, st: _JobState, spec: JobSpec, sim: SimSpec) -> bool:
         """Settle the Job's pods with the kubelet and count those that ended; returns whether
@@ -478,38 +491,40 @@ class JobController:
         now_mono = time.monotonic()
 
         def may_restart() -> bool:
-            total = sum(r.restarts for r in st.runs.values())
+            # one more restart of a pod, counted with every restart the kubelet reported
+            total = sum(p.restarts for p in st.pods.values()) + 1
             return not restarts_exceed(total, spec.backoff_limit)
 
-        for run in list(st.runs.values()):
-            settled = self._kubelet.settle(
-                run, sim, restart_policy=spec.restart_policy, may_restart=may_restart
+        for pod in list(st.pods.values()):
+            report = self._kubelet.settle(
+                pod.uid, sim, restart_policy=spec.restart_policy, may_restart=may_restart
             )
-            if settled is None:
+            if report is None:
                 continue
             changed = True
-            if settled == "active":
+            pod.restarts = report.restarts
+            if report.settled == "active":
                 continue
             # "gone": deleted while active, a failure replaced like one (pod-failure tracking)
-            del st.runs[run.uid]
-            if settled == "succeeded":
+            del st.pods[pod.uid]
+            if report.settled == "succeeded":
                 st.succeeded += 1
-                if run.index is not None:
-                    st.succeeded_indexes.add(run.index)
+                if pod.index is not None:
+                    st.succeeded_indexes.add(pod.index)
             else:
                 st.failed += 1
                 st.last_failure = now_mono
         return changed
 
     def _stop_runs(self, st: _JobState, *, delete: bool) -> int:
-        """Kill every active run (and delete its pod); returns how many there were."""
-        runs = list(st.runs.values())
-        st.runs.clear()
-        self._kubelet.release(runs)
+        """Stop every active pod's run (and delete the pod); returns how many there were."""
+        pods = list(st.pods.values())
+        st.pods.clear()
+        self._kubelet.release([p.uid for p in pods])
         if delete:
-            for run in runs:
-                _delete_pod(self.store, run.pod)
-        return len(runs)
+            for pod in pods:
+                _delete_pod(self.store, pod.name, pod.namespace)
+        return len(pods)
 
     def _forget(self, key: Key) -> None:
         st = self._jobs.pop(key, None)

@@ -4,10 +4,13 @@
 It owns the node's runs (pod uid -> ``podrun.Run``) and reacts to pod events: a deleted pod's
 run is cancelled (its process killed) and the key that reconciles it enqueued. Pods no Job owns
 (``kubectl run``, a test's pod) are its own from start to end (``sync_bare_pod``: restartPolicy,
-CrashLoopBackOff back-off). A Job's pods are handed to it by the Job controller (``run_pod``),
-which settles them in its own reconcile (``settle``: the container's exit, an in-place
-``OnFailure`` restart or the pod's terminal status) and reads the result, so an instant ``sim``
-Job still settles in one reconcile; ``release`` forgets and kills runs the controller stops.
+CrashLoopBackOff back-off). A Job's pods are handed to it by the Job controller (``run_pod``);
+the controller knows them by uid only and asks, in its own reconcile, what became of each
+(``settle``: still active after an in-place ``OnFailure`` restart or in CrashLoopBackOff,
+succeeded, failed, or gone, with the restart count; the terminal status is written here) and
+whether it is ready (``is_ready``), so an instant ``sim`` Job still settles in one reconcile.
+``release`` forgets and kills the runs of pods the controller stops; ``cancel_owned`` those of
+a deleted Job.
 
 ``self._lock`` guards the run registry and is never held while calling the Store (Store
 subscribers run under the Store's own lock); each run's own fields are guarded by ``Run.lock``.
@@ -19,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from kubesim.errors import ApiError
 from kubesim.podrun import (
@@ -53,6 +56,14 @@ CRASH_BACKOFF_MAX = 300.0  # ... capped at 5 minutes
 # What ``settle`` saw happen to a Job's pod: still active (restarted, or waiting in
 # CrashLoopBackOff), ended with its terminal phase, or deleted behind our back.
 Settled = Literal["active", "succeeded", "failed", "gone"]
+
+
+class PodReport(NamedTuple):
+    """What ``settle`` reports of a Job's pod, as its status would show it: ``settled``, and
+    its restart count (init containers' restarts included; 0 when gone)."""
+
+    settled: Settled
+    restarts: int
 
 
 def is_bare_pod(pod: Mapping[str, Any]) -> bool:
@@ -131,10 +142,8 @@ class Kubelet:
         elif event_type == "DELETED":
             uid = str((obj.get("metadata") or {}).get("uid", ""))
             with self._lock:
-                victim = self._runs.pop(uid, None)
+                victim = self._runs.pop(uid, None)  # for a Job's pod, settle() reports "gone"
             if victim is not None:
-                with victim.lock:
-                    victim.gone = True
                 self.executor.cancel(victim)
                 self._enqueue(victim.key)
 
@@ -164,46 +173,56 @@ class Kubelet:
         job_uid: str,
         index: int | None,
         bad_annotation: str,
-    ) -> Run:
+    ) -> bool:
         """Start the first container run of ``pod`` (just created by the Job controller, whose
-        key ``key`` settles it)."""
+        key ``key`` settles it); True when the run ended at once (an instant ``sim`` run)."""
         run = Run(key=key, job_uid=job_uid, pod=pod, index=index, started_at=now_rfc3339())
         with self._lock:
             self._runs[run.uid] = run
         self._start_container(run, sim, bad_annotation=bad_annotation)
-        return run
+        return run.due is not None and run.due <= time.monotonic()
+
+    def is_ready(self, uid: str, now_mono: float) -> bool:
+        """Whether the Job's ``ready`` count takes the pod as ready: a sim run not yet due, or
+        any local run (init containers included, see RUNNER.md); False for a pod not here."""
+        with self._lock:
+            run = self._runs.get(uid)
+        return run is not None and run.is_ready(now_mono)
 
     def settle(
         self,
-        run: Run,
+        uid: str,
         sim: SimSpec,
         *,
         restart_policy: str,
         may_restart: Callable[[], bool],
-    ) -> Settled | None:
-        """Act on a Job pod's container exit, if any (None: nothing happened). An exit that
-        ``restart_policy`` OnFailure restarts in place counts in ``run.restarts``; the pod then
-        restarts unless ``may_restart()`` says no (the Job's backoffLimit is reached:
-        CrashLoopBackOff). Otherwise the pod's terminal status is written and the run forgotten."""
-        with run.lock:
-            gone = run.gone
-        if gone:
-            return "gone"
+    ) -> PodReport | None:
+        """Act on the exit of a Job pod's container, if any (None: nothing happened). An exit
+        that ``restart_policy`` OnFailure restarts in place counts as a restart; the pod then
+        restarts unless ``may_restart()`` says one more is not allowed (the Job's backoffLimit:
+        CrashLoopBackOff). Otherwise the pod's terminal status is written and the run forgotten.
+        A pod no longer here was deleted behind the controller's back ("gone")."""
+        with self._lock:
+            run = self._runs.get(uid)
+        if run is None:
+            return PodReport("gone", 0)
         outcome = _due_outcome(run, time.monotonic())
         if outcome is None:
             return None
         if run.failed_init is not None:
-            return self._init_failed(
+            settled = self._init_failed(
                 run, sim, run.failed_init, restart_policy=restart_policy, may_restart=may_restart
             )
+            return PodReport(settled, run.restarts)
         exit_code = outcome.exit_code
         term = self._terminated(run, outcome)
         if exit_code != 0 and restart_policy == "OnFailure":
             # the kubelet restarts the container in the same pod; the Job controller
             # compares the restart count with backoffLimit (may_restart)
+            allowed = may_restart()
             run.restarts += 1
             run.last_state = {"terminated": term}
-            if may_restart():
+            if allowed:
                 self._start_container(run, sim)
             else:
                 waiting = {
@@ -212,20 +231,18 @@ class Kubelet:
                 }
                 self._writer.write_status(run, "Running", {"waiting": waiting})
                 run.planned, run.due, run.outcome = None, None, None
-            return "active"
+            return PodReport("active", run.restarts)
         self._writer.write_status(
             run, "Succeeded" if exit_code == 0 else "Failed", {"terminated": term}
         )
         self._forget(run)
-        return "succeeded" if exit_code == 0 else "failed"
+        return PodReport("succeeded" if exit_code == 0 else "failed", run.restarts)
 
-    def release(self, runs: Iterable[Run]) -> None:
-        """Forget and kill runs the Job controller stops (before it deletes their pods, so the
-        DELETED events are not taken for deletions behind its back)."""
-        runs = list(runs)
+    def release(self, uids: Iterable[str]) -> None:
+        """Forget and kill the runs of pods the Job controller stops (before it deletes them,
+        so the DELETED events are not taken for deletions behind its back)."""
         with self._lock:
-            for run in runs:
-                self._runs.pop(run.uid, None)
+            runs = [r for r in (self._runs.pop(uid, None) for uid in uids) if r is not None]
         for run in runs:
             self.executor.cancel(run)
 
@@ -249,10 +266,11 @@ class Kubelet:
         without its app containers having run. OnFailure: counted as a restart of the pod's run
         (which starts again from the first init container), like a failed app container."""
         if restart_policy == "OnFailure":
+            allowed = may_restart()
             run.restarts += 1
             run.init_restarts[name] = run.init_restarts.get(name, 0) + 1
             run.init_last[name] = {"terminated": run.init_states.get(name, {}).get("terminated")}
-            if may_restart():
+            if allowed:
                 self._start_container(run, sim)
             else:
                 run.init_states[name] = {

@@ -3,13 +3,11 @@
 A ``Run`` is the kubelet's record of one active pod: the pod as the kubelet last wrote it and
 its current container run (simulated: a planned outcome and when it is due; local: the process
 and the outcome its thread recorded). The ``Executor`` protocol is the kubelet's strategy for
-running a container (``simexec.SimExecutor`` or ``localprocess.LocalExecutor``). The Job
-controller (``jobcontroller``) holds the runs of its active pods as handles and reads only their
-``uid``, ``index``, ``restarts``, ``pod`` and readiness; everything else is the kubelet's and its
-executor's.
+running a container (``simexec.SimExecutor`` or ``localprocess.LocalExecutor``). Runs are the
+kubelet's and its executor's alone: the Job controller knows its pods by uid.
 
 Locking: ``Run.lock`` guards the fields a process thread shares with the workers
-(``outcome``, ``process``, ``cancelled``, ``gone``, ``init_states`` while init containers run);
+(``outcome``, ``process``, ``cancelled``, ``init_states`` while init containers run);
 it is never held while calling the Store. Every other field is written only by the worker that
 owns the run's key, or by the process thread before its outcome is recorded (see ``kubelet``).
 """
@@ -48,7 +46,6 @@ class Run:
     planned: Outcome | None = None  # sim: outcome decided at start
     outcome: Outcome | None = None  # local: set by the process thread
     process: subprocess.Popen[bytes] | None = None
-    gone: bool = False  # deleted from the Store behind our back
     cancelled: bool = False  # killed by us or by a deletion; no process may start after this
     # local mode, pods with init containers: state of each init container in the current run
     # (name -> state), restarts caused by each, and the one whose failure is ``outcome``
