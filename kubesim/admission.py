@@ -36,32 +36,49 @@ Not emulated: ``reinvocationPolicy: IfNeeded`` (each mutating webhook is called 
 ``matchConditions`` (ignored: a webhook with conditions is called for every rule match), CONNECT,
 auditAnnotations, client certificates.
 
+This module owns the admission chain (``Admission``: reading the configurations from the Store,
+namespaceSelector, failurePolicy, applying patches); its pure parts are ``admissionrules``
+(which webhooks a request reaches), ``admissionreview`` (the review sent and the reply checked),
+``rfc6902`` (JSON Patch) and ``webhookcall`` (the HTTPS call); their names are re-exported here.
+
 Invariant: no lock is held while a webhook is called, and nothing here writes to the Store.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import dataclasses
-import functools
-import http.client
 import json
 import logging
 import math
-import socket
-import ssl
-import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from kubesim.errors import ApiError, internal
+# re-exported: the admission API in one place (tests and the server import these from here)
+from kubesim.admissionreview import REVIEW_VERSIONS as REVIEW_VERSIONS
+from kubesim.admissionreview import WebhookCallError as WebhookCallError
+from kubesim.admissionreview import build_review as build_review
+from kubesim.admissionreview import call_failure as call_failure
+from kubesim.admissionreview import check_response as check_response
+from kubesim.admissionreview import decode_patch as decode_patch
+from kubesim.admissionreview import denial_error as denial_error
+from kubesim.admissionreview import with_api_version
+from kubesim.admissionrules import Attributes as Attributes
+from kubesim.admissionrules import Match as Match
+from kubesim.admissionrules import labels_of
+from kubesim.admissionrules import match_webhook as match_webhook
+from kubesim.admissionrules import object_selector_matches as object_selector_matches
+from kubesim.admissionrules import resource_matches as resource_matches
+from kubesim.admissionrules import rule_matches as rule_matches
+from kubesim.errors import ApiError
 from kubesim.resources import GVR
+from kubesim.rfc6902 import JSONPatchError as JSONPatchError
+from kubesim.rfc6902 import apply_json_patch as apply_json_patch
 from kubesim.selectors import match_label_selector_object
+from kubesim.webhookcall import post_review as post_review
+from kubesim.webhookcall import ssl_context as ssl_context
 
 if TYPE_CHECKING:
     from kubesim.store import Store
@@ -75,485 +92,8 @@ CRDS = GVR("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 
 DEFAULT_TIMEOUT_SECONDS = 10  # upstream default for timeoutSeconds
 MAX_TIMEOUT_SECONDS = 30  # upstream validation range is 1..30
-MAX_RESPONSE_BYTES = 8 * 1024 * 1024  # a webhook reply larger than this is treated as invalid
-REVIEW_VERSIONS = ("v1", "v1beta1")  # the shapes are identical for what we send
-
-OPTIONS_KIND = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions", "DELETE": "DeleteOptions"}
 
 ServiceResolver = Mapping[tuple[str, str, int], str] | Callable[[str, str, int], str | None]
-
-
-@dataclass(frozen=True)
-class Attributes:
-    """One admission request, as the core hands it over."""
-
-    operation: str  # "CREATE" | "UPDATE" | "DELETE"
-    gvr: GVR
-    kind: dict[str, str]  # {"group","version","kind"}
-    namespace: str | None
-    name: str
-    obj: dict[str, Any] | None  # the incoming object (after defaulting by the core)
-    old_obj: dict[str, Any] | None
-    subresource: str  # "" or "status"
-    dry_run: bool
-    user: dict[str, Any]  # {"username": ..., "groups": [...]}
-    # CreateOptions/UpdateOptions/DeleteOptions as received; optional, so the agreed positional
-    # fields above stay as they are.
-    options: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class Match:
-    """A webhook chosen for a request, with the version its rule named."""
-
-    config_name: str
-    webhook: Mapping[str, Any]
-    gvr: GVR  # resource as the webhook sees it (differs from the request under Equivalent)
-    kind: dict[str, str]
-
-
-class WebhookCallError(Exception):
-    """The webhook could not be called or answered nonsense; failurePolicy decides what follows."""
-
-
-# --------------------------------------------------------------------------------------------
-# Rule matching (pure)
-
-
-def _in_list(values: Sequence[str] | None, value: str) -> bool:
-    if not values:
-        return False
-    return "*" in values or value in values
-
-
-def resource_matches(patterns: Sequence[str] | None, resource: str, subresource: str) -> bool:
-    """Upstream resource matching: ``*`` is every resource but no subresource, ``*/*`` everything,
-    ``pods/*`` every subresource of pods, ``*/status`` the status of everything."""
-    for pattern in patterns or ():
-        if pattern == "*/*":
-            return True
-        res, sep, sub = pattern.partition("/")
-        if res not in ("*", resource):
-            continue
-        if not sep and not subresource:
-            return True
-        if sep and subresource and sub in ("*", subresource):
-            return True
-    return False
-
-
-def rule_matches(
-    rule: Mapping[str, Any], *, operation: str, gvr: GVR, subresource: str, namespaced: bool
-) -> bool:
-    """One RuleWithOperations against a request (no selectors)."""
-    if not _in_list(rule.get("operations"), operation):
-        return False
-    if not _in_list(rule.get("apiGroups"), gvr.group):
-        return False
-    if not _in_list(rule.get("apiVersions"), gvr.version):
-        return False
-    if not resource_matches(rule.get("resources"), gvr.resource, subresource):
-        return False
-    scope = rule.get("scope") or "*"
-    if scope == "Cluster":
-        return not namespaced
-    if scope == "Namespaced":
-        return namespaced
-    return True
-
-
-def match_webhook(
-    webhook: Mapping[str, Any],
-    *,
-    operation: str,
-    gvr: GVR,
-    subresource: str,
-    namespaced: bool,
-    equivalents: Sequence[GVR] = (),
-) -> GVR | None:
-    """The GVR under which ``webhook``'s rules match the request, or None.
-
-    An exact match wins; with matchPolicy Equivalent (the default) the ``equivalents`` (other
-    versions of the same resource) are tried in order next.
-    """
-    rules = webhook.get("rules") or []
-    candidates = [gvr]
-    if (webhook.get("matchPolicy") or "Equivalent") == "Equivalent":
-        candidates += [g for g in equivalents if g != gvr]
-    for cand in candidates:
-        for rule in rules:
-            if isinstance(rule, Mapping) and rule_matches(
-                rule, operation=operation, gvr=cand, subresource=subresource, namespaced=namespaced
-            ):
-                return cand
-    return None
-
-
-def _labels(obj: Mapping[str, Any] | None) -> Mapping[str, str]:
-    if not obj:
-        return {}
-    labels = (obj.get("metadata") or {}).get("labels") or {}
-    return labels if isinstance(labels, Mapping) else {}
-
-
-def object_selector_matches(webhook: Mapping[str, Any], attrs: Attributes) -> bool:
-    """objectSelector matches when the new or the old object matches (upstream semantics)."""
-    selector = webhook.get("objectSelector")
-    if not selector:
-        return True
-    return any(
-        o is not None and match_label_selector_object(selector, _labels(o))
-        for o in (attrs.obj, attrs.old_obj)
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# AdmissionReview building and reply checking (pure)
-
-
-def build_review(
-    attrs: Attributes, match: Match, *, uid: str, review_version: str = "v1"
-) -> dict[str, Any]:
-    """The AdmissionReview request for ``attrs`` as ``match``'s webhook sees it."""
-    obj = attrs.obj
-    old = attrs.old_obj
-    if match.gvr != attrs.gvr:
-        obj = _with_api_version(obj, match.gvr)
-        old = _with_api_version(old, match.gvr)
-    options = dict(attrs.options or {})
-    if options.get("kind") == "PatchOptions":
-        # upstream's patchToUpdateOptions: webhooks see a patch or apply as an UPDATE
-        options.pop("force", None)
-        options["kind"] = "UpdateOptions"
-    options.setdefault("apiVersion", "meta.k8s.io/v1")
-    options.setdefault("kind", OPTIONS_KIND.get(attrs.operation, "CreateOptions"))
-    user = dict(attrs.user or {})  # UserInfo: empty uid, groups and extra are omitted
-    request: dict[str, Any] = {
-        "uid": uid,
-        "kind": dict(match.kind),
-        "resource": _gvr_dict(match.gvr),
-        "subResource": attrs.subresource,
-        "requestKind": dict(attrs.kind),
-        "requestResource": _gvr_dict(attrs.gvr),
-        "requestSubResource": attrs.subresource,
-        "name": attrs.name,
-        "namespace": attrs.namespace or "",
-        "operation": attrs.operation,
-        "userInfo": user,
-        "object": None if attrs.operation == "DELETE" else obj,
-        "oldObject": None if attrs.operation == "CREATE" else old,
-        "dryRun": attrs.dry_run,
-        "options": options,
-    }
-    if not request["subResource"]:
-        del request["subResource"]
-        del request["requestSubResource"]
-    return {
-        "apiVersion": f"admission.k8s.io/{review_version}",
-        "kind": "AdmissionReview",
-        "request": request,
-    }
-
-
-def _gvr_dict(gvr: GVR) -> dict[str, str]:
-    return {"group": gvr.group, "version": gvr.version, "resource": gvr.resource}
-
-
-def _with_api_version(obj: dict[str, Any] | None, gvr: GVR) -> dict[str, Any] | None:
-    if obj is None:
-        return None
-    out = dict(obj)
-    out["apiVersion"] = f"{gvr.group}/{gvr.version}" if gvr.group else gvr.version
-    return out
-
-
-def check_response(review: Any, *, uid: str, mutating: bool) -> dict[str, Any]:
-    """Return ``review.response`` or raise WebhookCallError as upstream VerifyAdmissionResponse."""
-    if not isinstance(review, dict):
-        raise WebhookCallError("received invalid webhook response: not a JSON object")
-    known = {f"admission.k8s.io/{v}" for v in REVIEW_VERSIONS}
-    if review.get("kind") != "AdmissionReview" or review.get("apiVersion") not in known:
-        raise WebhookCallError(
-            "expected webhook response of admission.k8s.io/v1, Kind=AdmissionReview, got "
-            f"{review.get('apiVersion')}, Kind={review.get('kind')}"
-        )
-    response = review.get("response")
-    if not isinstance(response, dict):
-        raise WebhookCallError("webhook response was absent")
-    if response.get("uid") != uid:
-        raise WebhookCallError(f'expected response.uid="{uid}", got "{response.get("uid")}"')
-    if not isinstance(response.get("allowed"), bool):
-        raise WebhookCallError("webhook response has no boolean response.allowed")
-    has_patch = bool(response.get("patch"))
-    has_type = bool(response.get("patchType"))
-    if not mutating and (has_patch or has_type):
-        raise WebhookCallError("validating webhook may not return response.patch")
-    if has_patch and not has_type:
-        raise WebhookCallError("webhook returned response.patch but not response.patchType")
-    if has_type and not has_patch:
-        raise WebhookCallError("webhook returned response.patchType but not response.patch")
-    if has_type and response["patchType"] != "JSONPatch":
-        raise WebhookCallError(f"unsupported patch type {response['patchType']!r}")
-    return response
-
-
-def denial_error(webhook_name: str, response: Mapping[str, Any]) -> ApiError:
-    """The error a denial becomes: the webhook's status, message prefixed as upstream does."""
-    status = response.get("status") or {}
-    if not isinstance(status, Mapping):
-        status = {}
-    raw_code = status.get("code")
-    code = raw_code if isinstance(raw_code, int) and raw_code else 403
-    code = max(code, 400)  # a denial is always an error, whatever the webhook claims
-    reason = str(status.get("reason") or ("Forbidden" if code == 403 else ""))
-    text = str(status.get("message") or status.get("reason") or "")
-    prefix = f'admission webhook "{webhook_name}" denied the request'
-    message = f"{prefix}: {text}" if text else f"{prefix} without explanation"
-    details = status.get("details")
-    return ApiError(
-        code, reason, message, details=dict(details) if isinstance(details, Mapping) else None
-    )
-
-
-def call_failure(webhook_name: str, err: str) -> ApiError:
-    return internal(f'failed calling webhook "{webhook_name}": {err}')
-
-
-# --------------------------------------------------------------------------------------------
-# RFC 6902 JSON Patch (pure)
-
-
-class JSONPatchError(ValueError):
-    pass
-
-
-def _decode_pointer(path: str) -> list[str]:
-    if path == "":
-        return []
-    if not path.startswith("/"):
-        raise JSONPatchError(f"invalid JSON pointer {path!r}")
-    return [p.replace("~1", "/").replace("~0", "~") for p in path[1:].split("/")]
-
-
-def _index(container: list[Any], token: str, *, allow_end: bool) -> int:
-    if token == "-" and allow_end:
-        return len(container)
-    if not token.isdigit() or (token != "0" and token.startswith("0")):
-        raise JSONPatchError(f"invalid array index {token!r}")
-    idx = int(token)
-    if idx > len(container) or (idx == len(container) and not allow_end):
-        raise JSONPatchError(f"array index {idx} out of range")
-    return idx
-
-
-def _parent(doc: Any, tokens: list[str]) -> Any:
-    cur = doc
-    for tok in tokens[:-1]:
-        if isinstance(cur, dict):
-            if tok not in cur:
-                raise JSONPatchError(f"path component {tok!r} not found")
-            cur = cur[tok]
-        elif isinstance(cur, list):
-            cur = cur[_index(cur, tok, allow_end=False)]
-        else:
-            raise JSONPatchError(f"cannot traverse into {type(cur).__name__}")
-    return cur
-
-
-def _get(doc: Any, tokens: list[str]) -> Any:
-    if not tokens:
-        return doc
-    parent = _parent(doc, tokens)
-    tok = tokens[-1]
-    if isinstance(parent, dict):
-        if tok not in parent:
-            raise JSONPatchError(f"path component {tok!r} not found")
-        return parent[tok]
-    if isinstance(parent, list):
-        return parent[_index(parent, tok, allow_end=False)]
-    raise JSONPatchError("cannot index a scalar")
-
-
-def _add(doc: Any, tokens: list[str], value: Any) -> Any:
-    if not tokens:
-        return value
-    parent = _parent(doc, tokens)
-    tok = tokens[-1]
-    if isinstance(parent, dict):
-        parent[tok] = value
-    elif isinstance(parent, list):
-        parent.insert(_index(parent, tok, allow_end=True), value)
-    else:
-        raise JSONPatchError("cannot add to a scalar")
-    return doc
-
-
-def _remove(doc: Any, tokens: list[str]) -> tuple[Any, Any]:
-    if not tokens:
-        raise JSONPatchError("cannot remove the whole document")
-    parent = _parent(doc, tokens)
-    tok = tokens[-1]
-    if isinstance(parent, dict):
-        if tok not in parent:
-            raise JSONPatchError(f"path component {tok!r} not found")
-        return doc, parent.pop(tok)
-    if isinstance(parent, list):
-        return doc, parent.pop(_index(parent, tok, allow_end=False))
-    raise JSONPatchError("cannot remove from a scalar")
-
-
-def apply_json_patch(doc: Any, ops: Any) -> Any:
-    """Apply an RFC 6902 patch to a deep copy of ``doc``; raise JSONPatchError on any problem."""
-    if not isinstance(ops, list):
-        raise JSONPatchError("a JSON patch must be a list of operations")
-    doc = copy.deepcopy(doc)
-    for op in ops:
-        if not isinstance(op, dict) or not isinstance(op.get("path"), str):
-            raise JSONPatchError(f"invalid operation {op!r}")
-        kind = op.get("op")
-        tokens = _decode_pointer(op["path"])
-        if kind in ("add", "replace", "test") and "value" not in op:
-            raise JSONPatchError(f"operation {kind!r} needs a value")
-        if kind == "add":
-            doc = _add(doc, tokens, copy.deepcopy(op["value"]))
-        elif kind == "remove":
-            doc, _ = _remove(doc, tokens)
-        elif kind == "replace":
-            doc, _ = _remove(doc, tokens) if tokens else (doc, None)
-            doc = _add(doc, tokens, copy.deepcopy(op["value"]))
-        elif kind in ("move", "copy"):
-            if not isinstance(op.get("from"), str):
-                raise JSONPatchError(f"operation {kind!r} needs 'from'")
-            src = _decode_pointer(op["from"])
-            if kind == "move":
-                if tokens[: len(src)] == src and len(tokens) > len(src):
-                    raise JSONPatchError("cannot move a value into one of its children")
-                doc, value = _remove(doc, src)
-            else:
-                value = copy.deepcopy(_get(doc, src))
-            doc = _add(doc, tokens, value)
-        elif kind == "test":
-            if _get(doc, tokens) != op["value"]:
-                raise JSONPatchError(f"test operation failed at {op['path']!r}")
-        else:
-            raise JSONPatchError(f"unknown operation {kind!r}")
-    return doc
-
-
-def decode_patch(response: Mapping[str, Any]) -> list[Any]:
-    try:
-        raw = base64.b64decode(str(response["patch"]), validate=True)
-        ops = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:
-        raise JSONPatchError(f"cannot decode the webhook's patch: {exc}") from exc
-    if not isinstance(ops, list):
-        raise JSONPatchError("the webhook's patch is not a JSON array")
-    return ops
-
-
-# --------------------------------------------------------------------------------------------
-# The HTTPS call
-
-
-class _HTTPSConnection(http.client.HTTPSConnection):
-    """HTTPS to ``host:port`` while verifying the certificate for ``server_hostname``: a service
-    reference is dialled at its resolved loopback address but must present the service's name."""
-
-    def __init__(
-        self, host: str, port: int, *, server_hostname: str, context: ssl.SSLContext, timeout: float
-    ) -> None:
-        super().__init__(host, port, timeout=timeout, context=context)
-        self._server_hostname = server_hostname
-        self._ctx = context
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        try:
-            self.sock = self._ctx.wrap_socket(sock, server_hostname=self._server_hostname)
-        except BaseException:
-            sock.close()
-            raise
-
-
-@functools.lru_cache(maxsize=64)
-def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """Verify against the base64 PEM caBundle, or the system roots when it is empty.
-
-    Cached per bundle: building a context parses the CA each time, and a context is safe to
-    share between threads for client connections."""
-    if not ca_bundle:
-        return ssl.create_default_context()
-    try:
-        pem = base64.b64decode(ca_bundle, validate=False).decode("ascii")
-        return ssl.create_default_context(cadata=pem)
-    except (binascii.Error, UnicodeDecodeError, ssl.SSLError, ValueError) as exc:
-        raise WebhookCallError(f"invalid caBundle: {exc}") from exc
-
-
-def post_review(
-    url: str, body: bytes, *, server_hostname: str | None, ca_bundle: str | None, timeout: float
-) -> Any:
-    """POST the review and return the decoded JSON reply; any failure is WebhookCallError with
-    a message shaped like the Go client's (``Post "<url>": <error>``)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "https":
-        raise WebhookCallError(f'Post "{url}": webhooks must be called over https')
-    host = parts.hostname or ""
-    port = parts.port or 443
-    ctx = ssl_context(ca_bundle)
-    path = parts.path or "/"
-    if parts.query:
-        path += "?" + parts.query
-    conn = _HTTPSConnection(
-        host, port, server_hostname=server_hostname or host, context=ctx, timeout=timeout
-    )
-    deadline = time.monotonic() + timeout
-    try:
-        conn.request(
-            "POST",
-            path,
-            body=body,
-            headers={
-                "Content-Type": "application/json",
-                "Accept": "application/json",
-            },
-        )
-        resp = conn.getresponse()
-        data = resp.read(MAX_RESPONSE_BYTES + 1)
-    except TimeoutError:
-        raise WebhookCallError(f'Post "{url}": context deadline exceeded') from None
-    except ssl.SSLCertVerificationError as exc:
-        raise WebhookCallError(
-            f'Post "{url}": tls: failed to verify certificate: {exc.verify_message}'
-        ) from None
-    except ConnectionRefusedError:
-        raise WebhookCallError(
-            f'Post "{url}": dial tcp {host}:{port}: connect: connection refused'
-        ) from None
-    except socket.gaierror:
-        raise WebhookCallError(f'Post "{url}": dial tcp: lookup {host}: no such host') from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise WebhookCallError(f'Post "{url}": {exc or type(exc).__name__}') from None
-    finally:
-        conn.close()
-    if time.monotonic() > deadline:
-        raise WebhookCallError(f'Post "{url}": context deadline exceeded')
-    if len(data) > MAX_RESPONSE_BYTES:
-        raise WebhookCallError("webhook response is too large")
-    if not 200 <= resp.status < 300:
-        snippet = data[:200].decode("utf-8", "replace")
-        raise WebhookCallError(
-            f"the server responded with the status code {resp.status} but did not return more "
-            f"information: {snippet}"
-        )
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise WebhookCallError(f"received invalid webhook response: {exc}") from None
-
-
-# --------------------------------------------------------------------------------------------
-# The admission chain
 
 
 class Admission:
@@ -623,7 +163,7 @@ class Admission:
                     continue
                 if webhook.get("namespaceSelector"):
                     if ns_labels is None:
-                        ns_labels = self._namespace_labels(attrs)
+                        ns_labels = self._namespacelabels_of(attrs)
                     if not match_label_selector_object(webhook["namespaceSelector"], ns_labels):
                         continue
                 if not object_selector_matches(webhook, attrs):
@@ -637,13 +177,13 @@ class Admission:
                 )
         return out
 
-    def _namespace_labels(self, attrs: Attributes) -> Mapping[str, str]:
+    def _namespacelabels_of(self, attrs: Attributes) -> Mapping[str, str]:
         if attrs.gvr == NAMESPACES:  # a Namespace is matched by its own labels
-            return _labels(attrs.obj or attrs.old_obj)
+            return labels_of(attrs.obj or attrs.old_obj)
         if not attrs.namespace:
             return {}  # cluster-scoped: namespaceSelector does not apply
         try:
-            return _labels(self.store.get(NAMESPACES, attrs.namespace))
+            return labels_of(self.store.get(NAMESPACES, attrs.namespace))
         except ApiError:
             return {}
 
@@ -737,7 +277,7 @@ class Admission:
         name = str(match.webhook.get("name", ""))
         try:
             ops = decode_patch(response)
-            target = _with_api_version(obj, match.gvr) if converted else obj
+            target = with_api_version(obj, match.gvr) if converted else obj
             patched = apply_json_patch(target, ops)
         except JSONPatchError as exc:
             raise call_failure(name, f"JSON patch could not be applied: {exc}") from None

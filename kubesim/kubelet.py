@@ -1,63 +1,74 @@
-"""kubesim's kubelet side: it runs a pod's containers (simulated, or as local processes by the
-``LocalKubelet`` subclass in ``localprocess``) and reports their state in the pod's status.
+"""kubesim's kubelet: it runs every pod bound to kubesim's node, through an executor (``sim``:
+``simexec``, ``local``: ``localprocess``), and reports their state in the pod's status.
 
-Job pods are started by the Job controller (``runner``), which then reads their outcome; pods
-no Job owns (``kubectl run``, a test's pod) are the kubelet's own from start to end
-(``_sync_bare_pod``: restartPolicy, CrashLoopBackOff back-off). The state lives on the
-``JobRunner`` instance that inherits these methods; the attributes below are what they use.
+It owns the node's runs (pod uid -> ``podrun.Run``) and reacts to pod events: a deleted pod's
+run is cancelled (its process killed) and the key that reconciles it enqueued. Pods no Job owns
+(``kubectl run``, a test's pod) are its own from start to end (``sync_bare_pod``: restartPolicy,
+CrashLoopBackOff back-off). A Job's pods are handed to it by the Job controller (``run_pod``);
+the controller knows them by uid only and asks, in its own reconcile, what became of each
+(``settle``: still active after an in-place ``OnFailure`` restart or in CrashLoopBackOff,
+succeeded, failed, or gone, with the restart count; the terminal status is written here) and
+whether it is ready (``is_ready``), so an instant ``sim`` Job still settles in one reconcile.
+``release`` forgets and kills the runs of pods the controller stops; ``cancel_owned`` those of
+a deleted Job.
+
+``self._lock`` guards the run registry and is never held while calling the Store (Store
+subscribers run under the Store's own lock); each run's own fields are guarded by ``Run.lock``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
-import subprocess
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from kubesim.errors import ApiError
-from kubesim.localexec import (
-    MAX_TERMINATION_MESSAGE,
-    log_tail,
+from kubesim.podrun import (
+    NODE_NAME,
+    PODS,
+    Executor,
+    Run,
+    first_container_name,
+    run_container_id,
+    waiting_init_state,
 )
-from kubesim.podstatus import (
-    WAITING_INIT,
-    Outcome,
-    init_container_status,
-    pod_status,
-    terminated_state,
-)
+from kubesim.podstatus import Outcome, terminated_state
+from kubesim.podwrites import PodWriter
 from kubesim.resources import GVR
 from kubesim.simspec import ANN_DURATION, AnnotationError, SimSpec
 from kubesim.timestamps import now_rfc3339
-from kubesim.workqueue import Key, Timers, WorkQueue
+from kubesim.workqueue import Key, Timers
 
 if TYPE_CHECKING:
     from kubesim.store import Store
 
 log = logging.getLogger(__name__)
 
-
-PODS = GVR("", "v1", "pods")
-PVCS = GVR("", "v1", "persistentvolumeclaims")
 MAX_STEPS = 10_000  # bound on create/finish rounds in one reconcile (instant retries loop)
-NODE_NAME = "kubesim-node"
 DEFAULT_SCHEDULER = "default-scheduler"
 # A bare pod's queue key: names of Jobs and pods never hold "/", so the prefix cannot clash.
 POD_KEY_PREFIX = "pod/"
 CRASH_BACKOFF_BASE = 10.0  # the kubelet's restart back-off: 10 s, doubling per restart ...
 CRASH_BACKOFF_MAX = 300.0  # ... capped at 5 minutes
 
+# What ``settle`` saw happen to a Job's pod: still active (restarted, or waiting in
+# CrashLoopBackOff), ended with its terminal phase, or deleted behind our back.
+Settled = Literal["active", "succeeded", "failed", "gone"]
+
+
+class PodReport(NamedTuple):
+    """What ``settle`` reports of a Job's pod, as its status would show it: ``settled``, and
+    its restart count (init containers' restarts included; 0 when gone)."""
+
+    settled: Settled
+    restarts: int
+
 
 def is_bare_pod(pod: Mapping[str, Any]) -> bool:
-    """A pod the kubelet side runs by itself: not one of a Job's (the Job runner runs those),
-    and one the default scheduler would bind to kubesim's node (a pod naming another
+    """A pod the kubelet runs by itself: not one of a Job's (the Job controller hands those
+    over), and one the default scheduler would bind to kubesim's node (a pod naming another
     scheduler, or bound to another node, stays Pending as no scheduler or kubelet takes it)."""
     for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
         if ref.get("controller") and ref.get("kind") == "Job":
@@ -90,202 +101,224 @@ def _pod_sim_spec(pod: Mapping[str, Any]) -> tuple[SimSpec, str]:
     return sim, ""
 
 
-@dataclass(eq=False)
-class Run:
-    """One active pod and its current container run."""
-
-    key: Key
-    job_uid: str
-    pod: dict[str, Any]  # the pod as last written by us (metadata, spec, status)
-    index: int | None
-    started_at: str = ""
-    container_started_at: str = ""
-    restarts: int = 0
-    last_state: dict[str, Any] | None = None
-    due: float | None = None  # sim: monotonic time the container finishes
-    planned: Outcome | None = None  # sim: outcome decided at start
-    outcome: Outcome | None = None  # local: set by the process thread
-    process: subprocess.Popen[bytes] | None = None
-    gone: bool = False  # deleted from the Store behind our back
-    cancelled: bool = False  # killed by us or by a deletion; no process may start after this
-    # local mode, pods with init containers: state of each init container in the current run
-    # (name -> state), restarts caused by each, and the one whose failure is ``outcome``
-    init_states: dict[str, dict[str, Any]] = field(default_factory=dict)
-    init_restarts: dict[str, int] = field(default_factory=dict)
-    init_last: dict[str, dict[str, Any]] = field(default_factory=dict)
-    failed_init: str | None = None
-    restart_due: float | None = None  # bare pods: monotonic time of the back-off's restart
-
-    @property
-    def name(self) -> str:
-        return str(self.pod["metadata"]["name"])
-
-    @property
-    def uid(self) -> str:
-        return str(self.pod["metadata"]["uid"])
-
-
-def run_init_containers(run: Run) -> list[Mapping[str, Any]]:
-    """The init containers local mode runs (sidecars, restartPolicy Always, are not emulated)."""
-    inits = (run.pod.get("spec") or {}).get("initContainers") or []
-    return [c for c in inits if isinstance(c, Mapping) and c.get("restartPolicy") != "Always"]
-
-
-def waiting_init_state() -> dict[str, Any]:
-    return {"waiting": {"reason": WAITING_INIT}}
-
-
-def run_container_id(run: Run) -> str:
-    return f"kubesim://{run.uid[:8]}-{run.restarts}"
-
-
-def first_container_name(run: Run) -> str:
-    containers = (run.pod.get("spec") or {}).get("containers") or [{}]
-    return str(containers[0].get("name", ""))
+def _due_outcome(run: Run, now_mono: float) -> Outcome | None:
+    """The run's outcome if its container has exited: recorded (local) or planned and due."""
+    with run.lock:
+        outcome = run.outcome
+    if outcome is None and run.planned is not None and run.due is not None:
+        outcome = run.planned if run.due <= now_mono else None
+    return outcome
 
 
 class Kubelet:
-    """Container runs and pod status (see module docstring); ``JobRunner`` sets the state."""
+    """The node's pods (see module docstring)."""
 
-    store: Store
-    exec_mode: str
-    work_dir: Path
-    _lock: threading.Lock
-    _queue: WorkQueue
-    _timers: Timers
-    _runs: dict[str, Run]  # pod uid -> run, for DELETED events
-    _bare: dict[Key, Run]  # the runs of pods no Job owns
-    _attempts: dict[tuple[str, str], int]  # (namespace, attempt key) -> runs
-    _local: dict[threading.Thread, Run]  # local mode: the process thread of each run
-    _stopping: bool
+    def __init__(
+        self,
+        store: Store,
+        executor: Executor,
+        writer: PodWriter,
+        *,
+        timers: Timers,
+        enqueue: Callable[[Key], None],
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self._writer = writer
+        self._timers = timers
+        self._enqueue = enqueue
+        self._lock = threading.Lock()
+        self._runs: dict[str, Run] = {}  # pod uid -> run, for DELETED events
+        self._bare: dict[Key, Run] = {}  # runs of pods no Job owns (touched by their key's worker)
+
+    # -- events (called under the Store's lock: never block, never call the Store) -----------
+
+    def on_event(self, event_type: str, gvr: GVR, obj: dict[str, Any]) -> None:
+        if gvr.group != "" or gvr.resource != "pods":
+            return
+        if event_type == "ADDED":
+            if is_bare_pod(obj):
+                self._enqueue(bare_pod_key(obj))
+        elif event_type == "DELETED":
+            uid = str((obj.get("metadata") or {}).get("uid", ""))
+            with self._lock:
+                victim = self._runs.pop(uid, None)  # for a Job's pod, settle() reports "gone"
+            if victim is not None:
+                self.executor.cancel(victim)
+                self._enqueue(victim.key)
+
+    def resync(self) -> None:
+        """Enqueue every bare pod in the Store (at start)."""
+        for pod in self.store.list(PODS):
+            if is_bare_pod(pod):
+                self._enqueue(bare_pod_key(pod))
+
+    def stop(self, timeout: float) -> None:
+        """Kill every run and wait up to ``timeout`` seconds for the executor's processes."""
+        self.executor.refuse_new()
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            self.executor.cancel(run)
+        self.executor.stop(timeout)
+
+    # -- a Job's pods (called by the Job controller's worker for the pod's Job) -------------
+
+    def run_pod(
+        self,
+        pod: dict[str, Any],
+        sim: SimSpec,
+        *,
+        key: Key,
+        job_uid: str,
+        index: int | None,
+        bad_annotation: str,
+    ) -> bool:
+        """Start the first container run of ``pod`` (just created by the Job controller, whose
+        key ``key`` settles it); True when the run ended at once (an instant ``sim`` run)."""
+        run = Run(key=key, job_uid=job_uid, pod=pod, index=index, started_at=now_rfc3339())
+        with self._lock:
+            self._runs[run.uid] = run
+        self._start_container(run, sim, bad_annotation=bad_annotation)
+        return run.due is not None and run.due <= time.monotonic()
+
+    def is_ready(self, uid: str, now_mono: float) -> bool:
+        """Whether the Job's ``ready`` count takes the pod as ready: a sim run not yet due, or
+        any local run (init containers included, see RUNNER.md); False for a pod not here."""
+        with self._lock:
+            run = self._runs.get(uid)
+        return run is not None and run.is_ready(now_mono)
+
+    def settle(
+        self,
+        uid: str,
+        sim: SimSpec,
+        *,
+        restart_policy: str,
+        may_restart: Callable[[], bool],
+    ) -> PodReport | None:
+        """Act on the exit of a Job pod's container, if any (None: nothing happened). An exit
+        that ``restart_policy`` OnFailure restarts in place counts as a restart; the pod then
+        restarts unless ``may_restart()`` says one more is not allowed (the Job's backoffLimit:
+        CrashLoopBackOff). Otherwise the pod's terminal status is written and the run forgotten.
+        A pod no longer here was deleted behind the controller's back ("gone")."""
+        with self._lock:
+            run = self._runs.get(uid)
+        if run is None:
+            return PodReport("gone", 0)
+        outcome = _due_outcome(run, time.monotonic())
+        if outcome is None:
+            return None
+        if run.failed_init is not None:
+            settled = self._init_failed(
+                run, sim, run.failed_init, restart_policy=restart_policy, may_restart=may_restart
+            )
+            return PodReport(settled, run.restarts)
+        exit_code = outcome.exit_code
+        term = self._terminated(run, outcome)
+        if exit_code != 0 and restart_policy == "OnFailure":
+            # the kubelet restarts the container in the same pod; the Job controller
+            # compares the restart count with backoffLimit (may_restart)
+            allowed = may_restart()
+            run.restarts += 1
+            run.last_state = {"terminated": term}
+            if allowed:
+                self._start_container(run, sim)
+            else:
+                waiting = {
+                    "reason": "CrashLoopBackOff",
+                    "message": f"back-off restarting failed container {first_container_name(run)}",
+                }
+                self._writer.write_status(run, "Running", {"waiting": waiting})
+                run.planned, run.due, run.outcome = None, None, None
+            return PodReport("active", run.restarts)
+        self._writer.write_status(
+            run, "Succeeded" if exit_code == 0 else "Failed", {"terminated": term}
+        )
+        self._forget(run)
+        return PodReport("succeeded" if exit_code == 0 else "failed", run.restarts)
+
+    def release(self, uids: Iterable[str]) -> None:
+        """Forget and kill the runs of pods the Job controller stops (before it deletes them,
+        so the DELETED events are not taken for deletions behind its back)."""
+        with self._lock:
+            runs = [r for r in (self._runs.pop(uid, None) for uid in uids) if r is not None]
+        for run in runs:
+            self.executor.cancel(run)
+
+    def cancel_owned(self, job_uid: str) -> None:
+        """Kill the runs of a deleted Job's pods at once (the garbage collector deletes them)."""
+        with self._lock:
+            runs = [r for r in self._runs.values() if r.job_uid == job_uid]
+        for run in runs:
+            self.executor.cancel(run)
+
+    def _init_failed(
+        self,
+        run: Run,
+        sim: SimSpec,
+        name: str,
+        *,
+        restart_policy: str,
+        may_restart: Callable[[], bool],
+    ) -> Settled:
+        """An init container exited non-zero (local mode). restartPolicy Never: the pod fails
+        without its app containers having run. OnFailure: counted as a restart of the pod's run
+        (which starts again from the first init container), like a failed app container."""
+        if restart_policy == "OnFailure":
+            allowed = may_restart()
+            run.restarts += 1
+            run.init_restarts[name] = run.init_restarts.get(name, 0) + 1
+            run.init_last[name] = {"terminated": run.init_states.get(name, {}).get("terminated")}
+            if allowed:
+                self._start_container(run, sim)
+            else:
+                run.init_states[name] = {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": f"back-off restarting failed container {name}",
+                    }
+                }
+                self._writer.write_status(run, "Pending", waiting_init_state())
+                run.planned, run.due, run.outcome, run.failed_init = None, None, None, None
+            return "active"
+        self._writer.write_status(run, "Failed", waiting_init_state())
+        self._forget(run)
+        return "failed"
+
+    # -- container runs -----------------------------------------------------------------------
 
     def _start_container(self, run: Run, sim: SimSpec, *, bad_annotation: str = "") -> None:
-        """Begin one container run (first run or an OnFailure restart)."""
+        """Begin one container run (first run or a restart)."""
         run.container_started_at = now_rfc3339()
         run.outcome = None
-        namespace = run.key[0]
         if bad_annotation:
             run.planned, run.due = Outcome(2, bad_annotation), time.monotonic()
             return
-        if self.exec_mode == "sim":
-            with self._lock:
-                akey = (namespace, sim.attempt_key)
-                attempt = self._attempts[akey] = self._attempts.get(akey, 0) + 1
-            run.planned = sim.outcome(attempt)
-            run.due = time.monotonic() + sim.duration
-            if sim.log:
-                self._set_log(run, sim.log)
-            if sim.duration > 0:
-                self._write_running(run)
-                self._timers.at(run.due, run.key)
-            return
-        run.due = None
-        run.failed_init = None
-        self._set_log(
-            run, "", container=first_container_name(run)
-        )  # a (re)started run's log starts empty
-        inits = run_init_containers(run)
-        if inits:
-            # as a pod whose init containers have not run yet: Pending, everything waiting
-            run.init_states = {str(c.get("name", "")): waiting_init_state() for c in inits}
-            self._write_pod_status(run, "Pending", waiting_init_state())
-        else:
-            self._write_running(run)
-        thread = threading.Thread(
-            target=self._run_local,
-            args=(run,),
-            name=f"kubesim-pod-{run.name}",
-            daemon=True,
+        self.executor.start(run, sim)
+
+    def _terminated(self, run: Run, outcome: Outcome) -> dict[str, Any]:
+        """The first app container's ``state.terminated`` for ``outcome``, ending now."""
+        containers = (run.pod.get("spec") or {}).get("containers") or [{}]
+        message = self._writer.termination_message(
+            run, containers[0], outcome.exit_code, outcome.message
         )
-        with self._lock:
-            if self._stopping:
-                run.cancelled = True  # stop() has taken its snapshot: start nothing new
-                return
-            self._local[thread] = run
-            # started under the lock, so stop() never sees (and joins) an unstarted thread
-            thread.start()
-
-    def _termination_message(
-        self, run: Run, container: Mapping[str, Any], exit_code: int, message: str
-    ) -> str:
-        """``container``'s termination message as the kubelet reports it: at most 4 KiB, and
-        with ``FallbackToLogsOnError`` a failed run's empty message is its log's tail."""
-        message = message.encode()[:MAX_TERMINATION_MESSAGE].decode("utf-8", "ignore")
-        policy = container.get("terminationMessagePolicy")
-        if not message and exit_code != 0 and policy == "FallbackToLogsOnError":
-            name = str(container.get("name", ""))
-            with contextlib.suppress(ApiError):
-                message = log_tail(self.store.get_pod_log(run.key[0], run.name, container=name))
-        return message
-
-    def _write_running(self, run: Run) -> None:
-        self._write_pod_status(run, "Running", {"running": {"startedAt": run.container_started_at}})
-
-    def _write_pod_status(self, run: Run, phase: str, state: dict[str, Any]) -> None:
-        now = now_rfc3339()
-        containers = (run.pod.get("spec") or {}).get("containers") or []
-        inits = run_init_containers(run) if self.exec_mode == "local" else []
-        init_statuses = [
-            init_container_status(
-                c,
-                run.init_states.get(str(c.get("name", "")), waiting_init_state()),
-                restarts=run.init_restarts.get(str(c.get("name", "")), 0),
-                last_state=run.init_last.get(str(c.get("name", ""))),
-                container_id=f"{run_container_id(run)}-init{i}",
-            )
-            for i, c in enumerate(inits)
-        ]
-        run.pod["status"] = pod_status(
-            containers,
-            phase=phase,
-            start_time=run.started_at,
-            state=state,
-            # the app container's own restarts: those caused by init containers are theirs
-            restarts=run.restarts - sum(run.init_restarts.values()),
-            last_state=run.last_state,
+        return terminated_state(
+            outcome.exit_code,
+            message,
+            started_at=run.container_started_at,
+            finished_at=now_rfc3339(),
             container_id=run_container_id(run),
-            now=now,
-            init_statuses=init_statuses if inits else None,
+            reason=outcome.reason,
         )
-        body = dict(run.pod)
-        body["metadata"] = {k: v for k, v in run.pod["metadata"].items() if k != "resourceVersion"}
-        try:
-            self.store.update(
-                PODS,
-                body,
-                namespace=run.key[0],
-                subresource="status",
-                copy_result=False,
-            )
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
 
-    def _set_log(
-        self,
-        run: Run,
-        text: str,
-        *,
-        container: str | None = None,
-        append: bool = False,
-    ) -> bool:
-        """Write one container's log (the pod's default container when None); False when the
-        pod is gone (a run outliving its pod keeps draining its process, writing nothing)."""
-        try:
-            self.store.set_pod_log(run.key[0], run.name, text, container=container, append=append)
-        except ApiError:
-            return False
-        return True
+    def _forget(self, run: Run) -> None:
+        with self._lock:
+            self._runs.pop(run.uid, None)
 
-    def _delete_pod(self, pod: Mapping[str, Any]) -> None:
-        meta = pod.get("metadata") or {}
-        try:
-            self.store.delete(PODS, str(meta.get("name")), namespace=meta.get("namespace"))
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
+    # -- bare pods (their own key's worker) ---------------------------------------------------
 
-    def _sync_bare_pod(self, key: Key) -> None:
+    def sync_bare_pod(self, key: Key) -> None:
         """Run a pod no Job owns (``kubectl run``, a test's pod) as the kubelet would: its
         restartPolicy (default Always) decides whether an exited container restarts (after the
         kubelet's back-off, CrashLoopBackOff meanwhile) or the pod ends Succeeded/Failed."""
@@ -322,7 +355,7 @@ class Kubelet:
         policy = _restart_policy(run.pod)
         annotations = run.pod["metadata"].get("annotations") or {}
         if (
-            self.exec_mode == "sim"
+            self.executor.mode == "sim"
             and policy == "Always"
             and not bad_annotation
             and ANN_DURATION not in annotations
@@ -331,8 +364,8 @@ class Kubelet:
             run.container_started_at = now_rfc3339()
             run.planned, run.due = None, None
             if sim.log:
-                self._set_log(run, sim.log)
-            self._write_running(run)
+                self._writer.set_log(run, sim.log)
+            self._writer.write_running(run)
             return
         self._start_container(run, sim, bad_annotation=bad_annotation)
 
@@ -344,23 +377,11 @@ class Kubelet:
                 return False
             self._start_bare(run, sim, bad_annotation)
             return True
-        with self._lock:
-            outcome = run.outcome
-        if outcome is None and run.planned is not None and run.due is not None:
-            outcome = run.planned if run.due <= now_mono else None
+        outcome = _due_outcome(run, now_mono)
         if outcome is None:
             return False
         run.planned, run.due, run.outcome = None, None, None
-        containers = (run.pod.get("spec") or {}).get("containers") or [{}]
-        message = self._termination_message(run, containers[0], outcome.exit_code, outcome.message)
-        term = terminated_state(
-            outcome.exit_code,
-            message,
-            started_at=run.container_started_at,
-            finished_at=now_rfc3339(),
-            container_id=run_container_id(run),
-            reason=outcome.reason,
-        )
+        term = self._terminated(run, outcome)
         policy = _restart_policy(run.pod)
         if policy == "Always" or (policy == "OnFailure" and outcome.exit_code != 0):
             run.restarts += 1
@@ -372,10 +393,10 @@ class Kubelet:
                 "message": f"back-off {delay:g}s restarting failed container="
                 f"{first_container_name(run)} pod={run.name}_{key[0]}({run.uid})",
             }
-            self._write_pod_status(run, "Running", {"waiting": waiting})
+            self._writer.write_status(run, "Running", {"waiting": waiting})
             self._timers.at(run.restart_due, key)
             return False
-        self._write_pod_status(
+        self._writer.write_status(
             run,
             "Succeeded" if outcome.exit_code == 0 else "Failed",
             {"terminated": term},
@@ -385,20 +406,5 @@ class Kubelet:
 
     def _drop_bare(self, key: Key, run: Run) -> None:
         self._bare.pop(key, None)
-        with self._lock:
-            self._runs.pop(run.uid, None)
-        self._cancel(run)
-
-    def _cancel(self, run: Run) -> None:
-        """Kill the run's process group; a process not yet started never will be."""
-        with self._lock:
-            run.cancelled = True
-            proc = run.process
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-    def _run_local(self, run: Run) -> None:
-        """Thread body of a local run: ``localprocess.LocalKubelet``'s."""
-        raise NotImplementedError
+        self._forget(run)
+        self.executor.cancel(run)

@@ -1,34 +1,39 @@
-"""``local`` mode's process executor: a pod's init containers, then its first container, run as
-local processes (one thread per pod, each process in its own session), their output streamed
-into the container logs and their exit codes and termination messages reported (see
-RUNNER.md). What a process is (argv, env, mounts) is ``localexec``'s, pure.
+"""``local`` mode's executor: a pod's init containers, then its first container, run as local
+processes (one thread per pod, each process in its own session), their output streamed into the
+container logs and their exit codes and termination messages reported (see RUNNER.md). What a
+process is (argv, env, mounts) is ``localexec``'s, pure. This module owns the process threads:
+``stop`` kills every process group and waits (bounded) for the threads, and a thread that
+outlives the bound (a child left the process group holding the output pipe open) ends quietly.
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubesim.errors import ApiError
-from kubesim.kubelet import (
-    PVCS,
-    Kubelet,
-    Run,
-    run_container_id,
-    run_init_containers,
-    waiting_init_state,
-)
 from kubesim.localexec import (
     MAX_TERMINATION_MESSAGE,
     local_command,
     local_mounts,
+)
+from kubesim.podrun import (
+    PVCS,
+    Run,
+    first_container_name,
+    run_container_id,
+    run_init_containers,
+    waiting_init_state,
 )
 from kubesim.podstatus import (
     EXIT_START_ERROR,
@@ -37,16 +42,100 @@ from kubesim.podstatus import (
     start_error,
     terminated_state,
 )
+from kubesim.podwrites import PodWriter
+from kubesim.simspec import SimSpec
 from kubesim.timestamps import now_rfc3339
+from kubesim.workqueue import Key
 
 if TYPE_CHECKING:
-    pass
+    from kubesim.store import Store
 
 log = logging.getLogger(__name__)
 
 
-class LocalKubelet(Kubelet):
-    """The kubelet with the local process executor (``exec_mode="local"``)."""
+class LocalExecutor:
+    """The kubelet's ``Executor`` for ``exec_mode="local"``: one thread per running pod."""
+
+    mode = "local"
+    runs_init_containers = True
+
+    def __init__(
+        self,
+        store: Store,
+        writer: PodWriter,
+        *,
+        work_dir: Path,
+        on_exit: Callable[[Key], None],
+    ) -> None:
+        self.store = store
+        self.work_dir = Path(work_dir)
+        self._writer = writer
+        self._on_exit = on_exit  # enqueues the run's key once its outcome is recorded
+        self._lock = threading.Lock()  # guards _local and _stopping
+        self._local: dict[threading.Thread, Run] = {}  # the process thread of each run
+        self._stopping = False  # set once by refuse_new(); no process starts after it
+
+    def start(self, run: Run, sim: SimSpec) -> None:
+        """Start the run's thread: init containers, then the first app container."""
+        run.due = None
+        run.failed_init = None
+        # a (re)started run's log starts empty
+        self._writer.set_log(run, "", container=first_container_name(run))
+        inits = run_init_containers(run)
+        if inits:
+            # as a pod whose init containers have not run yet: Pending, everything waiting
+            run.init_states = {str(c.get("name", "")): waiting_init_state() for c in inits}
+            self._writer.write_status(run, "Pending", waiting_init_state())
+        else:
+            self._writer.write_running(run)
+        thread = threading.Thread(
+            target=self._run_local,
+            args=(run,),
+            name=f"kubesim-pod-{run.name}",
+            daemon=True,
+        )
+        with self._lock:
+            if self._stopping:
+                with run.lock:
+                    run.cancelled = True  # stop() has taken its snapshot: start nothing new
+                return
+            self._local[thread] = run
+            # started under the lock, so stop() never sees (and joins) an unstarted thread
+            thread.start()
+
+    def cancel(self, run: Run) -> None:
+        """Kill the run's process group; a process not yet started never will be."""
+        with run.lock:
+            run.cancelled = True
+            proc = run.process
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def refuse_new(self) -> None:
+        with self._lock:
+            self._stopping = True
+
+    def stop(self, timeout: float) -> None:
+        """Kill every process group and wait up to ``timeout`` seconds for the threads."""
+        self.refuse_new()
+        with self._lock:
+            runs = list(self._local.values())
+        for run in runs:
+            self.cancel(run)
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._local)
+        for t in threads:
+            t.join(timeout=max(deadline - time.monotonic(), 0.0))
+        with self._lock:
+            left = [t.name for t in self._local]
+        if left:
+            log.warning(
+                "kubesim local runs still draining at stop",
+                extra={"threads": left, "timeout": timeout},
+            )
 
     def _run_local(self, run: Run) -> None:
         """Thread body: run the first container as a process and record its outcome."""
@@ -77,10 +166,10 @@ class LocalKubelet(Kubelet):
                 outcome = Outcome(128, f"kubesim could not run the container: {exc}")
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
-            with self._lock:
+            with run.lock:
                 run.outcome = outcome
                 run.process = None
-            self._queue.add(run.key)
+            self._on_exit(run.key)
         finally:
             with self._lock:
                 self._local.pop(threading.current_thread(), None)
@@ -113,11 +202,11 @@ class LocalKubelet(Kubelet):
         for i, init in enumerate(inits):
             name = str(init.get("name", ""))
             started = now_rfc3339()
-            with self._lock:
+            with run.lock:
                 if run.cancelled:
                     return Outcome(137, "")
                 run.init_states[name] = {"running": {"startedAt": started}}
-            self._write_pod_status(run, "Pending", waiting_init_state())
+            self._writer.write_status(run, "Pending", waiting_init_state())
             ran = self._exec_container(
                 run,
                 init,
@@ -126,7 +215,7 @@ class LocalKubelet(Kubelet):
                 tfile=workdir / f"termination-log.init-{i}",
             )
             code = ran.exit_code
-            message = self._termination_message(run, init, code, ran.message)
+            message = self._writer.termination_message(run, init, code, ran.message)
             term = terminated_state(
                 code,
                 message,
@@ -135,17 +224,17 @@ class LocalKubelet(Kubelet):
                 container_id=f"{run_container_id(run)}-init{i}",
                 reason=ran.reason,
             )
-            with self._lock:
+            with run.lock:
                 run.init_states[name] = {"terminated": term}
                 if code != 0 or run.cancelled:
                     run.failed_init = name
                     return Outcome(code, message, ran.reason)
         run.container_started_at = now_rfc3339()
         if inits:
-            with self._lock:
+            with run.lock:
                 if run.cancelled:
                     return Outcome(137, "")
-            self._write_running(run)
+            self._writer.write_running(run)
         return self._exec_container(
             run,
             containers[0],
@@ -165,15 +254,15 @@ class LocalKubelet(Kubelet):
         tfile: Path,
         app: bool = False,
     ) -> Outcome:
-        """One container as a process in its own session (killable by ``_cancel``); its
+        """One container as a process in its own session (killable by ``cancel``); its
         stdout+stderr stream into its own container log, which an init container's run starts
         afresh (the app container's was reset when the run started, so a restarted run does not
         show the previous output meanwhile). ``app`` is the first app container. The caller
-        turns the raw message into the reported one (``_termination_message``)."""
+        turns the raw message into the reported one (``PodWriter.termination_message``)."""
         namespace = run.key[0]
         name = str(container.get("name", ""))
         if not app:
-            self._set_log(run, "", container=name)
+            self._writer.set_log(run, "", container=name)
         tfile.touch()
         mounts = local_mounts(
             run.pod.get("spec") or {},
@@ -192,7 +281,7 @@ class LocalKubelet(Kubelet):
                 " entrypoint; give the container a command",
                 REASON_START_ERROR,
             )
-        with self._lock:
+        with run.lock:
             if run.cancelled:
                 return Outcome(137, "")
             try:
@@ -217,12 +306,12 @@ class LocalKubelet(Kubelet):
                 text = decoder.decode(chunk, final=not chunk)
                 if text and log_ok:
                     # False: the pod is gone; keep draining so the process can exit
-                    log_ok = self._set_log(run, text, container=name, append=True)
+                    log_ok = self._writer.set_log(run, text, container=name, append=True)
                 if not chunk:
                     break
             proc.stdout.close()
         code = proc.wait()
-        with self._lock:
+        with run.lock:
             run.process = None
         if code < 0:
             code = 128 - code  # killed by a signal: the shell convention the kubelet reports
