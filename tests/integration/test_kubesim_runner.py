@@ -200,13 +200,15 @@ def test_on_failure_restarts_in_the_same_pod(api: client.ApiClient) -> None:
 
 def test_active_deadline(api: client.ApiClient) -> None:
     client.BatchV1Api(api).create_namespaced_job(
-        NS, make_job("slow", {"kubesim.io/duration": "60"}, activeDeadlineSeconds=1)
+        # 3 s: the pod must be seen Running before the deadline ends it, on a loaded machine too
+        NS,
+        make_job("slow", {"kubesim.io/duration": "60"}, activeDeadlineSeconds=3),
     )
     eventually(lambda: job_status(api, "slow").get("active") == 1, 5)
     assert eventually(
         lambda: [p for p in pods_of(api, "slow") if p["status"].get("phase") == "Running"], 5
     )
-    status = eventually(lambda: finished(api, "slow"), 10)
+    status = eventually(lambda: finished(api, "slow"), 15)
     assert conditions(status) == {
         "FailureTarget": ("True", "DeadlineExceeded"),
         "Failed": ("True", "DeadlineExceeded"),
