@@ -229,17 +229,20 @@ def _vouch_resources(resources: object) -> bool:
     if type(limits) is not dict:
         return False
     for resource, raw in limits.items():  # read once: no table of the limits is built
-        limit = (
-            _positive_quantity_text(raw)
-            if type(raw) is str and len(raw) <= _CACHED_TEXT
-            else _positive_quantity(raw)
-        )
+        limit = _amount(raw)
         if limit is None:
             return False
         request = requests.get(resource)
         if request is not None and limit < request:
             return False
     return True
+
+
+def _amount(raw: object) -> Decimal | None:
+    """A positive quantity's value, else None (short texts through the cached verdict)."""
+    if type(raw) is str and len(raw) <= _CACHED_TEXT:
+        return _positive_quantity_text(raw)
+    return _positive_quantity(raw)
 
 
 def _amounts(table: object) -> dict[object, Decimal] | None:
@@ -250,11 +253,7 @@ def _amounts(table: object) -> dict[object, Decimal] | None:
         return None
     found: dict[object, Decimal] = {}
     for resource, raw in table.items():
-        amount = (
-            _positive_quantity_text(raw)
-            if type(raw) is str and len(raw) <= _CACHED_TEXT
-            else _positive_quantity(raw)
-        )
+        amount = _amount(raw)
         if amount is None:
             return None
         found[resource] = amount
