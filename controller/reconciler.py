@@ -494,7 +494,7 @@ class Reconciler:
             found = details.get((job.get("metadata") or {}).get("uid") or "")
             observed.append(
                 planning.ObservedJob(
-                    job=job,
+                    job=packing.unpack_job(job),  # its whole spec, for this pass only
                     exit_code=found.exit_code if found else None,
                     termination_message=found.termination_message if found else None,
                     failed_init_container=found.init_container if found else None,

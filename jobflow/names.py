@@ -84,8 +84,8 @@ def _label_safe(text: str) -> str:
 
 
 # Every pass names the Jobs of its running and starting steps (a sha256 each): a pure function
-# of its arguments, so recent answers are kept (~100 bytes each).
-JOB_NAME_CACHE = 8192
+# of its arguments, so recent answers are kept (~200 bytes each; a pass reuses its own).
+JOB_NAME_CACHE = 1024
 
 
 @functools.lru_cache(maxsize=JOB_NAME_CACHE)
