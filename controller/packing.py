@@ -96,11 +96,20 @@ class PackedJobSpec(dict[str, Any]):
         self.raw = _exact(orjson.dumps(spec))
 
 
-def pack_job(job: JSONDict) -> JSONDict:
-    """``job`` with its spec packed (kept decoded when orjson refuses it)."""
+def pack_job(job: JSONDict, previous: JSONDict | None = None) -> JSONDict:
+    """``job`` with its spec packed (kept decoded when orjson refuses it); ``previous`` (the
+    stored copy) lends its packed spec at the same (uid, generation): a Job's status moves
+    several times per run, its spec (``metadata.generation``) seldom."""
     spec = job.get("spec")
     if not isinstance(spec, dict) or isinstance(spec, PackedJobSpec):
         return job
+    kept = previous.get("spec") if previous is not None else None
+    if (
+        isinstance(kept, PackedJobSpec)
+        and _identity(previous or {}) == _identity(job)
+        and isinstance(_identity(job)[1], int)
+    ):
+        return {**job, "spec": kept}
     try:
         return {**job, "spec": PackedJobSpec(spec)}
     except TypeError:  # orjson.JSONEncodeError is one

@@ -149,7 +149,7 @@ def strip_job(job: JSONDict, previous: JSONDict | None = None) -> JSONDict:
     spec = job.get("spec")
     if isinstance(spec, dict) and "template" in spec:
         job = {**job, "spec": {k: v for k, v in spec.items() if k != "template"}}
-    return packing.pack_job(job)
+    return packing.pack_job(job, previous)
 
 
 class _Term:

@@ -129,3 +129,20 @@ def test_a_cached_job_keeps_suspend_and_its_whole_spec_comes_back() -> None:
         "selector": {"matchLabels": {"a": "b"}},
     }  # the pod template is not kept
     assert packing.unpack_job(whole) is whole
+
+
+def test_a_newer_copy_of_a_job_reuses_its_packed_spec_until_the_generation_moves() -> None:
+    job = {
+        "metadata": {"name": "j", "uid": "u", "generation": 1},
+        "spec": {"suspend": True, "completions": 1},
+        "status": {},
+    }
+    stored = runner.strip_job(copy.deepcopy(job))
+    later = runner.strip_job({**copy.deepcopy(job), "status": {"active": 1}}, stored)
+    assert later["spec"] is stored["spec"]
+    resumed = copy.deepcopy(job)
+    resumed["metadata"]["generation"] = 2
+    resumed["spec"]["suspend"] = False
+    changed = runner.strip_job(resumed, stored)
+    assert changed["spec"] == {"suspend": False}
+    assert packing.unpack_job(changed)["spec"] == {"suspend": False, "completions": 1}
