@@ -4,7 +4,8 @@ Design:
 - The official client builds the connection (kubeconfig or in-cluster service account: TLS, CA,
   bearer token, exec plugins) and its `ApiClient.call_api` sends requests. We skip its model
   (de)serialisation and its REST layer: objects are plain JSON dicts, encoded with orjson and
-  sent on the client's urllib3 pool, decoded once with orjson (``decode``).
+  sent on connections of the client's urllib3 pool, framed by h11 (controller.transport;
+  streams stay on urllib3), decoded once with orjson (``decode``).
   That keeps the controller's per-request CPU small and lets custom and built-in kinds share one
   code path.
 - Every failure is mapped once onto our own hierarchy, and the class says what happens next
@@ -38,6 +39,7 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 
 from controller import transport
+from controller.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -266,50 +268,6 @@ REQUIRED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 
 # --------------------------------------------------------------------------------------------
-# Client-side rate limit
-# --------------------------------------------------------------------------------------------
-class TokenBucket:
-    """QPS limiter with a burst, as client-go's flowcontrol: ``acquire`` blocks until a token is
-    free. ``qps <= 0`` disables limiting. Thread-safe; tokens are handed out in order of the
-    reservation (each caller reserves a slot, then sleeps outside the lock)."""
-
-    def __init__(
-        self,
-        qps: float,
-        burst: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.qps = qps
-        self.burst = max(1, burst)
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._tokens = float(self.burst)
-        self._last = clock()
-
-    def reserve(self) -> float:
-        """Take one token and return how long the caller must wait before using it."""
-        if self.qps <= 0:
-            return 0.0
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
-            self._last = now
-            self._tokens -= 1.0
-            if self._tokens >= 0:
-                return 0.0
-            return -self._tokens / self.qps
-
-    def acquire(self) -> float:
-        wait = self.reserve()
-        if wait > 0:
-            self._sleep(wait)
-        return wait
-
-
-# --------------------------------------------------------------------------------------------
 # Watch stream
 # --------------------------------------------------------------------------------------------
 class WatchStream:
@@ -398,6 +356,7 @@ class Kube:
     ) -> None:
         self.api_client = api_client
         self._transport: transport.Transport | None = None
+        self._transport_lock = threading.Lock()
         self._prefix = 0
         self.limiter = TokenBucket(qps, burst)
         self.observer = observer
@@ -527,18 +486,21 @@ class Kube:
     def _direct(self) -> transport.Transport | None:
         """The lean transport to the API server (controller.transport), or None through a
         proxy (the PoolManager then routes every request itself, as before)."""
-        if self._transport is None:
-            manager = self.api_client.rest_client.pool_manager
-            if isinstance(manager, urllib3.ProxyManager):
-                return None
-            host: str = self.api_client.configuration.host
-            origin = urllib3.util.parse_url(host)
-            self._transport = transport.Transport(
-                manager.connection_from_url(host),
-                host=str(origin.netloc),
-                max_idle=self.api_client.configuration.connection_pool_maxsize,
-            )
-            self._prefix = len(f"{origin.scheme}://{origin.netloc}")
+        if self._transport is not None:
+            return self._transport
+        manager = self.api_client.rest_client.pool_manager
+        if isinstance(manager, urllib3.ProxyManager):
+            return None
+        with self._transport_lock:  # the first requests of several threads: one transport
+            if self._transport is None:
+                host: str = self.api_client.configuration.host
+                origin = urllib3.util.parse_url(host)
+                self._prefix = len(f"{origin.scheme}://{origin.netloc}")  # before it is seen
+                self._transport = transport.Transport(
+                    manager.connection_from_url(host),
+                    host=str(origin.netloc),
+                    max_idle=self.api_client.configuration.connection_pool_maxsize,
+                )
         return self._transport
 
     def _urlopen(self, method: str, url: str, **kwargs: Any) -> urllib3.BaseHTTPResponse:
