@@ -22,6 +22,7 @@ Invariants:
 from __future__ import annotations
 
 import gzip
+import http.client
 import threading
 import time
 import zlib
@@ -42,8 +43,14 @@ class Answer:
     body: bytes
 
 
-class _ServerClosed(ConnectionError):
-    """The server had closed a kept-alive connection before our request reached it."""
+class _ServerClosed(http.client.RemoteDisconnected):
+    """The server closed the connection before any byte of an answer: on a kept-alive one, it
+    had closed it before our request reached it. Said as urllib3 says it ("Connection
+    aborted", http.client's RemoteDisconnected), which is what the command line recognises
+    (a plain-http URL to a TLS port ends this way)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"Connection aborted: the server closed the connection ({detail})")
 
 
 class _Connection:
@@ -96,7 +103,7 @@ class _Connection:
                             raise _ServerClosed(str(exc)) from exc
                         raise
                     if not data and not answered:
-                        raise _ServerClosed("the server closed the connection")
+                        raise _ServerClosed("no answer")
                     answered = True
                     h.receive_data(data)
                 elif isinstance(event, h11.Response):
