@@ -72,6 +72,14 @@ def _rv(obj: JSONDict | None) -> int | None:
         return None  # opaque resourceVersion: ordering unknown, accept the newer arrival
 
 
+def _not_newer(obj: JSONDict, stored: JSONDict | None) -> bool:
+    """``obj`` is as old as ``stored`` or older (by resourceVersion, when both are numbers)."""
+    if stored is None:
+        return False
+    new_rv, old_rv = _rv(obj), _rv(stored)
+    return old_rv is not None and new_rv is not None and new_rv <= old_rv
+
+
 def strip_managed_fields(obj: JSONDict, previous: JSONDict | None = None) -> JSONDict:
     meta = obj.get("metadata")
     if isinstance(meta, dict) and "managedFields" in meta:
@@ -167,11 +175,13 @@ class Informer:
         pass ``notify=False``: the writer already knows, and the later watch event carrying the
         same resourceVersion is then ignored, so our own writes trigger no extra pass)."""
         key = key_of(obj)
-        obj = self.transform(obj, self.get(key))
+        stored = self.get(key)
+        if _not_newer(obj, stored):
+            return False  # the echo of our own write, or an old event: not even transformed
+        obj = self.transform(obj, stored)
         with self._lock:
             old = self._store.get(key)
-            old_rv, new_rv = _rv(old), _rv(obj)
-            if old is not None and old_rv is not None and new_rv is not None and new_rv <= old_rv:
+            if _not_newer(obj, old):
                 return False
             if old is not None:
                 self._index_remove(key, old)

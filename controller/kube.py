@@ -4,7 +4,8 @@ Design:
 - The official client builds the connection (kubeconfig or in-cluster service account: TLS, CA,
   bearer token, exec plugins) and its `ApiClient.call_api` sends requests. We skip its model
   (de)serialisation and its REST layer: objects are plain JSON dicts, encoded with orjson and
-  sent on the client's urllib3 pool, decoded once with orjson (``decode``).
+  sent on connections of the client's urllib3 pool, framed by h11 (controller.transport;
+  streams stay on urllib3), decoded once with orjson (``decode``).
   That keeps the controller's per-request CPU small and lets custom and built-in kinds share one
   code path.
 - Every failure is mapped once onto our own hierarchy, and the class says what happens next
@@ -36,6 +37,9 @@ import orjson
 import urllib3
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+
+from controller import transport
+from controller.ratelimit import TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -264,50 +268,6 @@ REQUIRED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 
 
 # --------------------------------------------------------------------------------------------
-# Client-side rate limit
-# --------------------------------------------------------------------------------------------
-class TokenBucket:
-    """QPS limiter with a burst, as client-go's flowcontrol: ``acquire`` blocks until a token is
-    free. ``qps <= 0`` disables limiting. Thread-safe; tokens are handed out in order of the
-    reservation (each caller reserves a slot, then sleeps outside the lock)."""
-
-    def __init__(
-        self,
-        qps: float,
-        burst: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.qps = qps
-        self.burst = max(1, burst)
-        self._clock = clock
-        self._sleep = sleep
-        self._lock = threading.Lock()
-        self._tokens = float(self.burst)
-        self._last = clock()
-
-    def reserve(self) -> float:
-        """Take one token and return how long the caller must wait before using it."""
-        if self.qps <= 0:
-            return 0.0
-        with self._lock:
-            now = self._clock()
-            self._tokens = min(float(self.burst), self._tokens + (now - self._last) * self.qps)
-            self._last = now
-            self._tokens -= 1.0
-            if self._tokens >= 0:
-                return 0.0
-            return -self._tokens / self.qps
-
-    def acquire(self) -> float:
-        wait = self.reserve()
-        if wait > 0:
-            self._sleep(wait)
-        return wait
-
-
-# --------------------------------------------------------------------------------------------
 # Watch stream
 # --------------------------------------------------------------------------------------------
 class WatchStream:
@@ -395,7 +355,8 @@ class Kube:
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
         self.api_client = api_client
-        self._pool: urllib3.HTTPConnectionPool | None = None
+        self._transport: transport.Transport | None = None
+        self._transport_lock = threading.Lock()
         self._prefix = 0
         self.limiter = TokenBucket(qps, burst)
         self.observer = observer
@@ -439,6 +400,8 @@ class Kube:
         return cls(k8s_client.ApiClient(cfg), qps=qps, burst=burst, observer=observer)
 
     def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
         self.api_client.close()
 
     # -- plumbing ------------------------------------------------------------------------
@@ -446,23 +409,22 @@ class Kube:
         if self.observer is not None:
             self.observer(verb, str(code))
 
-    def _send(
+    def _prepare(
         self,
-        verb: str,
         method: str,
         path: str,
         *,
-        query: list[tuple[str, Any]] | None = None,
-        body: Any = None,
-        content_type: str | None = None,
-        timeout: float | tuple[float, float] | None = None,
-        accept: str = "application/json",
-    ) -> urllib3.BaseHTTPResponse:
+        query: list[tuple[str, Any]] | None,
+        content_type: str | None,
+        has_body: bool,
+        accept: str,
+    ) -> tuple[str, dict[str, str]]:
+        """The URL and headers (credentials included) of a request, as the client builds them."""
         self.limiter.acquire()
         headers = {"Accept": accept}
         if content_type:
             headers["Content-Type"] = content_type
-        elif body is not None:
+        elif has_body:
             headers["Content-Type"] = "application/json"
         _, url, headers, _, _ = self.api_client.param_serialize(
             method,
@@ -471,13 +433,38 @@ class Kube:
             header_params=headers,
             auth_settings=["BearerToken"],
         )
+        return url, headers
+
+    def _check(
+        self, verb: str, method: str, path: str, status: int, data: bytes, retry_after: str | None
+    ) -> None:
+        self._observe(verb, status)
+        if status >= 300:
+            raise _error_for(
+                status,
+                data,
+                f"{method} {path}: HTTP {status}",
+                retry_after_header=retry_after,
+            )
+
+    def _send(
+        self,
+        verb: str,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, Any]] | None = None,
+        timeout: float | tuple[float, float] | None = None,
+        accept: str = "application/json",
+    ) -> urllib3.BaseHTTPResponse:
+        """A streamed request (watch, pod log) on the client's urllib3 pool."""
+        url, headers = self._prepare(
+            method, path, query=query, content_type=None, has_body=False, accept=accept
+        )
         try:
-            # Straight to the client's urllib3 pool: its REST layer would encode the body with
-            # json.dumps (~4x orjson) and wrap the response once more.
             response = self._urlopen(
                 method,
                 url,
-                body=None if body is None else _encode(body),
                 headers=headers,
                 timeout=_timeout(timeout or self.request_timeout),
                 preload_content=False,
@@ -485,45 +472,90 @@ class Kube:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             self._observe(verb, "error")
             raise Transient(f"{method} {path}: {exc}") from exc
-        self._observe(verb, response.status)
         if response.status >= 300:
             try:
                 data = response.data
             finally:
                 response.release_conn()
-            raise _error_for(
-                response.status,
-                data,
-                f"{method} {path}: HTTP {response.status}",
-                retry_after_header=response.headers.get("Retry-After"),
+            self._check(
+                verb, method, path, response.status, data, response.headers.get("Retry-After")
             )
+        self._observe(verb, response.status)
         return response
 
-    def _urlopen(self, method: str, url: str, **kwargs: Any) -> urllib3.BaseHTTPResponse:
-        """The request on the API server's connection pool. Every URL starts with the configured
-        host, so the pool is looked up once (PoolManager.urlopen parses each URL and finds its
-        pool again); through a proxy, the PoolManager does its own routing as before."""
+    def _direct(self) -> transport.Transport | None:
+        """The lean transport to the API server (controller.transport), or None through a
+        proxy (the PoolManager then routes every request itself, as before)."""
+        if self._transport is not None:
+            return self._transport
         manager = self.api_client.rest_client.pool_manager
-        host: str = self.api_client.configuration.host
-        if isinstance(manager, urllib3.ProxyManager) or not url.startswith(host):
-            response: urllib3.BaseHTTPResponse = manager.request(method, url, **kwargs)
-            return response
-        if self._pool is None:
-            origin = urllib3.util.parse_url(host)
-            self._pool = manager.connection_from_url(host)
-            self._prefix = len(f"{origin.scheme}://{origin.netloc}")
-        return self._pool.urlopen(
-            method, url[self._prefix :], assert_same_host=False, redirect=False, **kwargs
+        if isinstance(manager, urllib3.ProxyManager):
+            return None
+        with self._transport_lock:  # the first requests of several threads: one transport
+            if self._transport is None:
+                host: str = self.api_client.configuration.host
+                origin = urllib3.util.parse_url(host)
+                self._prefix = len(f"{origin.scheme}://{origin.netloc}")  # before it is seen
+                self._transport = transport.Transport(
+                    manager.connection_from_url(host),
+                    host=str(origin.netloc),
+                    max_idle=self.api_client.configuration.connection_pool_maxsize,
+                )
+        return self._transport
+
+    def _urlopen(self, method: str, url: str, **kwargs: Any) -> urllib3.BaseHTTPResponse:
+        """The request through the client's PoolManager (streams, and any request through a
+        proxy)."""
+        manager = self.api_client.rest_client.pool_manager
+        response: urllib3.BaseHTTPResponse = manager.request(method, url, **kwargs)
+        return response
+
+    def _exchange(
+        self,
+        verb: str,
+        method: str,
+        path: str,
+        *,
+        query: list[tuple[str, Any]] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+    ) -> bytes:
+        """A request whose whole answer is read: its body (an error answer raises)."""
+        url, headers = self._prepare(
+            method,
+            path,
+            query=query,
+            content_type=content_type,
+            has_body=body is not None,
+            accept="application/json",
         )
+        data = None if body is None else _encode(body)
+        lean = self._direct()
+        host: str = self.api_client.configuration.host
+        try:
+            if lean is not None and url.startswith(host):
+                answer = lean.request(
+                    method, url[self._prefix :], headers, data, timeout=self.request_timeout
+                )
+                status, content, retry_after = (
+                    answer.status,
+                    answer.body,
+                    answer.headers.get("retry-after"),
+                )
+            else:
+                response = self._urlopen(
+                    method, url, body=data, headers=headers, timeout=_timeout(self.request_timeout)
+                )
+                status, content = response.status, response.data
+                retry_after = response.headers.get("Retry-After")
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            self._observe(verb, "error")
+            raise Transient(f"{method} {path}: {exc}") from exc
+        self._check(verb, method, path, status, content, retry_after)
+        return content
 
     def _json(self, verb: str, method: str, path: str, **kwargs: Any) -> JSONDict:
-        response = self._send(verb, method, path, **kwargs)
-        try:
-            data = response.data
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise Transient(f"{method} {path}: reading the body failed: {exc}") from exc
-        finally:
-            response.release_conn()
+        data = self._exchange(verb, method, path, **kwargs)
         if not data:
             return {}
         result: JSONDict = decode(data)

@@ -64,6 +64,7 @@ class ControllerMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self._request_children: dict[tuple[str, str], Counter] = {}
+        self._step_children: dict[str, tuple[Counter, Histogram]] = {}
         self.api_requests = Counter(
             "zenflow_api_requests_total",
             "Kubernetes API requests made by the controller, by verb and HTTP code",
@@ -145,6 +146,19 @@ class ControllerMetrics:
         if child is None:
             child = self._request_children[verb, code] = self.api_requests.labels(verb, code)
         child.inc()
+
+    def step_entered(self, phase: str, duration: float | None = None) -> None:
+        """A step entered ``phase`` (its run took ``duration`` seconds, when it ended)."""
+        # As observe_request: a status write reports every step that moved, phases are few.
+        children = self._step_children.get(phase)
+        if children is None:
+            children = self._step_children[phase] = (
+                self.step_transitions.labels(phase=phase),
+                self.step_duration.labels(phase=phase),
+            )
+        children[0].inc()
+        if duration is not None:
+            children[1].observe(duration)
 
     def track_flows(self, flows: Callable[[], Iterable[Mapping[str, Any]]]) -> None:
         """Register the recounting phase gauge over ``flows`` (once per registry)."""

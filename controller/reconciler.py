@@ -494,7 +494,7 @@ class Reconciler:
             found = details.get((job.get("metadata") or {}).get("uid") or "")
             observed.append(
                 planning.ObservedJob(
-                    job=job,
+                    job=packing.unpack_job(job),  # its whole spec, for this pass only
                     exit_code=found.exit_code if found else None,
                     termination_message=found.termination_message if found else None,
                     failed_init_container=found.init_container if found else None,
@@ -581,8 +581,14 @@ class Reconciler:
                 except ApiError as exc:
                     errors.append(exc)
         else:
-            futures = [self.pool.submit(self._create_job, flow, job, observed) for job in jobs]
-            errors = [f.exception() for f in futures]
+            # The pass's own thread creates the first while the pool creates the others.
+            futures = [self.pool.submit(self._create_job, flow, job, observed) for job in jobs[1:]]
+            first: BaseException | None = None
+            try:
+                self._create_job(flow, jobs[0], observed)
+            except Exception as exc:  # like the pool's: kept, raised once all were attempted
+                first = exc
+            errors = [first, *(f.exception() for f in futures)]
         uid = str(_meta(flow).get("uid"))
         refused: dict[str, str] = {}
         failed: BaseException | None = None
@@ -646,14 +652,13 @@ class Reconciler:
             phase = step.get("phase")
             if not phase or before.get(step.get("name")) == phase:
                 continue
-            self.metrics.step_transitions.labels(phase=str(phase)).inc()
+            duration = None
             if phase in TERMINAL_STEP_PHASES:
                 start = decoded.parse_time(step.get("startTime"))
                 end = decoded.parse_time(step.get("completionTime"))
                 if start and end:
-                    self.metrics.step_duration.labels(phase=str(phase)).observe(
-                        max(0.0, (end - start).total_seconds())
-                    )
+                    duration = max(0.0, (end - start).total_seconds())
+            self.metrics.step_entered(str(phase), duration)
 
     def _observe_dispatch(
         self, flow: JSONDict, job: JSONDict, observed: Sequence[planning.ObservedJob]

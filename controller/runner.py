@@ -46,9 +46,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from controller import arenas, packing
 from controller import cache as cache_mod
 from controller import kube as kube_mod
-from controller import packing
 from controller.capacity import Capacity
 from controller.events import EventRecorder
 from controller.kube import JOBFLOWS, JOBS, LEASES, ApiError, JSONDict, Kube
@@ -143,12 +143,13 @@ def prepare_flow(flow: JSONDict, previous: JSONDict | None = None) -> JSONDict:
 
 def strip_job(job: JSONDict, previous: JSONDict | None = None) -> JSONDict:
     """What the Job cache keeps: no managedFields, no pod template spec (the bulk of a Job; no
-    reader needs it: outcomes come from status, identity from metadata, pods from selector)."""
+    reader needs it: outcomes come from status, identity from metadata, pods from selector),
+    the rest of the spec packed (controller.packing: a pass unpacks it)."""
     job = cache_mod.strip_managed_fields(job)
     spec = job.get("spec")
     if isinstance(spec, dict) and "template" in spec:
         job = {**job, "spec": {k: v for k, v in spec.items() if k != "template"}}
-    return job
+    return packing.pack_job(job, previous)
 
 
 class _Term:
@@ -481,6 +482,7 @@ class Controller:
         if self._started:
             return
         self._started = True
+        arenas.limit()  # before the controller's threads start (controller.arenas)
         self.supervisor.start()
         cfg = self.config
         if not cfg.leader_elect:

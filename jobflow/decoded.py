@@ -27,13 +27,16 @@ OBJECT_TYPES: Final = (dict, Mapping)
 
 def mapping(value: object) -> Mapping[str, object]:
     """``value`` if it is a JSON object, else an empty mapping."""
-    if type(value) is dict or isinstance(value, Mapping):  # dict first: the ABC check is slow
+    # dict first, then None (an absent field): the ABC check is slow, and this runs often
+    if type(value) is dict or (value is not None and isinstance(value, Mapping)):
         return value
     return EMPTY
 
 
 def mapping_or_none(value: object) -> Mapping[str, object] | None:
     """``value`` if it is a JSON object, else None (unlike ``mapping``, no empty stand-in)."""
+    if value is None:  # the common case (an absent field), before the slow ABC check
+        return None
     if isinstance(value, OBJECT_TYPES):
         return value
     return None
@@ -94,7 +97,7 @@ def path(obj: object, *keys: str) -> object:
     """``obj[k1][k2]...`` or None when any level is missing or not an object."""
     current: object = obj
     for key in keys:
-        if type(current) is not dict and not isinstance(current, Mapping):
+        if type(current) is not dict and (current is None or not isinstance(current, Mapping)):
             return None
         current = current.get(key)
     return current
@@ -129,7 +132,11 @@ def _copy(value: object) -> object:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339, UTC, second precision, trailing Z (what status and conditions carry)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    m = moment.astimezone(UTC)
+    if m.year < 1000:  # strftime's own rendering of such years (platform-dependent)
+        return m.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # the same text as strftime, ~4x faster: a pass formats a time for every step that moved
+    return f"{m.year}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
 
 
 def parse_time(value: object) -> datetime | None:

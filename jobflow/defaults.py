@@ -71,7 +71,7 @@ def _step_defaults(step: Mapping[str, object], index: int) -> list[_Default]:
     if _is_absent(step, "type"):
         found.append((base, "type", DEFAULT_STEP_TYPE))
     retry = step.get("retryPolicy")
-    if isinstance(retry, Mapping):
+    if retry is not None and isinstance(retry, Mapping):  # most steps have none: no ABC check
         if _is_absent(retry, "limit"):
             found.append(((*base, "retryPolicy"), "limit", DEFAULT_RETRY_LIMIT))
         backoff = retry.get("backoff")
@@ -98,7 +98,7 @@ def _defaults(obj: Mapping[str, object], *, in_lists: bool = True) -> list[_Defa
     steps = spec.get("steps") if in_lists else None
     if isinstance(steps, list):
         for index, step in enumerate(steps):
-            if isinstance(step, Mapping):
+            if type(step) is dict or isinstance(step, Mapping):  # dict first: ABC is slow
                 found.extend(_step_defaults(step, index))
     return found
 

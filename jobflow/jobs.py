@@ -288,7 +288,12 @@ def job_labels(job: Mapping[str, object]) -> dict[str, str]:
 
 def job_attempt(job: Mapping[str, object]) -> int | None:
     """The attempt index from the attempt label; None if absent or not a number."""
-    text = job_labels(job).get(names.LABEL_ATTEMPT)
+    return attempt_of(job_labels(job))
+
+
+def attempt_of(labels: Mapping[str, str]) -> int | None:
+    """``job_attempt`` from labels already read (``job_labels``)."""
+    text = labels.get(names.LABEL_ATTEMPT)
     if text is None or not text.isdigit():
         return None
     return int(text)

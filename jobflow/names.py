@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Final
@@ -82,6 +83,12 @@ def _label_safe(text: str) -> str:
     return _NOT_LABEL_CHARS.sub("-", text.lower())
 
 
+# Every pass names the Jobs of its running and starting steps (a sha256 each): a pure function
+# of its arguments, so recent answers are kept (~200 bytes each; a pass reuses its own).
+JOB_NAME_CACHE = 1024
+
+
+@functools.lru_cache(maxsize=JOB_NAME_CACHE)
 def job_name(flow_name: str, flow_uid: str, step: str, attempt: int) -> str:
     """The deterministic name of the Job that runs ``attempt`` (0-based) of ``step``.
 

@@ -194,7 +194,7 @@ def read_step(
         dependencies=tuple(decoded.strings(raw.get("dependencies"))),
         continue_on_failure=decoded.boolean(raw.get("continueOnFailure")),
         timeout_seconds=decoded.integer(raw.get("timeoutSeconds")),
-        retry=RetryPolicy.read(retry) if isinstance(retry, Mapping) else None,
+        retry=RetryPolicy.read(retry) if retry is not None and isinstance(retry, Mapping) else None,
         when=decoded.string(raw.get("when")),
         message=decoded.string(raw.get("message")),
         raw=raw,

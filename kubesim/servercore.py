@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
 import yaml
 from aiohttp import web
 
@@ -66,7 +67,15 @@ def load_yaml(body: bytes) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
+    """Compact JSON. orjson (~5x json.dumps; every response body and watch event is one of
+    these: ~15% of kubesim's CPU in bench/controller.py); what it does not write (an integer
+    past 64 bits, a non-string key) goes through json.dumps as before. Text differs from
+    json.dumps only in non-ASCII characters, written as UTF-8 rather than \\u escapes (as Go's
+    encoder writes them)."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:  # orjson.JSONEncodeError is one
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def json_body(obj: Any) -> bytes:

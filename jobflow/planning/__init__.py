@@ -211,7 +211,7 @@ def with_defaults(flow: Mapping[str, object]) -> dict[str, object]:
             else:
                 break
             if id(child) not in ours:
-                if isinstance(child, Mapping):
+                if type(child) is dict or isinstance(child, Mapping):  # dict first: ABC is slow
                     child = dict(child)
                 elif isinstance(child, list):
                     child = list(child)

@@ -87,7 +87,7 @@ class Pass:
         self.observed: dict[str, dict[int, ObservedJob]] = {}
         for observed in observed_jobs:
             labels = jobs.job_labels(observed.job)
-            attempt = jobs.job_attempt(observed.job)
+            attempt = jobs.attempt_of(labels)
             step_name = labels.get(names.LABEL_STEP)
             if step_name is None or attempt is None:
                 continue

@@ -4,7 +4,8 @@ Covers: a value from one step's termination message (``key=value`` lines and a J
 a newline, quotes and braces) is stored in ``status.steps[].outputs.parameters`` and reaches
 the next step's Job command (``{{ parameters.<name> }}``, hyphenated name) and env; ``when``
 on an output parameter runs one branch and skips the other; a missing non-optional output
-fails the step (reason OutputError) and skips its dependants.
+fails the step (reason OutputError) and skips its dependants; a ``jsonPath`` output reads any
+field of the step's Job, its spec included (the controller's cache keeps a Job's spec packed).
 """
 
 from __future__ import annotations
@@ -55,6 +56,26 @@ def test_termination_message_value_reaches_status_command_and_env(
     container = main_container(deploy)
     assert container["command"] == ["sh", "-c", "deploy v1.4.2 now"]
     assert {"name": "IMAGE_TAG", "value": "v1.4.2"} in container["env"]
+
+
+def test_json_path_outputs_read_the_jobs_spec_status_and_metadata(
+    cluster, start_controller
+) -> None:
+    start_controller()
+    step = job_step("count")
+    step["template"]["spec"]["backoffLimit"] = 2
+    step["outputs"] = {
+        "parameters": [
+            {"name": "limit", "valueFrom": {"jsonPath": "$.spec.backoffLimit"}},
+            {"name": "done", "valueFrom": {"jsonPath": "$.status.succeeded"}},
+            {"name": "where", "valueFrom": {"jsonPath": "$.metadata.namespace"}},
+        ]
+    }
+    cluster.create_flow(flow("paths", [step]))
+    status = cluster.wait_phase("paths", "Succeeded")
+    assert status["steps"][0]["outputs"] == {
+        "parameters": {"limit": "2", "done": "1", "where": "default"}
+    }
 
 
 def test_json_message_with_awkward_characters(cluster, start_controller) -> None:
