@@ -21,9 +21,17 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from app import main, settings
+from app import main
 from jobflow import defaults
-from tests.fixtures.webhook import AppClient, apply_patch, jobflow, review, step
+from tests.fixtures.webhook import (
+    AppClient,
+    app_client,
+    apply_patch,
+    jobflow,
+    review,
+    step,
+)
+from tests.fixtures.webhook import review_answer as post
 from webhook.review import decode_patch
 
 LIMIT = 64 * 1024
@@ -36,18 +44,7 @@ def registry() -> CollectorRegistry:
 
 @pytest.fixture
 def client(registry: CollectorRegistry) -> AppClient:
-    s = settings.load({"max_request_bytes": LIMIT}, environ={})
-    return AppClient(main.create_app(s, registry=registry))
-
-
-def post(client: AppClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    answer = client.post(path, json=body)
-    assert answer.status_code == 200, answer.text
-    data = answer.json()
-    assert data["apiVersion"] == "admission.k8s.io/v1"
-    assert data["kind"] == "AdmissionReview"
-    assert data["response"]["uid"] == body["request"]["uid"]
-    return data["response"]
+    return app_client(registry, max_request_bytes=LIMIT)
 
 
 def started(obj: dict[str, Any], phase: str = "Running") -> dict[str, Any]:

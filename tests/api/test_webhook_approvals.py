@@ -15,11 +15,17 @@ import json
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
 
-from app import main, settings
 from jobflow import approvals, names
-from tests.fixtures.webhook import AppClient, apply_patch, jobflow, review, step
+from tests.fixtures.webhook import (
+    AppClient,
+    app_client,
+    apply_patch,
+    jobflow,
+    review,
+    step,
+)
+from tests.fixtures.webhook import review_answer as post
 from webhook.review import decode_patch
 
 REQ = names.approve_annotation("gate")
@@ -28,14 +34,7 @@ REC = approvals.record_annotation("gate")
 
 @pytest.fixture
 def client() -> AppClient:
-    s = settings.load({}, environ={})
-    return AppClient(main.create_app(s, registry=CollectorRegistry()))
-
-
-def post(client: AppClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    answer = client.post(path, json=body)
-    assert answer.status_code == 200, answer.text
-    return dict(answer.json()["response"])
+    return app_client()
 
 
 def flow(annotations: dict[str, str] | None = None) -> dict[str, Any]:
