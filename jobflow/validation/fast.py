@@ -9,6 +9,11 @@ and the full path checks that step exactly as before. So a decline costs a littl
 different answer; tests/unit/test_validation_fast.py holds the two paths to the same problems
 and warnings over valid, invalid and hostile corpora.
 
+A flow repeats a few small tables in every step (a container's requests and limits, a retry's
+backoff): the last such table of short texts vouched for is kept, a copy, with its verdict, and
+an equal table is answered from it (``_vouch_resources``, ``_vouch_retry``; a text equals only a
+text, so no table of numbers or booleans is ever answered from a kept one).
+
 What stays with the caller for every step, vouched or not: duplicate names and the graph
 (dependencies, cycles), and ``{{ parameters.* }}`` placeholders.
 
@@ -139,8 +144,18 @@ def _vouch_retry(retry: object) -> bool:
     backoff = retry.get("backoff")
     if backoff is None:
         return True
+    kept = _kept_backoff  # as for resources (``_vouch_resources``): the last backoff of texts
+    if backoff == kept[0]:
+        return kept[1]
     if type(backoff) is not dict or not backoff.keys() <= _BACKOFF_KEYS:
         return False
+    verdict = _vouch_backoff(backoff)
+    if _short_texts(backoff):
+        _keep_backoff(backoff, verdict)
+    return verdict
+
+
+def _vouch_backoff(backoff: dict[object, object]) -> bool:
     kind = backoff.get("type")
     if kind is not None and (type(kind) is not str or kind not in _BACKOFF_TYPES):
         return False
@@ -218,12 +233,26 @@ def _vouch_container(container: object) -> bool:
 
 
 def _vouch_resources(resources: object) -> bool:
+    # Every container of a flow tends to carry the same requests and limits: the last table
+    # of texts vouched for is kept, and a table equal to it needs no second look. Sound
+    # because the kept table holds only texts (``_texts_only``), and a text equals only a
+    # text (never 1, 1.0 or True); it is a copy, so nobody can change it once kept.
+    kept = _kept_resources
+    if resources == kept[0]:
+        return kept[1]
     if type(resources) is not dict:
         return False
-    requests = _amounts(resources.get("requests"))
+    verdict = _vouch_amounts(resources.get("requests"), resources.get("limits"))
+    if _texts_only(resources):
+        _keep_resources(resources, verdict)
+    return verdict
+
+
+def _vouch_amounts(requests_table: object, limits: object) -> bool:
+    """Every request and limit a positive quantity, and no limit below its request."""
+    requests = _amounts(requests_table)
     if requests is None:
         return False
-    limits = resources.get("limits")
     if limits is None:
         return True
     if type(limits) is not dict:
@@ -234,6 +263,40 @@ def _vouch_resources(resources: object) -> bool:
             return False
         request = requests.get(resource)
         if request is not None and limit < request:
+            return False
+    return True
+
+
+# Last tables of texts vouched for, each as (a copy of it, its verdict): one slot each,
+# replaced whole (a reader sees a pair, never half of one).
+_kept_resources: tuple[object, bool] = (None, False)
+_kept_backoff: tuple[object, bool] = (None, False)
+
+
+def _keep_resources(resources: dict[object, object], verdict: bool) -> None:
+    global _kept_resources  # one slot, replaced in one assignment
+    copy = {key: dict(table) for key, table in resources.items()}  # type: ignore[call-overload]
+    _kept_resources = (copy, verdict)
+
+
+def _keep_backoff(backoff: dict[object, object], verdict: bool) -> None:
+    global _kept_backoff
+    _kept_backoff = (dict(backoff), verdict)
+
+
+def _texts_only(resources: dict[object, object]) -> bool:
+    """True when ``resources`` is a table of tables of short texts (what may be kept)."""
+    for table in resources.values():
+        if type(table) is not dict or not _short_texts(table):
+            return False
+    return True
+
+
+def _short_texts(table: dict[object, object]) -> bool:
+    for name, text in table.items():  # names too: YAML allows keys that are no texts
+        if type(text) is not str or type(name) is not str:
+            return False
+        if len(text) > _CACHED_TEXT or len(name) > _CACHED_TEXT:
             return False
     return True
 

@@ -192,6 +192,80 @@ def test_examples(path: Path) -> None:
         assert_same(document)
 
 
+GOOD_RESOURCES = {"requests": {"cpu": "1"}, "limits": {"cpu": "2"}}
+GOOD_BACKOFF = {"type": "Fixed", "duration": "10s"}
+
+
+def _kept_flow(resources: Any = None, backoff: Any = None) -> dict[str, Any]:
+    template = job_template()
+    template["spec"]["template"]["spec"]["containers"][0]["resources"] = copy.deepcopy(
+        GOOD_RESOURCES if resources is None else resources
+    )
+    retry = {"limit": 1, "backoff": copy.deepcopy(GOOD_BACKOFF if backoff is None else backoff)}
+    return flow(step("a", template=template, retryPolicy=retry))
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        {"requests": {"cpu": 1}, "limits": {"cpu": "2"}},
+        {"requests": {"cpu": True}, "limits": {"cpu": "2"}},
+        {"requests": {"cpu": 1.0}, "limits": {"cpu": 2}},
+        {"requests": {"cpu": "1"}, "limits": {"cpu": "500m"}},
+        {"requests": {"cpu": "1"}, "limits": {"cpu": "2"}, "claims": []},
+        {"requests": {1: "1"}, "limits": {"cpu": "2"}},
+        GOOD_RESOURCES,
+    ],
+)
+@pytest.mark.parametrize(
+    "backoff",
+    [
+        {"type": "Fixed", "duration": 10},
+        {"type": True, "duration": "10s"},
+        {"type": "Fixed", "factor": 1},
+        {"type": "Fixed", "duration": "0s"},
+        {"type": "Linear"},
+        {"type": "Fixed", 1: "10s"},
+        GOOD_BACKOFF,
+    ],
+)
+def test_kept_tables_stand_only_for_tables_of_the_same_texts(resources: Any, backoff: Any) -> None:
+    """fast keeps the last resources and backoff tables of texts it vouched for and answers an
+    equal table from them: a table of other types, or of other texts, is checked as ever."""
+    assert validation.validate(_kept_flow()) == []  # both kept
+    assert_same(_kept_flow(resources=resources))
+    assert validation.validate(_kept_flow()) == []
+    assert_same(_kept_flow(backoff=backoff))
+
+
+def test_kept_tables_are_copies() -> None:
+    """A flow's table, changed after its review, is read anew (the kept one is a copy)."""
+    other = {"requests": {"cpu": "3"}}
+    assert validation.validate(_kept_flow(other, {"type": "Linear"})) == []  # kept: these two
+    obj = _kept_flow()
+    assert validation.validate(obj) == []  # kept: obj's own tables (or copies of them)
+    pod = obj["spec"]["steps"][0]["template"]["spec"]["template"]["spec"]
+    pod["containers"][0]["resources"]["limits"]["cpu"] = "500m"
+    assert [p.code for p in validation.validate(obj)] == ["limit-below-request"]
+    assert validation.validate(_kept_flow(other, {"type": "Linear"})) == []
+    obj = _kept_flow()
+    assert validation.validate(obj) == []
+    obj["spec"]["steps"][0]["retryPolicy"]["backoff"]["duration"] = "0s"
+    assert [p.path for p in validation.validate(obj)] == [
+        "spec.steps[0].retryPolicy.backoff.duration"
+    ]
+
+
+def test_tables_of_other_types_are_never_kept() -> None:
+    """1 == 1.0 == True in Python: a table holding numbers is never kept, or the next one,
+    equal in Python but holding True (no quantity), would be answered from it."""
+    amounts = (1, True, "1", 1.0, True, 1, 2.0, 2, True, 0)
+    for amount in amounts:  # one after the other: each may be answered from the one before
+        assert_same(_kept_flow(resources={"requests": {"cpu": amount}, "limits": {"cpu": amount}}))
+    for amount in amounts:
+        assert_same(_kept_flow(backoff={"type": "Fixed", "duration": "10s", "factor": amount}))
+
+
 def test_the_benchmark_flow() -> None:
     from bench.webhook import flow_review
 
