@@ -55,13 +55,12 @@ def _structure(body: bytes) -> bytes:
         # `\\` pairs go first, so the `\"` that remain are exactly the escaped quotes.
         body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
     marks = body.translate(_STRUCTURE, _NOT_STRUCTURE)
-    quotes = marks.count(_QUOTE)
-    if quotes == 0:
-        return marks
+    brackets = marks.translate(None, _QUOTE)
+    quotes = len(marks) - len(brackets)  # no count(): the deletion has counted them
     if marks.count(_QUOTE * 2) * 2 == quotes:
-        # Every quote sits next to its partner: no string contains a bracket (the common case:
-        # ~1,000 strings in a 20-step review), so the quotes can simply go.
-        return marks.translate(None, _QUOTE)
+        # Every quote sits next to its partner (or there is none): no string contains a
+        # bracket (the common case: ~1,000 strings in a 20-step review), so the quotes go.
+        return brackets
     # Dropping two adjacent quotes (a string without brackets) leaves every other mark inside
     # or outside a string as it was; what remains is split, and even pieces lie outside. Few
     # quotes remain: e.g. kubectl's last-applied-configuration annotation is one string.
