@@ -49,6 +49,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webhook import handlers, nesting, review
+from webhook.deadlines import BodyDeadlines
 from webhook.metrics import AdmissionMetrics
 
 logger = logging.getLogger(__name__)
@@ -174,6 +175,31 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         elif kind == "http.disconnect":
             raise ClientDisconnect()
+
+
+async def _read_in_time(
+    scope: Scope, receive: Receive, limit: int, deadlines: BodyDeadlines
+) -> bytes:
+    """The body, or a refusal once ``deadlines.seconds`` have passed (webhook.deadlines)."""
+    task: asyncio.Task[object] = asyncio.current_task()  # type: ignore[assignment]
+    deadlines.start(task)
+    try:
+        body = await _read_body(scope, receive, limit)
+    except asyncio.CancelledError:
+        if not deadlines.finish(task):
+            raise  # not ours: the server stopping
+        task.uncancel()
+        raise _Refused(
+            400,
+            "BadRequest",
+            f"the body did not arrive within {deadlines.seconds:g} s",
+            unread=True,
+        ) from None
+    except BaseException:
+        deadlines.finish(task)
+        raise
+    deadlines.finish(task)
+    return body
 
 
 def _has_lone_surrogate(body: bytes, data: object) -> bool:
@@ -306,20 +332,12 @@ def add_routes(
     """
     router = app.router
 
+    deadlines = BodyDeadlines(body_timeout)
+
     def endpoint(handler: Handler, webhook: str) -> ASGIApp:
         async def review_request(scope: Scope, receive: Receive) -> bytes | Response:
             try:
-                try:
-                    # asyncio's own timeout: ~5 us a request, anyio.fail_after ~13 us
-                    async with asyncio.timeout(body_timeout):
-                        body = await _read_body(scope, receive, max_request_bytes)
-                except TimeoutError:
-                    raise _Refused(
-                        400,
-                        "BadRequest",
-                        f"the body did not arrive within {body_timeout:g} s",
-                        unread=True,
-                    ) from None
+                body = await _read_in_time(scope, receive, max_request_bytes, deadlines)
                 started = time.perf_counter()
                 if len(body) <= INLINE_LIMIT:
                     parsed = _parse(body)
