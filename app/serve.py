@@ -131,6 +131,27 @@ def _head_deadline(seconds: float) -> type[HeadDeadlineH11]:
     return type("HeadDeadlineH11", (HeadDeadlineH11,), {"head_timeout": seconds})
 
 
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn.Config options of both servers (bench/webhook.py runs its echo server on the
+    webhook's, so that only the endpoints differ)."""
+    return {
+        "log_config": None,
+        "access_log": False,
+        # The API server, the kubelet and Prometheus connect directly; no proxy in front says
+        # who the client is, and uvicorn's X-Forwarded-* rewriting (trusting 127.0.0.1 by
+        # default) would only let a local caller pose as another address. It also cost ~6 us
+        # of every review (a middleware and an address check).
+        "proxy_headers": False,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
+    }
+
+
+def webhook_server_options(settings: Settings) -> dict[str, Any]:
+    """The webhook server's: the common ones and the request head deadline."""
+    return {**server_options(settings), "http": _head_deadline(settings.header_timeout)}
+
+
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -195,24 +216,13 @@ class Servers:
         except ServeError:
             self._webhook_sock.close()
             raise
-        common: dict[str, Any] = {
-            "log_config": None,
-            "access_log": False,
-            # The API server, the kubelet and Prometheus connect directly; no proxy in front
-            # says who the client is, and uvicorn's X-Forwarded-* rewriting (trusting
-            # 127.0.0.1 by default) would only let a local caller pose as another address.
-            # It also cost ~6 us of every review (a middleware and an address check).
-            "proxy_headers": False,
-            "lifespan": "on",
-            "timeout_graceful_shutdown": settings.shutdown_timeout,
-        }
+        common = server_options(settings)
         tls = self.tls
         self.webhook = _Server(
             uvicorn.Config(
                 webhook_app,
                 ssl_context_factory=lambda _config, _default: tls.server_context(),
-                http=_head_deadline(settings.header_timeout),
-                **common,
+                **webhook_server_options(settings),
             )
         )
         self.ops = _Server(uvicorn.Config(ops_app, **common))

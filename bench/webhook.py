@@ -1,8 +1,11 @@
 """Webhook cost: a 20-step JobFlow review (validate, mutate) vs a trivial FastAPI echo endpoint.
 
-All three targets are served the same way in this one server process: uvicorn (h11), TLS 1.2+
-with the same certificate context from certs/, sockets created as app/serve.py creates them
-(IPPROTO_TCP, so asyncio sets TCP_NODELAY), logging off.
+All three targets are served the same way in this one server process: uvicorn with the
+webhook server's options (`app.serve.webhook_server_options`: h11 with the request head
+deadline, no proxy headers), TLS 1.2+ with the same certificate context from certs/, sockets
+created as app/serve.py creates them (IPPROTO_TCP, so asyncio sets TCP_NODELAY), logging off.
+Only the endpoints differ, so the ratios measure what the webhook's endpoints cost beyond a
+trivial one, not how the server is set up.
 - `validate` / `mutate`: the real webhook app (`app.main.create_app`, metrics and all) behind
   `app.serve.Servers`, exactly what `zen-flow serve --webhook-only` runs.
 - `echo`: a FastAPI app whose one POST route returns the request body unchanged.
@@ -140,20 +143,21 @@ class _QuietServer(uvicorn.Server):
         return contextlib.nullcontext()
 
 
-def start_echo(tls_context: ssl.SSLContext) -> tuple[int, _QuietServer, threading.Thread]:
-    """The echo app behind uvicorn with the webhook's own TLS context and settings."""
+def start_echo(
+    tls_context: ssl.SSLContext, config: settings.Settings
+) -> tuple[int, _QuietServer, threading.Thread]:
+    """The echo app behind uvicorn with the webhook's own TLS context and server options (the
+    same HTTP protocol, request head deadline and middleware): only the endpoints differ."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # as app.serve
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(2048)
-    config = uvicorn.Config(
+    uvicorn_config = uvicorn.Config(
         echo_app(),
         ssl_context_factory=lambda _c, _d: tls_context,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
+        **serve.webhook_server_options(config),
     )
-    server = _QuietServer(config)
+    server = _QuietServer(uvicorn_config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -344,7 +348,7 @@ def main() -> int:
         try:
             with serve.start_in_thread(config) as webhook:
                 echo_port, echo_server, echo_thread = start_echo(
-                    webhook.servers.tls.server_context()
+                    webhook.servers.tls.server_context(), config
                 )
                 try:
                     results = measure(
