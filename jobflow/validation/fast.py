@@ -271,6 +271,7 @@ def _vouch_amounts(requests_table: object, limits: object) -> bool:
 # replaced whole (a reader sees a pair, never half of one).
 _kept_resources: tuple[object, bool] = (None, False)
 _kept_backoff: tuple[object, bool] = (None, False)
+_KEPT_ENTRIES: Final = 16  # per table; real ones have 2-4 (cpu, memory, ...; type, duration)
 
 
 def _keep_resources(resources: dict[object, object], verdict: bool) -> None:
@@ -285,7 +286,10 @@ def _keep_backoff(backoff: dict[object, object], verdict: bool) -> None:
 
 
 def _texts_only(resources: dict[object, object]) -> bool:
-    """True when ``resources`` is a table of tables of short texts (what may be kept)."""
+    """True when ``resources`` is a small table of small tables of short texts (what may be
+    kept: a few KB at most, whatever a flow holds)."""
+    if len(resources) > _KEPT_ENTRIES:
+        return False
     for table in resources.values():
         if type(table) is not dict or not _short_texts(table):
             return False
@@ -293,6 +297,8 @@ def _texts_only(resources: dict[object, object]) -> bool:
 
 
 def _short_texts(table: dict[object, object]) -> bool:
+    if len(table) > _KEPT_ENTRIES:
+        return False
     for name, text in table.items():  # names too: YAML allows keys that are no texts
         if type(text) is not str or type(name) is not str:
             return False

@@ -256,6 +256,17 @@ def test_kept_tables_are_copies() -> None:
     ]
 
 
+def test_big_tables_are_never_kept() -> None:
+    """What is kept stays a few KB, whatever a flow holds (ARCHITECTURE: webhook caches are
+    bounded in bytes): a table of many entries is checked and not kept."""
+    big = {"requests": {f"example.com/r{i}": "1" for i in range(5000)}}
+    assert validation.validate(_kept_flow(resources=big)) == []
+    assert fast._kept_resources[0] != big
+    big_backoff = {"type": "Fixed", **{f"x{i}": "1" for i in range(5000)}}
+    assert_same(_kept_flow(backoff=big_backoff))
+    assert fast._kept_backoff[0] != big_backoff
+
+
 def test_tables_of_other_types_are_never_kept() -> None:
     """1 == 1.0 == True in Python: a table holding numbers is never kept, or the next one,
     equal in Python but holding True (no quantity), would be answered from it."""
