@@ -83,6 +83,39 @@ def test_shapes(body: bytes, *, deep: bool, where: int | None) -> None:
     assert nesting.where_too_deep(body) == where
 
 
+def zigzag(levels: int) -> Any:
+    """``levels`` nested arrays, each holding an empty object before the next: no run of
+    opening brackets longer than two, so only the depth itself can tell."""
+    value: Any = 1
+    for _ in range(levels):
+        value = [{}, value]
+    return value
+
+
+@pytest.mark.parametrize("prefix", [0, 1, 31, 32, 63, 64, 65, 500])
+@pytest.mark.parametrize("levels", [97, 98, 99, 100, 101])
+def test_deep_parts_after_shallow_ones(prefix: int, levels: int) -> None:
+    """The chunked bound (``_shallow``) carries the depth from chunk to chunk: a deep part
+    crossing a chunk boundary after ``prefix`` shallow objects is measured exactly."""
+    value = [*([{}] * prefix), zigzag(levels), *([{}] * prefix)]
+    body = json.dumps(value, separators=(",", ":")).encode()
+    assert nesting.too_deep(body) is (depth(value) > nesting.MAX_DEPTH)
+    assert (nesting.where_too_deep(body) is not None) is (depth(value) > nesting.MAX_DEPTH)
+
+
+@pytest.mark.parametrize("run", [40, 41])
+def test_a_chunk_that_reaches_exactly_past_the_limit(run: int) -> None:
+    """Marks whose second chunk starts at depth 60 with ``run`` opening brackets before any
+    closing one: 60 + 41 is one past the limit, found; 60 + 40 is the limit, passed."""
+    marks = "[[]" * 34 + "[" * 26  # 128 bytes (one chunk) ending at depth 60
+    marks += "[" * run + "]" * (128 - run)  # the second chunk
+    marks += "]" * (60 + run - (128 - run))  # closing what is left
+    body = marks.replace("][", "],[").encode()
+    real = depth(json.loads(body))
+    assert real == 60 + run
+    assert nesting.too_deep(body) is (real > nesting.MAX_DEPTH)
+
+
 def test_kubectl_last_applied_annotation_is_one_string() -> None:
     flow: dict[str, Any] = {"spec": {"steps": [{"name": "a", "x": [[[[{"y": [1]}]]]]}] * 50}}
     flow["metadata"] = {
