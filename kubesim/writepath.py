@@ -31,8 +31,8 @@ from kubesim.writerules import (
     check_resource_version,
     meta_of,
     record_manager,
+    same_but_volatile,
     spec_part,
-    strip_volatile,
 )
 from kubesim.writing import Admission
 
@@ -261,7 +261,7 @@ class Writer:
             record_manager(rt, new, cur, field_manager, subresource)
         rules.before_commit(new)
         meta["resourceVersion"] = cur_meta["resourceVersion"]
-        if strip_volatile(new) == strip_volatile(cur):
+        if same_but_volatile(new, cur):
             return cur  # no-op: same resourceVersion, no event
         if dry_run:
             return new
