@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +77,22 @@ def dumps(obj: Any) -> bytes:
         return orjson.dumps(obj)
     except TypeError:  # orjson.JSONEncodeError is one
         return json.dumps(obj, separators=(",", ":")).encode()
+
+
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")  # a number orjson may read as a float (past 64 bits)
+
+
+def loads(body: bytes) -> Any:
+    """A JSON request body, decoded as json.loads decodes it, mostly by orjson (~3x faster).
+    json.loads takes what orjson refuses (NaN, a BOM or UTF-16 text, invalid JSON: it decodes
+    it or raises the ValueError it always raised) and any body with 19 digits in a row (orjson
+    reads an integer past 64 bits as a float)."""
+    if not _LONG_DIGITS.search(body):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
 
 
 def json_body(obj: Any) -> bytes:
@@ -251,7 +268,7 @@ class ServerCore:
             ):
                 return load_yaml(body)
             if ctype in ("", "application/json", "*/*") or ctype.endswith("+json"):
-                return json.loads(body)
+                return loads(body)
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"the body of the request could not be decoded: {exc}") from exc
         raise ApiError(
