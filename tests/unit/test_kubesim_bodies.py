@@ -5,7 +5,6 @@ and Infinity are read), and a body json.loads refuses is refused with json.loads
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kubesim.servercore import loads
+from tests.fixtures.json_values import same_json
 
 JSON = st.recursive(
     st.one_of(
@@ -29,24 +29,11 @@ JSON = st.recursive(
 )
 
 
-def same(a: Any, b: Any) -> bool:
-    """Equal with the same types all the way down (1 and 1.0 differ; NaN equals NaN)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    return bool(a == b)
-
-
 @settings(max_examples=400, deadline=None)
 @given(JSON, st.booleans())
 def test_a_body_decodes_as_json_loads_decodes_it(value: Any, ascii_only: bool) -> None:
     body = json.dumps(value, ensure_ascii=ascii_only).encode()
-    assert same(loads(body), json.loads(body))
+    assert same_json(loads(body), json.loads(body))
 
 
 @pytest.mark.parametrize(
@@ -62,7 +49,7 @@ def test_a_body_decodes_as_json_loads_decodes_it(value: Any, ascii_only: bool) -
     ],
 )
 def test_what_orjson_reads_otherwise_or_refuses_is_json_loads_result(body: bytes) -> None:
-    assert same(loads(body), json.loads(body))
+    assert same_json(loads(body), json.loads(body))
 
 
 @pytest.mark.parametrize("body", [b"[1, 2", b"{'a': 1}", b"", b"nul"])
