@@ -172,6 +172,8 @@ class ServerCore:
         self.openapi = openapi.OpenApiCache()
         self._disc_cache: dict[str, tuple[int, bytes]] = {}
         self._watch_queues: set[WatchQueue] = set()
+        # watches.EncodedEvents by (apiVersion, kind) shown: one encoding of an event per view
+        self._event_lines: dict[tuple[str, str], Any] = {}
         self._pending: list[tuple[WatchQueue, Event]] = []
         self._pending_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
