@@ -6,10 +6,9 @@ template and of the immutable fields, and kubectl's columns."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
-from kubesim import errors
+from kubesim import errors, uids
 from kubesim.errors import Cause
 from kubesim.resources import ResourceType, builtin_type
 from kubesim.strategies.base import Strategy
@@ -59,7 +58,7 @@ def _default_job(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         # prepare() may run more than once on one create (before and after admission): keep the
         # uid already chosen for the selector
         picked = (tmeta.get("labels") or {}).get("batch.kubernetes.io/controller-uid")
-        cuid = picked or obj.setdefault("metadata", {}).get("uid") or str(uuid.uuid4())
+        cuid = picked or obj.setdefault("metadata", {}).get("uid") or uids.new_uid()
         obj["metadata"]["uid"] = cuid
         name = obj["metadata"].get("name", "")
         labels = tmeta.setdefault("labels", {})
