@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import threading
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -79,7 +78,11 @@ def dumps(obj: Any) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode()
 
 
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")  # a number orjson may read as a float (past 64 bits)
+# a body with 19 digits in a row may hold an integer orjson reads as a float (past 64 bits):
+# digits mapped to "0", everything else to " ", then a substring search (a regular expression
+# took longer than json.loads of the body)
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_NUMBER = b"0" * 19
 
 
 def loads(body: bytes) -> Any:
@@ -87,7 +90,7 @@ def loads(body: bytes) -> Any:
     json.loads takes what orjson refuses (NaN, a BOM or UTF-16 text, invalid JSON: it decodes
     it or raises the ValueError it always raised) and any body with 19 digits in a row (orjson
     reads an integer past 64 bits as a float)."""
-    if not _LONG_DIGITS.search(body):
+    if _LONG_NUMBER not in body.translate(_DIGITS_ONLY):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
