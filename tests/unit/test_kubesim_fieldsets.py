@@ -12,7 +12,7 @@ import copy
 import json
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from kubesim import fieldsets, managed
@@ -233,3 +233,31 @@ def test_a_write_is_a_no_op_when_only_the_resource_version_and_entry_times_diffe
     labelled = {"name": "o", "labels": {"a": "b"}, "managedFields": [entry]}
     assert not same_but_volatile({**same, "metadata": labelled}, cur)
     assert same_but_volatile({"spec": {}}, {"metadata": {}, "spec": {}})
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.dictionaries(
+            st.text(max_size=6),
+            st.one_of(
+                st.text(max_size=8),
+                st.integers(-(2**70), 2**70),
+                st.booleans(),
+                st.none(),
+                st.floats(allow_nan=False),
+            ),
+            max_size=3,
+        ),
+        st.text(max_size=10),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=False),
+    )
+)
+@example("\x7f")
+@example({"name": "\u2028", "port": 2**64})
+@example({"b": '\x01\n\t"\\', "a": None})
+def test_path_element_text_is_json_dumps_text(value: Any) -> None:
+    """Map-list item keys and set values (``k:{...}``, ``v:...``) as json.dumps writes them:
+    non-ASCII and control characters escaped, floats and big integers as Python writes them."""
+    assert fieldsets.key_text(value) == json.dumps(value, sort_keys=True, separators=(",", ":"))
