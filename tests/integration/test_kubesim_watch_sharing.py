@@ -2,7 +2,8 @@
 (``watches.EncodedEvents``), through the real HTTPS API: each watch still gets every event of
 its own selection, in resourceVersion order, with its own selector transitions (an object
 leaving a label selection is DELETED for that watch and MODIFIED for an unfiltered one), a
-Table watch still gets Tables, and the lines two watches share are the same bytes."""
+Table watch still gets Tables, and the lines two watches share are the same bytes; initial
+events still end with their bookmark, and a compacted resourceVersion still gets 410."""
 
 from __future__ import annotations
 
@@ -106,3 +107,44 @@ def test_shared_watch_lines_keep_each_watchs_events_and_order(
         "one",
         "two",
     ]
+
+
+def raw_watch(api: client.ApiClient, query: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    resp = api.call_api(
+        *api.param_serialize(
+            "GET",
+            f"/api/v1/namespaces/{NS}/configmaps",
+            query_params=[("watch", "true"), ("timeoutSeconds", "1"), *query],
+            auth_settings=["BearerToken"],
+        )
+    )
+    resp.read()
+    return [json.loads(line) for line in resp.data.splitlines() if line.strip()]
+
+
+def test_initial_events_end_with_their_bookmark_and_a_compacted_version_gets_410(
+    kubesim_server: Any, kube_api_client: client.ApiClient
+) -> None:
+    core = client.CoreV1Api(kube_api_client)
+    for name in ("a", "b"):
+        core.create_namespaced_config_map(NS, {"metadata": {"name": name}})
+    initial = [
+        ("sendInitialEvents", "true"),
+        ("resourceVersionMatch", "NotOlderThan"),
+        ("allowWatchBookmarks", "true"),
+    ]
+    first, second = raw_watch(kube_api_client, initial), raw_watch(kube_api_client, initial)
+    for events in (first, second):
+        assert [(e["type"], e["object"]["metadata"].get("name")) for e in events] == [
+            ("ADDED", "a"),
+            ("ADDED", "b"),
+            ("BOOKMARK", None),
+        ]
+        end = events[-1]["object"]["metadata"]["annotations"]
+        assert end == {"k8s.io/initial-events-end": "true"}
+    assert first[:2] == second[:2]
+    old = first[0]["object"]["metadata"]["resourceVersion"]
+    kubesim_server.store.compact()
+    (expired,) = raw_watch(kube_api_client, [("resourceVersion", old)])
+    assert expired["type"] == "ERROR"
+    assert expired["object"]["code"] == 410
