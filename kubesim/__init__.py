@@ -193,10 +193,15 @@ def start(
     and ``Handle.users[name]`` is its token (generated when not given, kept with ``data_dir``).
     ``kinds``: strategies (``kubesim.Strategy``) of kinds to serve besides the built-in ones
     (see README, "Adding a kind"). Raises ``UsersError`` for a bad user list.
+
+    The process's cyclic garbage collector thresholds are raised (never lowered) to
+    ``kubesim.gcsettings.THRESHOLDS``: see that module.
     """
     from kubesim import auth as auth_mod
+    from kubesim import gcsettings
 
     checked = auth_mod.check_users(users, reserved=(auth_mod.ADMIN_NAME, "kubesim"))
+    gcsettings.tune()  # the collector's thresholds for a process that keeps a cluster's objects
     h = Handle()
     persist = data_dir is not None
     if state_dir is not None:

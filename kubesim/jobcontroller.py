@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kubesim import ttl
+from kubesim.clone import clone
 from kubesim.errors import ApiError
 from kubesim.jobcontrol import (
     Decision,
@@ -186,7 +187,9 @@ class JobController:
         """Reconcile one Job (its key's worker)."""
         namespace, name = key
         try:
-            job = self.store.get(JOBS, name, namespace=namespace)
+            # the stored Job itself, read only: its status write is a new object (_reconcile)
+            # and its pods copy what they take of it (_start_pod)
+            job = self.store.get(JOBS, name, namespace=namespace, copy=False)
         except ApiError as exc:
             if exc.code != 404:
                 raise
@@ -209,7 +212,7 @@ class JobController:
             st.finished = True
             self._stop_runs(st, delete=True)
         if not st.finished:
-            self._reconcile(key, job, st)
+            job = self._reconcile(key, job, st)
         if st.finished:
             ttl.expire_finished(self.store, self._timers, key, job)
 
@@ -237,7 +240,9 @@ class JobController:
                     _delete_pod(self.store, str(pmeta.get("name")), str(pmeta.get("namespace")))
         return st
 
-    def _reconcile(self, key: Key, job: dict[str, Any], st: _JobState) -> None:
+    def _reconcile(self, key: Key, job: dict[str, Any], st: _JobState) -> dict[str, Any]:
+        """Create, settle and count the Job's pods and write its status; returns the Job as
+        written (``job`` itself when its status did not change)."""
         spec = JobSpec.from_job(job)
         prev = job.get("status") or {}
         status: dict[str, Any] = dict(prev)
@@ -252,12 +257,15 @@ class JobController:
             status.pop("conditions")
         self._set_counts(status, st, spec)
         if status != prev:
-            job["status"] = status
-            job["metadata"].pop("resourceVersion", None)
+            # a new object: the stored Job's parts (read only) and the new status, which is
+            # ours (dicts built here; conditions replaced, never changed in place)
+            body = dict(job)
+            body["metadata"] = {k: v for k, v in job["metadata"].items() if k != "resourceVersion"}
+            body["status"] = status
             try:
                 self.store.update(
                     JOBS,
-                    job,  # our own copy (store.get), not used after this write
+                    body,
                     namespace=key[0],
                     subresource="status",
                     copy_result=False,
@@ -266,6 +274,8 @@ class JobController:
             except ApiError as exc:
                 if exc.code != 404:
                     raise
+            return body
+        return job
 
     def _follow_suspension(
         self, key: Key, spec: JobSpec, st: _JobState, status: dict[str, Any], now: str
@@ -431,7 +441,9 @@ class JobController:
         if index is not None:
             labels[COMPLETION_INDEX] = str(index)
             annotations[COMPLETION_INDEX] = str(index)
-        pod_spec = dict(template.get("spec") or {})
+        # the pod's one copy of the template (the Job is the stored one, read only): the pod's
+        # defaulting changes its spec in place, and the Store keeps the pod as built here
+        pod_spec = clone(template.get("spec") or {})
         pod_spec["nodeName"] = NODE_NAME
         if index is not None:
             pod_spec["containers"] = [
@@ -468,7 +480,9 @@ class JobController:
         if not annotations:
             del pod["metadata"]["annotations"]
         try:
-            created = self.store.create(PODS, pod, namespace=namespace)
+            created = self.store.create(
+                PODS, pod, namespace=namespace, owned=True, copy_result=False
+            )
         except ApiError as exc:
             log.warning(
                 "pod creation failed",
@@ -477,7 +491,12 @@ class JobController:
             self._timers.at(time.monotonic() + REQUEUE_AFTER_ERROR, key)
             return False
         ended = self._kubelet.run_pod(
-            created, sim, key=key, job_uid=st.uid, index=index, bad_annotation=bad_annotation
+            dict(created),  # the kubelet's own top level (it sets its status), the rest read only
+            sim,
+            key=key,
+            job_uid=st.uid,
+            index=index,
+            bad_annotation=bad_annotation,
         )
         meta = created["metadata"]
         uid = str(meta["uid"])

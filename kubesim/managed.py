@@ -1,14 +1,9 @@
 """managedFields: who owns which field, and server-side apply on top of it.
 
-Model (upstream's structured-merge-diff, reduced): a field set is a set of leaf paths; maps are
-descended (labels and annotations per key); lists are descended by their list type, as the
-schema's ``x-kubernetes-list-type`` says (``ListType``): a ``map`` list per item, an item named
-``k:{"name":"main"}`` by its key fields (containers by name, container ports by containerPort
-and protocol, env by name...), a ``set`` list per value (``v:"x"``); other lists are atomic
-leaves. Built-in kinds take their list types from a table of upstream's markers, custom
-resources from their CRD schema. Every write with a field manager records ownership: an Update
-moves the fields it changed to its manager; an Apply makes its manager own exactly the leaves
-of the applied configuration.
+Model (upstream's structured-merge-diff, reduced): a field set is a set of leaf paths
+(``kubesim.fieldsets``: maps descended, lists by their list type, atomic lists as leaves).
+Every write with a field manager records ownership: an Update moves the fields it changed to
+its manager; an Apply makes its manager own exactly the leaves of the applied configuration.
 
 Server-side apply: the applied configuration is deep-merged into the live object (maps merge,
 map lists merge by key, sets by value, atomic lists replace); fields the manager applied
@@ -23,190 +18,37 @@ conflict: that is upstream's client-side to server-side apply upgrade path.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubesim.clone import clone
 from kubesim.errors import ApiError
+from kubesim.fieldsets import (
+    META_TRACKED,
+    ListType,
+    Path,
+    builtin_list_type,
+    changes,
+    decode,
+    encode,
+    fields_of,
+    item_key,
+    leaves,
+    schema_list_type,
+    set_key,
+)
 from kubesim.timestamps import now_rfc3339
 
-Path = tuple[str, ...]
-# a list's type at a path: map-list key fields, "set", or None (atomic)
-ListType = Callable[[Path], tuple[str, ...] | str | None]
+__all__ = ["Path", "apply", "decode", "encode", "leaves", "list_type_for", "record_update"]
+
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 CSA_MANAGER = "kubectl-client-side-apply"
-_META_TRACKED = ("labels", "annotations", "finalizers", "ownerReferences")
-
-# upstream's x-kubernetes-list-type/-map-keys of the built-in list fields kubesim serves
-_BUILTIN_MAP_KEYS: dict[str, tuple[str, ...]] = {
-    "containers": ("name",),
-    "initContainers": ("name",),
-    "ephemeralContainers": ("name",),
-    "env": ("name",),
-    "volumes": ("name",),
-    "volumeMounts": ("mountPath",),
-    "volumeDevices": ("devicePath",),
-    "imagePullSecrets": ("name",),
-    "ownerReferences": ("uid",),
-    "conditions": ("type",),
-    "hostAliases": ("ip",),
-    "topologySpreadConstraints": ("topologyKey", "whenUnsatisfiable"),
-    "containerStatuses": ("name",),
-    "initContainerStatuses": ("name",),
-    "resourceClaims": ("name",),
-    "schedulingGates": ("name",),
-    "webhooks": ("name",),
-}
-_BUILTIN_SETS = frozenset({"finalizers"})
-_CONTAINER_LISTS = frozenset({"containers", "initContainers", "ephemeralContainers"})
-# key fields a map-list item may leave out: upstream matches them by their schema default
-_KEY_DEFAULTS = {"protocol": "TCP"}
-
-
-def _names(path: Path) -> list[str]:
-    return [p for p in path if not p.startswith(("k:", "v:"))]
-
-
-def builtin_list_type(path: Path) -> tuple[str, ...] | str | None:
-    """The list type of a built-in kind's field, by the field's name (as upstream marks it)."""
-    names = _names(path)
-    if not names:
-        return None
-    field = names[-1]
-    if field == "ports":
-        in_container = any(n in _CONTAINER_LISTS for n in names[:-1])
-        return ("containerPort", "protocol") if in_container else ("port", "protocol")
-    if field in _BUILTIN_SETS:
-        return "set"
-    return _BUILTIN_MAP_KEYS.get(field)
-
-
-def schema_list_type(schema: Mapping[str, Any] | None) -> ListType:
-    """The list types a CRD's structural schema declares (metadata's are the built-in ones)."""
-
-    def resolve(path: Path) -> tuple[str, ...] | str | None:
-        if path[:1] == ("metadata",):
-            return builtin_list_type(path)
-        node: Any = schema or {}
-        for part in path:
-            if not isinstance(node, dict):
-                return None
-            if part.startswith(("k:", "v:")):
-                node = node.get("items") or {}
-            elif part in (node.get("properties") or {}):
-                node = node["properties"][part]
-            elif isinstance(node.get("additionalProperties"), dict):
-                node = node["additionalProperties"]
-            else:
-                return None
-        if not isinstance(node, dict):
-            return None
-        kind = node.get("x-kubernetes-list-type")
-        if kind == "map":
-            return tuple(str(k) for k in node.get("x-kubernetes-list-map-keys") or ())
-        return "set" if kind == "set" else None
-
-    return resolve
-
-
-def item_key(item: Any, keys: tuple[str, ...]) -> str | None:
-    """The path element of a map-list item (``k:{...}``, keys sorted as upstream writes them),
-    or None when the item is not an object or lacks a key without a default."""
-    if not isinstance(item, dict):
-        return None
-    picked = {}
-    for k in keys:
-        if k in item:
-            picked[k] = item[k]
-        elif k in _KEY_DEFAULTS:
-            picked[k] = _KEY_DEFAULTS[k]
-        else:
-            return None
-    return "k:" + json.dumps(picked, sort_keys=True, separators=(",", ":"))
-
-
-def _set_key(value: Any) -> str:
-    return "v:" + json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def leaves(
-    obj: dict[str, Any],
-    *,
-    has_status: bool,
-    subresource: str | None = None,
-    list_type: ListType = builtin_list_type,
-) -> dict[Path, Any]:
-    """Leaf paths of an object that field management tracks, with their values."""
-    out: dict[Path, Any] = {}
-    for key, value in obj.items():
-        if key in ("apiVersion", "kind"):
-            continue
-        if key == "metadata":
-            if subresource == "status" or not isinstance(value, dict):
-                continue
-            for mk in _META_TRACKED:
-                if mk in value:
-                    _walk(value[mk], ("metadata", mk), out, list_type)
-            continue
-        if has_status and (key == "status") != (subresource == "status"):
-            continue
-        _walk(value, (key,), out, list_type)
-    return out
-
-
-def _walk(value: Any, path: Path, out: dict[Path, Any], list_type: ListType) -> None:
-    if isinstance(value, dict) and value:
-        for k, v in value.items():
-            _walk(v, (*path, str(k)), out, list_type)
-        return
-    if isinstance(value, list) and value:
-        kind = list_type(path)
-        if kind == "set" and all(not isinstance(v, (dict, list)) for v in value):
-            for v in value:
-                out[(*path, _set_key(v))] = v
-            return
-        if isinstance(kind, tuple) and kind:
-            elems = [item_key(item, kind) for item in value]
-            if all(elems) and len(set(elems)) == len(elems):
-                for elem, item in zip(elems, value, strict=True):
-                    _walk(item, (*path, str(elem)), out, list_type)
-                return
-    out[path] = value
-
-
-def encode(paths: set[Path] | list[Path]) -> dict[str, Any]:
-    root: dict[str, Any] = {}
-    for p in sorted(paths):
-        node = root
-        for i, part in enumerate(p):
-            is_elem = part.startswith(("k:", "v:"))
-            node = node.setdefault(part if is_elem else f"f:{part}", {})
-            if part.startswith("k:") and i < len(p) - 1:
-                node.setdefault(".", {})  # upstream marks the item itself
-    return root
-
-
-def decode(fields: dict[str, Any] | None) -> set[Path]:
-    out: set[Path] = set()
-
-    def rec(node: dict[str, Any], prefix: Path) -> None:
-        children = [k for k in node if k.startswith(("f:", "k:", "v:"))]
-        if not children and prefix:
-            out.add(prefix)
-        for k in children:
-            if isinstance(node[k], dict):
-                rec(node[k], (*prefix, k[2:] if k.startswith("f:") else k))
-
-    if isinstance(fields, dict):
-        rec(fields, ())
-    return out
 
 
 def _find_item(items: list[Any], elem: str, keys: tuple[str, ...] | None) -> int | None:
     """Index of the list item that ``elem`` (``k:...`` or ``v:...``) names."""
     for i, item in enumerate(items):
         if elem.startswith("v:"):
-            if _set_key(item) == elem:
+            if set_key(item) == elem:
                 return i
         elif keys is not None and item_key(item, keys) == elem:
             return i
@@ -298,40 +140,96 @@ def record_update(
     subresource: str | None,
     list_type: ListType = builtin_list_type,
 ) -> None:
-    """Record an Update (create, PUT or non-apply patch) by ``manager`` in new.metadata.managedFields."""
-    new_leaves = leaves(new, has_status=has_status, subresource=subresource, list_type=list_type)
-    old_leaves = (
-        leaves(old, has_status=has_status, subresource=subresource, list_type=list_type)
-        if old is not None
-        else {}
-    )
-    changed = {p for p, v in new_leaves.items() if p not in old_leaves or old_leaves[p] != v}
-    removed = set(old_leaves) - set(new_leaves)
-    source = old if old is not None else new
-    entries = [(e, decode(e.get("fieldsV1"))) for e in _entries(source)]
-    for _e, paths in entries:
-        paths -= changed
-        paths -= removed
+    """Record an Update (create, PUT or non-apply patch) by ``manager`` in new.metadata.managedFields.
+
+    The fields the write changed (set anew or to another value) move to the manager's entry,
+    those it removed leave every entry. Entries that own none of them are kept as they are
+    (shared: stored entries are never changed in place), so a write re-encodes only the
+    entries it moves fields out of or into."""
     key = (manager, "Update", subresource or "")
-    mine = next((p for e, p in entries if _entry_key(e) == key), None)
-    if mine is None:
-        entry: dict[str, Any] = {
-            "manager": manager,
-            "operation": "Update",
-            "apiVersion": api_version,
-        }
-        if subresource:
-            entry["subresource"] = subresource
-        mine = set()
-        entries.append((entry, mine))
-    if changed:
-        mine |= changed
-        for e, p in entries:
-            if p is mine:
-                e["time"] = now_rfc3339()
-    new.setdefault("metadata", {})["managedFields"] = _rebuild(entries)
-    if not new["metadata"]["managedFields"]:
-        del new["metadata"]["managedFields"]
+    current = _entries(old if old is not None else new)
+    if old is None and not current:  # a create: the manager owns every leaf
+        fields = fields_of(new, has_status=has_status, subresource=subresource, list_type=list_type)
+        out = [_new_entry(key, api_version, fields)] if fields else []
+    else:
+        if old is None:
+            changed = set(
+                leaves(new, has_status=has_status, subresource=subresource, list_type=list_type)
+            )
+            removed: set[Path] = set()
+        else:
+            changed, removed = changes(
+                new, old, has_status=has_status, subresource=subresource, list_type=list_type
+            )
+        out = _moved(current, key, api_version, changed, removed)
+    meta = new.setdefault("metadata", {})
+    if out:
+        meta["managedFields"] = out
+    else:
+        meta.pop("managedFields", None)
+
+
+def _new_entry(
+    key: tuple[str, str, str], api_version: str, fields: dict[str, Any]
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"manager": key[0], "operation": key[1], "apiVersion": api_version}
+    if key[2]:
+        entry["subresource"] = key[2]
+    entry["time"] = now_rfc3339()
+    entry["fieldsType"] = "FieldsV1"
+    entry["fieldsV1"] = fields
+    return entry
+
+
+def _moved(
+    current: list[dict[str, Any]],
+    key: tuple[str, str, str],
+    api_version: str,
+    changed: set[Path],
+    removed: set[Path],
+) -> list[dict[str, Any]]:
+    """The entries after an Update by ``key``'s manager (see ``record_update``)."""
+    touched = changed | removed
+    out = []
+    mine_seen = False
+    for e in current:
+        mine = not mine_seen and _entry_key(e) == key
+        mine_seen = mine_seen or mine
+        if not (mine and changed) and _untouched(e, touched):
+            out.append(e)
+            continue
+        paths = decode(e.get("fieldsV1")) - touched
+        if mine:
+            paths |= changed
+        if not paths:
+            continue
+        e = dict(e)
+        if mine and changed:
+            e["time"] = now_rfc3339()
+        e["fieldsType"] = "FieldsV1"
+        e["fieldsV1"] = encode(paths)
+        out.append(e)
+    if not mine_seen and changed:
+        out.append(_new_entry(key, api_version, encode(changed)))
+    return out
+
+
+def _untouched(entry: dict[str, Any], touched: set[Path]) -> bool:
+    """Whether an entry is kept as it is: FieldsV1, and owning none of the ``touched`` leaves."""
+    fields = entry.get("fieldsV1")
+    if entry.get("fieldsType") != "FieldsV1" or not isinstance(fields, dict) or not fields:
+        return False
+    return not any(_owns(fields, p) for p in touched)
+
+
+def _owns(fields: dict[str, Any], path: Path) -> bool:
+    """Whether ``path`` is one of the leaves of an encoded field set (as ``decode`` reads it)."""
+    node: Any = fields
+    for part in path:
+        node = node.get(part if part.startswith(("k:", "v:")) else "f:" + part)
+        if not isinstance(node, dict):
+            return False
+    return not any(k.startswith(("f:", "k:", "v:")) for k in node)
 
 
 def _merge(base: Any, patch: Any, path: Path, list_type: ListType) -> Any:
@@ -482,7 +380,7 @@ def _merge_applied(
             _delete(new, path)
     body = {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")}
     if "metadata" in body:
-        m = {k: v for k, v in (body["metadata"] or {}).items() if k in _META_TRACKED}
+        m = {k: v for k, v in (body["metadata"] or {}).items() if k in META_TRACKED}
         body["metadata"] = m
     merged: dict[str, Any] = _merge(new, body, (), list_type)
     return merged

@@ -64,6 +64,9 @@ class PodWriter:
             now=now,
             init_statuses=init_statuses if inits else None,
         )
+        # handed to the Store without a copy: a new top level and metadata, the status just
+        # built (the Store keeps it; ``run.pod["status"]`` is replaced, never changed in place),
+        # and the rest the stored pod's own parts, which the status subresource does not write
         body = dict(run.pod)
         body["metadata"] = {k: v for k, v in run.pod["metadata"].items() if k != "resourceVersion"}
         try:
@@ -73,6 +76,7 @@ class PodWriter:
                 namespace=run.key[0],
                 subresource="status",
                 copy_result=False,
+                owned=True,
             )
         except ApiError as exc:
             if exc.code != 404:

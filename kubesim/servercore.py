@@ -78,6 +78,26 @@ def dumps(obj: Any) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode()
 
 
+# a body with 19 digits in a row may hold an integer orjson reads as a float (past 64 bits):
+# digits mapped to "0", everything else to " ", then a substring search (a regular expression
+# took longer than json.loads of the body)
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_NUMBER = b"0" * 19
+
+
+def loads(body: bytes) -> Any:
+    """A JSON request body, decoded as json.loads decodes it, mostly by orjson (~3x faster).
+    json.loads takes what orjson refuses (NaN, a BOM or UTF-16 text, invalid JSON: it decodes
+    it or raises the ValueError it always raised) and any body with 19 digits in a row (orjson
+    reads an integer past 64 bits as a float)."""
+    if _LONG_NUMBER not in body.translate(_DIGITS_ONLY):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(body)
+
+
 def json_body(obj: Any) -> bytes:
     """A JSON response body as the API server writes it (Go's json.Encoder: a final newline)."""
     return dumps(obj) + b"\n"
@@ -155,6 +175,8 @@ class ServerCore:
         self.openapi = openapi.OpenApiCache()
         self._disc_cache: dict[str, tuple[int, bytes]] = {}
         self._watch_queues: set[WatchQueue] = set()
+        # watches.EncodedEvents by (apiVersion, kind) shown: one encoding of an event per view
+        self._event_lines: dict[tuple[str, str], Any] = {}
         self._pending: list[tuple[WatchQueue, Event]] = []
         self._pending_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -251,7 +273,7 @@ class ServerCore:
             ):
                 return load_yaml(body)
             if ctype in ("", "application/json", "*/*") or ctype.endswith("+json"):
-                return json.loads(body)
+                return loads(body)
         except (ValueError, yaml.YAMLError) as exc:
             raise bad_request(f"the body of the request could not be decoded: {exc}") from exc
         raise ApiError(

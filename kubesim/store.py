@@ -7,7 +7,10 @@ Invariants (everything else in kubesim relies on them):
   value; events are appended to one bounded history in that order. A write that changes nothing
   (ignoring managedFields timestamps) is not persisted: same resourceVersion, no event.
 * Stored objects are never mutated in place: each commit stores a new dict. Public methods hand
-  out deep copies, so callers (the runner, tests) may modify what they get.
+  out deep copies, so callers (tests) may modify what they get, unless the caller opts out:
+  ``get(copy=False)`` and ``copy_result=False`` hand out the stored object itself (read only),
+  and ``owned=True`` hands the Store the caller's object for keeping (the Job runner, which
+  builds its writes afresh and copies nothing twice).
 * All reads and writes hold one re-entrant lock; subscriber callbacks run synchronously under
   it, right after the commit, in resourceVersion order. They must not block (hand work to a
   queue): the HTTP watch fan-out does ``loop.call_soon_threadsafe``.
@@ -110,19 +113,33 @@ class Store:
         namespace: str | None = None,
         dry_run: bool = False,
         field_manager: str | None = None,
+        copy_result: bool = True,
+        owned: bool = False,
     ) -> dict[str, Any]:
+        """Create an object; ``copy_result`` and ``owned`` as for ``update``."""
         return self._write(
             gvr,
             obj,
             lambda rt, copy: self._writer.create(
                 rt, copy, namespace, dry_run=dry_run, field_manager=field_manager
             ),
+            copy_result=copy_result,
+            owned=owned,
         )
 
-    def get(self, gvr: GVR, name: str, *, namespace: str | None = None) -> dict[str, Any]:
+    def get(
+        self, gvr: GVR, name: str, *, namespace: str | None = None, copy: bool = True
+    ) -> dict[str, Any]:
+        """The object (404 if there is none). ``copy=False``: the stored object itself, for a
+        caller that only reads it (the Job runner's reconcile): never change it, nor anything
+        in it; build a new object to write back."""
         rt = self.registry.get(gvr)
         with self._lock:
             ref = self._storage.get_ref(rt, name, namespace)
+        if not copy:
+            if ref.get("apiVersion") == rt.api_version and ref.get("kind") == rt.kind:
+                return ref
+            return _present(rt, dict(ref))
         return _present(rt, clone(ref))  # stored objects never change: copy unlocked
 
     def update(
@@ -139,8 +156,9 @@ class Store:
     ) -> dict[str, Any]:
         """Update (or write the status of) an object. ``copy_result=False``: the caller gets
         the stored object itself, to read only (the Job runner, which ignores it).
-        ``owned``: ``obj`` is the caller's own copy (from ``get``), handed over: the Store may
-        keep it and the caller must not change it afterwards."""
+        ``owned``: ``obj`` is handed over, not copied: the Store may keep it and anything in it
+        (the caller built it for this write, shares nothing in it that another party changes,
+        and never changes it afterwards)."""
         return self._write(
             gvr,
             obj,

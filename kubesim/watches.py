@@ -67,9 +67,30 @@ def send_initial_events_causes(
     return causes
 
 
+class EncodedEvents:
+    """The JSON lines of recent watch events of one resource as one API version shows them,
+    shared by every watch that shows them so: an event is encoded once, not once per watcher.
+    Keyed by the stored object's identity (kept alive with its line, so the id is not reused)
+    and the event type; the oldest of ``size`` lines goes first. Used on the event loop only."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._lines: dict[tuple[int, str], tuple[dict[str, Any], bytes]] = {}
+
+    def get(self, typ: str, obj: dict[str, Any]) -> bytes | None:
+        hit = self._lines.get((id(obj), typ))
+        return hit[1] if hit is not None and hit[0] is obj else None
+
+    def put(self, typ: str, obj: dict[str, Any], line: bytes) -> None:
+        if len(self._lines) >= self._size:
+            del self._lines[next(iter(self._lines))]
+        self._lines[(id(obj), typ)] = (obj, line)
+
+
 class WatchEncoder:
-    """Watch events as JSON lines: objects as the client's API version shows them, or as
-    one-row Tables (column definitions in the first only) when the client asked for Tables."""
+    """Watch events as JSON lines: objects as the client's API version shows them (lines shared
+    with the other watches through ``shared``), or as one-row Tables (column definitions in the
+    first only) when the client asked for Tables."""
 
     def __init__(
         self,
@@ -79,6 +100,7 @@ class WatchEncoder:
         as_table: bool,
         include: str,
         columns: tuple[list[ColumnDefinition], list[Getter]] | None = None,
+        shared: EncodedEvents | None = None,
     ) -> None:
         self.rt = rt
         self.as_table = as_table
@@ -86,8 +108,15 @@ class WatchEncoder:
         self._present = present
         self._include = include
         self._with_columns = True
+        self._shared = None if as_table else shared
 
     def event(self, typ: str, obj: dict[str, Any]) -> bytes:
+        if self._shared is not None:
+            line = self._shared.get(typ, obj)
+            if line is None:
+                line = dumps({"type": typ, "object": self._present(obj)}) + b"\n"
+                self._shared.put(typ, obj, line)
+            return line
         out: dict[str, Any] = self._present(obj)
         if self.as_table and typ in ("ADDED", "MODIFIED", "DELETED"):
             assert self._columns is not None  # given with as_table
@@ -127,6 +156,7 @@ class WatchHandlers(ReadHandlers):
             as_table=as_table,
             include=q.get("includeObject", "Metadata"),
             columns=self._table_columns(route.client_type) if as_table else None,
+            shared=self._encoded_events(route),
         )
         queue: WatchQueue = asyncio.Queue()
         self._watch_queues.add(queue)
@@ -164,6 +194,17 @@ class WatchHandlers(ReadHandlers):
             if handle is not None:
                 handle.cancel()
         return resp
+
+    def _encoded_events(self, route: Route) -> EncodedEvents | None:
+        """The lines shared by the watches that show objects as ``route`` does (None for a
+        converted view, events.k8s.io, whose objects are converted per watch)."""
+        if route.view is not None:
+            return None
+        key = (route.rt.api_version, route.rt.kind)
+        found = self._event_lines.get(key)
+        if found is None:
+            found = self._event_lines[key] = EncodedEvents()
+        return found
 
     def _watch_matcher(
         self, route: Route, q: Mapping[str, str]

@@ -31,8 +31,8 @@ from kubesim.writerules import (
     check_resource_version,
     meta_of,
     record_manager,
+    same_but_volatile,
     spec_part,
-    strip_volatile,
 )
 from kubesim.writing import Admission
 
@@ -74,13 +74,16 @@ def validate(
 ) -> None:
     """Raise 422 Invalid with every cause if obj is not a valid object of rt."""
     meta = obj.get("metadata") or {}
+    old_meta = (old.get("metadata") or {}) if old is not None else None
     causes = []
     name = meta.get("name") or ""
     if not name and not meta.get("generateName"):
         causes.append(required_cause("metadata.name", "name or generateName is required"))
-    elif name:
+    elif name and not (old_meta is not None and name == old_meta.get("name")):
         causes += kinds.validate_name(rt, name)
-    causes += kinds.validate_metadata(meta)
+    if old_meta is None or any(meta.get(f) != old_meta.get(f) for f in kinds.METADATA_VALIDATED):
+        # an update that keeps them keeps the stored object's (valid) metadata: the same result
+        causes += kinds.validate_metadata(meta)
     causes += served.for_type(rt).validate(rt, obj, old)
     if causes:
         raise invalid(rt.kind, rt.group, name, causes)
@@ -261,7 +264,7 @@ class Writer:
             record_manager(rt, new, cur, field_manager, subresource)
         rules.before_commit(new)
         meta["resourceVersion"] = cur_meta["resourceVersion"]
-        if strip_volatile(new) == strip_volatile(cur):
+        if same_but_volatile(new, cur):
             return cur  # no-op: same resourceVersion, no event
         if dry_run:
             return new

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from kubesim import kinds
-from kubesim.clone import clone
 from kubesim.errors import Cause, conflict, invalid
 from kubesim.resources import ResourceType
 
@@ -49,13 +48,15 @@ def _keep_server_meta(
     """Fields only the server sets keep their stored values (resourceVersion is set by the
     commit); managedFields are the client's if it sent them, else the stored ones, unless
     server-side apply computed them (``managed_override``)."""
+    # the stored values themselves, not copies: stored objects are never changed, and neither
+    # are managedFields entries (kubesim.managed builds new ones)
     for f in SERVER_META:
         if f in cur_meta and f not in ("resourceVersion", "managedFields"):
-            meta[f] = clone(cur_meta[f])
+            meta[f] = cur_meta[f]
         elif f != "managedFields":
             meta.pop(f, None)
     if "managedFields" not in meta and "managedFields" in cur_meta:
-        meta["managedFields"] = clone(cur_meta["managedFields"])
+        meta["managedFields"] = cur_meta["managedFields"]
     if managed_override is not None:
         meta["managedFields"] = managed_override
 
@@ -168,18 +169,37 @@ def meta_of(obj: dict[str, Any]) -> dict[str, Any]:
     return m
 
 
-def strip_volatile(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object without fields a no-op comparison must ignore."""
-    out = dict(obj)
-    meta = dict(out.get("metadata") or {})
-    mf = meta.get("managedFields")
-    if isinstance(mf, list):
-        meta["managedFields"] = [
-            {k: v for k, v in e.items() if k != "time"} for e in mf if isinstance(e, dict)
-        ]
-    meta.pop("resourceVersion", None)
-    out["metadata"] = meta
-    return out
+def same_but_volatile(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether ``a`` and ``b`` are the same object but for their resourceVersion and the times
+    of their managedFields entries (a write that changes nothing else is a no-op). Nothing is
+    copied, and entries both share are compared by identity."""
+    if {k: v for k, v in a.items() if k != "metadata"} != {
+        k: v for k, v in b.items() if k != "metadata"
+    }:
+        return False
+    ma, mb = a.get("metadata") or {}, b.get("metadata") or {}
+    volatile = ("resourceVersion", "managedFields")
+    if {k: v for k, v in ma.items() if k not in volatile} != {
+        k: v for k, v in mb.items() if k not in volatile
+    }:
+        return False
+    fa, fb = ma.get("managedFields", _ABSENT), mb.get("managedFields", _ABSENT)
+    if fa is fb:
+        return True
+    if not (isinstance(fa, list) and isinstance(fb, list)):
+        return bool(fa == fb)
+    ea = [e for e in fa if isinstance(e, dict)]
+    eb = [e for e in fb if isinstance(e, dict)]
+    return len(ea) == len(eb) and all(
+        x is y or _untimed(x) == _untimed(y) for x, y in zip(ea, eb, strict=True)
+    )
+
+
+def _untimed(entry: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in entry.items() if k != "time"}
+
+
+_ABSENT: Any = object()
 
 
 def spec_part(obj: dict[str, Any], has_status: bool) -> dict[str, Any]:

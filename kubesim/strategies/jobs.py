@@ -6,10 +6,9 @@ template and of the immutable fields, and kubectl's columns."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from typing import Any
 
-from kubesim import errors
+from kubesim import errors, uids
 from kubesim.errors import Cause
 from kubesim.resources import ResourceType, builtin_type
 from kubesim.strategies.base import Strategy
@@ -59,7 +58,7 @@ def _default_job(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         # prepare() may run more than once on one create (before and after admission): keep the
         # uid already chosen for the selector
         picked = (tmeta.get("labels") or {}).get("batch.kubernetes.io/controller-uid")
-        cuid = picked or obj.setdefault("metadata", {}).get("uid") or str(uuid.uuid4())
+        cuid = picked or obj.setdefault("metadata", {}).get("uid") or uids.new_uid()
         obj["metadata"]["uid"] = cuid
         name = obj["metadata"].get("name", "")
         labels = tmeta.setdefault("labels", {})
@@ -77,6 +76,10 @@ def _default_job(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
 
 def _validate_job(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     spec = obj.get("spec") or {}
+    if old is not None and "spec" in old and spec is old["spec"]:
+        # a status write keeps the stored (validated) spec itself: upstream's status strategy
+        # validates only the status and the metadata
+        return []
     tspec = ((spec.get("template") or {}).get("spec")) or {}
     causes = validate_containers(tspec.get("containers"), "spec.template.spec.containers")
     rp = tspec.get("restartPolicy")

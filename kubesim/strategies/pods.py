@@ -39,6 +39,10 @@ def _default_pod(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
 
 def _validate_pod(obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
     spec = obj.get("spec") or {}
+    if old is not None and "spec" in old and spec is old["spec"]:
+        # a status write keeps the stored (validated) spec itself: upstream's status strategy
+        # validates only the status and the metadata
+        return []
     causes = validate_containers(spec.get("containers"), "spec.containers")
     rp = spec.get("restartPolicy")
     if rp not in ("Always", "OnFailure", "Never"):

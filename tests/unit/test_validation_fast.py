@@ -27,7 +27,6 @@ import copy
 import datetime
 import itertools
 import json
-import math
 import random
 import re
 from pathlib import Path
@@ -39,6 +38,7 @@ import yaml
 
 from jobflow import validation
 from jobflow.validation import fast, risks, sourcebound
+from tests.fixtures.json_values import same_json
 from tests.unit.test_validation import RULES, flow, job_template, step
 from webhook import routes
 
@@ -353,19 +353,6 @@ def _hostile_bodies() -> list[bytes]:
         if len(body) <= 4 * 2**20:
             bodies.append(body)
     return bodies
-
-
-def same_json(a: Any, b: Any) -> bool:
-    """Equal with types: 1, 1.0 and True differ; NaN equals NaN."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same_json(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, float) and math.isnan(a):
-        return math.isnan(b)
-    return bool(a == b)
 
 
 def test_hostile_corpus_parses_and_validates_alike() -> None:
