@@ -257,24 +257,9 @@ class JobController:
             status.pop("conditions")
         self._set_counts(status, st, spec)
         if status != prev:
-            # a new object: the stored Job's parts (read only) and the new status, which is
-            # ours (dicts built here; conditions replaced, never changed in place)
-            body = dict(job)
-            body["metadata"] = {k: v for k, v in job["metadata"].items() if k != "resourceVersion"}
-            body["status"] = status
-            try:
-                self.store.update(
-                    JOBS,
-                    body,
-                    namespace=key[0],
-                    subresource="status",
-                    copy_result=False,
-                    owned=True,
-                )
-            except ApiError as exc:
-                if exc.code != 404:
-                    raise
-            return body
+            # the new status is ours (dicts built here; conditions replaced, never changed in
+            # place); the stored Job's parts are shared, read only
+            return self.store.write_status(JOBS, job, status, namespace=key[0])
         return job
 
     def _follow_suspension(

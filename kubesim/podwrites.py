@@ -64,23 +64,9 @@ class PodWriter:
             now=now,
             init_statuses=init_statuses if inits else None,
         )
-        # handed to the Store without a copy: a new top level and metadata, the status just
-        # built (the Store keeps it; ``run.pod["status"]`` is replaced, never changed in place),
-        # and the rest the stored pod's own parts, which the status subresource does not write
-        body = dict(run.pod)
-        body["metadata"] = {k: v for k, v in run.pod["metadata"].items() if k != "resourceVersion"}
-        try:
-            self.store.update(
-                PODS,
-                body,
-                namespace=run.key[0],
-                subresource="status",
-                copy_result=False,
-                owned=True,
-            )
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
+        # the status just built is the Store's from here (``run.pod["status"]`` is replaced,
+        # never changed in place); the rest of the pod is shared, read only
+        self.store.write_status(PODS, run.pod, run.pod["status"], namespace=run.key[0])
 
     def set_log(
         self,

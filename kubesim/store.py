@@ -174,6 +174,27 @@ class Store:
             owned=owned,
         )
 
+    def write_status(
+        self, gvr: GVR, stored: dict[str, Any], status: dict[str, Any], *, namespace: str
+    ) -> dict[str, Any]:
+        """Write ``status`` as the status of ``stored`` (an object read from the Store, read
+        only) without copying either: the Store keeps a new top level and metadata around the
+        parts of ``stored`` (which the status subresource does not write) and ``status``
+        (handed over: never changed afterwards). Returns that object. An object deleted
+        meanwhile is no error (the Job runner's writers, its callers, race deletions); any
+        other ApiError is raised as by ``update``."""
+        body = dict(stored)
+        body["metadata"] = {k: v for k, v in stored["metadata"].items() if k != "resourceVersion"}
+        body["status"] = status
+        try:
+            self.update(
+                gvr, body, namespace=namespace, subresource="status", copy_result=False, owned=True
+            )
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+        return body
+
     def _write(
         self,
         gvr: GVR,
