@@ -90,6 +90,16 @@ def start_kubesim(source: Path = ROOT) -> tuple[subprocess.Popen[str], str]:
     return proc, kubeconfig
 
 
+def stop_kubesim(proc: subprocess.Popen[str]) -> None:
+    """End what ``start_kubesim`` started: its stdin closed is its signal to stop."""
+    if proc.stdin:
+        proc.stdin.close()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def crd_of(source: Path) -> dict[str, Any]:
     """The JobFlow CRD of ``source`` (its own ``jobflow.crd``, in a child interpreter)."""
     done = subprocess.run(
@@ -664,12 +674,7 @@ def throughput_elsewhere(source: Path, args: argparse.Namespace) -> dict[str, An
         kube.close()
         return result
     finally:
-        if proc.stdin:
-            proc.stdin.close()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_kubesim(proc)
 
 
 def report_memory(kube: Kube, kubeconfig: str, args: argparse.Namespace) -> None:
@@ -785,12 +790,7 @@ def main() -> int:
         print(f"  load average at end: {os.getloadavg()[0]:.1f}")
         kube.close()
     finally:
-        if proc.stdin:
-            proc.stdin.close()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_kubesim(proc)
     return 0
 
 
